@@ -1,0 +1,137 @@
+"""Export every model in :data:`models.specs.SPECS` to an ONNX model repository.
+
+    python -m models.export --out models/build [--only iris]
+
+writes ``<out>/<name>/<version>/model.onnx`` and ``metadata.json`` for each
+model, and checks that onnxruntime gives the same probabilities as
+scikit-learn before it writes anything.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import orjson
+import sklearn
+import skl2onnx
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType
+
+from models.specs import SEED, SPECS, ModelSpec, TrainedModel
+from shared.model import METADATA_FILE, MODEL_FILE, ModelMetadata, TensorSpec, sha256_of
+
+log = logging.getLogger("models.export")
+
+INPUT_NAME = "input"
+TARGET_OPSET = 17
+MAX_ABS_DIFF = 1e-4  # onnxruntime vs scikit-learn probabilities, float32 arithmetic
+N_EXAMPLES_PER_CLASS = 2
+
+
+def to_onnx_bytes(trained: TrainedModel) -> bytes:
+    """The fitted estimator as ONNX: float32 rows in; ``label`` and ``probabilities`` out."""
+    n_features = trained.x_test.shape[1]
+    onnx_model = convert_sklearn(
+        trained.estimator,
+        initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
+        options={"zipmap": False},
+        target_opset=TARGET_OPSET,
+        name=type(trained.estimator).__name__,  # the default is random: keep bytes stable
+    )
+    return onnx_model.SerializeToString()
+
+
+def check_against_sklearn(onnx_bytes: bytes, trained: TrainedModel) -> float:
+    """Largest difference between ONNX and scikit-learn probabilities on the test rows."""
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    onnx_probs = session.run(["probabilities"], {INPUT_NAME: trained.x_test})[0]
+    diff = float(np.abs(onnx_probs - trained.estimator.predict_proba(trained.x_test)).max())
+    if diff > MAX_ABS_DIFF:
+        raise RuntimeError(f"ONNX and scikit-learn disagree by {diff} (> {MAX_ABS_DIFF})")
+    return diff
+
+
+def examples(trained: TrainedModel) -> list[dict[str, object]]:
+    """A few held-out rows of each class with the model's answer, for tests and docs."""
+    probs = trained.estimator.predict_proba(trained.x_test)
+    chosen = []
+    for cls in range(len(trained.labels)):
+        rows = np.flatnonzero(trained.y_test == cls)[:N_EXAMPLES_PER_CLASS]
+        chosen.extend(int(row) for row in rows)
+    return [
+        {
+            "input": [round(float(v), 4) for v in trained.x_test[row]],
+            "label": trained.labels[int(np.argmax(probs[row]))],
+            "true_label": trained.labels[int(trained.y_test[row])],
+            "probabilities": [round(float(p), 6) for p in probs[row]],
+        }
+        for row in chosen
+    ]
+
+
+def export(spec: ModelSpec, out: Path) -> ModelMetadata:
+    """Train, convert, check and write one model; returns its metadata."""
+    trained = spec.train()
+    onnx_bytes = to_onnx_bytes(trained)
+    max_diff = check_against_sklearn(onnx_bytes, trained)
+    n_features = trained.x_test.shape[1]
+    folder = out / spec.name / spec.version
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MODEL_FILE).write_bytes(onnx_bytes)
+    metadata = ModelMetadata(
+        name=spec.name,
+        version=spec.version,
+        description=trained.description,
+        task="classification",
+        inputs=[TensorSpec(name=INPUT_NAME, dtype="float32", shape=[None, n_features])],
+        outputs=[
+            TensorSpec(name="label", dtype="int64", shape=[None]),
+            TensorSpec(name="probabilities", dtype="float32", shape=[None, len(trained.labels)]),
+        ],
+        labels=trained.labels,
+        feature_names=trained.feature_names,
+        metrics=trained.metrics(),
+        training={
+            **trained.training,
+            "dataset": trained.dataset,
+            "n_test": len(trained.x_test),
+            "seed": SEED,
+            "onnx_max_abs_diff": max_diff,
+            "scikit_learn": sklearn.__version__,
+            "skl2onnx": skl2onnx.__version__,
+            "onnx_opset": TARGET_OPSET,
+        },
+        examples=examples(trained),
+        sha256=sha256_of(folder / MODEL_FILE),
+    )
+    (folder / METADATA_FILE).write_bytes(
+        orjson.dumps(metadata.model_dump(), option=orjson.OPT_INDENT_2) + b"\n"
+    )
+    return metadata
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: export all models (or those named with --only) under --out."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("models/build"))
+    parser.add_argument("--only", nargs="*", choices=sorted(SPECS), help="models to export")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    for name in args.only or sorted(SPECS):
+        metadata = export(SPECS[name], args.out)
+        log.info(
+            "exported %s v%s to %s (%s, sha256 %s)",
+            metadata.name,
+            metadata.version,
+            args.out / metadata.name / metadata.version,
+            ", ".join(f"{k}={v}" for k, v in metadata.metrics.items()),
+            metadata.sha256[:12],
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

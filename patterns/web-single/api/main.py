@@ -1,0 +1,92 @@
+"""web-single: one container, the model in-process.
+
+``POST /predict`` decodes the JSON rows, runs onnxruntime and answers, all in
+the event loop: a few-microsecond inference gains nothing from a thread-pool hop.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from shared.app import ERROR_RESPONSES, create_app, json_response
+from shared.health import Readiness
+from shared.metrics import record_model, stage
+from shared.model import ModelMetadata, OnnxModel
+from shared.schemas import PredictRequest, PredictResponse, decode_instances, prediction_body
+from shared.settings import ModelSettings, ServiceSettings
+
+
+class Settings(ServiceSettings, ModelSettings):
+    """web-single's settings: the HTTP server's and the model's."""
+
+
+settings = Settings()
+readiness = Readiness()
+model: OnnxModel | None = None
+
+
+async def model_loaded() -> str | None:
+    """Readiness: the model is loaded and checked."""
+    return None if model is not None else "model not loaded"
+
+
+readiness.add("model", model_loaded)
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """Load and check the model before taking traffic; a bad model stops the start."""
+    global model  # noqa: PLW0603 - the one model this process serves
+    model = OnnxModel.load(
+        settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
+    )
+    record_model(model.metadata.name, model.metadata.version)
+    yield
+
+
+app = create_app(
+    settings,
+    title="web-single",
+    description="REST, preprocessing and the ONNX model in one process.",
+    readiness=readiness,
+    lifespan=lifespan,
+)
+
+
+def _model() -> OnnxModel:
+    assert model is not None, "lifespan loads the model before requests are served"
+    return model
+
+
+@app.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+        }
+    },
+)
+async def predict(request: Request) -> Response:
+    """Predict the class of each instance."""
+    served = _model()
+    with stage("decode"):
+        rows = decode_instances(
+            await request.body(),
+            served.n_features,
+            served.metadata.feature_names,
+            settings.max_instances,
+        )
+    with stage("inference"):
+        probabilities = served.predict_proba(rows)
+    return json_response(prediction_body(served.metadata, probabilities))
+
+
+@app.get("/model", response_model=ModelMetadata)
+async def model_metadata() -> Response:
+    """The served model's metadata: name, version, tensors, labels, metrics, sha256."""
+    return json_response(_model().metadata.model_dump())

@@ -1,0 +1,37 @@
+"""Start a service: ``python -m shared.serve main:app``.
+
+Runs uvicorn with the service's settings (address, JSON logs, graceful
+shutdown) and the fast event loop and HTTP parser. One process per
+container: scale with replicas, not workers.
+"""
+
+import sys
+
+import uvicorn
+
+from shared.logs import configure_logging
+from shared.settings import ServiceSettings
+
+
+def run(app: str, settings: ServiceSettings | None = None) -> None:
+    """Serve the ASGI app at import path ``app`` until SIGTERM or SIGINT."""
+    settings = settings or ServiceSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+        lifespan="on",
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m shared.serve MODULE:APP")
+    run(sys.argv[1])

@@ -1,0 +1,41 @@
+"""Typed settings read from environment variables (one object per service).
+
+A service composes the pieces it needs::
+
+    class Settings(ServiceSettings, ModelSettings): ...
+
+and reads them once at start: ``settings = Settings()``.
+"""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _EnvSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", protected_namespaces=())
+
+
+class ServiceSettings(_EnvSettings):
+    """How the HTTP server runs and talks: address, logging, request limits."""
+
+    service_name: str = Field("api", description="Name in logs and metrics.")
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    log_level: str = "INFO"
+    access_log: bool = Field(True, description="One JSON log line per request.")
+    max_body_bytes: int = Field(1_048_576, ge=1, description="Larger bodies get 413.")
+    graceful_shutdown_s: float = Field(
+        10.0, ge=0, description="How long in-flight requests may finish after SIGTERM."
+    )
+
+
+class ModelSettings(_EnvSettings):
+    """Which model to serve from the model repository, and how to run it."""
+
+    model_dir: Path = Field(Path("/models"), description="Root of <name>/<version>/ folders.")
+    model_name: str = "iris"
+    model_version: str | None = Field(None, description="None serves the highest version.")
+    intra_op_threads: int = Field(1, ge=0, description="onnxruntime threads per inference.")
+    max_instances: int = Field(1000, ge=1, description="Rows one request may carry.")
