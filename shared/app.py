@@ -6,13 +6,17 @@ access log (:mod:`shared.middleware`), ``/health/live``, ``/health/ready``
 and ``/metrics``. The service adds its own routes.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from pydantic import BaseModel
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from shared.errors import install_error_handlers
 from shared.health import Readiness, live, ready_endpoint
@@ -22,6 +26,7 @@ from shared.schemas import ErrorResponse
 from shared.settings import ServiceSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -71,3 +76,48 @@ def create_app(
         app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
     return app
 
+
+class _HotRoute(Route):
+    """A plain Starlette route that still tells the metrics its path template."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
+def add_hot_route(
+    app: FastAPI,
+    path: str,
+    endpoint: Endpoint,
+    *,
+    request_model: type[BaseModel] | None,
+    response_model: type[BaseModel],
+    methods: tuple[str, ...] = ("POST",),
+) -> None:
+    """Serve ``endpoint`` at ``path`` without FastAPI's per-request machinery.
+
+    The endpoint takes the raw :class:`Request` and decodes the body itself
+    (see :func:`shared.schemas.decode_instances`), which saves the dependency
+    solving and exit-stack set-up FastAPI does for every request: about 60 µs,
+    a quarter of a small model's whole request on two cores. A twin API route,
+    added after it and so never matched, puts the endpoint in the OpenAPI docs.
+    """
+    app.router.routes.append(_HotRoute(path, endpoint, methods=list(methods)))
+    openapi_extra = None
+    if request_model is not None:
+        openapi_extra = {
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": request_model.model_json_schema()}},
+            }
+        }
+    app.add_api_route(
+        path,
+        endpoint,
+        methods=list(methods),
+        response_model=response_model,
+        responses=ERROR_RESPONSES,
+        openapi_extra=openapi_extra,
+    )

@@ -5,8 +5,9 @@ Every error answer has the same body::
     {"error": {"code": "invalid_input", "message": "...", "field": "instances[0][2]",
                "request_id": "..."}}
 
-Nothing of a stack trace reaches the client; unexpected errors are logged with
-their traceback and answered 500 with a generic message.
+Nothing of a stack trace reaches the client: unexpected errors are logged with
+their traceback and answered 500 with a generic message by
+:class:`shared.middleware.RequestContextMiddleware`.
 """
 
 import logging
@@ -21,6 +22,8 @@ from starlette.responses import Response
 from shared.logs import request_id_var
 
 log = logging.getLogger("shared.errors")
+
+INTERNAL_ERROR_MESSAGE = "internal error; the server log has the details"
 
 
 class ServiceError(Exception):
@@ -131,14 +134,8 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> Response:
-    log.error("unhandled error", exc_info=exc)
-    return error_response(500, "internal", "internal error; the server log has the details")
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error of ``app`` with the JSON error body."""
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)

@@ -17,11 +17,12 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import PayloadTooLarge, error_response
+from shared.errors import INTERNAL_ERROR_MESSAGE, PayloadTooLarge, error_response
 from shared.logs import request_id_var
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 access_log = logging.getLogger("access")
+log = logging.getLogger("shared.middleware")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -45,12 +46,14 @@ class RequestContextMiddleware:
         request_id, declared_length = _read_headers(scope)
         token = request_id_var.set(request_id)
         status = 500
+        response_started = False
         id_header = (REQUEST_ID_HEADER, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
@@ -59,6 +62,15 @@ class RequestContextMiddleware:
                 await self._too_large(scope, receive, send_with_id)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
+        except Exception:
+            # Answered here rather than by Starlette's outermost handler, so the
+            # answer carries the request id and the metrics count it as a 500.
+            log.exception("unhandled error")
+            if response_started:  # too late for an error answer
+                raise
+            await error_response(500, "internal", INTERNAL_ERROR_MESSAGE)(
+                scope, receive, send_with_id
+            )
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

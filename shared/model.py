@@ -93,7 +93,9 @@ def resolve_version_dir(model_dir: Path, name: str, version: str | None = None) 
     """The folder of ``name`` at ``version``, or at its highest version when None."""
     model_root = model_dir / name
     if not model_root.is_dir():
-        known = sorted(p.name for p in model_dir.iterdir() if p.is_dir()) if model_dir.is_dir() else []
+        known = (
+            sorted(p.name for p in model_dir.iterdir() if p.is_dir()) if model_dir.is_dir() else []
+        )
         raise ModelError(f"no model {name!r} under {model_dir} (found: {known or 'nothing'})")
     if version is None:
         versions = [p.name for p in model_root.iterdir() if (p / METADATA_FILE).is_file()]

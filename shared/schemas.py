@@ -28,8 +28,12 @@ class PredictRequest(BaseModel):
 
     instances: list[Instance] = Field(
         min_length=1,
-        examples=[[[5.1, 3.5, 1.4, 0.2], {"sepal_length": 6.7, "sepal_width": 3.0,
-                                          "petal_length": 5.2, "petal_width": 2.3}]],
+        examples=[
+            [
+                [5.1, 3.5, 1.4, 0.2],
+                {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3},
+            ]
+        ],
     )
 
 
@@ -95,15 +99,20 @@ def decode_instances(
         array = np.array(instances)
     except ValueError:  # ragged rows
         array = None
+    # numpy reads JSON true/false as 1/0: look for them only when the body has any.
+    has_bool = b"true" in body or b"false" in body
     if (
         array is None
+        or has_bool
         or array.dtype.kind not in "fiu"
         or array.ndim != 2
         or array.shape[1] != n_features
     ):
         _raise_for_first_bad_value(instances, n_features)
-        raise InvalidInput(f"must be rows of {n_features} numbers", field="instances")
-    rows = array.astype(np.float32)
+        if not has_bool:
+            raise InvalidInput(f"must be rows of {n_features} numbers", field="instances")
+    with np.errstate(over="ignore"):  # overflow is reported below, per field
+        rows = array.astype(np.float32)
     if not np.isfinite(rows).all():
         i, j = (int(k) for k in np.argwhere(~np.isfinite(rows))[0])
         raise InvalidInput(

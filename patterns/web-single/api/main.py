@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from shared.app import ERROR_RESPONSES, create_app, json_response
+from shared.app import add_hot_route, create_app, json_response
 from shared.health import Readiness
 from shared.metrics import record_model, stage
 from shared.model import ModelMetadata, OnnxModel
@@ -60,17 +60,6 @@ def _model() -> OnnxModel:
     return model
 
 
-@app.post(
-    "/predict",
-    response_model=PredictResponse,
-    responses=ERROR_RESPONSES,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-        }
-    },
-)
 async def predict(request: Request) -> Response:
     """Predict the class of each instance."""
     served = _model()
@@ -84,6 +73,11 @@ async def predict(request: Request) -> Response:
     with stage("inference"):
         probabilities = served.predict_proba(rows)
     return json_response(prediction_body(served.metadata, probabilities))
+
+
+add_hot_route(
+    app, "/predict", predict, request_model=PredictRequest, response_model=PredictResponse
+)
 
 
 @app.get("/model", response_model=ModelMetadata)

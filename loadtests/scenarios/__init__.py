@@ -1,0 +1,47 @@
+"""One Locust user class per pattern, found by the pattern's name.
+
+Adding a pattern: write ``scenarios/<name>.py`` with a ``FastHttpUser``
+subclass (see ``web_single.py``; the helpers in ``common.py`` check answers,
+derive per-user seeds and report extra timings such as an async job's
+end-to-end time), then add one line to :data:`SCENARIOS`.
+
+The registry holds import paths, not classes, so that only the selected
+scenario module (and Locust with it) gets imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["SCENARIOS", "UnknownPatternError", "load_user_class", "user_class_path"]
+
+#: pattern name (as users type it) -> "module:UserClass"
+SCENARIOS: dict[str, str] = {
+    "web-single": "loadtests.scenarios.web_single:WebSingleUser",
+}
+
+
+class UnknownPatternError(LookupError):
+    """No scenario is registered under the requested pattern name."""
+
+    def __init__(self, pattern: str) -> None:
+        known = ", ".join(sorted(SCENARIOS))
+        shown = repr(pattern) if pattern else "(not set)"
+        super().__init__(f"unknown PATTERN {shown}; known patterns: {known}")
+        self.pattern = pattern
+
+
+def user_class_path(pattern: str) -> tuple[str, str]:
+    """The ``(module, class name)`` registered for ``pattern``."""
+    try:
+        module, _, name = SCENARIOS[pattern].partition(":")
+    except KeyError:
+        raise UnknownPatternError(pattern) from None
+    return module, name
+
+
+def load_user_class(pattern: str) -> type[Any]:
+    """Import and return the Locust user class registered for ``pattern``."""
+    module, name = user_class_path(pattern)
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,68 @@
+"""Helpers shared by the scenario modules (no Locust import needed here)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import orjson
+
+__all__ = ["JSON_HEADERS", "fire_timing", "prediction_problem", "user_seed"]
+
+#: Headers for a pre-serialised JSON body.
+JSON_HEADERS: dict[str, str] = {"Content-Type": "application/json"}
+
+_users = itertools.count()
+
+
+def user_seed(base_seed: int, environment: Any) -> int:
+    """A seed distinct for every simulated user, also across Locust worker processes."""
+    runner = getattr(environment, "runner", None)
+    worker_index = max(getattr(runner, "worker_index", 0), 0)
+    return base_seed + 1_000_003 * worker_index + next(_users)
+
+
+def prediction_problem(status: int, content: bytes | None, expected: int) -> str | None:
+    """Why a ``/predict`` answer is wrong, or ``None`` if it is a 200 with ``expected`` predictions.
+
+    The messages are short and stable, since Locust groups failures by message.
+    """
+    if status != 200:
+        return f"HTTP {status}"
+    try:
+        body = orjson.loads(content or b"")
+    except orjson.JSONDecodeError:
+        return "response body is not JSON"
+    predictions = body.get("predictions") if isinstance(body, dict) else None
+    if not isinstance(predictions, list):
+        return "response has no 'predictions' list"
+    if len(predictions) != expected:
+        return f"expected {expected} predictions, got {len(predictions)}"
+    return None
+
+
+def fire_timing(
+    environment: Any,
+    request_type: str,
+    name: str,
+    started: float,
+    *,
+    response_length: int = 0,
+    exception: BaseException | str | None = None,
+) -> None:
+    """Report a timing Locust did not measure itself as its own stats entry.
+
+    ``started`` is a :func:`time.perf_counter` value. An async scenario calls,
+    for example, ``fire_timing(self.environment, "E2E", "job completed", t0)``
+    once a polled job is done, so the end-to-end time appears beside the
+    submit and poll requests.
+    """
+    environment.events.request.fire(
+        request_type=request_type,
+        name=name,
+        response_time=(time.perf_counter() - started) * 1000.0,
+        response_length=response_length,
+        exception=exception,
+        context={},
+    )

@@ -1,0 +1,44 @@
+"""web-single: one synchronous ``POST /predict`` per task, no think time."""
+
+from __future__ import annotations
+
+from locust import FastHttpUser, constant, task
+
+from loadtests.config import load_settings
+from loadtests.payloads import IrisPayloads
+from loadtests.scenarios.common import JSON_HEADERS, prediction_problem, user_seed
+
+SETTINGS = load_settings()
+
+
+class WebSingleUser(FastHttpUser):
+    """POSTs iris instances to ``/predict`` and checks the predictions come back."""
+
+    wait_time = constant(SETTINGS.wait_seconds)
+
+    def on_start(self) -> None:
+        """Give this user its own deterministic payload stream."""
+        self.payloads = IrisPayloads(
+            user_seed(SETTINGS.seed, self.environment),
+            SETTINGS.batch_size,
+            repeat_share=SETTINGS.repeat_share,
+            pool_seed=SETTINGS.seed,
+        )
+
+    @task
+    def predict(self) -> None:
+        """One request; failed unless 200 with ``batch_size`` predictions."""
+        with self.client.post(
+            "/predict",
+            data=self.payloads.next_body(),
+            headers=JSON_HEADERS,
+            name="POST /predict",
+            catch_response=True,
+        ) as response:
+            # status 0: no answer at all; Locust reports the connection error itself.
+            if response.status_code:
+                problem = prediction_problem(
+                    response.status_code, response.content, SETTINGS.batch_size
+                )
+                if problem is not None:
+                    response.failure(problem)

@@ -1,0 +1,79 @@
+"""web-single's api in-process: the public contract, its errors and its docs."""
+
+from collections.abc import Callable, Iterator
+from types import ModuleType
+
+import pytest
+from fastapi.testclient import TestClient
+
+
+@pytest.fixture
+def client(load_service: Callable[..., ModuleType]) -> Iterator[TestClient]:
+    service = load_service("web-single", "api", MAX_INSTANCES="6", MAX_BODY_BYTES="4096")
+    with TestClient(service.app) as client:  # runs the lifespan: loads the model
+        yield client
+
+
+def test_predicts_the_exported_examples(client: TestClient) -> None:
+    examples = client.get("/model").json()["examples"]
+    answer = client.post("/predict", json={"instances": [e["input"] for e in examples]})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["model_name"], body["model_version"]) == ("iris", "1")
+    assert [p["label"] for p in body["predictions"]] == [e["label"] for e in examples]
+    for prediction, example in zip(body["predictions"], examples, strict=True):
+        assert list(prediction["probabilities"].values()) == pytest.approx(
+            example["probabilities"], abs=1e-4
+        )
+
+
+def test_named_features_give_the_same_answer(client: TestClient) -> None:
+    row = [6.7, 3.0, 5.2, 2.3]
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    by_list = client.post("/predict", json={"instances": [row]}).json()
+    by_name = client.post(
+        "/predict", json={"instances": [dict(zip(names, row, strict=True))]}
+    ).json()
+    assert by_list == by_name
+    assert by_list["predictions"][0]["label"] == "virginica"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"instances": [[5.1, 3.5, 1.4]]}, 422, "instances[0]"),
+        ({"instances": [[5.1, 3.5, "a", 0.2]]}, 422, "instances[0][2]"),
+        ({"instances": []}, 422, "instances"),
+        ({"instances": [[5.1, 3.5, 1.4, 0.2]] * 7}, 422, "instances"),
+        (b'{"instances": [[5.1, 3.5, NaN, 0.2]]}', 422, "body"),
+        (b"x" * 5000, 413, None),
+    ],
+)
+def test_bad_input_gets_a_clear_error(
+    client: TestClient, body: object, status: int, field: str | None
+) -> None:
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    answer = client.post("/predict", **kwargs)
+    assert answer.status_code == status
+    assert answer.json()["error"].get("field") == field
+    assert client.post("/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}).status_code == 200
+
+
+def test_ready_once_the_model_is_loaded_and_metrics_show_inference(client: TestClient) -> None:
+    assert client.get("/health/ready").json() == {"status": "ready"}
+    client.post("/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    metrics = client.get("/metrics").text
+    assert 'mlsp_model_info{model="iris",version="1"} 1.0' in metrics
+    assert 'mlsp_stage_duration_seconds_count{stage="inference"}' in metrics
+    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="200"}' in metrics
+
+
+def test_openapi_documents_the_contract(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"]["/predict"]["post"]
+    assert (
+        "instances"
+        in operation["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    )
+    assert {"200", "413", "422"} <= set(operation["responses"])
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,44 @@
+"""Settings from environment variables."""
+
+import pytest
+
+from loadtests.config import ConfigError, Settings, load_settings
+
+
+def test_defaults() -> None:
+    assert load_settings({}) == Settings(
+        pattern="", batch_size=1, seed=42, repeat_share=0.0, wait_seconds=0.0
+    )
+
+
+def test_values_are_parsed() -> None:
+    settings = load_settings(
+        {
+            "PATTERN": " web-single ",
+            "BATCH_SIZE": "8",
+            "SEED": "7",
+            "REPEAT_SHARE": "0.25",
+            "WAIT_SECONDS": "0.5",
+        }
+    )
+    assert settings == Settings("web-single", 8, 7, 0.25, 0.5)
+
+
+def test_empty_values_mean_default() -> None:
+    assert load_settings({"BATCH_SIZE": "", "REPEAT_SHARE": " "}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BATCH_SIZE", "0"),
+        ("BATCH_SIZE", "two"),
+        ("SEED", "-1"),
+        ("REPEAT_SHARE", "1.5"),
+        ("REPEAT_SHARE", "nan"),
+        ("WAIT_SECONDS", "-1"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings({name: value})
