@@ -11,6 +11,7 @@ service never starts serving the wrong thing.
 """
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, Field
+
+log = logging.getLogger("shared.model")
 
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
@@ -202,3 +205,22 @@ class OnnxModel:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (rows, classes), for float32 rows ``x``."""
         return self.session.run(["probabilities"], {self.input_name: x})[0]
+
+
+def load_model(
+    model_dir: Path, name: str, version: str | None = None, intra_op_threads: int = 1
+) -> OnnxModel:
+    """:meth:`OnnxModel.load`, logging what was loaded, or why the service refuses to start."""
+    try:
+        model = OnnxModel.load(model_dir, name, version, intra_op_threads)
+    except ModelError as exc:
+        log.critical("refusing to start: %s", exc)
+        raise
+    metadata = model.metadata
+    log.info(
+        "serving model %s version %s",
+        metadata.name,
+        metadata.version,
+        extra={"sha256": metadata.sha256, "metrics": metadata.metrics},
+    )
+    return model

@@ -9,6 +9,7 @@ an e2e run never collides with a stack a user has up. Everything goes through
 """
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_SH = REPO_ROOT / "compose" / "compose.sh"
 
@@ -75,8 +77,9 @@ class ComposeStack:
         self.compose("down", "--volumes", "--remove-orphans", check=False)
 
     def logs(self, *services: str) -> str:
-        """The services' logs so far (all services when none named)."""
-        return self.compose("logs", "--no-color", "--no-log-prefix", *services, check=False)
+        """The services' logs so far (all services when none named), without ANSI codes."""
+        raw = self.compose("logs", "--no-color", "--no-log-prefix", *services, check=False)
+        return ANSI_ESCAPE.sub("", raw)  # compose 2.26 writes erase-line codes even with --no-color
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An HTTP request to the pattern's public api."""

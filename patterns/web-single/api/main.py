@@ -13,7 +13,7 @@ from starlette.responses import Response
 from shared.app import add_hot_route, create_app, json_response
 from shared.health import Readiness
 from shared.metrics import record_model, stage
-from shared.model import ModelMetadata, OnnxModel
+from shared.model import ModelMetadata, OnnxModel, load_model
 from shared.schemas import PredictRequest, PredictResponse, decode_instances, prediction_body
 from shared.settings import ModelSettings, ServiceSettings
 
@@ -39,7 +39,7 @@ readiness.add("model", model_loaded)
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """Load and check the model before taking traffic; a bad model stops the start."""
     global model  # noqa: PLW0603 - the one model this process serves
-    model = OnnxModel.load(
+    model = load_model(
         settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
     )
     record_model(model.metadata.name, model.metadata.version)

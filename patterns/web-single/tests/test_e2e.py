@@ -1,0 +1,157 @@
+"""web-single end to end: the real stack from docker compose, talked to over HTTP."""
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.compose_stack import REPO_ROOT, ComposeStack
+
+pytestmark = pytest.mark.e2e
+
+GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[ComposeStack]:
+    with ComposeStack("web-single", MAX_INSTANCES="100") as stack:
+        yield stack
+
+
+def test_only_the_api_is_running_and_it_is_healthy_as_non_root(stack: ComposeStack) -> None:
+    running = stack.compose("ps", "--format", "{{.Service}} {{.Health}}").split("\n")
+    assert [line for line in running if line] == ["api healthy"]
+    assert stack.compose("exec", "-T", "api", "id", "-u").strip() == "10001"
+    published = stack.compose("port", "api", "8080").strip()
+    assert published == f"127.0.0.1:{stack.port}"
+
+
+def test_predictions_match_the_models_known_answers(stack: ComposeStack) -> None:
+    examples = stack.get("/model").json()["examples"]
+    answer = stack.post("/predict", json={"instances": [e["input"] for e in examples]})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["model_name"], body["model_version"]) == ("iris", "1")
+    assert [p["label"] for p in body["predictions"]] == [e["label"] for e in examples]
+    assert [p["label"] for p in body["predictions"]] == [e["true_label"] for e in examples]
+    for prediction, example in zip(body["predictions"], examples, strict=True):
+        assert list(prediction["probabilities"].values()) == pytest.approx(
+            example["probabilities"], abs=1e-4
+        )
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ({"instances": [[5.1, 3.5, 1.4]]}, "instances[0]", "has 3 values; the model takes 4"),
+        ({"instances": [[5.1, "wide", 1.4, 0.2]]}, "instances[0][1]", 'got "wide"'),
+        (b'{"instances": [[5.1, 3.5, NaN, 0.2]]}', "body", "not valid JSON"),
+        ({"instances": [[5.1, 3.5, None, 0.2]]}, "instances[0][2]", "got null"),
+        ({"instances": []}, "instances", "at least one row"),
+        ({"instances": [GOOD_ROW] * 101}, "instances", "holds 101 rows; at most 100"),
+        ({"rows": [GOOD_ROW]}, "instances", '"instances" list'),
+    ],
+)
+def test_bad_input_gets_422_naming_the_field(
+    stack: ComposeStack, body: object, field: str, says: str
+) -> None:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    answer = stack.post("/predict", content=content, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["field"] == field
+    assert says in error["message"]
+    assert error["request_id"] == answer.headers["x-request-id"]
+
+
+def test_oversized_body_gets_413_and_the_service_keeps_serving(stack: ComposeStack) -> None:
+    big = b'{"instances": [' + b"[5.1, 3.5, 1.4, 0.2]," * 60_000 + b"[5.1, 3.5, 1.4, 0.2]]}"
+    assert stack.post("/predict", content=big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies as it streams
+        yield big[:700_000]
+        yield big[700_000:]
+
+    streamed = stack.post("/predict", content=chunks())
+    assert streamed.status_code == 413
+    assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
+
+
+def test_readiness_metrics_and_request_id_in_the_logs(stack: ComposeStack) -> None:
+    assert stack.get("/health/live").json() == {"status": "alive"}
+    assert stack.get("/health/ready").json() == {"status": "ready"}
+    stack.post("/predict", json={"instances": [GOOD_ROW]}, headers={"X-Request-ID": "e2e-trace-1"})
+    metrics = stack.get("/metrics").text
+    assert 'mlsp_model_info{model="iris",version="1"} 1.0' in metrics
+    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="200"}' in metrics
+    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="422"}' in metrics
+    assert 'mlsp_stage_duration_seconds_count{stage="inference"}' in metrics
+    lines = [orjson.loads(line) for line in stack.logs("api").splitlines() if line.startswith("{")]
+    traced = [line for line in lines if line.get("request_id") == "e2e-trace-1"]
+    assert traced
+    assert traced[0]["msg"] == "POST /predict 200"
+
+
+def test_docs_are_served(stack: ComposeStack) -> None:
+    assert stack.get("/docs").status_code == 200
+    assert "/predict" in stack.get("/openapi.json").json()["paths"]
+
+
+def test_locust_smoke_load_has_no_failures(stack: ComposeStack, tmp_path: Path) -> None:
+    out = "/results/e2e-web-single-smoke"
+    stack.compose(
+        "run", "--rm", "-e", "PATTERN=web-single", "loadtest",
+        "--users", "4", "--spawn-rate", "4", "--run-time", "5s",
+        "--host", "http://api:8080", "--out", out, "--max-failure-pct", "0",
+    )  # fmt: skip
+    summary = orjson.loads(
+        (REPO_ROOT / "loadtests" / "results" / "e2e-web-single-smoke_summary.json").read_bytes()
+    )
+    total = next(row for row in summary["rows"] if row["name"] == "Aggregated")
+    assert total["requests"] > 100
+    assert total["failures"] == 0
+
+
+def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack) -> None:
+    """The api checks the model at start: a tampered file keeps it from starting."""
+    tamper = "printf '\\0' >> /models/iris/1/model.onnx"
+    stack.compose(
+        "run", "--rm", "--no-deps", "--entrypoint", "sh", "model-export", "-c", tamper,
+    )  # fmt: skip
+    try:
+        stack.compose("restart", "api")
+        refusal = wait_for_log_line(stack, "api", "refusing to start")
+        assert "sha256" in refusal["msg"]
+        assert "metadata says" in refusal["msg"]
+        assert refusal["level"] == "CRITICAL"
+        with pytest.raises(httpx.TransportError):
+            stack.http.get("/health/ready", timeout=2)
+    finally:
+        stack.compose("run", "--rm", "--no-deps", "model-export")  # export again
+        stack.compose("restart", "api")
+        stack.wait_ready()
+    assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
+
+
+def wait_for_log_line(stack: ComposeStack, service: str, text: str, timeout_s: float = 30) -> dict:
+    """The first JSON log line of ``service`` whose message contains ``text``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in stack.logs(service).splitlines():
+            if line.startswith("{") and text in line:
+                return orjson.loads(line)
+        time.sleep(0.5)
+    raise AssertionError(f"no log line of {service} says {text!r} within {timeout_s} s")
+
+
+def test_make_reports_unknown_patterns() -> None:
+    result = subprocess.run(
+        ["make", "up", "PATTERN=nope"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    assert "Unknown PATTERN 'nope'. Choose one of: " in result.stderr
+    assert "web-single" in result.stderr
