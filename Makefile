@@ -56,14 +56,18 @@ load: up ## Headless Locust on PATTERN (USERS, DURATION); report in loadtests/re
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
 	$(VENV)/bin/python -m models.export --out models/build
 
+STUBS := shared/v2/proto/inference_pb2.py
+$(STUBS): shared/v2/proto/inference.proto $(VENV)/.installed
+	$(VENV)/bin/python -m shared.v2.codegen
+
 .PHONY: test
-test: $(VENV)/.installed ## Unit tests and lint (no Docker needed)
+test: $(STUBS) ## Unit tests and lint (no Docker needed)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -m "not e2e"
 
 .PHONY: e2e
-e2e: $(VENV)/.installed ## End-to-end tests: bring every pattern up with docker compose
+e2e: $(STUBS) ## End-to-end tests: bring every pattern up with docker compose
 	$(VENV)/bin/pytest -m e2e
 
 .PHONY: lint

@@ -1,8 +1,13 @@
-"""Fixtures every test suite may use: an exported model repository and service loading."""
+"""Fixtures every test suite may use: an exported model repository, service loading, a predictor."""
 
 import importlib.util
+import os
+import socket
+import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -48,3 +53,56 @@ def load_service(monkeypatch: pytest.MonkeyPatch, model_repo: Path) -> Callable[
         return module
 
     return load
+
+
+def _generate_stubs() -> None:
+    """Generate the gRPC stubs when missing (``make test`` does it too)."""
+    if not (REPO_ROOT / "shared" / "v2" / "proto" / "inference_pb2.py").is_file():
+        from shared.v2.codegen import generate  # noqa: PLC0415 - needs grpc_tools only here
+
+        generate()
+
+
+_generate_stubs()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class PredictorProcess:
+    """A real predictor (``python -m shared.v2.server``) running for the tests."""
+
+    process: subprocess.Popen[bytes]
+    rest_url: str
+    grpc_target: str
+
+
+@pytest.fixture(scope="session")
+def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
+    """A predictor serving every exported model, on free ports of 127.0.0.1."""
+    from shared.probe import probe_grpc  # noqa: PLC0415 - after the stubs exist
+
+    rest_port, grpc_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "MODEL_DIR": str(model_repo),
+        "HOST": "127.0.0.1",
+        "PORT": str(rest_port),
+        "GRPC_PORT": str(grpc_port),
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "shared.v2.server"], cwd=REPO_ROOT, env=env)
+    target = f"127.0.0.1:{grpc_port}"
+    deadline = time.monotonic() + 30
+    while not probe_grpc(target, timeout_s=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("the predictor did not start")
+        time.sleep(0.1)
+    yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
+    process.terminate()
+    process.wait(timeout=15)

@@ -111,6 +111,24 @@ def resolve_version_dir(model_dir: Path, name: str, version: str | None = None) 
     return path
 
 
+def load_metadata(model_dir: Path, name: str, version: str | None = None) -> ModelMetadata:
+    """The checked ``metadata.json`` of ``name`` at ``version`` (the highest when None).
+
+    Enough for a service that calls a predictor rather than running the model:
+    labels, feature names, tensor names and the version to ask for.
+    """
+    folder = resolve_version_dir(Path(model_dir), name, version)
+    try:
+        metadata = ModelMetadata.model_validate_json((folder / METADATA_FILE).read_bytes())
+    except ValueError as exc:
+        raise ModelError(f"{folder / METADATA_FILE} is not valid metadata: {exc}") from exc
+    if metadata.name != name or metadata.version != folder.name:
+        raise ModelError(
+            f"{folder} holds {metadata.name!r} version {metadata.version!r} by its metadata"
+        )
+    return metadata
+
+
 def _ort_specs(args: list[Any]) -> list[TensorSpec]:
     return [
         TensorSpec(
@@ -170,15 +188,8 @@ class OnnxModel:
         intra_op_threads: int = 1,
     ) -> "OnnxModel":
         """Find, verify and open a model; :class:`ModelError` says what is wrong."""
-        folder = resolve_version_dir(Path(model_dir), name, version)
-        try:
-            metadata = ModelMetadata.model_validate_json((folder / METADATA_FILE).read_bytes())
-        except ValueError as exc:
-            raise ModelError(f"{folder / METADATA_FILE} is not valid metadata: {exc}") from exc
-        if metadata.name != name or metadata.version != folder.name:
-            raise ModelError(
-                f"{folder} holds {metadata.name!r} version {metadata.version!r} by its metadata"
-            )
+        metadata = load_metadata(model_dir, name, version)
+        folder = Path(model_dir) / name / metadata.version
         onnx_path = folder / MODEL_FILE
         if not onnx_path.is_file():
             raise ModelError(f"{onnx_path} is missing")

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +81,22 @@ class ComposeStack:
         """The services' logs so far (all services when none named), without ANSI codes."""
         raw = self.compose("logs", "--no-color", "--no-log-prefix", *services, check=False)
         return ANSI_ESCAPE.sub("", raw)  # compose 2.26 writes erase-line codes even with --no-color
+
+    def log_lines(self, service: str) -> list[dict[str, Any]]:
+        """The JSON log lines of ``service`` so far, parsed."""
+        return [
+            orjson.loads(line) for line in self.logs(service).splitlines() if line.startswith("{")
+        ]
+
+    def wait_for_log(self, service: str, text: str, timeout_s: float = 30) -> dict[str, Any]:
+        """The first JSON log line of ``service`` whose message contains ``text``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.log_lines(service):
+                if text in str(line.get("msg", "")):
+                    return line
+            time.sleep(0.5)
+        raise AssertionError(f"no log line of {service} says {text!r} within {timeout_s} s")
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An HTTP request to the pattern's public api."""

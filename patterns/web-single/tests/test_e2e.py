@@ -1,7 +1,6 @@
 """web-single end to end: the real stack from docker compose, talked to over HTTP."""
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,8 +89,7 @@ def test_readiness_metrics_and_request_id_in_the_logs(stack: ComposeStack) -> No
     assert 'mlsp_http_requests_total{method="POST",route="/predict",status="200"}' in metrics
     assert 'mlsp_http_requests_total{method="POST",route="/predict",status="422"}' in metrics
     assert 'mlsp_stage_duration_seconds_count{stage="inference"}' in metrics
-    lines = [orjson.loads(line) for line in stack.logs("api").splitlines() if line.startswith("{")]
-    traced = [line for line in lines if line.get("request_id") == "e2e-trace-1"]
+    traced = [line for line in stack.log_lines("api") if line.get("request_id") == "e2e-trace-1"]
     assert traced
     assert traced[0]["msg"] == "POST /predict 200"
 
@@ -124,7 +122,7 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
     )  # fmt: skip
     try:
         stack.compose("restart", "api")
-        refusal = wait_for_log_line(stack, "api", "refusing to start")
+        refusal = stack.wait_for_log("api", "refusing to start")
         assert "sha256" in refusal["msg"]
         assert "metadata says" in refusal["msg"]
         assert refusal["level"] == "CRITICAL"
@@ -135,17 +133,6 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
         stack.compose("restart", "api")
         stack.wait_ready()
     assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
-
-
-def wait_for_log_line(stack: ComposeStack, service: str, text: str, timeout_s: float = 30) -> dict:
-    """The first JSON log line of ``service`` whose message contains ``text``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for line in stack.logs(service).splitlines():
-            if line.startswith("{") and text in line:
-                return orjson.loads(line)
-        time.sleep(0.5)
-    raise AssertionError(f"no log line of {service} says {text!r} within {timeout_s} s")
 
 
 def test_make_reports_unknown_patterns() -> None:

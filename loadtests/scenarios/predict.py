@@ -11,7 +11,7 @@ from loadtests.scenarios.common import JSON_HEADERS, prediction_problem, user_se
 SETTINGS = load_settings()
 
 
-class WebSingleUser(FastHttpUser):
+class PredictUser(FastHttpUser):
     """POSTs iris instances to ``/predict`` and checks the predictions come back."""
 
     wait_time = constant(SETTINGS.wait_seconds)
