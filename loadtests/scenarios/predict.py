@@ -1,4 +1,4 @@
-"""web-single: one synchronous ``POST /predict`` per task, no think time."""
+"""Patterns that answer POST /predict at once (web-single, sync): one request per task, no wait."""
 
 from __future__ import annotations
 
