@@ -4,10 +4,13 @@ SHELL := /bin/bash
 
 PATTERN ?= web-single
 # Patterns are the folders of patterns/ that have a compose file.
-PATTERNS := $(sort $(patsubst patterns/%/compose.yaml,%,$(wildcard patterns/*/compose.yaml)))
+ALL_PATTERNS := $(sort $(patsubst patterns/%/compose.yaml,%,$(wildcard patterns/*/compose.yaml)))
+PATTERNS ?= $(ALL_PATTERNS)
 USERS ?= 16
 SPAWN_RATE ?= $(USERS)
 DURATION ?= 30s
+WARMUP ?=
+OUT ?= $(PATTERN)
 API_PORT ?= 8000
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +19,7 @@ export API_PORT
 
 .PHONY: help
 help: ## Show this help
-	@echo "ML serving patterns playground. Patterns: $(PATTERNS)"
+	@echo "ML serving patterns playground. Patterns: $(ALL_PATTERNS)"
 	@echo
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo
@@ -24,8 +27,8 @@ help: ## Show this help
 
 .PHONY: check-pattern
 check-pattern:
-	@if [ -z "$(filter $(PATTERN),$(PATTERNS))" ]; then \
-	  echo "Unknown PATTERN '$(PATTERN)'. Choose one of: $(PATTERNS)" >&2; exit 2; fi
+	@if [ -z "$(filter $(PATTERN),$(ALL_PATTERNS))" ]; then \
+	  echo "Unknown PATTERN '$(PATTERN)'. Choose one of: $(ALL_PATTERNS)" >&2; exit 2; fi
 
 .PHONY: up
 up: check-pattern ## Build and start PATTERN's stack, wait until healthy, print its URL
@@ -50,7 +53,25 @@ load: up ## Headless Locust on PATTERN (USERS, DURATION); report in loadtests/re
 	@mkdir -p loadtests/results
 	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) loadtest \
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
-	  --host http://api:8080 --out /results/$(PATTERN)
+	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT)
+
+REPORT := ./compose/compose.sh -p mlsp-report -f compose/loadtest.yaml
+.PHONY: compare
+compare: ## Same load on each of PATTERNS in turn (USERS, DURATION); table + chart in loadtests/reports/
+	@for p in $(PATTERNS); do case " $(ALL_PATTERNS) " in *" $$p "*) ;; \
+	  *) echo "Unknown pattern '$$p' in PATTERNS. Choose from: $(ALL_PATTERNS)" >&2; exit 2;; esac; done
+	@mkdir -p loadtests/results/compare && rm -f loadtests/results/compare/*
+	@for p in $(PATTERNS); do \
+	  echo "=== $$p: up, warm up $(or $(WARMUP),5s), load $(USERS) users for $(DURATION), down"; \
+	  $(MAKE) --no-print-directory load PATTERN=$$p OUT=compare/$$p WARMUP=$(or $(WARMUP),5s) \
+	    || echo "make load PATTERN=$$p failed" > loadtests/results/compare/$$p.failed; \
+	  $(MAKE) --no-print-directory down PATTERN=$$p >/dev/null 2>&1; \
+	done
+	-$(REPORT) run --rm --build --entrypoint python loadtest -m loadtests.compare /results/compare \
+	  $(PATTERNS) --settings "$(USERS) users, no think time, one row per request, $(DURATION) after a $(or $(WARMUP),5s) warm-up"
+	@$(REPORT) down >/dev/null 2>&1
+	@mkdir -p loadtests/reports && cp loadtests/results/compare/comparison.md loadtests/results/compare/comparison.png loadtests/reports/
+	@echo "Report: loadtests/reports/comparison.md and comparison.png"
 
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
@@ -81,7 +102,7 @@ standins: ## Build the offline stand-ins of the base images from Debian packages
 
 .PHONY: clean
 clean: ## Stop every pattern, forget the image choice, remove build output
-	@for p in $(PATTERNS); do ./compose/compose.sh -f patterns/$$p/compose.yaml down --volumes --remove-orphans 2>/dev/null || true; done
+	@for p in $(ALL_PATTERNS); do ./compose/compose.sh -f patterns/$$p/compose.yaml down --volumes --remove-orphans 2>/dev/null || true; done
 	rm -rf .mlsp models/build
 
 $(VENV)/.installed: compose/requirements/*.txt

@@ -13,8 +13,10 @@ failed). Locust runs in a child process, so this one stays free of gevent.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,15 +37,25 @@ def _parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[st
     parser.add_argument("--spawn-rate", type=float, default=16, help="users started per second")
     parser.add_argument("--run-time", default="60s", help="duration, e.g. 30s, 2m (default 60s)")
     parser.add_argument("--max-failure-pct", type=float, metavar="X", help="see loadtests.report")
+    parser.add_argument(
+        "--warmup", default="", help="a first, unrecorded run of this length (e.g. 5s)"
+    )
     return parser.parse_known_args(argv)
 
 
-def locust_command(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]:
-    """The Locust command line for ``args`` (the pattern comes from ``$PATTERN``)."""
+def locust_command(
+    args: argparse.Namespace, extra: Sequence[str] = (), *, out: str | None = None
+) -> list[str]:
+    """The Locust command line for ``args`` (the pattern comes from ``$PATTERN``).
+
+    ``out`` overrides ``args.out`` and ``args.run_time`` is used as is, so the
+    same settings serve the warm-up run and the measured one.
+    """
+    out = out or args.out
     return [
         *(sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary"),
         *("--host", args.host, "--users", str(args.users), "--spawn-rate", str(args.spawn_rate)),
-        *("--run-time", args.run_time, "--csv", args.out, "--html", f"{args.out}.html"),
+        *("--run-time", args.run_time, "--csv", out, "--html", f"{out}.html"),
         *extra,
     ]
 
@@ -54,6 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats_csv = Path(f"{args.out}_stats.csv")
     stats_csv.parent.mkdir(parents=True, exist_ok=True)
     stats_csv.unlink(missing_ok=True)  # never report a previous run's numbers
+    if args.warmup:
+        warmup = argparse.Namespace(**{**vars(args), "run_time": args.warmup})
+        print(f"warming up for {args.warmup} (not recorded)", file=sys.stderr, flush=True)
+        subprocess.run(
+            locust_command(warmup, extra, out=str(Path(tempfile.gettempdir()) / "warmup")),
+            check=False,
+            env={**os.environ, "PROGRESS_SECONDS": "0"},
+        )
     locust_code = subprocess.run(locust_command(args, extra), check=False).returncode
     if not stats_csv.is_file():
         return locust_code or 2
