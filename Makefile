@@ -73,6 +73,11 @@ compare: ## Same load on each of PATTERNS in turn (USERS, DURATION); table + cha
 	@mkdir -p loadtests/reports && cp loadtests/results/compare/comparison.md loadtests/results/compare/comparison.png loadtests/reports/
 	@echo "Report: loadtests/reports/comparison.md and comparison.png"
 
+.PHONY: bench
+bench: ## Ratios side by side in one run: serving overhead, hop cost, cache value, batch, raw inference
+	./loadtests/bench/run.sh
+	@mkdir -p loadtests/reports && cp loadtests/results/bench/ratios.md loadtests/reports/bench.md
+
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
 	$(VENV)/bin/python -m models.export --out models/build
