@@ -78,6 +78,11 @@ bench: ## Ratios side by side in one run: serving overhead, hop cost, cache valu
 	./loadtests/bench/run.sh
 	@mkdir -p loadtests/reports && cp loadtests/results/bench/ratios.md loadtests/reports/bench.md
 
+.PHONY: starter
+starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORCE=1 to write over)
+	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
+	$(PYTHON) compose/starter.py $(PATTERN) $(DEST) $(if $(FORCE),--force)
+
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
 	$(VENV)/bin/python -m models.export --out models/build

@@ -46,12 +46,15 @@ class ComposeStack:
             **env,
         }
         self.base_url = f"http://127.0.0.1:{self.port}"
+        in_playground = REPO_ROOT / "patterns" / pattern / "compose.yaml"
+        # In a starter ejected by `make starter`, the pattern's compose file is at the root.
+        self.compose_file = in_playground if in_playground.is_file() else REPO_ROOT / "compose.yaml"
         self.http = httpx.Client(base_url=self.base_url, timeout=10.0)
 
     def compose(self, *args: str, check: bool = True, timeout: float = 900) -> str:
         """Run ``docker compose <args>`` on this stack; returns stdout."""
         result = subprocess.run(
-            [str(COMPOSE_SH), "-f", f"patterns/{self.pattern}/compose.yaml", *args],
+            [str(COMPOSE_SH), "-f", str(self.compose_file), *args],
             cwd=REPO_ROOT,
             env=self.env,
             capture_output=True,

@@ -1,6 +1,5 @@
 """web-single end to end: the real stack from docker compose, talked to over HTTP."""
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,12 +132,3 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
         stack.compose("restart", "api")
         stack.wait_ready()
     assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
-
-
-def test_make_reports_unknown_patterns() -> None:
-    result = subprocess.run(
-        ["make", "up", "PATTERN=nope"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-    )
-    assert result.returncode != 0
-    assert "Unknown PATTERN 'nope'. Choose one of: " in result.stderr
-    assert "web-single" in result.stderr
