@@ -10,11 +10,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
 from models.export import export
 from models.specs import SPECS
+
+if TYPE_CHECKING:
+    from tests.redis_server import RedisServer
 
 REPO_ROOT = Path(__file__).resolve().parent
 
@@ -109,3 +113,21 @@ def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
     yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
     process.terminate()
     process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["RedisServer"]:
+    """A real redis-server on a free port of 127.0.0.1 for the whole session."""
+    from tests.redis_server import RedisServer  # noqa: PLC0415 - only Redis tests need it
+
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: "RedisServer") -> str:
+    """The session's Redis, emptied for this test."""
+    client = redis_server.client()
+    client.flushall()
+    client.close()
+    return redis_server.url

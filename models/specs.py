@@ -77,3 +77,9 @@ def train_iris() -> TrainedModel:
 
 
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (ModelSpec("iris", "1", train_iris),)}
+
+# The prediction-cache pattern's costly model lives in its own module, which builds on
+# TrainedModel above: imported here, at the end (models/__init__.py loads this module first).
+from models.boosted import train_iris_boosted  # noqa: E402
+
+SPECS["iris-boosted"] = ModelSpec("iris-boosted", "1", train_iris_boosted)
