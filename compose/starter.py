@@ -35,6 +35,7 @@ ALWAYS = [
     "conftest.py",
     "tests/__init__.py",
     "tests/compose_stack.py",
+    "tests/redis_server.py",
     ".dockerignore",
     ".gitignore",
     "pyproject.toml",
