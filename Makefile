@@ -14,8 +14,10 @@ OUT ?= $(PATTERN)
 API_PORT ?= 8000
 PYTHON ?= python3
 VENV ?= .venv
-COMPOSE := ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml
-export API_PORT
+PROMETHEUS_PORT ?= 9090
+OBSERVE ?=
+COMPOSE := ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml $(if $(OBSERVE),--profile observe)
+export API_PORT PROMETHEUS_PORT
 
 .PHONY: help
 help: ## Show this help
@@ -23,7 +25,7 @@ help: ## Show this help
 	@echo
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) MLSP_OFFLINE=0|1"
+	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) OBSERVE=1 MLSP_OFFLINE=0|1"
 
 .PHONY: check-pattern
 check-pattern:
@@ -34,11 +36,12 @@ check-pattern:
 up: check-pattern ## Build and start PATTERN's stack, wait until healthy, print its URL
 	@start=$$(date +%s); \
 	$(COMPOSE) up --build --wait --remove-orphans && \
-	echo "$(PATTERN) is up in $$(( $$(date +%s) - start )) s: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)"
+	echo "$(PATTERN) is up in $$(( $$(date +%s) - start )) s: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
+	$(if $(OBSERVE),&& echo "Prometheus: http://127.0.0.1:$(PROMETHEUS_PORT)  (recording rules: service:*, service_stage:*)")
 
 .PHONY: down
 down: check-pattern ## Stop PATTERN's stack and remove its containers and volumes
-	$(COMPOSE) down --volumes --remove-orphans
+	$(COMPOSE) --profile observe down --volumes --remove-orphans
 
 .PHONY: ps
 ps: check-pattern ## Show PATTERN's containers
@@ -51,13 +54,13 @@ logs: check-pattern ## Follow PATTERN's logs (JSON lines; grep a request id to f
 .PHONY: load
 load: up ## Headless Locust on PATTERN (USERS, DURATION); report in loadtests/results/
 	@mkdir -p loadtests/results
-	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) loadtest \
+	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(OBSERVE),-e PROMETHEUS_URL=http://prometheus:9090) loadtest \
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
 	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT)
 
 REPORT := ./compose/compose.sh -p mlsp-report -f compose/loadtest.yaml
 .PHONY: compare
-compare: ## Same load on each of PATTERNS in turn (USERS, DURATION); table + chart in loadtests/reports/
+compare: ## Same load on each of PATTERNS in turn (USERS, DURATION; OBSERVE=1 adds the per-hop breakdown)
 	@for p in $(PATTERNS); do case " $(ALL_PATTERNS) " in *" $$p "*) ;; \
 	  *) echo "Unknown pattern '$$p' in PATTERNS. Choose from: $(ALL_PATTERNS)" >&2; exit 2;; esac; done
 	@mkdir -p loadtests/results/compare && rm -f loadtests/results/compare/*
@@ -70,7 +73,7 @@ compare: ## Same load on each of PATTERNS in turn (USERS, DURATION); table + cha
 	-$(REPORT) run --rm --build --entrypoint python loadtest -m loadtests.compare /results/compare \
 	  $(PATTERNS) --settings "$(USERS) users, no think time, one row per request, $(DURATION) after a $(or $(WARMUP),5s) warm-up"
 	@$(REPORT) down >/dev/null 2>&1
-	@mkdir -p loadtests/reports && cp loadtests/results/compare/comparison.md loadtests/results/compare/comparison.png loadtests/reports/
+	@mkdir -p loadtests/reports && cp loadtests/results/compare/comparison*.md loadtests/results/compare/comparison*.png loadtests/reports/
 	@echo "Report: loadtests/reports/comparison.md and comparison.png"
 
 .PHONY: bench

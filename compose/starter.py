@@ -29,6 +29,7 @@ ALWAYS = [
     "compose/compose.sh",
     "compose/service.yaml",
     "compose/offline",
+    "compose/observe",
     "compose/requirements",
     "models",
     "loadtests",

@@ -77,8 +77,8 @@ class ComposeStack:
             raise RuntimeError(f"{exc}\n--- logs ---\n{self.logs()[-6000:]}") from exc
 
     def down(self) -> None:
-        """Remove the stack's containers, network and volumes."""
-        self.compose("down", "--volumes", "--remove-orphans", check=False)
+        """Remove the stack's containers (of every profile), network and volumes."""
+        self.compose("--profile", "*", "down", "--volumes", "--remove-orphans", check=False)
 
     def logs(self, *services: str) -> str:
         """The services' logs so far (all services when none named), without ANSI codes."""
@@ -100,6 +100,14 @@ class ComposeStack:
                     return line
             time.sleep(0.5)
         raise AssertionError(f"no log line of {service} says {text!r} within {timeout_s} s")
+
+    def wait_for(self, condition: Any, what: str, timeout_s: float = 30) -> None:
+        """Poll ``condition()`` until it is truthy."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+            time.sleep(0.5)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An HTTP request to the pattern's public api."""
