@@ -23,6 +23,7 @@ import orjson
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_SH = REPO_ROOT / "compose" / "compose.sh"
+RESULTS = REPO_ROOT / "loadtests" / "results"
 
 
 def free_port() -> int:
@@ -100,6 +101,21 @@ class ComposeStack:
                     return line
             time.sleep(0.5)
         raise AssertionError(f"no log line of {service} says {text!r} within {timeout_s} s")
+
+    def locust_smoke(self, seconds: int = 5, users: int = 4, **env: str) -> dict[str, Any]:
+        """A short headless Locust run on the stack's network; its Aggregated summary row.
+
+        Fails unless every request succeeded (``--max-failure-pct 0``).
+        """
+        out = f"e2e-{self.pattern}-smoke"
+        options = [item for key, value in env.items() for item in ("-e", f"{key}={value}")]
+        self.compose(
+            "run", "--rm", "-e", f"PATTERN={self.pattern}", *options, "loadtest",
+            "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{seconds}s",
+            "--host", "http://api:8080", "--out", f"/results/{out}", "--max-failure-pct", "0",
+        )  # fmt: skip
+        summary = orjson.loads((RESULTS / f"{out}_summary.json").read_bytes())
+        return next(row for row in summary["rows"] if row["name"] == "Aggregated")
 
     def wait_for(self, condition: Any, what: str, timeout_s: float = 30) -> None:
         """Poll ``condition()`` until it is truthy."""
