@@ -1,0 +1,43 @@
+"""async worker: takes prediction jobs off the Redis queue and runs the ONNX model.
+
+Loads and checks the model first (a bad model stops the start), then works
+the queue with :class:`shared.worker.LiveWorker`: one job at a time, in this
+process; scale out with more containers (``--scale worker=N``). Health and
+metrics on port 8080 (ready once the model is loaded and the heartbeat
+reaches Redis).
+"""
+
+import tasks
+
+from shared.callbacks import CallbackSettings
+from shared.jobs import QueueSettings
+from shared.logs import configure_logging
+from shared.metrics import record_model
+from shared.model import load_model
+from shared.redis_client import RedisSettings
+from shared.settings import ModelSettings, ServiceSettings
+from shared.worker import WorkerSettings, run_worker
+
+
+class Settings(
+    ServiceSettings, ModelSettings, RedisSettings, QueueSettings, WorkerSettings, CallbackSettings
+):
+    """The async worker's settings: health port, model, Redis, queue, heartbeat, callbacks."""
+
+
+def main() -> None:
+    """Load the model, then work the queue until SIGTERM."""
+    settings = Settings()
+    configure_logging(settings.service_name, settings.log_level)
+    model = load_model(
+        settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
+    )
+    record_model(model.metadata.name, model.metadata.version)
+    tasks.serve(model, settings.extra_work_ms)
+    run_worker(
+        [settings.queue_name], settings, settings, settings, checks={"model": tasks.model_check}
+    )
+
+
+if __name__ == "__main__":
+    main()
