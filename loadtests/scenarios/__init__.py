@@ -19,6 +19,7 @@ __all__ = ["SCENARIOS", "UnknownPatternError", "load_user_class", "user_class_pa
 #: pattern name (as users type it) -> "module:UserClass"
 SCENARIOS: dict[str, str] = {
     "web-single": "loadtests.scenarios.web_single:WebSingleUser",
+    "async": "loadtests.scenarios.async_jobs:AsyncUser",
 }
 
 
