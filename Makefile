@@ -9,9 +9,10 @@ USERS ?= 16
 SPAWN_RATE ?= $(USERS)
 DURATION ?= 30s
 API_PORT ?= 8000
+ROWS ?= 10000
 PYTHON ?= python3
 VENV ?= .venv
-COMPOSE := ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml
+COMPOSE = ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml
 export API_PORT
 
 .PHONY: help
@@ -20,7 +21,7 @@ help: ## Show this help
 	@echo
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) MLSP_OFFLINE=0|1"
+	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) MLSP_OFFLINE=0|1"
 
 .PHONY: check-pattern
 check-pattern:
@@ -51,6 +52,23 @@ load: up ## Headless Locust on PATTERN (USERS, DURATION); report in loadtests/re
 	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) loadtest \
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
 	  --host http://api:8080 --out /results/$(PATTERN)
+
+# The batch pattern's own commands (they bring its stack up first).
+BATCH_CTL := ./compose/compose.sh -f patterns/batch/compose.yaml run --rm ctl
+
+.PHONY: batch-load batch-run batch-status batch-bench
+batch-load batch-run batch-status batch-bench: PATTERN := batch
+batch-load: up ## batch: add ROWS (10000) pending rows of sample data
+	$(BATCH_CTL) load $(ROWS)
+
+batch-run: up ## batch: start a run now and wait until it has finished
+	$(BATCH_CTL) run --wait
+
+batch-status: up ## batch: pending, done and failed rows, and the latest runs
+	$(BATCH_CTL) status
+
+batch-bench: up ## batch: rows/s of a run over ROWS fresh rows vs the DB-only limit (wipes the tables)
+	$(BATCH_CTL) bench $(ROWS)
 
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host

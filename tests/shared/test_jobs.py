@@ -71,10 +71,10 @@ def test_a_job_over_its_timeout_fails_with_code_timeout(client: redis.Redis) -> 
 
 
 def test_results_expire_after_their_ttl(client: redis.Redis) -> None:
-    job = Queue("test", connection=client).enqueue("tests.shared.jobfuncs.add", 1, 1, result_ttl=1)
+    job = Queue("test", connection=client).enqueue("tests.shared.jobfuncs.add", 1, 1, result_ttl=3)
     run_burst(client)
     assert job_view(fetch_job(client, job.id))["result"] == 2
-    time.sleep(1.5)
+    time.sleep(3.5)
     with pytest.raises(NotFound, match="never submitted, or its result expired"):
         fetch_job(client, job.id)
 
