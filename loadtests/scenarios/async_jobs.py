@@ -16,13 +16,12 @@ import orjson
 from locust import FastHttpUser, constant, task
 
 from loadtests.config import load_settings
-from loadtests.payloads import IrisPayloads
 from loadtests.scenarios.common import (
     JSON_HEADERS,
     accepted_job_url,
     fire_timing,
+    iris_payloads,
     job_problem,
-    user_seed,
 )
 
 SETTINGS = load_settings()
@@ -35,12 +34,7 @@ class AsyncUser(FastHttpUser):
 
     def on_start(self) -> None:
         """Give this user its own deterministic payload stream."""
-        self.payloads = IrisPayloads(
-            user_seed(SETTINGS.seed, self.environment),
-            SETTINGS.batch_size,
-            repeat_share=SETTINGS.repeat_share,
-            pool_seed=SETTINGS.seed,
-        )
+        self.payloads = iris_payloads(SETTINGS, self.environment)
 
     @task
     def submit_and_poll(self) -> None:

@@ -8,10 +8,14 @@ from typing import Any
 
 import orjson
 
+from loadtests.config import Settings
+from loadtests.payloads import IrisPayloads
+
 __all__ = [
     "JSON_HEADERS",
     "accepted_job_url",
     "fire_timing",
+    "iris_payloads",
     "job_problem",
     "prediction_problem",
     "user_seed",
@@ -28,6 +32,16 @@ def user_seed(base_seed: int, environment: Any) -> int:
     runner = getattr(environment, "runner", None)
     worker_index = max(getattr(runner, "worker_index", 0), 0)
     return base_seed + 1_000_003 * worker_index + next(_users)
+
+
+def iris_payloads(settings: Settings, environment: Any) -> IrisPayloads:
+    """The deterministic payload stream of one simulated user (repeats drawn from one pool)."""
+    return IrisPayloads(
+        user_seed(settings.seed, environment),
+        settings.batch_size,
+        repeat_share=settings.repeat_share,
+        pool_seed=settings.seed,
+    )
 
 
 def prediction_problem(status: int, content: bytes | None, expected: int) -> str | None:

@@ -17,16 +17,15 @@ from pydantic import Field
 from rq import Callback, Queue, Retry
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
+from shared.app import add_hot_route, create_app
 from shared.callbacks import META_KEY, CallbackSettings, check_callback_url
 from shared.health import Readiness
 from shared.jobs import JobAccepted, QueueSettings, accepted, add_job_route
 from shared.logs import request_id_var
-from shared.metrics import record_model, stage
-from shared.model import ModelMetadata
-from shared.model_metadata import read_metadata
+from shared.metrics import stage
+from shared.model_metadata import InputContract
 from shared.redis_client import RedisSettings, connect, redis_check, redis_errors
-from shared.schemas import PredictRequest, decode_instances, decode_json
+from shared.schemas import PredictRequest, decode_json
 from shared.settings import ModelSettings, ServiceSettings
 
 #: The worker's job function, by its import path in the worker image (patterns/async/worker).
@@ -51,25 +50,16 @@ class SubmitRequest(PredictRequest):
 settings = Settings()
 redis_conn = connect(settings, client_name="async-api")
 queue = Queue(settings.queue_name, connection=redis_conn)
+contract = InputContract(settings)
 readiness = Readiness()
-metadata: ModelMetadata | None = None
-
-
-async def metadata_loaded() -> str | None:
-    """Readiness: the model's metadata is read (the input contract is known)."""
-    return None if metadata is not None else "model metadata not loaded"
-
-
-readiness.add("model", metadata_loaded)
+readiness.add("model", contract.check)
 readiness.add("redis", redis_check(redis_conn))
 
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """Read the model's metadata before taking traffic; a missing model stops the start."""
-    global metadata  # noqa: PLW0603 - the one input contract this process checks
-    metadata = read_metadata(settings.model_dir, settings.model_name, settings.model_version)
-    record_model(metadata.name, metadata.version)
+    """Read the model's input contract before taking traffic; a missing model stops the start."""
+    contract.load()
     yield
 
 
@@ -80,11 +70,7 @@ app = create_app(
     readiness=readiness,
     lifespan=lifespan,
 )
-
-
-def _metadata() -> ModelMetadata:
-    assert metadata is not None, "lifespan reads the metadata before requests are served"
-    return metadata
+contract.add_model_route(app)
 
 
 def callback_url_of(body: bytes) -> str | None:
@@ -114,13 +100,9 @@ def job_options(callback_url: str | None) -> dict[str, Any]:
 
 async def predict(request: Request) -> Response:
     """Queue the instances for prediction; poll the answer's URL for the result."""
-    served = _metadata()
     body = await request.body()
-    with stage("decode"):
-        rows = decode_instances(
-            body, served.input.shape[-1], served.feature_names, settings.max_instances
-        )
-        callback_url = callback_url_of(body)
+    rows = contract.decode(body)
+    callback_url = callback_url_of(body)
     with stage("enqueue"), redis_errors("queueing the job", settings.redis_retry_after_s):
         job = queue.enqueue_call(
             PREDICT_JOB,
@@ -133,9 +115,3 @@ async def predict(request: Request) -> Response:
 
 add_hot_route(app, "/predict", predict, request_model=SubmitRequest, response_model=JobAccepted)
 add_job_route(app, redis_conn)
-
-
-@app.get("/model", response_model=ModelMetadata)
-async def model_metadata() -> Response:
-    """The model's metadata: name, version, tensors, labels, metrics, sha256."""
-    return json_response(_metadata().model_dump())

@@ -33,9 +33,7 @@ def client(api: ModuleType) -> Iterator[TestClient]:
 def work(load_service: Callable[..., ModuleType], redis_url: str) -> Callable[[], None]:
     """Runs the queued jobs with the real worker code (tasks.predict, the model loaded)."""
     worker_main = load_service("async", "worker", REDIS_URL=redis_url)
-    settings = worker_main.Settings()
-    model = worker_main.load_model(settings.model_dir, settings.model_name)
-    worker_main.tasks.serve(model)
+    worker_main.tasks.serve(worker_main.load_served_model(worker_main.Settings()))
 
     def run() -> None:
         LiveWorker(

@@ -8,7 +8,6 @@ the order they run in, and each leaves the stack as the next one expects.
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -33,17 +32,6 @@ STACK_ENV = {
 def stack() -> Iterator[ComposeStack]:
     with ComposeStack("async", **STACK_ENV) as stack:
         yield stack
-
-
-@contextmanager
-def env(stack: ComposeStack, **overrides: str) -> Iterator[None]:
-    """Run the block's compose commands with ``overrides`` in the environment."""
-    saved = dict(stack.env)
-    stack.env.update(overrides)
-    try:
-        yield
-    finally:
-        stack.env = saved
 
 
 def submit(stack: ComposeStack, body: dict[str, Any]) -> str:
@@ -226,7 +214,7 @@ def test_a_job_whose_worker_is_killed_is_retried_then_failed_with_a_reason(
     stack: ComposeStack,
 ) -> None:
     try:
-        with env(stack, EXTRA_WORK_MS="4000"):  # a heavier model: each job takes 4 s
+        with stack.overridden(EXTRA_WORK_MS="4000"):  # a heavier model: each job takes 4 s
             stack.compose("up", "-d", "--no-deps", "--wait", "worker")
             job_id = submit(stack, {"instances": [GOOD_ROW]})
             for attempt in (1, 2):
@@ -247,7 +235,7 @@ def test_a_job_whose_worker_is_killed_is_retried_then_failed_with_a_reason(
 
 
 def test_scale_out_spreads_jobs_over_the_workers(stack: ComposeStack) -> None:
-    with env(stack, EXTRA_WORK_MS="200"):
+    with stack.overridden(EXTRA_WORK_MS="200"):
         stack.compose("up", "-d", "--no-deps", "--wait", "--scale", "worker=3", "worker")
     containers = stack.compose("ps", "-q", "worker").split()
     assert len(containers) == 3

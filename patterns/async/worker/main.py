@@ -12,11 +12,9 @@ import tasks
 from shared.callbacks import CallbackSettings
 from shared.jobs import QueueSettings
 from shared.logs import configure_logging
-from shared.metrics import record_model
-from shared.model import load_model
 from shared.redis_client import RedisSettings
 from shared.settings import ModelSettings, ServiceSettings
-from shared.worker import WorkerSettings, run_worker
+from shared.worker import WorkerSettings, load_served_model, run_worker
 
 
 class Settings(
@@ -29,10 +27,7 @@ def main() -> None:
     """Load the model, then work the queue until SIGTERM."""
     settings = Settings()
     configure_logging(settings.service_name, settings.log_level)
-    model = load_model(
-        settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
-    )
-    record_model(model.metadata.name, model.metadata.version)
+    model = load_served_model(settings)
     tasks.serve(model, settings.extra_work_ms)
     run_worker(
         [settings.queue_name], settings, settings, settings, checks={"model": tasks.model_check}

@@ -27,12 +27,11 @@ from shared.app import add_hot_route, create_app, json_response
 from shared.errors import NotFound
 from shared.health import Readiness
 from shared.jobs import JobAccepted, QueueSettings, accepted, add_job_route, timestamp
-from shared.metrics import record_model, stage
-from shared.model import ModelMetadata
-from shared.model_metadata import read_metadata
+from shared.metrics import stage
+from shared.model_metadata import InputContract
 from shared.postgres import AsyncConnectionHolder, PostgresSettings, postgres_errors
 from shared.redis_client import RedisSettings, connect, redis_check, redis_errors
-from shared.schemas import PredictRequest, decode_instances
+from shared.schemas import PredictRequest
 from shared.settings import ModelSettings, ServiceSettings
 
 #: The job that starts a run, by its import path in the job image (patterns/batch/job).
@@ -83,26 +82,17 @@ settings = Settings()
 redis_conn = connect(settings, client_name="batch-api")
 queue = Queue(settings.queue_name, connection=redis_conn)
 database = AsyncConnectionHolder(settings, "batch-api")
+contract = InputContract(settings)
 readiness = Readiness()
-metadata: ModelMetadata | None = None
-
-
-async def metadata_loaded() -> str | None:
-    """Readiness: the model's metadata is read (the input contract is known)."""
-    return None if metadata is not None else "model metadata not loaded"
-
-
-readiness.add("model", metadata_loaded)
+readiness.add("model", contract.check)
 readiness.add("redis", redis_check(redis_conn))
 readiness.add("postgres", database.check())
 
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """Read the model's metadata before taking traffic; close the database at the end."""
-    global metadata  # noqa: PLW0603 - the one input contract this process checks
-    metadata = read_metadata(settings.model_dir, settings.model_name, settings.model_version)
-    record_model(metadata.name, metadata.version)
+    """Read the model's input contract before taking traffic; close the database at the end."""
+    contract.load()
     yield
     await database.close()
 
@@ -114,21 +104,12 @@ app = create_app(
     readiness=readiness,
     lifespan=lifespan,
 )
-
-
-def _metadata() -> ModelMetadata:
-    assert metadata is not None, "lifespan reads the metadata before requests are served"
-    return metadata
+contract.add_model_route(app)
 
 
 async def add_rows(request: Request) -> Response:
     """Add the instances as pending rows; they are predicted by the next run."""
-    served = _metadata()
-    with stage("decode"):
-        rows = decode_instances(
-            await request.body(), served.input.shape[-1], served.feature_names,
-            settings.max_instances,
-        )  # fmt: skip
+    rows = contract.decode(await request.body())
     with stage("insert"), postgres_errors("storing the rows"):
         connection = await database.get()
         cursor = await connection.execute(INSERT_ROWS, (orjson.dumps(rows.tolist()).decode(),))
@@ -142,7 +123,7 @@ add_hot_route(app, "/rows", add_rows, request_model=PredictRequest, response_mod
 @app.get("/rows/{row_id}")
 async def get_row(row_id: int) -> Response:
     """A row: its features, status, error if it failed, prediction once done."""
-    served = _metadata()
+    served = contract.metadata
     row = await _fetch(ROW, (served.name, served.version, row_id), "reading the row")
     if not row:
         raise NotFound(f"no row {row_id}", field="row_id")
@@ -209,9 +190,3 @@ async def start_run(_: Request) -> Response:
 
 add_hot_route(app, "/runs", start_run, request_model=None, response_model=JobAccepted)
 add_job_route(app, redis_conn, "/runs")
-
-
-@app.get("/model", response_model=ModelMetadata)
-async def model_metadata() -> Response:
-    """The model's metadata: name, version, tensors, labels, metrics, sha256."""
-    return json_response(_metadata().model_dump())

@@ -10,12 +10,10 @@ per live worker.
 import jobs
 
 from shared.logs import configure_logging
-from shared.metrics import record_model
-from shared.model import load_model
 from shared.postgres import postgres_check
 from shared.redis_client import RedisSettings
 from shared.settings import ModelSettings, ServiceSettings
-from shared.worker import run_worker
+from shared.worker import load_served_model, run_worker
 
 
 class Settings(ServiceSettings, ModelSettings, RedisSettings, jobs.BatchSettings):
@@ -26,10 +24,7 @@ def main() -> None:
     """Load the model, then work the queue until SIGTERM."""
     settings = Settings()
     configure_logging(settings.service_name, settings.log_level)
-    model = load_model(
-        settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
-    )
-    record_model(model.metadata.name, model.metadata.version)
+    model = load_served_model(settings)
     jobs.serve(model, settings)
     run_worker(
         [settings.queue_name],

@@ -175,10 +175,9 @@ def test_bad_rows_are_refused_or_failed_with_a_reason_and_lose_nothing(
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     stack: ComposeStack, model: OnnxModel
 ) -> None:
-    slow = {**stack.env, "EXTRA_WORK_MS": "100"}  # 0.1 s per chunk: a run lasts seconds
-    saved, stack.env = stack.env, slow
     try:
-        stack.compose("up", "-d", "--no-deps", "--wait", "worker")
+        with stack.overridden(EXTRA_WORK_MS="100"):  # 0.1 s per chunk: a run lasts seconds
+            stack.compose("up", "-d", "--no-deps", "--wait", "worker")
         ctl(stack, "load", "16000")
         victim = None
         deadline = time.monotonic() + 60
@@ -207,7 +206,6 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
             for line in stack.logs("worker").splitlines()
         ), "no worker handed the dead worker's drain back"
     finally:
-        stack.env = saved
         stack.compose("up", "-d", "--no-deps", "--wait", "worker")  # back to two fast workers
     assert progress(stack)["done"] == 19002
     assert assert_exactly_one_correct_prediction_per_row(stack, model) == 19002
