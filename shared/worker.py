@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 import redis
 from prometheus_client import Counter
 from pydantic import Field
-from rq import Queue, SimpleWorker
+from rq import Queue, SimpleWorker, Worker
 from rq.executions import Execution
 from rq.job import Job
 from rq.utils import as_text
@@ -71,6 +71,17 @@ class WorkerSettings(_EnvSettings):
 def liveness_key(worker_name: str) -> str:
     """The Redis key a live worker keeps set."""
     return f"mlsp:worker:{worker_name}:alive"
+
+
+def live_workers(queue: Queue) -> int:
+    """How many workers listening on ``queue`` are alive (their liveness key is set)."""
+    names = [worker.name for worker in Worker.all(queue=queue)]
+    if not names:
+        return 0
+    with queue.connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.exists(liveness_key(name))
+        return sum(pipe.execute())
 
 
 def worker_name() -> str:

@@ -20,7 +20,14 @@ from rq.job import Job
 from shared.health_server import failures, start_health_server
 from shared.jobs import fetch_job, job_view
 from shared.logs import JsonFormatter
-from shared.worker import Heartbeat, LiveWorker, WorkerSettings, liveness_key, worker_name
+from shared.worker import (
+    Heartbeat,
+    LiveWorker,
+    WorkerSettings,
+    live_workers,
+    liveness_key,
+    worker_name,
+)
 from tests.compose_stack import REPO_ROOT, free_port
 
 FAST = WorkerSettings(worker_heartbeat_s=0.2, worker_maintenance_s=1)
@@ -179,6 +186,15 @@ def test_heartbeat_to_a_dead_redis_is_not_ready() -> None:
     beat = Heartbeat(redis.Redis(port=1, socket_connect_timeout=0.1), "k", 0.1)
     assert beat.beat() is False
     assert beat.check() == "no heartbeat has reached Redis yet"
+
+
+def test_only_workers_that_beat_count_as_live(client: redis.Redis) -> None:
+    queue = Queue("test", connection=client)
+    assert live_workers(queue) == 0
+    for name in ("beating", "silent"):
+        LiveWorker(["test"], connection=client, name=name, settings=FAST).register_birth()
+    client.set(liveness_key("beating"), "1")
+    assert live_workers(queue) == 1
 
 
 def test_worker_names_are_unique_and_name_the_host() -> None:

@@ -2,9 +2,10 @@
 
 ``start_run`` (enqueued by the cron scheduler, the api or ``ctl run``) counts
 the pending rows and enqueues one ``drain`` per live worker (fewer for small
-backlogs). Each drain repeats, in one transaction per chunk: claim up to
-``BATCH_CHUNK_SIZE`` pending rows (``FOR UPDATE SKIP LOCKED``), check them,
-predict the good ones, write predictions and statuses. It stops when no
+backlogs; at least one, which waits in the queue if no worker is up). Each
+drain repeats, in one transaction per chunk: claim up to ``BATCH_CHUNK_SIZE``
+pending rows (``FOR UPDATE SKIP LOCKED``), check them, predict the good ones,
+write predictions and statuses. It stops when no
 pending row is left, so drains share the work whatever its size, and a row a
 dead worker had claimed is simply claimed again.
 
@@ -27,14 +28,14 @@ import psycopg
 import store
 from prometheus_client import Counter
 from pydantic import Field
-from rq import Queue, Retry, Worker, get_current_job
+from rq import Queue, Retry, get_current_job
 
 from shared.jobs import QueueSettings
 from shared.metrics import stage
 from shared.model import OnnxModel
 from shared.postgres import PostgresSettings, connect
 from shared.schemas import prediction_body
-from shared.worker import WorkerSettings
+from shared.worker import WorkerSettings, live_workers
 
 log = logging.getLogger("batch.jobs")
 
@@ -102,7 +103,7 @@ def start_run(trigger: str = "cron", mode: Mode = "predict") -> dict[str, Any]:
         if pending == 0:
             return {"run_id": None, "skipped": "no pending rows"}
         queue = Queue(settings.queue_name, connection=job.connection)
-        workers = max(Worker.count(queue=queue), 1)
+        workers = max(live_workers(queue), 1)
         drains = min(workers, math.ceil(pending / settings.batch_chunk_size))
         store.create_run(
             connection, job.id, trigger=trigger, mode=mode, pending=pending, drains=drains
