@@ -188,6 +188,25 @@ def test_heartbeat_to_a_dead_redis_is_not_ready() -> None:
     assert beat.check() == "no heartbeat has reached Redis yet"
 
 
+def test_a_job_costs_few_redis_round_trips(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = Queue("test", connection=client)
+    for _ in range(50):
+        queue.enqueue("tests.shared.jobfuncs.add", 1, 2, retry=Retry(max=1))
+    worker = LiveWorker(["test"], connection=client, name="w", settings=FAST, log_jobs=False)
+    sent = []
+    original = redis.connection.Connection.send_packed_command
+    monkeypatch.setattr(
+        redis.connection.Connection,
+        "send_packed_command",
+        lambda self, *args, **kwargs: sent.append(1) or original(self, *args, **kwargs),
+    )
+    worker.work(burst=True)
+    assert len(sent) / 50 < 12  # RQ's SimpleWorker alone: about 21
+    assert queue.finished_job_registry.count == 50
+
+
 def test_only_workers_that_beat_count_as_live(client: redis.Redis) -> None:
     queue = Queue("test", connection=client)
     assert live_workers(queue) == 0
