@@ -1,6 +1,8 @@
-"""Fixtures every test suite may use: an exported model repository, service loading, a predictor."""
+"""Fixtures every test suite may use: an exported model repository, service loading,
+a predictor process, and real Redis and PostgreSQL servers (see tests/local_servers.py)."""
 
 import importlib.util
+import itertools
 import os
 import socket
 import subprocess
@@ -12,11 +14,14 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import redis
 
 from models.export import export
 from models.specs import SPECS
+from tests.local_servers import fresh_database, postgres_server, redis_server
 
 REPO_ROOT = Path(__file__).resolve().parent
+_databases = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +114,32 @@ def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
     yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
     process.terminate()
     process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free port of 127.0.0.1 for the whole session."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """The session's Redis, emptied for this test."""
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushall()
+    client.close()
+    return redis_server_url
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A real PostgreSQL server on a free port of 127.0.0.1 for the whole session."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> str:
+    """A new, empty database on the session's PostgreSQL server for this test."""
+    return fresh_database(postgres_server_url, f"test_{next(_databases)}")
