@@ -1,12 +1,16 @@
-"""Fixtures every test suite may use: an exported model repository, service loading, a predictor."""
+"""Fixtures every test suite may use: an exported model repository, service loading,
+predictors (``predictor_server``, or :func:`running_predictor` for one with its own
+settings) and a real Redis (``redis_url``)."""
 
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -81,9 +85,9 @@ class PredictorProcess:
     grpc_target: str
 
 
-@pytest.fixture(scope="session")
-def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
-    """A predictor serving every exported model, on free ports of 127.0.0.1."""
+@contextmanager
+def running_predictor(model_repo: Path, **settings: str) -> Iterator[PredictorProcess]:
+    """A predictor on free ports of 127.0.0.1 with extra ``settings`` (``MODELS``, ``DELAY_MS``)."""
     from shared.probe import probe_grpc  # noqa: PLC0415 - after the stubs exist
 
     rest_port, grpc_port = _free_port(), _free_port()
@@ -94,6 +98,7 @@ def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
         "PORT": str(rest_port),
         "GRPC_PORT": str(grpc_port),
         "LOG_LEVEL": "WARNING",
+        **settings,
     }
     process = subprocess.Popen([sys.executable, "-m", "shared.v2.server"], cwd=REPO_ROOT, env=env)
     target = f"127.0.0.1:{grpc_port}"
@@ -103,6 +108,58 @@ def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
             process.kill()
             raise RuntimeError("the predictor did not start")
         time.sleep(0.1)
-    yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
-    process.terminate()
-    process.wait(timeout=15)
+    try:
+        yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
+    """A predictor serving every exported model, on free ports of 127.0.0.1."""
+    with running_predictor(model_repo) as predictor:
+        yield predictor
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free port of 127.0.0.1 (no persistence) for the whole session."""
+    import redis  # noqa: PLC0415 - only the tests that need Redis pay for it
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("these tests need redis-server (Debian: apt-get install redis-server)")
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder]
+    process = subprocess.Popen([str(arg) for arg in command], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+    client.close()
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis  # noqa: PLC0415
+
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushall()
+    client.close()
+    return redis_server_url
