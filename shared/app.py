@@ -95,6 +95,7 @@ def add_hot_route(
     request_model: type[BaseModel] | None,
     response_model: type[BaseModel],
     methods: tuple[str, ...] = ("POST",),
+    status_code: int = 200,
 ) -> None:
     """Serve ``endpoint`` at ``path`` without FastAPI's per-request machinery.
 
@@ -102,7 +103,8 @@ def add_hot_route(
     (see :func:`shared.schemas.decode_instances`), which saves the dependency
     solving and exit-stack set-up FastAPI does for every request: about 60 µs,
     a quarter of a small model's whole request on two cores. A twin API route,
-    added after it and so never matched, puts the endpoint in the OpenAPI docs.
+    added after it and so never matched, puts the endpoint in the OpenAPI docs
+    (``status_code``: the success status it documents, e.g. 202 for a job).
     """
     app.router.routes.append(_HotRoute(path, endpoint, methods=list(methods)))
     openapi_extra = None
@@ -118,6 +120,7 @@ def add_hot_route(
         endpoint,
         methods=list(methods),
         response_model=response_model,
+        status_code=status_code,
         responses=ERROR_RESPONSES,
         openapi_extra=openapi_extra,
     )
