@@ -52,6 +52,10 @@ load: up ## Headless Locust on PATTERN (USERS, DURATION); report in loadtests/re
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
 	  --host http://api:8080 --out /results/$(PATTERN)
 
+.PHONY: bench-parallel
+bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)
+	$(VENV)/bin/python -m loadtests.bench_parallel --port $(API_PORT)
+
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
 	$(VENV)/bin/python -m models.export --out models/build
