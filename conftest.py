@@ -123,6 +123,13 @@ def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
 
 
 @pytest.fixture(scope="session")
+def slow_predictor(model_repo: Path) -> Iterator[PredictorProcess]:
+    """A predictor of every model that waits 300 ms before each ModelInfer (``DELAY_MS``)."""
+    with running_predictor(model_repo, DELAY_MS="300") as predictor:
+        yield predictor
+
+
+@pytest.fixture(scope="session")
 def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on a free port of 127.0.0.1 (no persistence) for the whole session."""
     import redis  # noqa: PLC0415 - only the tests that need Redis pay for it

@@ -13,6 +13,8 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -97,6 +99,51 @@ class ComposeStack:
                     return line
             time.sleep(0.5)
         raise AssertionError(f"no log line of {service} says {text!r} within {timeout_s} s")
+
+    def traced(self, service: str, request_id: str) -> list[str]:
+        """The messages ``service`` logged for the request with id ``request_id``."""
+        return [
+            line["msg"] for line in self.log_lines(service) if line.get("request_id") == request_id
+        ]
+
+    @contextmanager
+    def paused(self, *services: str) -> Iterator[None]:
+        """``services`` frozen (``docker compose pause``) for the block: too slow to answer."""
+        self.compose("pause", *services)
+        try:
+            yield
+        finally:
+            self.compose("unpause", *services)
+
+    @contextmanager
+    def stopped(self, *services: str) -> Iterator[None]:
+        """``services`` stopped for the block (then started again): down."""
+        self.compose("stop", *services)
+        try:
+            yield
+        finally:
+            self.compose("start", *services)
+
+    @staticmethod
+    def wait_until(check: Callable[[], bool], timeout_s: float = 30, what: str = "") -> float:
+        """Seconds until ``check()`` is true; AssertionError after ``timeout_s``."""
+        started = time.monotonic()
+        while not check():
+            if time.monotonic() - started > timeout_s:
+                raise AssertionError(f"not {what or 'true'} within {timeout_s} s")
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+    def locust_smoke(self, users: int = 4, run_time: str = "5s") -> dict[str, dict[str, Any]]:
+        """A short headless Locust run of the pattern's scenario; its summary rows by name."""
+        out = f"e2e-{self.pattern}-smoke"
+        self.compose(
+            "run", "--rm", "-e", f"PATTERN={self.pattern}", "loadtest",
+            "--users", str(users), "--spawn-rate", str(users), "--run-time", run_time,
+            "--host", "http://api:8080", "--out", f"/results/{out}", "--max-failure-pct", "0",
+        )  # fmt: skip
+        summary = REPO_ROOT / "loadtests" / "results" / f"{out}_summary.json"
+        return {row["name"]: row for row in orjson.loads(summary.read_bytes())["rows"]}
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An HTTP request to the pattern's public api."""

@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +96,17 @@ async def connected(peers: Iterable[ModelPeer], timeout_s: float) -> AsyncIterat
 def composite_version(peers: Sequence[ModelPeer]) -> str:
     """The version of a model made of several: ``name:version`` of each, joined by ``+``."""
     return "+".join(peer.ref for peer in peers)
+
+
+def composite_metadata(name: str, peers: Sequence[ModelPeer], **details: Any) -> dict[str, Any]:
+    """What ``GET /model`` says about a model made of several: name, version, ``details``
+    and each part's model metadata, by role."""
+    return {
+        "name": name,
+        "version": composite_version(peers),
+        **details,
+        "models": {peer.role: peer.metadata.model_dump() for peer in peers},
+    }
 
 
 def check_same_inputs(peers: Sequence[ModelPeer]) -> None:

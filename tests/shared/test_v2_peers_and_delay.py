@@ -1,13 +1,12 @@
 """ModelPeer (a model on a predictor, as an api sees it), per-call deadlines and DELAY_MS."""
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import PredictorProcess, _free_port, running_predictor
+from conftest import PredictorProcess, _free_port
 from shared.errors import DependencyTimeout, DependencyUnavailable
 from shared.model import ModelError
 from shared.v2.client import V2Client
@@ -15,13 +14,6 @@ from shared.v2.peers import ModelPeer, check_same_inputs, composite_version, con
 from shared.v2.server import PredictorSettings
 
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [60.0, 30.0, 50.0, 20.0]], dtype=np.float32)
-
-
-@pytest.fixture(scope="module")
-def slow_predictor(model_repo: Path) -> Iterator[PredictorProcess]:
-    """A predictor of the gate alone that waits 300 ms before every answer."""
-    with running_predictor(model_repo, MODELS="iris-gate", DELAY_MS="300") as predictor:
-        yield predictor
 
 
 def test_delay_ms_is_off_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,7 +27,7 @@ def test_delay_ms_is_off_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_delay_ms_delays_every_answer_and_a_call_may_set_its_deadline(
     slow_predictor: PredictorProcess,
 ) -> None:
-    client = V2Client(slow_predictor.grpc_target, timeout_s=5, peer="gate")
+    client = V2Client(slow_predictor.grpc_target, timeout_s=5, peer="gate")  # DELAY_MS=300
     try:
         started = time.perf_counter()
         outputs = await client.infer("iris-gate", {"input": ROWS}, ["label"])

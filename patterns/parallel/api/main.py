@@ -46,7 +46,13 @@ from shared.schemas import (
     prediction_body,
 )
 from shared.settings import ServiceSettings
-from shared.v2.peers import ModelPeer, check_same_inputs, composite_version, connected
+from shared.v2.peers import (
+    ModelPeer,
+    check_same_inputs,
+    composite_metadata,
+    composite_version,
+    connected,
+)
 
 log = logging.getLogger("parallel")
 
@@ -317,14 +323,13 @@ app.add_api_route(
 
 @app.get("/model")
 async def model_metadata() -> Response:
-    """The ensemble: its name, version, quorum, deadlines and each member's model metadata."""
+    """The ensemble: name, version, quorum, deadlines and each member's model metadata."""
     return json_response(
-        {
-            "name": settings.ensemble_name,
-            "version": VERSION,
-            "quorum": settings.quorum,
-            "predict_timeout_s": settings.predict_timeout_s,
-            "job_timeout_s": settings.job_timeout_s,
-            "members": {member.role: member.metadata.model_dump() for member in members},
-        }
+        composite_metadata(
+            settings.ensemble_name,
+            members,
+            quorum=settings.quorum,
+            predict_timeout_s=settings.predict_timeout_s,
+            job_timeout_s=settings.job_timeout_s,
+        )
     )

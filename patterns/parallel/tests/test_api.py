@@ -10,18 +10,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import PredictorProcess, _free_port, running_predictor
+from conftest import PredictorProcess, _free_port
 from shared.model import ModelError, OnnxModel
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 2.8, 5.1, 1.5], [6.7, 3.0, 5.2, 2.3]]
 MEMBERS = ("iris", "iris-forest", "iris-bayes")
-
-
-@pytest.fixture(scope="module")
-def slow_predictor(model_repo: Path) -> Iterator[PredictorProcess]:
-    """A predictor of every model that waits 300 ms before each answer."""
-    with running_predictor(model_repo, DELAY_MS="300") as predictor:
-        yield predictor
 
 
 @pytest.fixture

@@ -4,10 +4,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 
-from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
 
@@ -30,16 +29,10 @@ def answered(body: dict[str, Any]) -> list[str]:
     return [m["member"] for m in body["members"]["answered"]]
 
 
-def wait_until_all_answer(stack: ComposeStack, timeout_s: float = 30) -> float:
-    """Seconds until every member is in the vote again."""
-    started = time.monotonic()
-    while True:
-        answer = predict(stack)
-        if answer.status_code == 200 and answered(answer.json()) == MEMBERS:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"not all members back within {timeout_s} s: {answer.text}")
-        time.sleep(0.2)
+def all_answer(stack: ComposeStack) -> bool:
+    """Every member is in the vote."""
+    answer = predict(stack)
+    return answer.status_code == 200 and answered(answer.json()) == MEMBERS
 
 
 def test_only_the_api_is_published(stack: ComposeStack) -> None:
@@ -64,15 +57,11 @@ def test_every_member_votes(stack: ComposeStack) -> None:
 def test_the_request_id_reaches_every_member(stack: ComposeStack) -> None:
     assert predict(stack, **{"X-Request-ID": "parallel-e2e-5"}).status_code == 200
     for service in PREDICTORS:
-        traced = [
-            line for line in stack.log_lines(service) if line.get("request_id") == "parallel-e2e-5"
-        ]
-        assert [line["msg"] for line in traced] == ["ModelInfer OK"], service
+        assert stack.traced(service, "parallel-e2e-5") == ["ModelInfer OK"], service
 
 
 def test_a_paused_member_is_left_out_and_a_job_waits_for_it(stack: ComposeStack) -> None:
-    stack.compose("pause", "predictor-forest")
-    try:
+    with stack.paused("predictor-forest"):
         started = time.monotonic()
         answer = predict(stack)
         assert time.monotonic() - started < 2
@@ -95,67 +84,47 @@ def test_a_paused_member_is_left_out_and_a_job_waits_for_it(stack: ComposeStack)
         assert partial["members"]["pending"] == ["iris-forest"]
         assert answered(partial) == ["iris", "iris-bayes"]
         assert len(partial["predictions"]) == 2
-    finally:
-        stack.compose("unpause", "predictor-forest")
-    deadline = time.monotonic() + 15
-    while (final := stack.get(url).json())["status"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    stack.wait_until(lambda: stack.get(url).json()["status"] != "running", 15, "final")
+    final = stack.get(url).json()
     assert final["status"] == "done"
     assert sorted(answered(final)) == sorted(MEMBERS)
     assert final["members"]["pending"] == []
 
 
 def test_stopped_members_are_left_out_until_the_quorum_is_lost(stack: ComposeStack) -> None:
-    stack.compose("stop", "predictor-bayes")
-    try:
+    with stack.stopped("predictor-bayes"):
         body = predict(stack).json()
         assert answered(body) == ["iris", "iris-forest"]
         (left_out,) = body["members"]["left_out"]
         assert (left_out["member"], left_out["code"]) == ("iris-bayes", "dependency_unavailable")
         assert stack.get("/health/ready").status_code == 200  # 2 of 3 is a quorum
 
-        stack.compose("stop", "predictor-linear")
-        answer = predict(stack)
-        assert answer.status_code == 503
-        assert answer.headers["retry-after"] == "1"
-        message = answer.json()["error"]["message"]
-        assert message.startswith("only 1 of 3 members answered, quorum is 2; left out: ")
-        assert "iris (dependency_unavailable)" in message
-        assert "iris-bayes (dependency_unavailable)" in message
-        assert stack.get("/health/ready").status_code == 503
-    finally:
-        stack.compose("start", "predictor-linear", "predictor-bayes")
-    assert wait_until_all_answer(stack) < 30
+        with stack.stopped("predictor-linear"):
+            answer = predict(stack)
+            assert answer.status_code == 503
+            assert answer.headers["retry-after"] == "1"
+            message = answer.json()["error"]["message"]
+            assert message.startswith("only 1 of 3 members answered, quorum is 2; left out: ")
+            assert "iris (dependency_unavailable)" in message
+            assert "iris-bayes (dependency_unavailable)" in message
+            assert stack.get("/health/ready").status_code == 503
+    stack.wait_until(lambda: all_answer(stack), 30, "every member answering")
     assert stack.get("/health/ready").status_code == 200
 
 
 def test_a_stopped_redis_fails_jobs_not_predictions(stack: ComposeStack) -> None:
-    stack.compose("stop", "redis")
-    try:
+    with stack.stopped("redis"):
         answer = stack.post("/jobs", json={"instances": ROWS})
         assert answer.status_code == 503
         assert answer.json()["error"]["message"].startswith("redis is unavailable")
         assert predict(stack).status_code == 200
-    finally:
-        stack.compose("start", "redis")
-    deadline = time.monotonic() + 30
-    while stack.post("/jobs", json={"instances": ROWS}).status_code != 202:
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
+    stack.wait_until(
+        lambda: stack.post("/jobs", json={"instances": ROWS}).status_code == 202, 30, "jobs back"
+    )
 
 
 def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
-    stack.compose(
-        "run", "--rm", "-e", "PATTERN=parallel", "loadtest",
-        "--users", "4", "--spawn-rate", "4", "--run-time", "5s",
-        "--host", "http://api:8080", "--out", "/results/e2e-parallel-smoke",
-        "--max-failure-pct", "0",
-    )  # fmt: skip
-    summary = orjson.loads(
-        (REPO_ROOT / "loadtests" / "results" / "e2e-parallel-smoke_summary.json").read_bytes()
-    )
-    rows = {row["name"]: row for row in summary["rows"]}
+    rows = stack.locust_smoke()
     assert rows["Aggregated"]["failures"] == 0
     assert rows["POST /predict"]["requests"] > 50
     assert rows["POST /jobs"]["requests"] > 5

@@ -31,7 +31,13 @@ from shared.metrics import stage
 from shared.model import ModelError
 from shared.schemas import PredictRequest, decode_instances, prediction_body
 from shared.settings import ServiceSettings
-from shared.v2.peers import ModelPeer, check_same_inputs, composite_version, connected
+from shared.v2.peers import (
+    ModelPeer,
+    check_same_inputs,
+    composite_metadata,
+    composite_version,
+    connected,
+)
 
 OUTLIER = -1
 
@@ -136,6 +142,18 @@ def resplit(probabilities: np.ndarray, specialist_probabilities: np.ndarray) -> 
     return combined
 
 
+async def ask(
+    chain: Chain, peer: ModelPeer, rows: np.ndarray, outputs: list[str]
+) -> dict[str, np.ndarray]:
+    """Stage ``peer.role`` of ``chain``: ``peer``'s model on ``rows``, in the time left."""
+    return await chain.call(
+        peer.role,
+        lambda left_s: peer.infer(rows, outputs, left_s),
+        model=peer.ref,
+        rows=len(rows),
+    )
+
+
 async def predict(request: Request) -> Response:
     """Predict each instance through the chain; each answer says which stages it passed."""
     with stage("decode"):
@@ -148,35 +166,19 @@ async def predict(request: Request) -> Response:
     chain = Chain(settings.request_timeout_s)
     paths = [["gate"] for _ in range(len(rows))]
 
-    verdict = await chain.call(
-        "gate",
-        lambda left_s: gate.infer(rows, ["label", "scores"], left_s),
-        model=gate.ref,
-        rows=len(rows),
-    )
+    verdict = await ask(chain, gate, rows, ["label", "scores"])
     inliers = np.flatnonzero(verdict["label"][:, 0] != OUTLIER)
     probabilities = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
     if inliers.size:
-        answer = await chain.call(
-            "classifier",
-            lambda left_s: classifier.infer(rows[inliers], ["probabilities"], left_s),
-            model=classifier.ref,
-            rows=int(inliers.size),
-        )
-        probabilities[inliers] = answer["probabilities"]
+        first = (await ask(chain, classifier, rows[inliers], ["probabilities"]))["probabilities"]
+        probabilities[inliers] = first
         for i in inliers:
             paths[i].append("classifier")
-        best = answer["probabilities"]
         unsure = inliers[
-            (best.max(axis=1) < settings.confident_at) & np.isin(best.argmax(axis=1), PAIR)
+            (first.max(axis=1) < settings.confident_at) & np.isin(first.argmax(axis=1), PAIR)
         ]
         if unsure.size:
-            second = await chain.call(
-                "specialist",
-                lambda left_s: specialist.infer(rows[unsure], ["probabilities"], left_s),
-                model=specialist.ref,
-                rows=int(unsure.size),
-            )
+            second = await ask(chain, specialist, rows[unsure], ["probabilities"])
             probabilities[unsure] = resplit(probabilities[unsure], second["probabilities"])
             for i in unsure:
                 paths[i].append("specialist")
@@ -215,13 +217,12 @@ add_hot_route(app, "/predict", predict, request_model=PredictRequest, response_m
 
 @app.get("/model")
 async def model_metadata() -> Response:
-    """The chain: its name, version, routing settings and each stage's model metadata."""
+    """The chain: name, version, routing settings and each stage's model metadata (by stage)."""
     return json_response(
-        {
-            "name": settings.chain_name,
-            "version": VERSION,
-            "confident_at": settings.confident_at,
-            "request_timeout_s": settings.request_timeout_s,
-            "stages": {peer.role: peer.metadata.model_dump() for peer in STAGES},
-        }
+        composite_metadata(
+            settings.chain_name,
+            STAGES,
+            confident_at=settings.confident_at,
+            request_timeout_s=settings.request_timeout_s,
+        )
     )

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import PredictorProcess, _free_port, running_predictor
+from conftest import PredictorProcess, _free_port
 from shared.model import METADATA_FILE, ModelError, OnnxModel
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]  # the classifier is sure
@@ -25,13 +25,6 @@ def stage_urls(gate: str, classifier: str, specialist: str) -> dict[str, str]:
         "PREDICTOR_CLASSIFIER_URL": classifier,
         "PREDICTOR_SPECIALIST_URL": specialist,
     }
-
-
-@pytest.fixture(scope="module")
-def slow_predictor(model_repo: Path) -> Iterator[PredictorProcess]:
-    """A predictor of every model that waits 300 ms before each answer."""
-    with running_predictor(model_repo, DELAY_MS="300") as predictor:
-        yield predictor
 
 
 @pytest.fixture
@@ -105,8 +98,8 @@ def test_only_the_stages_needed_are_called(client: TestClient) -> None:
 
 def test_the_chain_is_described_and_bad_input_never_reaches_it(client: TestClient) -> None:
     chain = client.get("/model").json()
-    assert set(chain["stages"]) == {"gate", "classifier", "specialist"}
-    assert chain["stages"]["gate"]["task"] == "anomaly"
+    assert set(chain["models"]) == {"gate", "classifier", "specialist"}
+    assert chain["models"]["gate"]["task"] == "anomaly"
     answer = client.post("/predict", json={"instances": [[1, 2, 3]]})
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "instances[0]"

@@ -4,10 +4,9 @@ import re
 import time
 from collections.abc import Iterator
 
-import orjson
 import pytest
 
-from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
 
@@ -26,14 +25,9 @@ def predict(stack: ComposeStack, *rows: list[float], **headers: str):
     return stack.post("/predict", json={"instances": list(rows)}, headers=headers)
 
 
-def wait_until_predicting(stack: ComposeStack, timeout_s: float = 30) -> float:
-    """Seconds until a row that needs every stage answers 200 again."""
-    started = time.monotonic()
-    while predict(stack, BORDERLINE).status_code != 200:
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"no 200 within {timeout_s} s")
-        time.sleep(0.2)
-    return time.monotonic() - started
+def predicting(stack: ComposeStack) -> bool:
+    """A row that needs every stage gets a 200."""
+    return predict(stack, BORDERLINE).status_code == 200
 
 
 def test_only_the_api_is_published_and_every_stage_has_its_container(stack: ComposeStack) -> None:
@@ -47,7 +41,7 @@ def test_only_the_api_is_published_and_every_stage_has_its_container(stack: Comp
 
 
 def test_outliers_stop_at_the_gate_and_the_rest_go_on(stack: ComposeStack) -> None:
-    examples = stack.get("/model").json()["stages"]["gate"]["examples"]
+    examples = stack.get("/model").json()["models"]["gate"]["examples"]
     answer = predict(stack, *(e["input"] for e in examples))
     assert answer.status_code == 200
     body = answer.json()
@@ -80,15 +74,11 @@ def test_each_row_shows_its_path_and_each_stage_its_time(stack: ComposeStack) ->
 def test_the_request_id_travels_along_the_chain(stack: ComposeStack) -> None:
     assert predict(stack, BORDERLINE, **{"X-Request-ID": "serial-e2e-3"}).status_code == 200
     for service in PREDICTORS:
-        traced = [
-            line for line in stack.log_lines(service) if line.get("request_id") == "serial-e2e-3"
-        ]
-        assert [line["msg"] for line in traced] == ["ModelInfer OK"], service
+        assert stack.traced(service, "serial-e2e-3") == ["ModelInfer OK"], service
 
 
 def test_a_slow_stage_is_a_504_naming_it_within_the_chains_deadline(stack: ComposeStack) -> None:
-    stack.compose("pause", "predictor-specialist")
-    try:
+    with stack.paused("predictor-specialist"):
         assert predict(stack, SETOSA).status_code == 200  # needs no specialist
         started = time.monotonic()
         answer = predict(stack, BORDERLINE)
@@ -99,14 +89,11 @@ def test_a_slow_stage_is_a_504_naming_it_within_the_chains_deadline(stack: Compo
             r"\(0\.5 s for the whole chain, 0\.\d+ s left for this stage\)",
             answer.json()["error"]["message"],
         )
-    finally:
-        stack.compose("unpause", "predictor-specialist")
-    assert wait_until_predicting(stack) < 10
+    assert stack.wait_until(lambda: predicting(stack), 10, "predicting")
 
 
 def test_a_stopped_stage_is_a_503_naming_it_and_the_api_recovers(stack: ComposeStack) -> None:
-    stack.compose("stop", "predictor-gate")
-    try:
+    with stack.stopped("predictor-gate"):
         answer = predict(stack, SETOSA)
         assert answer.status_code == 503
         assert answer.headers["retry-after"] == "1"
@@ -114,21 +101,11 @@ def test_a_stopped_stage_is_a_503_naming_it_and_the_api_recovers(stack: ComposeS
         ready = stack.get("/health/ready")
         assert ready.status_code == 503
         assert list(ready.json()["checks"]) == ["gate"]
-    finally:
-        stack.compose("start", "predictor-gate")
-    assert wait_until_predicting(stack) < 30
+    stack.wait_until(lambda: predicting(stack), 30, "predicting")
     assert stack.get("/health/ready").status_code == 200
 
 
 def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
-    stack.compose(
-        "run", "--rm", "-e", "PATTERN=serial", "loadtest",
-        "--users", "4", "--spawn-rate", "4", "--run-time", "5s",
-        "--host", "http://api:8080", "--out", "/results/e2e-serial-smoke", "--max-failure-pct", "0",
-    )  # fmt: skip
-    summary = orjson.loads(
-        (REPO_ROOT / "loadtests" / "results" / "e2e-serial-smoke_summary.json").read_bytes()
-    )
-    total = next(row for row in summary["rows"] if row["name"] == "Aggregated")
+    total = stack.locust_smoke()["Aggregated"]
     assert total["requests"] > 50
     assert total["failures"] == 0
