@@ -46,6 +46,8 @@ def load_service(monkeypatch: pytest.MonkeyPatch, model_repo: Path) -> Callable[
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         folder = REPO_ROOT / "patterns" / pattern / service
+        if not folder.is_dir():  # a starter ejected by `make starter` has its services at the root
+            folder = REPO_ROOT / service
         name = f"svc_{pattern.replace('-', '_')}_{service}_main"
         spec = importlib.util.spec_from_file_location(name, folder / "main.py")
         assert spec is not None
@@ -61,7 +63,8 @@ def load_service(monkeypatch: pytest.MonkeyPatch, model_repo: Path) -> Callable[
 
 def _generate_stubs() -> None:
     """Generate the gRPC stubs when missing (``make test`` does it too)."""
-    if not (REPO_ROOT / "shared" / "v2" / "proto" / "inference_pb2.py").is_file():
+    proto = REPO_ROOT / "shared" / "v2" / "proto"
+    if (proto / "inference.proto").is_file() and not (proto / "inference_pb2.py").is_file():
         from shared.v2.codegen import generate  # noqa: PLC0415 - needs grpc_tools only here
 
         generate()

@@ -13,7 +13,7 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +25,7 @@ import orjson
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_SH = REPO_ROOT / "compose" / "compose.sh"
+RESULTS = REPO_ROOT / "loadtests" / "results"
 
 
 def free_port() -> int:
@@ -48,12 +49,15 @@ class ComposeStack:
             **env,
         }
         self.base_url = f"http://127.0.0.1:{self.port}"
+        in_playground = REPO_ROOT / "patterns" / pattern / "compose.yaml"
+        # In a starter ejected by `make starter`, the pattern's compose file is at the root.
+        self.compose_file = in_playground if in_playground.is_file() else REPO_ROOT / "compose.yaml"
         self.http = httpx.Client(base_url=self.base_url, timeout=10.0)
 
     def compose(self, *args: str, check: bool = True, timeout: float = 900) -> str:
         """Run ``docker compose <args>`` on this stack; returns stdout."""
         result = subprocess.run(
-            [str(COMPOSE_SH), "-f", f"patterns/{self.pattern}/compose.yaml", *args],
+            [str(COMPOSE_SH), "-f", str(self.compose_file), *args],
             cwd=REPO_ROOT,
             env=self.env,
             capture_output=True,
@@ -76,8 +80,8 @@ class ComposeStack:
             raise RuntimeError(f"{exc}\n--- logs ---\n{self.logs()[-6000:]}") from exc
 
     def down(self) -> None:
-        """Remove the stack's containers, network and volumes."""
-        self.compose("down", "--volumes", "--remove-orphans", check=False)
+        """Remove the stack's containers (of every profile), network and volumes."""
+        self.compose("--profile", "*", "down", "--volumes", "--remove-orphans", check=False)
 
     def logs(self, *services: str) -> str:
         """The services' logs so far (all services when none named), without ANSI codes."""
@@ -124,26 +128,28 @@ class ComposeStack:
         finally:
             self.compose("start", *services)
 
-    @staticmethod
-    def wait_until(check: Callable[[], bool], timeout_s: float = 30, what: str = "") -> float:
-        """Seconds until ``check()`` is true; AssertionError after ``timeout_s``."""
-        started = time.monotonic()
-        while not check():
-            if time.monotonic() - started > timeout_s:
-                raise AssertionError(f"not {what or 'true'} within {timeout_s} s")
-            time.sleep(0.2)
-        return time.monotonic() - started
+    def locust_smoke(self, seconds: int = 5, users: int = 4, **env: str) -> dict[str, Any]:
+        """A short headless Locust run on the stack's network; its Aggregated summary row.
 
-    def locust_smoke(self, users: int = 4, run_time: str = "5s") -> dict[str, dict[str, Any]]:
-        """A short headless Locust run of the pattern's scenario; its summary rows by name."""
+        Fails unless every request succeeded (``--max-failure-pct 0``).
+        """
         out = f"e2e-{self.pattern}-smoke"
+        options = [item for key, value in env.items() for item in ("-e", f"{key}={value}")]
         self.compose(
-            "run", "--rm", "-e", f"PATTERN={self.pattern}", "loadtest",
-            "--users", str(users), "--spawn-rate", str(users), "--run-time", run_time,
+            "run", "--rm", "-e", f"PATTERN={self.pattern}", *options, "loadtest",
+            "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{seconds}s",
             "--host", "http://api:8080", "--out", f"/results/{out}", "--max-failure-pct", "0",
         )  # fmt: skip
-        summary = REPO_ROOT / "loadtests" / "results" / f"{out}_summary.json"
-        return {row["name"]: row for row in orjson.loads(summary.read_bytes())["rows"]}
+        summary = orjson.loads((RESULTS / f"{out}_summary.json").read_bytes())
+        return next(row for row in summary["rows"] if row["name"] == "Aggregated")
+
+    def wait_for(self, condition: Any, what: str, timeout_s: float = 30) -> None:
+        """Poll ``condition()`` until it is truthy."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+            time.sleep(0.5)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An HTTP request to the pattern's public api."""

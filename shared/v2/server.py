@@ -21,6 +21,7 @@ from shared.app import create_app
 from shared.health import Readiness
 from shared.logs import configure_logging
 from shared.metrics import record_model
+from shared.serve import uvicorn_config
 from shared.settings import ModelSettings, ServiceSettings
 from shared.v2.grpc_server import InferenceServicer
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
@@ -113,18 +114,7 @@ async def serve(settings: PredictorSettings) -> None:
 
     app = build_app(repository, settings)
     app.router.lifespan_context = lifespan
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
-    )
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(uvicorn_config(app, settings)).serve()
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ async def predictor_serves_the_model() -> str | None:
         return "predictor client not started"
     if not await predictor.ready(metadata.name, metadata.version):
         wanted = f"{metadata.name} v{metadata.version}"
-        return f"predictor at {settings.predictor_url} does not serve {wanted}"
+        return f"predictor at {settings.predictor_url} is unreachable or does not serve {wanted}"
     return None
 
 

@@ -59,7 +59,7 @@ def test_predictor_down_is_503_and_not_ready(client_without_predictor: TestClien
     }
     ready = client_without_predictor.get("/health/ready")
     assert ready.status_code == 503
-    assert "does not serve iris v1" in ready.json()["checks"]["predictor"]
+    assert "unreachable or does not serve iris v1" in ready.json()["checks"]["predictor"]
 
 
 def test_settings_need_a_predictor_url(
