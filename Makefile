@@ -10,6 +10,8 @@ USERS ?= 16
 SPAWN_RATE ?= $(USERS)
 DURATION ?= 30s
 WARMUP ?=
+# Extra Locust options for `make load`, e.g. LOCUST_OPTIONS="--exclude-tags jobs".
+LOCUST_OPTIONS ?=
 OUT ?= $(PATTERN)
 API_PORT ?= 8000
 PYTHON ?= python3
@@ -56,7 +58,7 @@ load: up ## Headless Locust on PATTERN (USERS, DURATION); report in loadtests/re
 	@mkdir -p loadtests/results
 	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(OBSERVE),-e PROMETHEUS_URL=http://prometheus:9090) loadtest \
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
-	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT)
+	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT) $(LOCUST_OPTIONS)
 
 REPORT := ./compose/compose.sh -p mlsp-report -f compose/loadtest.yaml
 .PHONY: compare
