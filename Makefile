@@ -10,6 +10,8 @@ USERS ?= 16
 SPAWN_RATE ?= $(USERS)
 DURATION ?= 30s
 WARMUP ?=
+# Extra Locust options for `make load`, e.g. LOCUST_OPTIONS="--exclude-tags jobs".
+LOCUST_OPTIONS ?=
 OUT ?= $(PATTERN)
 API_PORT ?= 8000
 ROWS ?= 10000
@@ -57,7 +59,7 @@ load: up ## Headless Locust on PATTERN (USERS, DURATION); report in loadtests/re
 	@mkdir -p loadtests/results
 	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(OBSERVE),-e PROMETHEUS_URL=http://prometheus:9090) loadtest \
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
-	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT)
+	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT) $(LOCUST_OPTIONS)
 
 REPORT := ./compose/compose.sh -p mlsp-report -f compose/loadtest.yaml
 .PHONY: compare
@@ -103,6 +105,10 @@ batch-status: up ## batch: pending, done and failed rows, and the latest runs
 
 batch-bench: up ## batch: rows/s of a run over ROWS fresh rows vs the DB-only limit (wipes the tables)
 	$(BATCH_CTL) bench $(ROWS)
+
+.PHONY: bench-parallel
+bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)
+	$(VENV)/bin/python -m loadtests.bench_parallel --port $(API_PORT)
 
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host

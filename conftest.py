@@ -1,5 +1,6 @@
 """Fixtures every test suite may use: an exported model repository, service loading,
-a predictor process, and real Redis and PostgreSQL servers (see tests/local_servers.py)."""
+a predictor process (``predictor_server``, or :func:`running_predictor` for one with its own
+settings), and real Redis and PostgreSQL servers (see tests/local_servers.py)."""
 
 import importlib.util
 import itertools
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -89,9 +91,9 @@ class PredictorProcess:
     grpc_target: str
 
 
-@pytest.fixture(scope="session")
-def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
-    """A predictor serving every exported model, on free ports of 127.0.0.1."""
+@contextmanager
+def running_predictor(model_repo: Path, **settings: str) -> Iterator[PredictorProcess]:
+    """A predictor on free ports of 127.0.0.1 with extra ``settings`` (``MODELS``, ``DELAY_MS``)."""
     from shared.probe import probe_grpc  # noqa: PLC0415 - after the stubs exist
 
     rest_port, grpc_port = _free_port(), _free_port()
@@ -102,6 +104,7 @@ def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
         "PORT": str(rest_port),
         "GRPC_PORT": str(grpc_port),
         "LOG_LEVEL": "WARNING",
+        **settings,
     }
     process = subprocess.Popen([sys.executable, "-m", "shared.v2.server"], cwd=REPO_ROOT, env=env)
     target = f"127.0.0.1:{grpc_port}"
@@ -111,9 +114,25 @@ def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
             process.kill()
             raise RuntimeError("the predictor did not start")
         time.sleep(0.1)
-    yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
-    process.terminate()
-    process.wait(timeout=15)
+    try:
+        yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
+    """A predictor serving every exported model, on free ports of 127.0.0.1."""
+    with running_predictor(model_repo) as predictor:
+        yield predictor
+
+
+@pytest.fixture(scope="session")
+def slow_predictor(model_repo: Path) -> Iterator[PredictorProcess]:
+    """A predictor of every model that waits 300 ms before each ModelInfer (``DELAY_MS``)."""
+    with running_predictor(model_repo, DELAY_MS="300") as predictor:
+        yield predictor
 
 
 @pytest.fixture(scope="session")

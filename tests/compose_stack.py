@@ -119,6 +119,30 @@ class ComposeStack:
             time.sleep(0.5)
         raise AssertionError(f"no log line of {service} says {text!r} within {timeout_s} s")
 
+    def traced(self, service: str, request_id: str) -> list[str]:
+        """The messages ``service`` logged for the request with id ``request_id``."""
+        return [
+            line["msg"] for line in self.log_lines(service) if line.get("request_id") == request_id
+        ]
+
+    @contextmanager
+    def paused(self, *services: str) -> Iterator[None]:
+        """``services`` frozen (``docker compose pause``) for the block: too slow to answer."""
+        self.compose("pause", *services)
+        try:
+            yield
+        finally:
+            self.compose("unpause", *services)
+
+    @contextmanager
+    def stopped(self, *services: str) -> Iterator[None]:
+        """``services`` stopped for the block (then started again): down."""
+        self.compose("stop", *services)
+        try:
+            yield
+        finally:
+            self.compose("start", *services)
+
     def locust_smoke(self, seconds: int = 5, users: int = 4, **env: str) -> dict[str, Any]:
         """A short headless Locust run on the stack's network; its Aggregated summary row.
 

@@ -21,6 +21,8 @@ SCENARIOS: dict[str, str] = {
     "web-single": "loadtests.scenarios.predict:PredictUser",
     "sync": "loadtests.scenarios.predict:PredictUser",
     "async": "loadtests.scenarios.async_jobs:AsyncUser",
+    "serial": "loadtests.scenarios.predict:PredictUser",
+    "parallel": "loadtests.scenarios.parallel:ParallelUser",
 }
 
 
