@@ -41,7 +41,9 @@ class ComposeStack:
     def __init__(self, pattern: str, **env: str) -> None:
         self.pattern = pattern
         self.port = free_port()
-        self.project = f"mlsp-e2e-{pattern}"
+        tag = os.environ.get("MLSP_TAG", "dev")
+        # Checkouts building under another MLSP_TAG get their own projects too.
+        self.project = f"mlsp-e2e-{pattern}" + ("" if tag == "dev" else f"-{tag}")
         self.env = {
             **os.environ,
             "API_PORT": str(self.port),
