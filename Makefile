@@ -12,12 +12,17 @@ DURATION ?= 30s
 WARMUP ?=
 # Share (0..1) of load-test requests repeating a body (cache patterns); empty: the harness default.
 REPEAT_SHARE ?=
+# Extra Locust options for `make load`, e.g. LOCUST_OPTIONS="--exclude-tags jobs".
+LOCUST_OPTIONS ?=
 OUT ?= $(PATTERN)
 API_PORT ?= 8000
+ROWS ?= 10000
 PYTHON ?= python3
 VENV ?= .venv
-COMPOSE := ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml
-export API_PORT
+PROMETHEUS_PORT ?= 9090
+OBSERVE ?=
+COMPOSE := ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml $(if $(OBSERVE),--profile observe)
+export API_PORT PROMETHEUS_PORT
 
 .PHONY: help
 help: ## Show this help
@@ -25,7 +30,7 @@ help: ## Show this help
 	@echo
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) REPEAT_SHARE=0..1 MLSP_OFFLINE=0|1"
+	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) REPEAT_SHARE=0..1 OBSERVE=1 MLSP_OFFLINE=0|1"
 
 .PHONY: check-pattern
 check-pattern:
@@ -36,11 +41,12 @@ check-pattern:
 up: check-pattern ## Build and start PATTERN's stack, wait until healthy, print its URL
 	@start=$$(date +%s); \
 	$(COMPOSE) up --build --wait --remove-orphans && \
-	echo "$(PATTERN) is up in $$(( $$(date +%s) - start )) s: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)"
+	echo "$(PATTERN) is up in $$(( $$(date +%s) - start )) s: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
+	$(if $(OBSERVE),&& echo "Prometheus: http://127.0.0.1:$(PROMETHEUS_PORT)  (recording rules: service:*, service_stage:*)")
 
 .PHONY: down
 down: check-pattern ## Stop PATTERN's stack and remove its containers and volumes
-	$(COMPOSE) down --volumes --remove-orphans
+	$(COMPOSE) --profile observe down --volumes --remove-orphans
 
 .PHONY: ps
 ps: check-pattern ## Show PATTERN's containers
@@ -53,13 +59,13 @@ logs: check-pattern ## Follow PATTERN's logs (JSON lines; grep a request id to f
 .PHONY: load
 load: up ## Headless Locust on PATTERN (USERS, DURATION, REPEAT_SHARE); report in loadtests/results/
 	@mkdir -p loadtests/results
-	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(REPEAT_SHARE),-e REPEAT_SHARE=$(REPEAT_SHARE)) loadtest \
+	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(REPEAT_SHARE),-e REPEAT_SHARE=$(REPEAT_SHARE)) $(if $(OBSERVE),-e PROMETHEUS_URL=http://prometheus:9090) loadtest \
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
-	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT)
+	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT) $(LOCUST_OPTIONS)
 
 REPORT := ./compose/compose.sh -p mlsp-report -f compose/loadtest.yaml
 .PHONY: compare
-compare: ## Same load on each of PATTERNS in turn (USERS, DURATION); table + chart in loadtests/reports/
+compare: ## Same load on each of PATTERNS in turn (USERS, DURATION; OBSERVE=1 adds the per-hop breakdown)
 	@for p in $(PATTERNS); do case " $(ALL_PATTERNS) " in *" $$p "*) ;; \
 	  *) echo "Unknown pattern '$$p' in PATTERNS. Choose from: $(ALL_PATTERNS)" >&2; exit 2;; esac; done
 	@mkdir -p loadtests/results/compare && rm -f loadtests/results/compare/*
@@ -72,7 +78,7 @@ compare: ## Same load on each of PATTERNS in turn (USERS, DURATION); table + cha
 	-$(REPORT) run --rm --build --entrypoint python loadtest -m loadtests.compare /results/compare \
 	  $(PATTERNS) --settings "$(USERS) users, no think time, one row per request, $(DURATION) after a $(or $(WARMUP),5s) warm-up"
 	@$(REPORT) down >/dev/null 2>&1
-	@mkdir -p loadtests/reports && cp loadtests/results/compare/comparison.md loadtests/results/compare/comparison.png loadtests/reports/
+	@mkdir -p loadtests/reports && cp loadtests/results/compare/comparison*.md loadtests/results/compare/comparison*.png loadtests/reports/
 	@echo "Report: loadtests/reports/comparison.md and comparison.png"
 
 .PHONY: bench
@@ -84,6 +90,27 @@ bench: ## Ratios side by side in one run: serving overhead, hop cost, cache valu
 starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORCE=1 to write over)
 	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
 	$(PYTHON) compose/starter.py $(PATTERN) $(DEST) $(if $(FORCE),--force)
+
+# The batch pattern's own commands (they bring its stack up first).
+BATCH_CTL := ./compose/compose.sh -f patterns/batch/compose.yaml run --rm ctl
+
+.PHONY: batch-load batch-run batch-status batch-bench
+batch-load batch-run batch-status batch-bench: PATTERN := batch
+batch-load: up ## batch: add ROWS (10000) pending rows of sample data
+	$(BATCH_CTL) load $(ROWS)
+
+batch-run: up ## batch: start a run now and wait until it has finished
+	$(BATCH_CTL) run --wait
+
+batch-status: up ## batch: pending, done and failed rows, and the latest runs
+	$(BATCH_CTL) status
+
+batch-bench: up ## batch: rows/s of a run over ROWS fresh rows vs the DB-only limit (wipes the tables)
+	$(BATCH_CTL) bench $(ROWS)
+
+.PHONY: bench-parallel
+bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)
+	$(VENV)/bin/python -m loadtests.bench_parallel --port $(API_PORT)
 
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host

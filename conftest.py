@@ -1,26 +1,29 @@
-"""Fixtures every test suite may use: an exported model repository, service loading, a predictor."""
+"""Fixtures every test suite may use: an exported model repository, service loading,
+a predictor process (``predictor_server``, or :func:`running_predictor` for one with its own
+settings), and real Redis and PostgreSQL servers (see tests/local_servers.py)."""
 
 import importlib.util
+import itertools
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import pytest
+import redis
 
 from models.export import export
 from models.specs import SPECS
-
-if TYPE_CHECKING:
-    from tests.redis_server import RedisServer
+from tests.local_servers import fresh_database, postgres_server, redis_server
 
 REPO_ROOT = Path(__file__).resolve().parent
+_databases = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -88,9 +91,9 @@ class PredictorProcess:
     grpc_target: str
 
 
-@pytest.fixture(scope="session")
-def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
-    """A predictor serving every exported model, on free ports of 127.0.0.1."""
+@contextmanager
+def running_predictor(model_repo: Path, **settings: str) -> Iterator[PredictorProcess]:
+    """A predictor on free ports of 127.0.0.1 with extra ``settings`` (``MODELS``, ``DELAY_MS``)."""
     from shared.probe import probe_grpc  # noqa: PLC0415 - after the stubs exist
 
     rest_port, grpc_port = _free_port(), _free_port()
@@ -101,6 +104,7 @@ def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
         "PORT": str(rest_port),
         "GRPC_PORT": str(grpc_port),
         "LOG_LEVEL": "WARNING",
+        **settings,
     }
     process = subprocess.Popen([sys.executable, "-m", "shared.v2.server"], cwd=REPO_ROOT, env=env)
     target = f"127.0.0.1:{grpc_port}"
@@ -110,24 +114,51 @@ def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
             process.kill()
             raise RuntimeError("the predictor did not start")
         time.sleep(0.1)
-    yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
-    process.terminate()
-    process.wait(timeout=15)
+    try:
+        yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["RedisServer"]:
-    """A real redis-server on a free port of 127.0.0.1 for the whole session."""
-    from tests.redis_server import RedisServer  # noqa: PLC0415 - only Redis tests need it
+def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
+    """A predictor serving every exported model, on free ports of 127.0.0.1."""
+    with running_predictor(model_repo) as predictor:
+        yield predictor
 
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
+
+@pytest.fixture(scope="session")
+def slow_predictor(model_repo: Path) -> Iterator[PredictorProcess]:
+    """A predictor of every model that waits 300 ms before each ModelInfer (``DELAY_MS``)."""
+    with running_predictor(model_repo, DELAY_MS="300") as predictor:
+        yield predictor
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free port of 127.0.0.1 for the whole session."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture
-def redis_url(redis_server: "RedisServer") -> str:
+def redis_url(redis_server_url: str) -> str:
     """The session's Redis, emptied for this test."""
-    client = redis_server.client()
+    client = redis.Redis.from_url(redis_server_url)
     client.flushall()
     client.close()
-    return redis_server.url
+    return redis_server_url
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A real PostgreSQL server on a free port of 127.0.0.1 for the whole session."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> str:
+    """A new, empty database on the session's PostgreSQL server for this test."""
+    return fresh_database(postgres_server_url, f"test_{next(_databases)}")

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loadtests import breakdown
+
 __all__ = ["PatternResult", "load_result", "machine_description", "main", "markdown"]
 
 E2E_TYPE = "E2E"
@@ -153,6 +155,17 @@ def chart(results: Sequence[PatternResult], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def load_breakdowns(results: Path, patterns: Sequence[str]) -> list[breakdown.Breakdown]:
+    """The per-hop breakdowns written by runs with OBSERVE=1, in the patterns' order."""
+    found = []
+    for pattern in patterns:
+        path = results / f"{pattern}_breakdown.json"
+        if path.is_file():
+            (data,) = json.loads(path.read_text())
+            found.append(breakdown.Breakdown(**{**data, "pattern": pattern}))
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: write comparison.md and comparison.png; print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -162,6 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = [load_result(args.results, pattern) for pattern in args.patterns]
     table = markdown(results, args.settings)
+    hops = load_breakdowns(args.results, args.patterns)
+    if hops:  # OBSERVE=1: where each pattern's time goes
+        breakdown.chart(hops, args.results / "comparison_breakdown.png")
+        table += "\n### Where the time goes (mean per request, from Prometheus)\n\n"
+        table += breakdown.markdown(hops)
     (args.results / "comparison.md").write_text(table)
     chart(results, args.results / "comparison.png", f"ML serving patterns: {args.settings}")
     print(table)

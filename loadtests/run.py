@@ -17,14 +17,16 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtests import report
+from loadtests import breakdown, report
 
 __all__ = ["locust_command", "main"]
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+SCRAPE_SETTLE_S = 4  # two scrape intervals of compose/observe/prometheus.yml
 
 
 def _parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -74,13 +76,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             check=False,
             env={**os.environ, "PROGRESS_SECONDS": "0"},
         )
+    started = time.time()
     locust_code = subprocess.run(locust_command(args, extra), check=False).returncode
+    ended = time.time()
     if not stats_csv.is_file():
         return locust_code or 2
     threshold = (
         [] if args.max_failure_pct is None else ["--max-failure-pct", str(args.max_failure_pct)]
     )
     report_code = report.main([args.out, *threshold])
+    prometheus = os.environ.get("PROMETHEUS_URL")
+    if prometheus:  # OBSERVE=1: where the time went, once the last scrape is in
+        time.sleep(SCRAPE_SETTLE_S)
+        breakdown.main([prometheus, args.out, "--start", str(started), "--end", str(ended)])
     if report_code or args.max_failure_pct is not None:
         return report_code
     return locust_code

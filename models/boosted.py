@@ -17,14 +17,11 @@ slowed down further by OpenMP threads waiting on each other).
 """
 
 import numpy as np
-from sklearn.datasets import load_iris
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
+from models.iris_data import DATASET, FEATURE_NAMES, iris_split
 from models.specs import SEED, TrainedModel
-
-FEATURE_NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
 def augment(
@@ -45,15 +42,8 @@ def train_iris_boosted(
     noise_cm: float = 0.3,
 ) -> TrainedModel:
     """Iris species: ``n_iterations`` x 3 boosted trees on noise-augmented training rows."""
-    data = load_iris()
-    x_train, x_test, y_train, y_test = train_test_split(
-        data.data.astype(np.float32),
-        data.target,
-        test_size=0.3,
-        random_state=SEED,
-        stratify=data.target,
-    )
-    x_fit, y_fit = augment(x_train, y_train, augmented_rows, noise_cm, SEED)
+    split = iris_split()
+    x_fit, y_fit = augment(split.x_train, split.y_train, augmented_rows, noise_cm, SEED)
     estimator = HistGradientBoostingClassifier(
         max_iter=n_iterations,
         max_leaf_nodes=max_leaf_nodes,
@@ -64,25 +54,25 @@ def train_iris_boosted(
     )
     with threadpool_limits(limits=1, user_api="openmp"):
         estimator.fit(x_fit, y_fit)
-    n_classes = len(data.target_names)
+    n_classes = len(split.labels)
     return TrainedModel(
         estimator=estimator,
         description=(
             "Iris species from sepal and petal length and width (cm): a large gradient-boosted "
             "tree ensemble, costly to run on purpose (the prediction-cache pattern's model)."
         ),
-        labels=[str(name) for name in data.target_names],
+        labels=split.labels,
         feature_names=FEATURE_NAMES,
-        x_test=x_test,
-        y_test=y_test,
-        dataset="sklearn.datasets.load_iris",
+        x_test=split.x_test,
+        y_test=split.y_test,
+        dataset=DATASET,
         training={
             "algorithm": (
                 f"HistGradientBoosting({n_iterations} rounds x {n_classes} trees, "
                 f"<= {max_leaf_nodes} leaves each)"
             ),
             "n_trees": n_iterations * n_classes,
-            "n_train": len(x_train),
+            "n_train": len(split.x_train),
             "augmented_rows": augmented_rows,
             "augmentation_noise_cm": noise_cm,
         },

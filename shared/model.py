@@ -75,6 +75,13 @@ class ModelMetadata(BaseModel):
         raise KeyError(name)
 
 
+#: What a model of each task must answer (output names); see :func:`check_task_outputs`.
+TASK_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "classification": ("label", "probabilities"),
+    "anomaly": ("label", "scores"),
+}
+
+
 class ModelError(Exception):
     """The model is missing, or its file and metadata disagree."""
 
@@ -158,15 +165,38 @@ def check_model_matches(metadata: ModelMetadata, session: ort.InferenceSession) 
                     f"{kind} {spec.name!r}: metadata says {spec.dtype}{spec.shape}, "
                     f"the model has {found.dtype}{found.shape}"
                 )
+    check_task_outputs(metadata)
+    if metadata.feature_names and metadata.input.shape[-1] != len(metadata.feature_names):
+        raise ModelError(
+            f"{len(metadata.feature_names)} feature names for input {metadata.input.shape}"
+        )
+
+
+def check_task_outputs(metadata: ModelMetadata) -> None:
+    """Raise :class:`ModelError` unless the metadata declares what its task answers.
+
+    * ``classification``: ``label`` and ``probabilities`` (rows, classes), a label per class.
+    * ``anomaly``: ``label`` (1 inlier, -1 outlier) and ``scores`` (rows, 1), below 0 for
+      outliers; ``labels``, when given, name the values -1 and 1 in that order.
+    """
+    required = TASK_OUTPUTS.get(metadata.task)
+    if required is None:
+        raise ModelError(f"unknown task {metadata.task!r}; known: {', '.join(TASK_OUTPUTS)}")
+    declared = [spec.name for spec in metadata.outputs]
+    missing = [name for name in required if name not in declared]
+    if missing:
+        raise ModelError(
+            f"a {metadata.task} model answers {list(required)}; the metadata declares {declared}"
+        )
     if metadata.task == "classification":
-        probabilities = metadata.output("probabilities")
-        n_classes = probabilities.shape[-1]
+        n_classes = metadata.output("probabilities").shape[-1]
         if n_classes is not None and n_classes != len(metadata.labels):
             raise ModelError(f"{len(metadata.labels)} labels for {n_classes} classes")
-        if metadata.feature_names and metadata.input.shape[-1] != len(metadata.feature_names):
-            raise ModelError(
-                f"{len(metadata.feature_names)} feature names for input {metadata.input.shape}"
-            )
+    else:
+        if metadata.output("scores").shape[-1] != 1:
+            raise ModelError(f"scores must be (rows, 1), not {metadata.output('scores').shape}")
+        if metadata.labels and len(metadata.labels) != 2:
+            raise ModelError(f"{len(metadata.labels)} labels for the anomaly values -1 and 1")
 
 
 class OnnxModel:

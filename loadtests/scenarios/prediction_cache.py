@@ -16,8 +16,7 @@ from __future__ import annotations
 from locust import FastHttpUser, constant, task
 
 from loadtests.config import load_settings
-from loadtests.payloads import IrisPayloads
-from loadtests.scenarios.common import JSON_HEADERS, prediction_problem, user_seed
+from loadtests.scenarios.common import JSON_HEADERS, iris_payloads, prediction_problem
 
 SETTINGS = load_settings()
 #: Decimals of the fresh rows: with iris's own 1, a long run draws the same rows by chance.
@@ -37,13 +36,7 @@ class CachedPredictUser(FastHttpUser):
 
     def on_start(self) -> None:
         """Give this user its own fresh rows and the pool of repeated bodies every user shares."""
-        self.payloads = IrisPayloads(
-            user_seed(SETTINGS.seed, self.environment),
-            SETTINGS.batch_size,
-            repeat_share=SETTINGS.repeat_share,
-            pool_seed=SETTINGS.seed,
-            decimals=FRESH_DECIMALS,
-        )
+        self.payloads = iris_payloads(SETTINGS, self.environment, decimals=FRESH_DECIMALS)
 
     @task
     def predict(self) -> None:

@@ -59,10 +59,11 @@ class V2Client:
         request_id = request_id_var.get()
         return (("x-request-id", request_id),) if request_id else ()
 
-    def _error(self, exc: grpc.aio.AioRpcError) -> ServiceError:
+    def _error(self, exc: grpc.aio.AioRpcError, timeout_s: float | None = None) -> ServiceError:
         code = exc.code()
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return DependencyTimeout(f"{self.peer} did not answer within {self.timeout_s} s")
+            waited = self.timeout_s if timeout_s is None else timeout_s
+            return DependencyTimeout(f"{self.peer} did not answer within {round(waited, 3)} s")
         if code == grpc.StatusCode.UNAVAILABLE:
             log.warning("%s at %s is unavailable: %s", self.peer, self.target, exc.details())
             return DependencyUnavailable(f"{self.peer} is unavailable; retry shortly")
@@ -96,9 +97,19 @@ class V2Client:
             raise self._error(exc) from None
 
     async def infer(
-        self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], version: str = ""
+        self,
+        model: str,
+        inputs: dict[str, np.ndarray],
+        outputs: list[str],
+        version: str = "",
+        timeout_s: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """Run ``model`` on ``inputs``; returns the requested ``outputs`` as numpy arrays."""
+        """Run ``model`` on ``inputs``; returns the requested ``outputs`` as numpy arrays.
+
+        ``timeout_s`` overrides the client's deadline for this call (e.g. what is left
+        of a request's deadline when several calls share it).
+        """
+        deadline = self.timeout_s if timeout_s is None else timeout_s
         request = pb.ModelInferRequest(model_name=model, model_version=version)
         for name, array in inputs.items():
             request.inputs.add(name=name, datatype=datatype_of(array), shape=array.shape)
@@ -109,11 +120,11 @@ class V2Client:
         outcome = "ok"
         try:
             answer = await self.stub.ModelInfer(
-                request, timeout=self.timeout_s, metadata=self._metadata()
+                request, timeout=deadline, metadata=self._metadata()
             )
         except grpc.aio.AioRpcError as exc:
             outcome = exc.code().name.lower()
-            raise self._error(exc) from None
+            raise self._error(exc, deadline) from None
         finally:
             OUTBOUND_LATENCY.labels(self.peer, outcome).observe(time.perf_counter() - started)
         return {

@@ -8,6 +8,7 @@ counted and timed in ``mlsp_grpc_requests_total`` /
 ``x-request-id`` into the log lines it writes.
 """
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -97,10 +98,14 @@ def rpc(
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """Serves the models of a :class:`ModelRepository`."""
+    """Serves the models of a :class:`ModelRepository`.
 
-    def __init__(self, repository: ModelRepository) -> None:
+    ``delay_s`` (demonstrations only) makes every ModelInfer wait that long before answering.
+    """
+
+    def __init__(self, repository: ModelRepository, delay_s: float = 0.0) -> None:
         self.repository = repository
+        self.delay_s = delay_s
 
     @rpc
     async def ServerLive(self, request: pb.ServerLiveRequest, context) -> pb.ServerLiveResponse:  # noqa: N802
@@ -144,6 +149,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     @rpc
     async def ModelInfer(self, request: pb.ModelInferRequest, context) -> pb.ModelInferResponse:  # noqa: N802
         """Run a model. Answers in raw contents when the request came in raw contents."""
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         model = self.repository.get(request.model_name, request.model_version)
         raw = request.raw_input_contents
         if raw and len(raw) != len(request.inputs):

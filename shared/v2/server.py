@@ -21,6 +21,7 @@ from shared.app import create_app
 from shared.health import Readiness
 from shared.logs import configure_logging
 from shared.metrics import record_model
+from shared.serve import uvicorn_config
 from shared.settings import ModelSettings, ServiceSettings
 from shared.v2.grpc_server import InferenceServicer
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
@@ -38,6 +39,14 @@ class PredictorSettings(ServiceSettings, ModelSettings):
     grpc_port: int = Field(8081, ge=1, le=65535)
     grpc_max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Larger gRPC messages are refused."
+    )
+    delay_ms: float = Field(
+        0,
+        ge=0,
+        description=(
+            "For demonstrations only: wait this long before answering each gRPC ModelInfer "
+            "(a slow model without burning CPU). Leave 0 in real use."
+        ),
     )
 
     @property
@@ -72,7 +81,8 @@ def build_grpc_server(repository: ModelRepository, settings: PredictorSettings) 
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(options=options)
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(repository), server)
+    servicer = InferenceServicer(repository, delay_s=settings.delay_ms / 1000)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
@@ -87,6 +97,10 @@ async def serve(settings: PredictorSettings) -> None:
     )
     for model in repository.models.values():
         record_model(model.metadata.name, model.metadata.version)
+    if settings.delay_ms:
+        log.warning(
+            "DELAY_MS=%g: every ModelInfer waits that long (demonstrations only)", settings.delay_ms
+        )
     grpc_server = build_grpc_server(repository, settings)
 
     @asynccontextmanager
@@ -100,18 +114,7 @@ async def serve(settings: PredictorSettings) -> None:
 
     app = build_app(repository, settings)
     app.router.lifespan_context = lifespan
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
-    )
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(uvicorn_config(app, settings)).serve()
 
 
 def main() -> None:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from prometheus_client import REGISTRY
 
 from shared.cache import CacheSettings, ReadThroughCache, prediction_key, rows_digest
 from shared.errors import DependencyUnavailable
 from shared.model import ModelMetadata, TensorSpec
 from tests.compose_stack import free_port
-from tests.redis_server import RedisServer
+from tests.local_servers import RedisServer
 
 KEY = "mlsp:test:key"
 
@@ -91,9 +92,7 @@ def test_a_new_model_version_or_file_never_shares_keys() -> None:
     assert prediction_key(metadata(sha256="b" * 64), rows) != key
 
 
-async def test_a_miss_is_computed_and_stored_with_the_ttl_then_hits(
-    redis_url: str, redis_server: RedisServer
-) -> None:
+async def test_a_miss_is_computed_and_stored_with_the_ttl_then_hits(redis_url: str) -> None:
     cache = make_cache(redis_url, "ttl", cache_ttl_s=60)
     compute = Computation()
     try:
@@ -104,7 +103,7 @@ async def test_a_miss_is_computed_and_stored_with_the_ttl_then_hits(
     assert (first.result, second.result) == ("miss", "hit")
     assert first.value == second.value == b"answer"
     assert compute.calls == 1
-    client = redis_server.client()
+    client = redis.Redis.from_url(redis_url)
     assert 59_000 < client.pttl(KEY) <= 60_000
     assert not client.exists(f"{KEY}:lock")
     client.close()
@@ -138,7 +137,7 @@ async def test_a_stampede_across_replicas_computes_once(redis_url: str) -> None:
 
 
 async def test_a_failed_computation_reaches_every_waiter_and_stores_nothing(
-    cache: ReadThroughCache, redis_server: RedisServer
+    cache: ReadThroughCache, redis_url: str
 ) -> None:
     failing = Computation(delay_s=0.05, error=DependencyUnavailable("predictor is down"))
     answers = await asyncio.gather(
@@ -146,17 +145,15 @@ async def test_a_failed_computation_reaches_every_waiter_and_stores_nothing(
     )
     assert failing.calls == 1
     assert all(isinstance(a, DependencyUnavailable) for a in answers)
-    client = redis_server.client()
+    client = redis.Redis.from_url(redis_url)
     assert not client.exists(KEY)
     assert not client.exists(f"{KEY}:lock")  # released: the next request computes at once
     client.close()
     assert (await cache.get_or_compute(KEY, Computation())).result == "miss"
 
 
-async def test_a_lock_left_by_a_dead_replica_is_waited_out_once(
-    redis_url: str, redis_server: RedisServer
-) -> None:
-    client = redis_server.client()
+async def test_a_lock_left_by_a_dead_replica_is_waited_out_once(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
     client.set(f"{KEY}:lock", "someone-else", px=300)
     client.close()
     cache = make_cache(redis_url, "dead-lock", cache_lock_ttl_s=0.3)

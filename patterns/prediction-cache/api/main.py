@@ -21,6 +21,7 @@ from functools import partial
 import numpy as np
 import orjson
 from fastapi import FastAPI
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -30,19 +31,28 @@ from shared.health import Readiness
 from shared.metrics import stage
 from shared.model import ModelMetadata
 from shared.schemas import PredictRequest, PredictResponse, decode_instances, prediction_body
-from shared.settings import ServiceSettings
-from shared.v2.remote_model import RemoteModel, RemoteModelSettings
+from shared.settings import ModelSettings, ServiceSettings
+from shared.v2.peers import ModelPeer
 
 
-class Settings(ServiceSettings, RemoteModelSettings, CacheSettings):
-    """The api's settings: its own, the model's and its predictor's, and the cache's."""
+class Settings(ServiceSettings, ModelSettings, CacheSettings):
+    """The api's settings: its own, the model's, the cache's, and where the predictor is."""
+
+    predictor_url: str = Field(description="host:port of the predictor's gRPC endpoint.")
+    predictor_timeout_s: float = Field(1.0, gt=0, description="Deadline of one predictor call.")
 
 
 settings = Settings()
-model = RemoteModel.from_settings(settings)
-metadata = model.metadata
+predictor = ModelPeer.from_repository(
+    "predictor",
+    settings.predictor_url,
+    settings.model_dir,
+    settings.model_name,
+    version=settings.model_version,
+)
+metadata = predictor.metadata
 readiness = Readiness()
-readiness.add("predictor", model.check_ready)
+readiness.add("predictor", predictor.check_ready)
 cache: ReadThroughCache | None = None
 
 
@@ -50,11 +60,11 @@ cache: ReadThroughCache | None = None
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """One channel to the predictor and one Redis connection pool for the process."""
     global cache  # noqa: PLW0603 - the one cache this process uses
-    model.connect()
+    predictor.connect(settings.predictor_timeout_s)
     cache = ReadThroughCache.from_settings(settings, name="predictions")
     yield
     await cache.close()
-    await model.close()
+    await predictor.close()
 
 
 app = create_app(
@@ -71,8 +81,9 @@ app = create_app(
 
 async def call_predictor(rows: np.ndarray) -> bytes:
     """The JSON answer for ``rows``, from the predictor (what the cache stores)."""
-    probabilities = await model.predict_proba(rows)
-    return orjson.dumps(prediction_body(metadata, probabilities))
+    with stage("predictor_call"):
+        outputs = await predictor.infer(rows, ["probabilities"])
+    return orjson.dumps(prediction_body(metadata, outputs["probabilities"]))
 
 
 async def predict(request: Request) -> Response:

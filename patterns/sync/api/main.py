@@ -11,35 +11,54 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.app import add_hot_route, create_app, json_response
 from shared.health import Readiness
 from shared.metrics import stage
-from shared.model import ModelMetadata
+from shared.model import ModelMetadata, load_metadata
 from shared.schemas import PredictRequest, PredictResponse, decode_instances, prediction_body
-from shared.settings import ServiceSettings
-from shared.v2.remote_model import RemoteModel, RemoteModelSettings
+from shared.settings import ModelSettings, ServiceSettings
+from shared.v2.client import V2Client
 
 
-class Settings(ServiceSettings, RemoteModelSettings):
+class Settings(ServiceSettings, ModelSettings):
     """The api's settings: its own, the model's, and where the predictor is."""
+
+    predictor_url: str = Field(description="host:port of the predictor's gRPC endpoint.")
+    predictor_timeout_s: float = Field(1.0, gt=0, description="Deadline of one predictor call.")
 
 
 settings = Settings()
-model = RemoteModel.from_settings(settings)
-metadata = model.metadata
+metadata: ModelMetadata = load_metadata(
+    settings.model_dir, settings.model_name, settings.model_version
+)
 readiness = Readiness()
-readiness.add("predictor", model.check_ready)
+predictor: V2Client | None = None
+
+
+async def predictor_serves_the_model() -> str | None:
+    """Readiness: the predictor answers and serves our model at our version."""
+    if predictor is None:
+        return "predictor client not started"
+    if not await predictor.ready(metadata.name, metadata.version):
+        wanted = f"{metadata.name} v{metadata.version}"
+        return f"predictor at {settings.predictor_url} is unreachable or does not serve {wanted}"
+    return None
+
+
+readiness.add("predictor", predictor_serves_the_model)
 
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """One channel to the predictor for the life of the process."""
-    model.connect()
+    global predictor  # noqa: PLW0603 - the one client this process uses
+    predictor = V2Client(settings.predictor_url, settings.predictor_timeout_s)
     yield
-    await model.close()
+    await predictor.close()
 
 
 app = create_app(
@@ -53,6 +72,7 @@ app = create_app(
 
 async def predict(request: Request) -> Response:
     """Predict the class of each instance (the predictor runs the model)."""
+    assert predictor is not None, "lifespan starts the client before requests are served"
     with stage("decode"):
         rows = decode_instances(
             await request.body(),
@@ -60,8 +80,11 @@ async def predict(request: Request) -> Response:
             metadata.feature_names,
             settings.max_instances,
         )
-    probabilities = await model.predict_proba(rows)
-    return json_response(prediction_body(metadata, probabilities))
+    with stage("predictor_call"):
+        outputs = await predictor.infer(
+            metadata.name, {metadata.input.name: rows}, ["probabilities"], metadata.version
+        )
+    return json_response(prediction_body(metadata, outputs["probabilities"]))
 
 
 add_hot_route(

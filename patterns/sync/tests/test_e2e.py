@@ -3,10 +3,9 @@
 import time
 from collections.abc import Iterator
 
-import orjson
 import pytest
 
-from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
 
@@ -92,14 +91,6 @@ def test_a_stopped_predictor_gives_503_and_the_api_recovers_by_itself(stack: Com
 
 
 def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
-    stack.compose(
-        "run", "--rm", "-e", "PATTERN=sync", "loadtest",
-        "--users", "4", "--spawn-rate", "4", "--run-time", "5s",
-        "--host", "http://api:8080", "--out", "/results/e2e-sync-smoke", "--max-failure-pct", "0",
-    )  # fmt: skip
-    summary = orjson.loads(
-        (REPO_ROOT / "loadtests" / "results" / "e2e-sync-smoke_summary.json").read_bytes()
-    )
-    total = next(row for row in summary["rows"] if row["name"] == "Aggregated")
+    total = stack.locust_smoke()
     assert total["requests"] > 100
     assert total["failures"] == 0

@@ -1,13 +1,12 @@
 """web-single end to end: the real stack from docker compose, talked to over HTTP."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
 
@@ -98,17 +97,8 @@ def test_docs_are_served(stack: ComposeStack) -> None:
     assert "/predict" in stack.get("/openapi.json").json()["paths"]
 
 
-def test_locust_smoke_load_has_no_failures(stack: ComposeStack, tmp_path: Path) -> None:
-    out = "/results/e2e-web-single-smoke"
-    stack.compose(
-        "run", "--rm", "-e", "PATTERN=web-single", "loadtest",
-        "--users", "4", "--spawn-rate", "4", "--run-time", "5s",
-        "--host", "http://api:8080", "--out", out, "--max-failure-pct", "0",
-    )  # fmt: skip
-    summary = orjson.loads(
-        (REPO_ROOT / "loadtests" / "results" / "e2e-web-single-smoke_summary.json").read_bytes()
-    )
-    total = next(row for row in summary["rows"] if row["name"] == "Aggregated")
+def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
+    total = stack.locust_smoke()
     assert total["requests"] > 100
     assert total["failures"] == 0
 
