@@ -30,7 +30,7 @@ from shared.cache import CacheSettings, ReadThroughCache, prediction_key
 from shared.health import Readiness
 from shared.metrics import stage
 from shared.model import ModelMetadata
-from shared.schemas import PredictRequest, PredictResponse, decode_instances, prediction_body
+from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.settings import ModelSettings, ServiceSettings
 from shared.v2.peers import ModelPeer
 
@@ -90,12 +90,7 @@ async def predict(request: Request) -> Response:
     """Predict the class of each instance: from the cache, or from the predictor once."""
     assert cache is not None, "lifespan starts the cache before requests are served"
     with stage("decode"):
-        rows = decode_instances(
-            await request.body(),
-            metadata.input.shape[-1],
-            metadata.feature_names,
-            settings.max_instances,
-        )
+        rows = decode_rows(await request.body(), metadata, settings.max_instances)
     key = prediction_key(metadata, rows)
     cached = await cache.get_or_compute(key, partial(call_predictor, rows))
     return Response(cached.value, headers={"X-Cache": cached.result}, media_type="application/json")

@@ -26,17 +26,16 @@ SPELLINGS = [
 ]
 
 
+def load_api(load_service: Callable[..., ModuleType], **env: str) -> ModuleType:
+    """The api module, serving the pattern's model, with ``env`` as its settings."""
+    return load_service("prediction-cache", "api", MODEL_NAME=MODEL, **env)
+
+
 @pytest.fixture
 def api(
     load_service: Callable[..., ModuleType], predictor_server: PredictorProcess, redis_url: str
 ) -> ModuleType:
-    return load_service(
-        "prediction-cache",
-        "api",
-        MODEL_NAME=MODEL,
-        PREDICTOR_URL=predictor_server.grpc_target,
-        REDIS_URL=redis_url,
-    )
+    return load_api(load_service, PREDICTOR_URL=predictor_server.grpc_target, REDIS_URL=redis_url)
 
 
 @pytest.fixture
@@ -124,10 +123,8 @@ def test_bad_input_is_refused_before_the_cache_and_the_predictor(client: TestCli
 def test_without_redis_the_api_answers_from_the_predictor_and_stays_ready(
     load_service: Callable[..., ModuleType], predictor_server: PredictorProcess
 ) -> None:
-    api = load_service(
-        "prediction-cache",
-        "api",
-        MODEL_NAME=MODEL,
+    api = load_api(
+        load_service,
         PREDICTOR_URL=predictor_server.grpc_target,
         REDIS_URL=f"redis://127.0.0.1:{_free_port()}/0",
     )
@@ -143,10 +140,8 @@ def test_without_redis_the_api_answers_from_the_predictor_and_stays_ready(
 def test_without_the_predictor_a_miss_is_503_and_nothing_is_cached(
     load_service: Callable[..., ModuleType], redis_url: str
 ) -> None:
-    api = load_service(
-        "prediction-cache",
-        "api",
-        MODEL_NAME=MODEL,
+    api = load_api(
+        load_service,
         PREDICTOR_URL=f"127.0.0.1:{_free_port()}",
         PREDICTOR_TIMEOUT_S="0.5",
         REDIS_URL=redis_url,
@@ -164,4 +159,4 @@ def test_settings_need_a_redis_url(
 ) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     with pytest.raises(ValueError, match="redis_url"):
-        load_service("prediction-cache", "api", PREDICTOR_URL="127.0.0.1:1")
+        load_api(load_service, PREDICTOR_URL="127.0.0.1:1")
