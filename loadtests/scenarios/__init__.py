@@ -20,6 +20,7 @@ __all__ = ["SCENARIOS", "UnknownPatternError", "load_user_class", "user_class_pa
 SCENARIOS: dict[str, str] = {
     "web-single": "loadtests.scenarios.web_single:WebSingleUser",
     "async": "loadtests.scenarios.async_jobs:AsyncUser",
+    "batch": "loadtests.scenarios.batch_rows:BatchUser",
 }
 
 

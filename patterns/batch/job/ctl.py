@@ -130,20 +130,22 @@ def vacuum(settings: Settings) -> None:
 
 
 def bench(settings: Settings, rows: int, seed: int) -> dict[str, Any]:
-    """Time a run over ``rows`` fresh rows without inference, then with it; the table."""
+    """Time a run over ``rows`` fresh rows without inference, then with it; the table.
+
+    Each run starts from the same state: empty tables, the same ``rows`` sample
+    rows loaded (same seed), vacuumed; so the two differ only by the model.
+    """
     pause = connect_redis(settings)
     pause.set(jobs.CRON_PAUSE_KEY, "ctl bench", ex=3600)  # the scheduler must not run meanwhile
+    rates = {}
     try:
-        with connect(settings, "batch-ctl") as connection:
-            store.migrate(connection)
-            store.clear(connection)
-        load(settings, rows, seed)
-        vacuum(settings)
-        rates = {"passthrough": wait_for_run(settings, trigger(settings, "bench", "passthrough"))}
-        with connect(settings, "batch-ctl") as connection:
-            store.set_all_pending(connection, jobs.PASSTHROUGH)
-        vacuum(settings)  # both runs start from a table without dead rows
-        rates["predict"] = wait_for_run(settings, trigger(settings, "bench", "predict"))
+        for mode in ("passthrough", "predict"):
+            with connect(settings, "batch-ctl") as connection:
+                store.migrate(connection)
+                store.clear(connection)
+            load(settings, rows, seed)
+            vacuum(settings)
+            rates[mode] = wait_for_run(settings, trigger(settings, "bench", mode))
     finally:
         pause.delete(jobs.CRON_PAUSE_KEY)
     report = {
