@@ -10,6 +10,7 @@ SPAWN_RATE ?= $(USERS)
 DURATION ?= 30s
 API_PORT ?= 8000
 ROWS ?= 10000
+ROUNDS ?= 3
 PYTHON ?= python3
 VENV ?= .venv
 COMPOSE = ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml
@@ -67,8 +68,8 @@ batch-run: up ## batch: start a run now and wait until it has finished
 batch-status: up ## batch: pending, done and failed rows, and the latest runs
 	$(BATCH_CTL) status
 
-batch-bench: up ## batch: rows/s of a run over ROWS fresh rows vs the DB-only limit (wipes the tables)
-	$(BATCH_CTL) bench $(ROWS)
+batch-bench: up ## batch: rows/s of runs over ROWS rows vs the DB-only limit, ROUNDS times (wipes the tables)
+	$(BATCH_CTL) bench $(ROWS) --rounds $(ROUNDS)
 
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
