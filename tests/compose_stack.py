@@ -39,7 +39,9 @@ class ComposeStack:
     def __init__(self, pattern: str, **env: str) -> None:
         self.pattern = pattern
         self.port = free_port()
-        self.project = f"mlsp-e2e-{pattern}"
+        # Another checkout building with its own MLSP_TAG gets its own projects too.
+        tag = os.environ.get("MLSP_TAG", "dev")
+        self.project = f"mlsp-e2e-{pattern}" + ("" if tag == "dev" else f"-{tag}")
         self.env = {
             **os.environ,
             "API_PORT": str(self.port),
