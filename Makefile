@@ -15,6 +15,7 @@ LOCUST_OPTIONS ?=
 OUT ?= $(PATTERN)
 API_PORT ?= 8000
 ROWS ?= 10000
+ROUNDS ?= 3
 PYTHON ?= python3
 VENV ?= .venv
 PROMETHEUS_PORT ?= 9090
@@ -103,8 +104,8 @@ batch-run: up ## batch: start a run now and wait until it has finished
 batch-status: up ## batch: pending, done and failed rows, and the latest runs
 	$(BATCH_CTL) status
 
-batch-bench: up ## batch: rows/s of a run over ROWS fresh rows vs the DB-only limit (wipes the tables)
-	$(BATCH_CTL) bench $(ROWS)
+batch-bench: up ## batch: rows/s of runs over ROWS rows vs the DB-only limit, ROUNDS times (wipes the tables)
+	$(BATCH_CTL) bench $(ROWS) --rounds $(ROUNDS)
 
 .PHONY: bench-parallel
 bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)

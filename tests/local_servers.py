@@ -41,30 +41,38 @@ def _binary(name: str) -> str:
 @contextmanager
 def redis_server(folder: Path) -> Iterator[str]:
     """A redis-server on a free port, without persistence; yields its URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
+    process, url = _start_redis(folder)
     try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
         yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _start_redis(folder: Path, attempts: int = 3) -> tuple[subprocess.Popen, str]:
+    """Start redis-server, on another port if the free one was taken meanwhile."""
+    for _ in range(attempts):
+        port = free_port()
+        process = subprocess.Popen(
+            [_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                client.ping()
+            except redis.ConnectionError:
+                time.sleep(0.05)
+                continue
+            client.close()
+            return process, url
+        process.kill()
+        process.wait()
+    raise RuntimeError(f"redis-server did not start in {attempts} attempts")
 
 
 def _as_user() -> tuple[list[str], str | None]:
@@ -95,23 +103,26 @@ def postgres_server() -> Iterator[str]:
     if owner is not None:
         shutil.chown(folder, owner)
         shutil.chown(data, owner)
-    port = free_port()
     try:
         subprocess.run(
             [*prefix, _binary("initdb"), "-D", str(data), "-U", "test", "--auth=trust"],
             check=True,
             capture_output=True,
         )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
-            "-c fsync=off -c max_connections=50"
-        )
-        subprocess.run(
-            [*prefix, _binary("pg_ctl"), "-D", str(data), "-o", options,
-             "-l", str(folder / "log"), "-w", "start"],
-            check=True,
-            capture_output=True,
-        )  # fmt: skip
+        for attempt in range(3):  # another port if the free one was taken meanwhile
+            port = free_port()
+            options = (
+                f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
+                "-c fsync=off -c max_connections=50"
+            )
+            started = subprocess.run(
+                [*prefix, _binary("pg_ctl"), "-D", str(data), "-o", options,
+                 "-l", str(folder / "log"), "-w", "start"],
+                check=attempt == 2,
+                capture_output=True,
+            )  # fmt: skip
+            if started.returncode == 0:
+                break
         yield f"postgresql://test@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(

@@ -17,6 +17,7 @@ answer under the model name ``passthrough``): the database-bound limit of the
 same work, which ``ctl bench`` compares with the real thing.
 """
 
+import contextlib
 import logging
 import math
 import time
@@ -140,16 +141,12 @@ def drain(run_id: str, mode: Mode = "predict") -> dict[str, Any]:
     started = time.perf_counter()
     done = failed = 0
     while True:
-        with connection.transaction():
-            with stage("claim"):
-                claimed = store.claim_chunk(connection, settings.batch_chunk_size)
-            if not claimed:
-                break
-            outcome = predict_chunk(claimed, model, mode, settings.extra_work_ms)
-            with stage("write"):
-                store.write_chunk(
-                    connection, run_id=run_id, worker=worker, model=identity, **outcome
-                )
+        outcome = _one_chunk(
+            connection, model=model, mode=mode, settings=settings, run_id=run_id,
+            worker=worker, identity=identity,
+        )  # fmt: skip
+        if outcome is None:
+            break
         done += len(outcome["done"][0])
         failed += len(outcome["failed"][0])
         ROWS.labels("done").inc(len(outcome["done"][0]))
@@ -167,6 +164,34 @@ def drain(run_id: str, mode: Mode = "predict") -> dict[str, Any]:
     }
     log.info("drain finished", extra=summary)
     return summary
+
+
+def _one_chunk(
+    connection: psycopg.Connection,
+    *,
+    model: OnnxModel,
+    mode: Mode,
+    settings: BatchSettings,
+    run_id: str,
+    worker: str,
+    identity: tuple[str, str],
+) -> dict[str, tuple] | None:
+    """Claim, predict and write one chunk in one transaction; None when nothing is pending."""
+    try:
+        with stage("claim"):
+            claimed = store.claim_chunk(connection, settings.batch_chunk_size)
+        if not claimed:
+            connection.rollback()
+            return None
+        outcome = predict_chunk(claimed, model, mode, settings.extra_work_ms)
+        with stage("write"):  # the statements and the commit
+            store.write_chunk(connection, run_id=run_id, worker=worker, model=identity, **outcome)
+            connection.commit()
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):  # a broken connection has rolled back already
+            connection.rollback()  # the claimed rows are released, pending again
+        raise
+    return outcome
 
 
 def predict_chunk(

@@ -199,22 +199,12 @@ def insert_rows(connection: psycopg.Connection, rows: Iterable[Sequence[float]])
     return count
 
 
-# What ``ctl bench`` needs: a clean slate, the same rows pending again, the rate of a run.
+# What ``ctl bench`` needs: a clean slate and the rate of a run.
 
 
 def clear(connection: psycopg.Connection) -> None:
     """Remove every input, prediction and run."""
     connection.execute("TRUNCATE batch_predictions, batch_runs, batch_inputs RESTART IDENTITY")
-
-
-def set_all_pending(connection: psycopg.Connection, forget_model: tuple[str, str]) -> None:
-    """Make every input pending again, dropping the predictions of ``forget_model``."""
-    connection.execute(
-        "DELETE FROM batch_predictions WHERE model_name = %s AND model_version = %s", forget_model
-    )
-    connection.execute(
-        "UPDATE batch_inputs SET status = 'pending', error = NULL, processed_at = NULL"
-    )
 
 
 def run_rate(connection: psycopg.Connection, run_id: str) -> dict[str, Any] | None:

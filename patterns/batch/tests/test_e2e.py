@@ -213,10 +213,25 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     assert duplicates == "0"
 
 
+def test_locust_smoke_load_adds_rows_without_failures(stack: ComposeStack) -> None:
+    out = "/results/e2e-batch-smoke"
+    stack.compose(
+        "run", "--rm", "-e", "PATTERN=batch", "loadtest",
+        "--users", "2", "--spawn-rate", "2", "--run-time", "3s",
+        "--host", "http://api:8080", "--out", out, "--max-failure-pct", "0",
+    )  # fmt: skip
+    summary = orjson.loads(
+        (REPO_ROOT / "loadtests" / "results" / "e2e-batch-smoke_summary.json").read_bytes()
+    )
+    rows = {row["name"]: row for row in summary["rows"]}
+    assert rows["POST /rows"]["requests"] > 10
+    assert rows["Aggregated"]["failures"] == 0
+
+
 def test_bench_reports_both_rates(stack: ComposeStack) -> None:
     out = ctl(stack, "bench", "4000")
     report = orjson.loads(out.strip().splitlines()[-1])
-    assert report["rows"] == 4000
-    assert report["predict_rows_per_s"] > 0
-    assert report["db_only_rows_per_s"] > 0
+    assert (report["rows"], report["rounds"]) == (4000, 1)
+    assert report["predict_rows_per_s_median"] > 0
+    assert report["db_only_rows_per_s_median"] > 0
     assert progress(stack)["done"] == 4000
