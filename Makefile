@@ -14,6 +14,7 @@ WARMUP ?=
 LOCUST_OPTIONS ?=
 OUT ?= $(PATTERN)
 API_PORT ?= 8000
+ROWS ?= 10000
 PYTHON ?= python3
 VENV ?= .venv
 PROMETHEUS_PORT ?= 9090
@@ -27,7 +28,7 @@ help: ## Show this help
 	@echo
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) OBSERVE=1 MLSP_OFFLINE=0|1"
+	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) OBSERVE=1 MLSP_OFFLINE=0|1"
 
 .PHONY: check-pattern
 check-pattern:
@@ -87,6 +88,23 @@ bench: ## Ratios side by side in one run: serving overhead, hop cost, cache valu
 starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORCE=1 to write over)
 	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
 	$(PYTHON) compose/starter.py $(PATTERN) $(DEST) $(if $(FORCE),--force)
+
+# The batch pattern's own commands (they bring its stack up first).
+BATCH_CTL := ./compose/compose.sh -f patterns/batch/compose.yaml run --rm ctl
+
+.PHONY: batch-load batch-run batch-status batch-bench
+batch-load batch-run batch-status batch-bench: PATTERN := batch
+batch-load: up ## batch: add ROWS (10000) pending rows of sample data
+	$(BATCH_CTL) load $(ROWS)
+
+batch-run: up ## batch: start a run now and wait until it has finished
+	$(BATCH_CTL) run --wait
+
+batch-status: up ## batch: pending, done and failed rows, and the latest runs
+	$(BATCH_CTL) status
+
+batch-bench: up ## batch: rows/s of a run over ROWS fresh rows vs the DB-only limit (wipes the tables)
+	$(BATCH_CTL) bench $(ROWS)
 
 .PHONY: bench-parallel
 bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)

@@ -1,10 +1,10 @@
 """Fixtures every test suite may use: an exported model repository, service loading,
-predictors (``predictor_server``, or :func:`running_predictor` for one with its own
-settings) and a real Redis (``redis_url``)."""
+predictors (``predictor_server``, ``slow_predictor``, or :func:`running_predictor` with
+settings of its own), and real Redis and PostgreSQL servers (see tests/local_servers.py)."""
 
 import importlib.util
+import itertools
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,11 +16,14 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import redis
 
 from models.export import export
 from models.specs import SPECS
+from tests.local_servers import fresh_database, postgres_server, redis_server
 
 REPO_ROOT = Path(__file__).resolve().parent
+_databases = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -134,42 +137,28 @@ def slow_predictor(model_repo: Path) -> Iterator[PredictorProcess]:
 
 @pytest.fixture(scope="session")
 def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on a free port of 127.0.0.1 (no persistence) for the whole session."""
-    import redis  # noqa: PLC0415 - only the tests that need Redis pay for it
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("these tests need redis-server (Debian: apt-get install redis-server)")
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder]
-    process = subprocess.Popen([str(arg) for arg in command], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    client.close()
-    try:
+    """A real redis-server on a free port of 127.0.0.1 for the whole session."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 @pytest.fixture
 def redis_url(redis_server_url: str) -> str:
     """The session's Redis, emptied for this test."""
-    import redis  # noqa: PLC0415
-
     client = redis.Redis.from_url(redis_server_url)
     client.flushall()
     client.close()
     return redis_server_url
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A real PostgreSQL server on a free port of 127.0.0.1 for the whole session."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> str:
+    """A new, empty database on the session's PostgreSQL server for this test."""
+    return fresh_database(postgres_server_url, f"test_{next(_databases)}")

@@ -8,7 +8,8 @@
 # pulled (no registry reachable), or MLSP_OFFLINE=1, the local stand-ins built
 # from Debian packages by compose/offline/build-standins.sh are used instead,
 # and built first when missing. The choice is remembered in .mlsp/images.env
-# (`make clean` forgets it).
+# (`make clean` forgets it). The passwords of Redis and PostgreSQL are made
+# once per checkout and kept in .mlsp/secrets.env.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,6 +68,22 @@ for entry in "${images[@]}"; do
     "$offline_dir/build-standins.sh" "$kind" >&2
   fi
 done
+
+# Passwords of the stateful services (Redis, PostgreSQL): made once per checkout and
+# kept in .mlsp/secrets.env (mode 600), so no password is written in a compose file.
+# Variables set by the caller win.
+secrets=$root/.mlsp/secrets.env
+if [ ! -f "$secrets" ]; then
+  mkdir -p "$(dirname "$secrets")"
+  (umask 077
+   for name in REDIS_PASSWORD POSTGRES_PASSWORD; do
+     echo "$name=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+   done >"$secrets.tmp")
+  mv "$secrets.tmp" "$secrets"
+fi
+while IFS='=' read -r name value; do
+  [ -n "${!name:-}" ] || export "$name=$value"
+done <"$secrets"
 
 export HOST_UID=${HOST_UID:-$(id -u)} HOST_GID=${HOST_GID:-$(id -g)}
 exec ${DOCKER_COMPOSE:-docker compose} "$@"

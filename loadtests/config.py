@@ -8,6 +8,9 @@ BATCH_SIZE     1        instances per request
 SEED           42       base seed; each simulated user derives its own
 REPEAT_SHARE   0        share (0..1) of requests reusing a body from a small pool
 WAIT_SECONDS   0        think time between a user's requests (0: none)
+POLL_SECONDS   0.02     async patterns: pause between two polls of one job
+JOB_DEADLINE   30       async patterns: seconds a job may take before it
+                        counts as a failure
 =============  =======  ====================================================
 
 The target URL is Locust's own ``--host`` / ``LOCUST_HOST``.
@@ -39,6 +42,8 @@ class Settings:
     seed: int = 42
     repeat_share: float = 0.0
     wait_seconds: float = 0.0
+    poll_seconds: float = 0.02
+    job_deadline: float = 30.0
 
 
 def _number(
@@ -68,4 +73,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         seed=_number(env, "SEED", int, 42, 0),
         repeat_share=repeat_share,
         wait_seconds=_number(env, "WAIT_SECONDS", float, 0.0, 0.0),
+        poll_seconds=_number(env, "POLL_SECONDS", float, 0.02, 0.0),
+        job_deadline=_number(env, "JOB_DEADLINE", float, 30.0, 0.1),
     )

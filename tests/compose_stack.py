@@ -54,6 +54,21 @@ class ComposeStack:
         self.compose_file = in_playground if in_playground.is_file() else REPO_ROOT / "compose.yaml"
         self.http = httpx.Client(base_url=self.base_url, timeout=10.0)
 
+    @contextmanager
+    def overridden(self, **env: str) -> Iterator[None]:
+        """Run the block's compose commands with ``env`` added to the stack's environment.
+
+        ``with stack.overridden(EXTRA_WORK_MS="100"): stack.compose("up", "-d", "worker")``
+        recreates the worker with that setting; a later ``up`` outside the block puts the
+        stack's own setting back.
+        """
+        saved = dict(self.env)
+        self.env.update(env)
+        try:
+            yield
+        finally:
+            self.env = saved
+
     def compose(self, *args: str, check: bool = True, timeout: float = 900) -> str:
         """Run ``docker compose <args>`` on this stack; returns stdout."""
         result = subprocess.run(

@@ -20,6 +20,7 @@ __all__ = ["SCENARIOS", "UnknownPatternError", "load_user_class", "user_class_pa
 SCENARIOS: dict[str, str] = {
     "web-single": "loadtests.scenarios.predict:PredictUser",
     "sync": "loadtests.scenarios.predict:PredictUser",
+    "async": "loadtests.scenarios.async_jobs:AsyncUser",
     "serial": "loadtests.scenarios.predict:PredictUser",
     "parallel": "loadtests.scenarios.parallel:ParallelUser",
 }

@@ -8,7 +8,18 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JSON_HEADERS", "fire_timing", "prediction_problem", "user_seed"]
+from loadtests.config import Settings
+from loadtests.payloads import IrisPayloads
+
+__all__ = [
+    "JSON_HEADERS",
+    "accepted_job_url",
+    "fire_timing",
+    "iris_payloads",
+    "job_problem",
+    "prediction_problem",
+    "user_seed",
+]
 
 #: Headers for a pre-serialised JSON body.
 JSON_HEADERS: dict[str, str] = {"Content-Type": "application/json"}
@@ -21,6 +32,16 @@ def user_seed(base_seed: int, environment: Any) -> int:
     runner = getattr(environment, "runner", None)
     worker_index = max(getattr(runner, "worker_index", 0), 0)
     return base_seed + 1_000_003 * worker_index + next(_users)
+
+
+def iris_payloads(settings: Settings, environment: Any) -> IrisPayloads:
+    """The deterministic payload stream of one simulated user (repeats drawn from one pool)."""
+    return IrisPayloads(
+        user_seed(settings.seed, environment),
+        settings.batch_size,
+        repeat_share=settings.repeat_share,
+        pool_seed=settings.seed,
+    )
 
 
 def prediction_problem(status: int, content: bytes | None, expected: int) -> str | None:
@@ -37,6 +58,34 @@ def prediction_problem(status: int, content: bytes | None, expected: int) -> str
     predictions = body.get("predictions") if isinstance(body, dict) else None
     if not isinstance(predictions, list):
         return "response has no 'predictions' list"
+    if len(predictions) != expected:
+        return f"expected {expected} predictions, got {len(predictions)}"
+    return None
+
+
+def accepted_job_url(status: int, content: bytes | None) -> tuple[str, str | None]:
+    """The job URL of an async submit's answer, and why the answer is wrong (or ``None``)."""
+    if status != 202:
+        return "", f"HTTP {status}"
+    try:
+        body = orjson.loads(content or b"")
+    except orjson.JSONDecodeError:
+        return "", "response body is not JSON"
+    url = body.get("url") if isinstance(body, dict) else None
+    if not isinstance(url, str) or not url.startswith("/"):
+        return "", "response has no job 'url'"
+    return url, None
+
+
+def job_problem(job: dict[str, Any], expected: int) -> str | None:
+    """Why an ended job is wrong, or ``None`` if it finished with ``expected`` predictions."""
+    if job.get("status") == "failed":
+        error = job.get("error") or {}
+        return f"job failed: {error.get('code', 'unknown')}"
+    result = job.get("result")
+    predictions = result.get("predictions") if isinstance(result, dict) else None
+    if not isinstance(predictions, list):
+        return "finished job has no 'predictions' list"
     if len(predictions) != expected:
         return f"expected {expected} predictions, got {len(predictions)}"
     return None

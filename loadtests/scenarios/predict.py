@@ -5,8 +5,7 @@ from __future__ import annotations
 from locust import FastHttpUser, constant, task
 
 from loadtests.config import load_settings
-from loadtests.payloads import IrisPayloads
-from loadtests.scenarios.common import JSON_HEADERS, prediction_problem, user_seed
+from loadtests.scenarios.common import JSON_HEADERS, iris_payloads, prediction_problem
 
 SETTINGS = load_settings()
 
@@ -18,12 +17,7 @@ class PredictUser(FastHttpUser):
 
     def on_start(self) -> None:
         """Give this user its own deterministic payload stream."""
-        self.payloads = IrisPayloads(
-            user_seed(SETTINGS.seed, self.environment),
-            SETTINGS.batch_size,
-            repeat_share=SETTINGS.repeat_share,
-            pool_seed=SETTINGS.seed,
-        )
+        self.payloads = iris_payloads(SETTINGS, self.environment)
 
     @task
     def predict(self) -> None:

@@ -22,6 +22,8 @@ def test_values_are_parsed() -> None:
         }
     )
     assert settings == Settings("web-single", 8, 7, 0.25, 0.5)
+    polling = load_settings({"POLL_SECONDS": "0.1", "JOB_DEADLINE": "5"})
+    assert (polling.poll_seconds, polling.job_deadline) == (0.1, 5.0)
 
 
 def test_empty_values_mean_default() -> None:
@@ -37,6 +39,8 @@ def test_empty_values_mean_default() -> None:
         ("REPEAT_SHARE", "1.5"),
         ("REPEAT_SHARE", "nan"),
         ("WAIT_SECONDS", "-1"),
+        ("POLL_SECONDS", "-0.1"),
+        ("JOB_DEADLINE", "0"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from loadtests.scenarios import SCENARIOS, UnknownPatternError, user_class_path
-from loadtests.scenarios.common import fire_timing, prediction_problem, user_seed
+from loadtests.scenarios.common import (
+    accepted_job_url,
+    fire_timing,
+    job_problem,
+    prediction_problem,
+    user_seed,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Prints the User classes Locust itself would find in the locustfile given as argv[1].
@@ -52,6 +58,32 @@ def test_unknown_pattern_lists_the_known_ones(pattern: str) -> None:
 )
 def test_prediction_problem(status: int, content: bytes | None, problem: str | None) -> None:
     assert prediction_problem(status, content, expected=2) == problem
+
+
+@pytest.mark.parametrize(
+    ("status", "content", "answer"),
+    [
+        (202, b'{"job_id": "a", "url": "/jobs/a"}', ("/jobs/a", None)),
+        (200, b'{"url": "/jobs/a"}', ("", "HTTP 200")),
+        (202, b"<html>", ("", "response body is not JSON")),
+        (202, b'{"job_id": "a"}', ("", "response has no job 'url'")),
+    ],
+)
+def test_accepted_job_url(status: int, content: bytes, answer: tuple[str, str | None]) -> None:
+    assert accepted_job_url(status, content) == answer
+
+
+@pytest.mark.parametrize(
+    ("job", "problem"),
+    [
+        ({"status": "finished", "result": {"predictions": [{}, {}]}}, None),
+        ({"status": "failed", "error": {"code": "worker_lost"}}, "job failed: worker_lost"),
+        ({"status": "finished", "result": None}, "finished job has no 'predictions' list"),
+        ({"status": "finished", "result": {"predictions": [{}]}}, "expected 2 predictions, got 1"),
+    ],
+)
+def test_job_problem(job: dict[str, Any], problem: str | None) -> None:
+    assert job_problem(job, expected=2) == problem
 
 
 def test_user_seeds_differ_per_user_and_worker() -> None:
@@ -105,6 +137,14 @@ def test_locustfile_exposes_only_the_selected_class(locustfile_site: tuple[str, 
     result = _list_user_classes(*locustfile_site, pattern="web-single")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "PredictUser"
+
+
+def test_the_async_scenario_is_registered() -> None:
+    result = _list_user_classes(
+        str(REPO_ROOT / "loadtests" / "locustfile.py"), REPO_ROOT, pattern="async"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "AsyncUser"
 
 
 def test_locustfile_rejects_an_unknown_pattern() -> None:

@@ -1,0 +1,78 @@
+"""async: submit a job, poll it until it ends; the end-to-end time is its own entry.
+
+Each task is one job: ``POST /predict`` (Locust times the submit), then
+``GET /jobs/{id}`` every ``POLL_SECONDS`` until the job has finished or
+failed (each poll timed as ``GET /jobs/[id]``), then ``E2E job completed``
+reports the time from just before the submit to the poll that saw the answer
+(so it includes up to one poll interval). A job that fails, or takes longer
+than ``JOB_DEADLINE``, is a failure of the E2E entry.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from locust import FastHttpUser, constant, task
+
+from loadtests.config import load_settings
+from loadtests.scenarios.common import (
+    JSON_HEADERS,
+    accepted_job_url,
+    fire_timing,
+    iris_payloads,
+    job_problem,
+)
+
+SETTINGS = load_settings()
+
+
+class AsyncUser(FastHttpUser):
+    """Submits iris instances as jobs and polls each to the end."""
+
+    wait_time = constant(SETTINGS.wait_seconds)
+
+    def on_start(self) -> None:
+        """Give this user its own deterministic payload stream."""
+        self.payloads = iris_payloads(SETTINGS, self.environment)
+
+    @task
+    def submit_and_poll(self) -> None:
+        """One job from submit to result."""
+        started = time.perf_counter()
+        with self.client.post(
+            "/predict",
+            data=self.payloads.next_body(),
+            headers=JSON_HEADERS,
+            name="POST /predict",
+            catch_response=True,
+        ) as response:
+            if not response.status_code:  # no answer: Locust reports the connection error
+                return
+            url, problem = accepted_job_url(response.status_code, response.content)
+            if problem is not None:
+                response.failure(problem)
+                return
+        self._poll(url, started)
+
+    def _poll(self, url: str, started: float) -> None:
+        deadline = started + SETTINGS.job_deadline
+        while True:
+            with self.client.get(url, name="GET /jobs/[id]", catch_response=True) as response:
+                if response.status_code != 200:
+                    if response.status_code:
+                        response.failure(f"HTTP {response.status_code}")
+                    self._completed(started, "the job could not be polled")
+                    return
+                job = orjson.loads(response.content or b"{}")
+            if job.get("status") in ("finished", "failed"):
+                self._completed(started, job_problem(job, SETTINGS.batch_size))
+                return
+            if time.perf_counter() > deadline:
+                self._completed(started, f"not done within {SETTINGS.job_deadline} s")
+                return
+            time.sleep(SETTINGS.poll_seconds)  # gevent-patched: other users run meanwhile
+
+    def _completed(self, started: float, problem: str | None) -> None:
+        """Report the job's end-to-end time (a failure when ``problem`` says why)."""
+        fire_timing(self.environment, "E2E", "job completed", started, exception=problem)

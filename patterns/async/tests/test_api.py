@@ -1,0 +1,170 @@
+"""async's api and worker in-process, on a real Redis: submit, poll, errors, callbacks."""
+
+from collections.abc import Callable, Iterator
+from types import ModuleType
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from rq import Queue
+
+from shared import callbacks
+from shared.worker import LiveWorker, WorkerSettings
+from tests.compose_stack import free_port
+
+GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+@pytest.fixture
+def api(load_service: Callable[..., ModuleType], redis_url: str) -> ModuleType:
+    return load_service(
+        "async", "api", REDIS_URL=redis_url, MAX_INSTANCES="6", MAX_BODY_BYTES="4096",
+        CALLBACK_ALLOWED_HOSTS="callback-receiver", JOB_RETRIES="1", RESULT_TTL_S="60",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def client(api: ModuleType) -> Iterator[TestClient]:
+    with TestClient(api.app) as client:  # runs the lifespan: reads the model's metadata
+        yield client
+
+
+@pytest.fixture
+def work(load_service: Callable[..., ModuleType], redis_url: str) -> Callable[[], None]:
+    """Runs the queued jobs with the real worker code (tasks.predict, the model loaded)."""
+    worker_main = load_service("async", "worker", REDIS_URL=redis_url)
+    worker_main.tasks.serve(worker_main.load_served_model(worker_main.Settings()))
+
+    def run() -> None:
+        LiveWorker(
+            ["predict"],
+            connection=redis.Redis.from_url(redis_url),
+            name="unit",
+            settings=WorkerSettings(),
+            log_jobs=False,
+        ).work(burst=True)
+
+    return run
+
+
+def queued(redis_url: str) -> int:
+    return Queue("predict", connection=redis.Redis.from_url(redis_url)).count
+
+
+def test_submit_answers_202_with_where_to_poll(client: TestClient, redis_url: str) -> None:
+    answer = client.post("/predict", json={"instances": [GOOD_ROW]})
+    assert answer.status_code == 202
+    body = answer.json()
+    assert set(body) == {"job_id", "status", "url"}
+    assert body["status"] == "queued"
+    assert body["url"] == f"/jobs/{body['job_id']}"
+    assert answer.headers["location"] == body["url"]
+    assert queued(redis_url) == 1
+    job = client.get(body["url"]).json()
+    assert job == {
+        "job_id": body["job_id"], "status": "queued", "result": None, "error": None,
+        "enqueued_at": job["enqueued_at"], "ended_at": None,
+    }  # fmt: skip
+
+
+def test_the_finished_job_holds_web_singles_answer(
+    client: TestClient, work: Callable[[], None]
+) -> None:
+    examples = client.get("/model").json()["examples"]
+    url = client.post("/predict", json={"instances": [e["input"] for e in examples]}).json()["url"]
+    work()
+    job = client.get(url).json()
+    assert job["status"] == "finished"
+    assert job["error"] is None
+    assert job["ended_at"] >= job["enqueued_at"]
+    result = job["result"]
+    assert (result["model_name"], result["model_version"]) == ("iris", "1")
+    assert [p["label"] for p in result["predictions"]] == [e["label"] for e in examples]
+    for prediction, example in zip(result["predictions"], examples, strict=True):
+        assert list(prediction["probabilities"].values()) == pytest.approx(
+            example["probabilities"], abs=1e-4
+        )
+
+
+def test_named_features_are_accepted(client: TestClient, work: Callable[[], None]) -> None:
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    by_name = {"instances": [dict(zip(names, GOOD_ROW, strict=True))]}
+    url = client.post("/predict", json=by_name).json()["url"]
+    work()
+    assert client.get(url).json()["result"]["predictions"][0]["label"] == "setosa"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"instances": [[5.1, 3.5, 1.4]]}, 422, "instances[0]"),
+        ({"instances": [[5.1, 3.5, "a", 0.2]]}, 422, "instances[0][2]"),
+        ({"instances": []}, 422, "instances"),
+        ({"instances": [GOOD_ROW] * 7}, 422, "instances"),
+        (b'{"instances": [[5.1, 3.5, NaN, 0.2]]}', 422, "body"),
+        ({"instances": [GOOD_ROW], "callback_url": "http://evil.example/"}, 422, "callback_url"),
+        ({"instances": [GOOD_ROW], "callback_url": 3}, 422, "callback_url"),
+        (b"x" * 5000, 413, None),
+    ],
+)
+def test_bad_input_is_refused_at_once_and_queues_nothing(
+    client: TestClient, redis_url: str, body: object, status: int, field: str | None
+) -> None:
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    answer = client.post("/predict", **kwargs)
+    assert answer.status_code == status
+    assert answer.json()["error"].get("field") == field
+    assert queued(redis_url) == 0
+    assert client.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 202
+
+
+def test_a_callback_url_on_the_allow_list_is_kept_with_the_job(
+    client: TestClient, redis_url: str
+) -> None:
+    url = "http://callback-receiver:8080/callbacks"
+    answer = client.post("/predict", json={"instances": [GOOD_ROW], "callback_url": url})
+    assert answer.status_code == 202
+    job = Queue("predict", connection=redis.Redis.from_url(redis_url)).jobs[0]
+    assert job.meta["callback_url"] == url
+    assert job.success_callback is callbacks.on_success
+    assert job.failure_callback is callbacks.on_failure
+    assert job.retries_left == 1
+    assert job.timeout == 30
+
+
+def test_unknown_jobs_are_404(client: TestClient) -> None:
+    for job_id in ("0" * 32, "nope", "a:b"):
+        answer = client.get(f"/jobs/{job_id}")
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_request_id_travels_with_the_job(client: TestClient, redis_url: str) -> None:
+    client.post("/predict", json={"instances": [GOOD_ROW]}, headers={"X-Request-ID": "trace-1"})
+    job = Queue("predict", connection=redis.Redis.from_url(redis_url)).jobs[0]
+    assert job.meta["request_id"] == "trace-1"
+    assert job.description == "predict 1 rows"
+
+
+def test_ready_metrics_and_docs(client: TestClient) -> None:
+    assert client.get("/health/ready").json() == {"status": "ready"}
+    client.post("/predict", json={"instances": [GOOD_ROW]})
+    metrics = client.get("/metrics").text
+    assert 'mlsp_stage_duration_seconds_count{stage="enqueue"}' in metrics
+    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="202"}' in metrics
+    spec = client.get("/openapi.json").json()
+    schema = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert {"instances", "callback_url"} <= set(schema["schema"]["properties"])
+    assert "/jobs/{job_id}" in spec["paths"]
+
+
+def test_redis_down_means_503_and_not_ready(load_service: Callable[..., ModuleType]) -> None:
+    api = load_service("async", "api", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(api.app) as client:
+        answer = client.post("/predict", json={"instances": [GOOD_ROW]})
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"] == "2"
+        assert answer.json()["error"]["code"] == "dependency_unavailable"
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert "redis" in ready.json()["checks"]

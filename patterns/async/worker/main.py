@@ -1,0 +1,38 @@
+"""async worker: takes prediction jobs off the Redis queue and runs the ONNX model.
+
+Loads and checks the model first (a bad model stops the start), then works
+the queue with :class:`shared.worker.LiveWorker`: one job at a time, in this
+process; scale out with more containers (``--scale worker=N``). Health and
+metrics on port 8080 (ready once the model is loaded and the heartbeat
+reaches Redis).
+"""
+
+import tasks
+
+from shared.callbacks import CallbackSettings
+from shared.jobs import QueueSettings
+from shared.logs import configure_logging
+from shared.redis_client import RedisSettings
+from shared.settings import ModelSettings, ServiceSettings
+from shared.worker import WorkerSettings, load_served_model, run_worker
+
+
+class Settings(
+    ServiceSettings, ModelSettings, RedisSettings, QueueSettings, WorkerSettings, CallbackSettings
+):
+    """The async worker's settings: health port, model, Redis, queue, heartbeat, callbacks."""
+
+
+def main() -> None:
+    """Load the model, then work the queue until SIGTERM."""
+    settings = Settings()
+    configure_logging(settings.service_name, settings.log_level)
+    model = load_served_model(settings)
+    tasks.serve(model, settings.extra_work_ms)
+    run_worker(
+        [settings.queue_name], settings, settings, settings, checks={"model": tasks.model_check}
+    )
+
+
+if __name__ == "__main__":
+    main()

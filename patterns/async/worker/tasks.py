@@ -1,0 +1,42 @@
+"""The job the async worker runs: predict the rows one request queued.
+
+RQ imports :func:`predict` by its path, ``tasks.predict``, which the api
+names when it queues a job. The worker loads the model once at start
+(:func:`serve`); every job then runs in the worker process.
+"""
+
+import time
+from typing import Any
+
+import numpy as np
+
+from shared.metrics import stage
+from shared.model import OnnxModel
+from shared.schemas import prediction_body
+
+_model: OnnxModel | None = None
+_extra_work_s = 0.0
+
+
+def serve(model: OnnxModel, extra_work_ms: int = 0) -> None:
+    """Make ``model`` the one the jobs of this process run (``extra_work_ms`` per job)."""
+    global _model, _extra_work_s  # noqa: PLW0603 - the one model this process serves
+    _model = model
+    _extra_work_s = extra_work_ms / 1000
+
+
+def model_check() -> str | None:
+    """Readiness: the model is loaded and checked."""
+    return None if _model is not None else "model not loaded"
+
+
+def predict(instances: list[list[float]]) -> dict[str, Any]:
+    """The ``/predict`` answer for ``instances`` (rows the api has already validated)."""
+    if _model is None:
+        raise RuntimeError("no model loaded in this worker")
+    rows = np.asarray(instances, dtype=np.float32)
+    with stage("inference"):
+        if _extra_work_s:
+            time.sleep(_extra_work_s)  # EXTRA_WORK_MS: stands in for a heavier model
+        probabilities = _model.predict_proba(rows)
+    return prediction_body(_model.metadata, probabilities)

@@ -1,0 +1,192 @@
+"""batch api: add rows for the next run, start a run now, watch progress, read a row's answer.
+
+The predictions themselves are made offline by the batch workers; this api
+only reads and writes the tables and queues runs.
+
+* ``POST /rows`` ``{"instances": [...]}`` (the shared contract, checked against
+  the model's metadata: bad input is a 422 and nothing is stored) adds pending
+  rows; ``202`` with their ids.
+* ``GET /rows/{id}``: a row, its status and, once done, its prediction.
+* ``POST /runs``: start a run now (``202``, poll ``/runs/{id}``); the scheduler
+  starts one every ``BATCH_INTERVAL_S`` anyway.
+* ``GET /progress``: pending, done and failed rows, and the latest runs.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from psycopg.rows import dict_row
+from pydantic import BaseModel
+from rq import Queue
+from starlette.responses import Response
+
+from shared.app import add_hot_route, create_app, json_response
+from shared.errors import NotFound
+from shared.health import Readiness
+from shared.jobs import JobAccepted, QueueSettings, accepted, add_job_route, timestamp
+from shared.metrics import stage
+from shared.model_metadata import InputContract
+from shared.postgres import AsyncConnectionHolder, PostgresSettings, postgres_errors
+from shared.redis_client import RedisSettings, connect, redis_check, redis_errors
+from shared.schemas import PredictRequest
+from shared.settings import ModelSettings, ServiceSettings
+
+#: The job that starts a run, by its import path in the job image (patterns/batch/job).
+START_RUN_JOB = "jobs.start_run"
+
+PROGRESS = """
+SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'done') AS done,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+FROM batch_inputs
+"""
+RECENT_RUNS = """
+SELECT id AS run_id, trigger, mode, pending_at_start, drains, drains_done, rows_done,
+       rows_failed, started_at, finished_at,
+       extract(epoch FROM finished_at - started_at)::float8 AS seconds
+FROM batch_runs ORDER BY started_at DESC LIMIT 5
+"""
+ROW = """
+SELECT i.id, i.features, i.status, i.error, i.created_at, i.processed_at,
+       p.label, p.probabilities, p.model_name, p.model_version, p.run_id, p.predicted_at
+FROM batch_inputs AS i
+LEFT JOIN batch_predictions AS p
+  ON p.input_id = i.id AND p.model_name = %s AND p.model_version = %s
+WHERE i.id = %s
+"""
+# One statement, so a request's rows are stored all or none; ids follow the instances' order.
+INSERT_ROWS = """
+INSERT INTO batch_inputs (features)
+SELECT ARRAY(SELECT jsonb_array_elements_text(r.value)::real)
+FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS r (value, n)
+ORDER BY r.n
+RETURNING id
+"""
+
+
+class Settings(ServiceSettings, ModelSettings, RedisSettings, QueueSettings, PostgresSettings):
+    """The batch api's settings: HTTP server, model contract, Redis, queue, PostgreSQL."""
+
+
+class RowsAccepted(BaseModel):
+    """The ids of the rows added, in the order of the instances."""
+
+    ids: list[int]
+    status: str = "pending"
+
+
+settings = Settings()
+redis_conn = connect(settings, client_name="batch-api")
+queue = Queue(settings.queue_name, connection=redis_conn)
+database = AsyncConnectionHolder(settings, "batch-api")
+contract = InputContract(settings)
+readiness = Readiness()
+readiness.add("model", contract.check)
+readiness.add("redis", redis_check(redis_conn))
+readiness.add("postgres", database.check())
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """Read the model's input contract before taking traffic; close the database at the end."""
+    contract.load()
+    yield
+    await database.close()
+
+
+app = create_app(
+    settings,
+    title="batch",
+    description="Rows wait in PostgreSQL; scheduled runs predict them; watch and read here.",
+    readiness=readiness,
+    lifespan=lifespan,
+)
+contract.add_model_route(app)
+
+
+async def add_rows(request: Request) -> Response:
+    """Add the instances as pending rows; they are predicted by the next run."""
+    rows = contract.decode(await request.body())
+    with stage("insert"), postgres_errors("storing the rows"):
+        connection = await database.get()
+        cursor = await connection.execute(INSERT_ROWS, (orjson.dumps(rows.tolist()).decode(),))
+        ids = sorted(row_id for (row_id,) in await cursor.fetchall())
+    return json_response({"ids": ids, "status": "pending"}, 202)
+
+
+add_hot_route(app, "/rows", add_rows, request_model=PredictRequest, response_model=RowsAccepted)
+
+
+@app.get("/rows/{row_id}")
+async def get_row(row_id: int) -> Response:
+    """A row: its features, status, error if it failed, prediction once done."""
+    served = contract.metadata
+    row = await _fetch(ROW, (served.name, served.version, row_id), "reading the row")
+    if not row:
+        raise NotFound(f"no row {row_id}", field="row_id")
+    (found,) = row
+    prediction = None
+    if found["label"] is not None:
+        prediction = {
+            key: found[key]
+            for key in ("label", "probabilities", "model_name", "model_version", "run_id")
+        }
+        prediction["predicted_at"] = timestamp(found["predicted_at"])
+    return json_response(
+        {
+            **{key: found[key] for key in ("id", "features", "status", "error")},
+            "created_at": timestamp(found["created_at"]),
+            "processed_at": timestamp(found["processed_at"]),
+            "prediction": prediction,
+        }
+    )
+
+
+@app.get("/progress")
+async def progress() -> Response:
+    """How many rows are pending, done and failed, and the latest runs."""
+    (counts,) = await _fetch(PROGRESS, (), "reading the progress")
+    runs = await _fetch(RECENT_RUNS, (), "reading the runs")
+    return json_response(
+        {**counts, "total": sum(counts.values()), "runs": [_run(run) for run in runs]}
+    )
+
+
+async def _fetch(query: str, params: tuple[Any, ...], action: str) -> list[dict[str, Any]]:
+    with postgres_errors(action):
+        connection = await database.get()
+        async with connection.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(query, params)
+            return await cursor.fetchall()
+
+
+def _run(run: dict[str, Any]) -> dict[str, Any]:
+    seconds = run.pop("seconds")
+    rows = run["rows_done"] + run["rows_failed"]
+    return {
+        **run,
+        "started_at": timestamp(run["started_at"]),
+        "finished_at": timestamp(run["finished_at"]),
+        "rows_per_s": round(rows / seconds, 1) if seconds else None,
+    }
+
+
+async def start_run(_: Request) -> Response:
+    """Start a run now; poll ``/runs/{id}`` (its result names the drains it started)."""
+    with redis_errors("queueing the run", settings.redis_retry_after_s):
+        job = queue.enqueue_call(
+            START_RUN_JOB,
+            kwargs={"trigger": "api"},
+            timeout=60,
+            result_ttl=settings.result_ttl_s,
+            failure_ttl=settings.result_ttl_s,
+            description="predict run (api)",
+        )
+    return accepted(job.id, "/runs")
+
+
+add_hot_route(app, "/runs", start_run, request_model=None, response_model=JobAccepted)
+add_job_route(app, redis_conn, "/runs")

@@ -1,0 +1,121 @@
+"""batch's api in-process on real PostgreSQL and Redis: rows in, runs, progress, answers."""
+
+from collections.abc import Callable, Iterator
+from types import ModuleType
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.compose_stack import free_port
+
+GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+@pytest.fixture
+def client(
+    job: ModuleType, load_service: Callable[..., ModuleType], batch_env: dict[str, str]
+) -> Iterator[TestClient]:
+    api = load_service("batch", "api", MAX_INSTANCES="6", MAX_BODY_BYTES="4096", **batch_env)
+    with TestClient(api.app) as client:
+        yield client
+
+
+def count_rows(batch_env: dict[str, str]) -> int:
+    with psycopg.connect(batch_env["DATABASE_URL"]) as connection:
+        return connection.execute("SELECT count(*) FROM batch_inputs").fetchone()[0]
+
+
+def test_rows_added_are_pending_then_predicted_by_a_run(
+    client: TestClient, run_jobs: Callable[[], None]
+) -> None:
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    added = client.post("/rows", json={"instances": [GOOD_ROW]})
+    assert added.status_code == 202
+    assert added.json() == {"ids": [1], "status": "pending"}
+    by_name = {"instances": [dict(zip(names, [6.7, 3.0, 5.2, 2.3], strict=True))]}
+    assert client.post("/rows", json=by_name).json()["ids"] == [2]
+    pending = client.get("/rows/1").json()
+    assert (pending["status"], pending["prediction"], pending["features"]) == (
+        "pending", None, GOOD_ROW,
+    )  # fmt: skip
+    assert client.get("/progress").json()["pending"] == 2
+
+    started = client.post("/runs")
+    assert started.status_code == 202
+    assert started.headers["location"] == started.json()["url"]
+    assert client.get(started.json()["url"]).json()["status"] == "queued"
+    run_jobs()
+    run = client.get(started.json()["url"]).json()
+    assert run["status"] == "finished"
+    assert run["result"]["pending_at_start"] == 2
+
+    done = client.get("/rows/2").json()
+    assert done["status"] == "done"
+    assert done["features"] == [6.7, 3.0, 5.2, 2.3]
+    prediction = done["prediction"]
+    assert (prediction["label"], prediction["model_name"], prediction["model_version"]) == (
+        "virginica", "iris", "1",
+    )  # fmt: skip
+    assert prediction["run_id"] == run["job_id"]
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    progress = client.get("/progress").json()
+    assert (progress["pending"], progress["done"], progress["failed"], progress["total"]) == (
+        0, 2, 0, 2,
+    )  # fmt: skip
+    assert progress["runs"][0]["rows_done"] == 2
+    assert progress["runs"][0]["finished_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"instances": [[5.1, 3.5, 1.4]]}, 422, "instances[0]"),
+        ({"instances": [[5.1, 3.5, "a", 0.2]]}, 422, "instances[0][2]"),
+        ({"instances": []}, 422, "instances"),
+        ({"instances": [GOOD_ROW] * 7}, 422, "instances"),
+        (b'{"instances": [[5.1, 3.5, Infinity, 0.2]]}', 422, "body"),
+        ({"instances": [[5.1, 3.5, 1e39, 0.2]]}, 422, "instances[0][2]"),
+        (b"x" * 5000, 413, None),
+    ],
+)
+def test_bad_rows_are_refused_and_nothing_is_stored(
+    client: TestClient, batch_env: dict[str, str], body: object, status: int, field: str | None
+) -> None:
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    answer = client.post("/rows", **kwargs)
+    assert answer.status_code == status
+    assert answer.json()["error"].get("field") == field
+    assert count_rows(batch_env) == 0
+    assert client.post("/rows", json={"instances": [GOOD_ROW]}).status_code == 202
+
+
+def test_unknown_rows_and_runs_are_404(client: TestClient) -> None:
+    assert client.get("/rows/12345").status_code == 404
+    assert client.get("/rows/12345").json()["error"]["field"] == "row_id"
+    assert client.get("/rows/abc").status_code == 422
+    assert client.get("/runs/" + "0" * 32).status_code == 404
+
+
+def test_ready_metrics_and_docs(client: TestClient) -> None:
+    assert client.get("/health/ready").json() == {"status": "ready"}
+    client.post("/rows", json={"instances": [GOOD_ROW]})
+    metrics = client.get("/metrics").text
+    assert 'mlsp_stage_duration_seconds_count{stage="insert"}' in metrics
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/rows", "/rows/{row_id}", "/runs", "/runs/{job_id}", "/progress"} <= set(paths)
+
+
+def test_a_down_database_means_503_and_not_ready(
+    job: ModuleType, load_service: Callable[..., ModuleType], batch_env: dict[str, str]
+) -> None:
+    env = {**batch_env, "DATABASE_URL": f"postgresql://x@127.0.0.1:{free_port()}/x"}
+    api = load_service("batch", "api", **env)
+    with TestClient(api.app) as client:
+        answer = client.post("/rows", json={"instances": [GOOD_ROW]})
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"] == "2"
+        assert client.get("/progress").status_code == 503
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert "postgres" in ready.json()["checks"]

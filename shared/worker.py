@@ -1,0 +1,299 @@
+"""Queue workers that prove they are alive and rescue the jobs of workers that died.
+
+:class:`LiveWorker` is RQ's ``SimpleWorker`` (jobs run in the worker process,
+so the model is loaded once, not per job) with three additions:
+
+* a heartbeat thread refreshes ``mlsp:worker:<name>:alive`` every
+  ``WORKER_HEARTBEAT_S`` with a TTL of three beats, busy or idle;
+* during RQ's maintenance (every ``WORKER_MAINTENANCE_S``) each worker looks
+  at the queue's started jobs: a job whose worker's key has been missing for
+  more than three beats is marked expired, and RQ's own clean-up then retries
+  it if it has retries left or fails it with ``AbandonedJobError``. So a job
+  whose worker was killed is retried or failed within seconds, not after
+  RQ's default of job timeout + 60 s, and never silently vanishes;
+* fewer Redis round trips per job: RQ's own worker heartbeat is pipelined and
+  sent at most once a second, and an unchanged state is not written again;
+* each job's log lines carry the request id of the request that queued it
+  (``job.meta["request_id"]``), and jobs are counted and timed in Prometheus
+  (``mlsp_jobs_total{queue,status}``, stage ``queue_wait``).
+
+:func:`run_worker` starts one, with ``/health/*`` and ``/metrics`` served by
+:mod:`shared.health_server` (ready while the heartbeat reaches Redis and the
+service's own checks pass).
+"""
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import redis
+from prometheus_client import Counter
+from pydantic import Field
+from redis.client import Pipeline
+from rq import Queue, SimpleWorker, Worker
+from rq.executions import Execution
+from rq.job import Job
+from rq.utils import as_text
+
+from shared.health_server import SyncCheck, start_health_server
+from shared.jobs import public_status
+from shared.logs import request_id_var
+from shared.metrics import STAGE_LATENCY, record_model
+from shared.model import OnnxModel, load_model
+from shared.redis_client import RedisSettings, connect
+from shared.settings import ModelSettings, ServiceSettings, _EnvSettings
+
+log = logging.getLogger("shared.worker")
+
+JOBS = Counter("mlsp_jobs", "Jobs run by this worker, by how they ended.", ["queue", "status"])
+# RQ blocks on the queue for (worker_ttl - 15) s between maintenance passes.
+_RQ_DEQUEUE_MARGIN_S = 15
+
+
+class WorkerSettings(_EnvSettings):
+    """How a queue worker shows it is alive and watches the others."""
+
+    worker_heartbeat_s: float = Field(1.0, gt=0, description="How often the liveness key is set.")
+    worker_maintenance_s: int = Field(
+        3, ge=1, description="How often an idle worker looks for jobs of dead workers."
+    )
+    worker_log_level: str = Field("WARNING", description="Level of RQ's own log lines.")
+    extra_work_ms: int = Field(
+        0,
+        ge=0,
+        description="Extra time each inference takes, standing in for a heavier model (0: none).",
+    )
+
+
+def liveness_key(worker_name: str) -> str:
+    """The Redis key a live worker keeps set."""
+    return f"mlsp:worker:{worker_name}:alive"
+
+
+def live_workers(queue: Queue) -> int:
+    """How many workers listening on ``queue`` are alive (their liveness key is set)."""
+    names = [worker.name for worker in Worker.all(queue=queue)]
+    if not names:
+        return 0
+    with queue.connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.exists(liveness_key(name))
+        return sum(pipe.execute())
+
+
+def worker_name() -> str:
+    """A name unique to this process that says which container it runs in."""
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+
+
+class Heartbeat:
+    """Keeps a worker's liveness key set from a daemon thread."""
+
+    def __init__(self, client: redis.Redis, key: str, interval_s: float) -> None:
+        self.client = client
+        self.key = key
+        self.interval_s = interval_s
+        self.ttl_s = 3 * interval_s
+        self.last_ok: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._failing = False
+
+    def beat(self) -> bool:
+        """Set the key once; True when Redis took it."""
+        try:
+            self.client.set(self.key, "1", px=int(self.ttl_s * 1000))
+        except redis.RedisError as exc:
+            if not self._failing:
+                log.warning("heartbeat failed: %s", exc)
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("heartbeat reaches Redis again")
+        self._failing = False
+        self.last_ok = time.monotonic()
+        return True
+
+    def start(self) -> None:
+        """Beat now, then every ``interval_s`` until :meth:`stop`."""
+        self.beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating and remove the key: this worker is gone."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.interval_s + 1)
+        with contextlib.suppress(redis.RedisError):  # else the key expires by itself
+            self.client.delete(self.key)
+
+    def check(self) -> str | None:
+        """Readiness: None while the last successful beat is recent."""
+        if self.last_ok is None:
+            return "no heartbeat has reached Redis yet"
+        age = time.monotonic() - self.last_ok
+        return None if age < self.ttl_s else f"no heartbeat reached Redis for {age:.1f} s"
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.beat()
+
+
+class LiveWorker(SimpleWorker):
+    """RQ's SimpleWorker with a heartbeat, dead-worker rescue, request ids and metrics."""
+
+    def __init__(
+        self,
+        queues: Sequence[str],
+        *,
+        connection: redis.Redis,
+        name: str,
+        settings: WorkerSettings,
+        log_jobs: bool = True,
+    ) -> None:
+        super().__init__(
+            list(queues),
+            name=name,
+            connection=connection,
+            worker_ttl=settings.worker_maintenance_s + _RQ_DEQUEUE_MARGIN_S,
+            maintenance_interval=settings.worker_maintenance_s,
+        )
+        self.grace_s = 3 * settings.worker_heartbeat_s
+        self.log_jobs = log_jobs
+        self._suspects: dict[str, float] = {}
+        self._last_beat = 0.0
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """RQ's worker heartbeat, in one round trip, and at most once a second by default.
+
+        RQ beats three times per job, three commands each; the worker's key lives
+        ``worker_ttl + 60`` s, so a beat a second keeps it as fresh for a third of
+        the Redis round trips a job costs. Beats that ask for a TTL, or ride on a
+        pipeline, are never skipped.
+        """
+        if timeout is None and pipeline is None:
+            now = time.monotonic()
+            if now - self._last_beat < 1.0:
+                return
+            self._last_beat = now
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        with self.connection.pipeline() as pipe:
+            super().heartbeat(timeout, pipe)
+            pipe.execute()
+
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
+        """RQ's set_state, without a round trip when the state does not change."""
+        if pipeline is None and state == self._state:
+            return
+        super().set_state(state, pipeline)
+
+    def clean_registries(self) -> None:
+        """RQ's maintenance, after expiring the started jobs of dead workers."""
+        for queue in self.queues:
+            self.expire_jobs_of_dead_workers(queue)
+        super().clean_registries()
+
+    def expire_jobs_of_dead_workers(self, queue: Queue) -> list[str]:
+        """Mark expired the started jobs whose worker has stopped beating; their entries."""
+        registry_key = queue.started_job_registry.key
+        entries = [as_text(entry) for entry in self.connection.zrange(registry_key, 0, -1)]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                pipe.hget(Execution.from_composite_key(entry, self.connection).key, "worker_name")
+            owners = [as_text(name) if name else None for name in pipe.execute()]
+        known = sorted({owner for owner in owners if owner})
+        with self.connection.pipeline(transaction=False) as pipe:
+            for owner in known:
+                pipe.exists(liveness_key(owner))
+            alive = dict(zip(known, pipe.execute(), strict=True))
+        now = time.monotonic()
+        expired = []
+        for entry, owner in zip(entries, owners, strict=True):
+            if owner is None or alive[owner]:
+                self._suspects.pop(entry, None)
+                continue
+            first_missed = self._suspects.setdefault(entry, now)
+            if now - first_missed >= self.grace_s:
+                self.connection.zadd(registry_key, {entry: 0}, xx=True)
+                self._suspects.pop(entry, None)
+                expired.append(entry)
+                log.warning(
+                    "worker %s stopped beating while running a job; handing the job to RQ's "
+                    "clean-up (retry if retries are left, else fail)",
+                    owner,
+                    extra={"job_id": entry.partition(":")[0], "dead_worker": owner},
+                )
+        for entry in set(self._suspects) - set(entries):
+            del self._suspects[entry]
+        return expired
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run ``job`` with its request id in the log context; count and time it."""
+        token = request_id_var.set(job.meta.get("request_id"))
+        started = time.perf_counter()
+        if job.enqueued_at is not None:
+            waited = (datetime.now(UTC) - job.enqueued_at.replace(tzinfo=UTC)).total_seconds()
+            STAGE_LATENCY.labels("queue_wait").observe(max(waited, 0.0))
+        try:
+            super().execute_job(job, queue)
+        finally:
+            status = job.get_status(refresh=False)
+            outcome = public_status(status)
+            if outcome == "queued":
+                outcome = "retried"
+            JOBS.labels(queue.name, outcome).inc()
+            if self.log_jobs:
+                log.info(
+                    "job %s",
+                    outcome,
+                    extra={
+                        "job_id": job.id,
+                        "queue": queue.name,
+                        "worker": self.name,
+                        "seconds": round(time.perf_counter() - started, 6),
+                    },
+                )
+            request_id_var.reset(token)
+
+
+def load_served_model(settings: ModelSettings) -> OnnxModel:
+    """Load and check the worker's model (a bad one stops the start) and publish its version."""
+    model = load_model(
+        settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
+    )
+    record_model(model.metadata.name, model.metadata.version)
+    return model
+
+
+def run_worker(
+    queues: Sequence[str],
+    service: ServiceSettings,
+    redis_settings: RedisSettings,
+    settings: WorkerSettings,
+    checks: Mapping[str, SyncCheck] | None = None,
+) -> None:
+    """Work ``queues`` until SIGTERM, with heartbeat, health server and metrics."""
+    name = worker_name()
+    heartbeat = Heartbeat(connect(redis_settings), liveness_key(name), settings.worker_heartbeat_s)
+    heartbeat.start()
+    start_health_server({"redis": heartbeat.check, **(checks or {})}, service.port)
+    worker = LiveWorker(
+        queues,
+        connection=connect(redis_settings, client_name=name),
+        name=name,
+        settings=settings,
+        log_jobs=service.access_log,
+    )
+    log.info("worker %s on queues %s (pid %d)", name, ",".join(queues), os.getpid())
+    try:
+        worker.work(logging_level=settings.worker_log_level)
+    finally:
+        heartbeat.stop()

@@ -1,0 +1,88 @@
+"""PostgreSQL helpers (timeouts, errors, readiness, reconnects) and the input contract."""
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
+from shared.model import ModelError
+from shared.model_metadata import InputContract, read_metadata
+from shared.postgres import (
+    AsyncConnectionHolder,
+    PostgresSettings,
+    connect,
+    postgres_check,
+    postgres_errors,
+)
+from shared.settings import ModelSettings
+from tests.compose_stack import free_port
+
+
+def test_connections_carry_the_timeouts(postgres_url: str) -> None:
+    settings = PostgresSettings(database_url=postgres_url, postgres_statement_timeout_s=0.2)
+    with connect(settings, "unit", autocommit=True) as connection:
+        assert connection.execute("SHOW statement_timeout").fetchone()[0] == "200ms"
+        assert connection.execute("SHOW application_name").fetchone()[0] == "unit"
+        with pytest.raises(DependencyTimeout), postgres_errors("sleeping"):
+            connection.execute("SELECT pg_sleep(1)")
+
+
+def test_a_down_database_is_unavailable_and_not_ready() -> None:
+    settings = PostgresSettings(
+        database_url=f"postgresql://x@127.0.0.1:{free_port()}/x", postgres_connect_timeout_s=1
+    )
+    with pytest.raises(DependencyUnavailable) as down, postgres_errors("reading"):
+        connect(settings, "unit")
+    assert down.value.headers == {"Retry-After": "2"}
+    reason = postgres_check(settings, "unit")()
+    assert reason is not None
+    assert reason.startswith("PostgreSQL: OperationalError")
+
+
+def test_the_readiness_check_passes_on_a_live_database(postgres_url: str) -> None:
+    assert postgres_check(PostgresSettings(database_url=postgres_url), "unit")() is None
+
+
+def test_the_api_connection_comes_back_after_the_server_drops_it(postgres_url: str) -> None:
+    holder = AsyncConnectionHolder(PostgresSettings(database_url=postgres_url), "unit-api")
+
+    async def scenario() -> None:
+        first = await holder.get()
+        assert await holder.check()() is None
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'unit-api'"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            await first.execute("SELECT 1")
+        second = await holder.get()
+        assert second is not first
+        assert await (await second.execute("SELECT 41 + 1")).fetchone() == (42,)
+        await holder.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_input_contract_decodes_against_the_metadata(model_repo: Path) -> None:
+    contract = InputContract(ModelSettings(model_dir=model_repo, max_instances=2))
+    assert asyncio.run(contract.check()) == "model metadata not loaded"
+    assert contract.load().name == "iris"
+    assert asyncio.run(contract.check()) is None
+    rows = contract.decode(b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}')
+    assert rows.dtype == np.float32
+    assert rows.shape == (1, 4)
+    with pytest.raises(InvalidInput, match="at most 2"):
+        contract.decode(b'{"instances": [[1,2,3,4],[1,2,3,4],[1,2,3,4]]}')
+
+
+def test_a_missing_model_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no model 'iris'"):
+        read_metadata(tmp_path, "iris")
+    (tmp_path / "iris" / "1").mkdir(parents=True)
+    (tmp_path / "iris" / "1" / "metadata.json").write_text("{not json")
+    with pytest.raises(ModelError, match="is not valid metadata"):
+        read_metadata(tmp_path, "iris")
