@@ -18,6 +18,8 @@ from contextlib import contextmanager
 
 import redis
 from pydantic import Field
+from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -47,6 +49,18 @@ def connect(settings: RedisSettings, *, client_name: str | None = None) -> redis
         socket_connect_timeout=settings.redis_connect_timeout_s,
         health_check_interval=30,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+        client_name=client_name,
+    )
+
+
+def connect_async(settings: RedisSettings, *, client_name: str | None = None) -> aioredis.Redis:
+    """:func:`connect` for asyncio code (``redis.asyncio``): same timeouts and retries."""
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout_s,
+        socket_connect_timeout=settings.redis_connect_timeout_s,
+        health_check_interval=30,
+        retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
         client_name=client_name,
     )
 
