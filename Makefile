@@ -10,6 +10,8 @@ USERS ?= 16
 SPAWN_RATE ?= $(USERS)
 DURATION ?= 30s
 WARMUP ?=
+# Share (0..1) of load-test requests repeating a body (cache patterns); empty: the harness default.
+REPEAT_SHARE ?=
 # Extra Locust options for `make load`, e.g. LOCUST_OPTIONS="--exclude-tags jobs".
 LOCUST_OPTIONS ?=
 OUT ?= $(PATTERN)
@@ -29,7 +31,7 @@ help: ## Show this help
 	@echo
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) OBSERVE=1 MLSP_OFFLINE=0|1"
+	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) REPEAT_SHARE=0..1 OBSERVE=1 MLSP_OFFLINE=0|1"
 
 .PHONY: check-pattern
 check-pattern:
@@ -56,9 +58,9 @@ logs: check-pattern ## Follow PATTERN's logs (JSON lines; grep a request id to f
 	$(COMPOSE) logs --follow --no-log-prefix
 
 .PHONY: load
-load: up ## Headless Locust on PATTERN (USERS, DURATION); report in loadtests/results/
+load: up ## Headless Locust on PATTERN (USERS, DURATION, REPEAT_SHARE); report in loadtests/results/
 	@mkdir -p loadtests/results
-	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(OBSERVE),-e PROMETHEUS_URL=http://prometheus:9090) loadtest \
+	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(REPEAT_SHARE),-e REPEAT_SHARE=$(REPEAT_SHARE)) $(if $(OBSERVE),-e PROMETHEUS_URL=http://prometheus:9090) loadtest \
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
 	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT) $(LOCUST_OPTIONS)
 

@@ -36,6 +36,7 @@ ALWAYS = [
     "conftest.py",
     "tests/__init__.py",
     "tests/compose_stack.py",
+    "tests/local_servers.py",
     ".dockerignore",
     ".gitignore",
     "pyproject.toml",

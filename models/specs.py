@@ -84,8 +84,9 @@ def train_iris() -> TrainedModel:
 
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (ModelSpec("iris", "1", train_iris),)}
 
-# The serial and parallel patterns' models live in their own modules, which build on
-# TrainedModel above: imported here, at the end (models/__init__.py loads this module first).
+# The serial, parallel and prediction-cache patterns' models live in their own modules, which
+# build on TrainedModel above: imported here, at the end (models/__init__.py loads this first).
+from models.boosted import train_iris_boosted  # noqa: E402
 from models.ensemble import train_iris_bayes, train_iris_forest  # noqa: E402
 from models.serial import train_iris_gate, train_iris_specialist  # noqa: E402
 
@@ -96,5 +97,6 @@ SPECS.update(
         ModelSpec("iris-specialist", "1", train_iris_specialist),
         ModelSpec("iris-forest", "1", train_iris_forest),
         ModelSpec("iris-bayes", "1", train_iris_bayes),
+        ModelSpec("iris-boosted", "1", train_iris_boosted),
     )
 )

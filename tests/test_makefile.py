@@ -32,3 +32,10 @@ def test_unknown_pattern_is_refused_with_the_list() -> None:
     compare = make("compare", "PATTERNS=web-single nope")
     assert compare.returncode != 0
     assert "Unknown pattern 'nope' in PATTERNS" in compare.stderr
+
+
+def test_load_passes_repeat_share_to_the_harness_only_when_set() -> None:
+    dry = make("-n", "load", "PATTERN=prediction-cache", "REPEAT_SHARE=0.9")
+    assert dry.returncode == 0, dry.stderr
+    assert "-e PATTERN=prediction-cache -e REPEAT_SHARE=0.9 " in dry.stdout
+    assert "REPEAT_SHARE" not in make("-n", "load", "PATTERN=prediction-cache").stdout

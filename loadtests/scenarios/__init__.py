@@ -24,6 +24,7 @@ SCENARIOS: dict[str, str] = {
     "serial": "loadtests.scenarios.predict:PredictUser",
     "parallel": "loadtests.scenarios.parallel:ParallelUser",
     "batch": "loadtests.scenarios.batch_rows:BatchUser",
+    "prediction-cache": "loadtests.scenarios.prediction_cache:CachedPredictUser",
 }
 
 

@@ -34,10 +34,18 @@ class ModelPeer:
 
     @classmethod
     def from_repository(
-        cls, role: str, url: str, model_dir: Path, model: str, task: str = "classification"
+        cls,
+        role: str,
+        url: str,
+        model_dir: Path,
+        model: str,
+        task: str = "classification",
+        *,
+        version: str | None = None,
     ) -> "ModelPeer":
-        """Peer ``role`` at ``url`` serving ``model`` (highest version), which must do ``task``."""
-        metadata = load_metadata(model_dir, model)
+        """Peer ``role`` at ``url`` serving ``model`` at ``version`` (None: the highest),
+        which must do ``task``."""
+        metadata = load_metadata(model_dir, model, version)
         if metadata.task != task:
             raise ModelError(f"{role} model {model!r} does {metadata.task!r}, not {task!r}")
         return cls(role, url, metadata)

@@ -77,6 +77,13 @@ def test_a_peer_refuses_a_model_of_the_wrong_task(model_repo: Path) -> None:
         ModelPeer.from_repository("gate", "x:1", model_repo, "iris", task="anomaly")
 
 
+def test_a_peer_may_pin_the_version_it_calls(model_repo: Path) -> None:
+    pinned = ModelPeer.from_repository("model", "x:1", model_repo, "iris", version="1")
+    assert pinned.ref == "iris:1"
+    with pytest.raises(ModelError, match="has no version '9'"):
+        ModelPeer.from_repository("model", "x:1", model_repo, "iris", version="9")
+
+
 def test_peers_must_take_the_same_rows(model_repo: Path) -> None:
     iris = ModelPeer.from_repository("a", "x:1", model_repo, "iris")
     other = ModelPeer.from_repository("b", "x:1", model_repo, "iris-forest")

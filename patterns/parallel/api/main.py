@@ -42,7 +42,7 @@ from shared.schemas import (
     ErrorResponse,
     Prediction,
     PredictRequest,
-    decode_instances,
+    decode_rows,
     prediction_body,
 )
 from shared.settings import ServiceSettings
@@ -186,12 +186,7 @@ def vote_body(results: list[MemberResult[Any]]) -> dict[str, Any]:
 async def decode(request: Request) -> np.ndarray:
     """The request's rows, checked against the members' input."""
     with stage("decode"):
-        return decode_instances(
-            await request.body(),
-            members[0].metadata.input.shape[-1],
-            members[0].metadata.feature_names,
-            settings.max_instances,
-        )
+        return decode_rows(await request.body(), members[0].metadata, settings.max_instances)
 
 
 async def predict(request: Request) -> Response:

@@ -29,7 +29,7 @@ from shared.chain import Chain
 from shared.health import Readiness
 from shared.metrics import stage
 from shared.model import ModelError
-from shared.schemas import PredictRequest, decode_instances, prediction_body
+from shared.schemas import PredictRequest, decode_rows, prediction_body
 from shared.settings import ServiceSettings
 from shared.v2.peers import (
     ModelPeer,
@@ -157,12 +157,7 @@ async def ask(
 async def predict(request: Request) -> Response:
     """Predict each instance through the chain; each answer says which stages it passed."""
     with stage("decode"):
-        rows = decode_instances(
-            await request.body(),
-            gate.metadata.input.shape[-1],
-            gate.metadata.feature_names,
-            settings.max_instances,
-        )
+        rows = decode_rows(await request.body(), gate.metadata, settings.max_instances)
     chain = Chain(settings.request_timeout_s)
     paths = [["gate"] for _ in range(len(rows))]
 

@@ -19,7 +19,7 @@ from shared.app import add_hot_route, create_app, json_response
 from shared.health import Readiness
 from shared.metrics import stage
 from shared.model import ModelMetadata, load_metadata
-from shared.schemas import PredictRequest, PredictResponse, decode_instances, prediction_body
+from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.settings import ModelSettings, ServiceSettings
 from shared.v2.client import V2Client
 
@@ -74,12 +74,7 @@ async def predict(request: Request) -> Response:
     """Predict the class of each instance (the predictor runs the model)."""
     assert predictor is not None, "lifespan starts the client before requests are served"
     with stage("decode"):
-        rows = decode_instances(
-            await request.body(),
-            metadata.input.shape[-1],
-            metadata.feature_names,
-            settings.max_instances,
-        )
+        rows = decode_rows(await request.body(), metadata, settings.max_instances)
     with stage("predictor_call"):
         outputs = await predictor.infer(
             metadata.name, {metadata.input.name: rows}, ["probabilities"], metadata.version
