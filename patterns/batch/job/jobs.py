@@ -197,14 +197,18 @@ def _one_chunk(
 def predict_chunk(
     claimed: list[tuple[int, Any]], model: OnnxModel, mode: Mode, extra_work_ms: int = 0
 ) -> dict[str, tuple]:
-    """Check and predict claimed rows: ``done`` (ids, labels, JSON) and ``failed`` (ids, errors)."""
+    """Check and predict claimed rows: ``done`` (ids, JSON) and ``failed`` (ids, errors).
+
+    The JSON is the array :func:`store.write_chunk` takes: ``{"id", "label",
+    "probabilities"}`` per row predicted.
+    """
     n_features = model.n_features
     ids = [row_id for row_id, _ in claimed]
     features = [values for _, values in claimed]
     good, errors = check_rows(features, n_features)
     good_ids = [ids[i] for i in good]
     if not good:
-        return {"done": ([], [], []), "failed": _failed(ids, errors)}
+        return {"done": ([], "[]"), "failed": _failed(ids, errors)}
     rows = np.asarray([features[i] for i in good], dtype=np.float32)
     with stage("inference"):
         if mode == "passthrough":
@@ -215,9 +219,9 @@ def predict_chunk(
                 time.sleep(extra_work_ms / 1000)  # EXTRA_WORK_MS: stands in for a heavier model
             probabilities = model.predict_proba(rows)
     predictions = prediction_body(model.metadata, probabilities)["predictions"]
-    labels = [p["label"] for p in predictions]
-    encoded = [orjson.dumps(p["probabilities"]).decode() for p in predictions]
-    return {"done": (good_ids, labels, encoded), "failed": _failed(ids, errors)}
+    for row_id, prediction in zip(good_ids, predictions, strict=True):
+        prediction["id"] = row_id
+    return {"done": (good_ids, orjson.dumps(predictions).decode()), "failed": _failed(ids, errors)}
 
 
 def _failed(ids: list[int], errors: dict[int, str]) -> tuple[list[int], list[str]]:
