@@ -4,40 +4,50 @@ SHELL := /bin/bash
 
 PATTERN ?= web-single
 # Patterns are the folders of patterns/ that have a compose file.
-PATTERNS := $(sort $(patsubst patterns/%/compose.yaml,%,$(wildcard patterns/*/compose.yaml)))
+ALL_PATTERNS := $(sort $(patsubst patterns/%/compose.yaml,%,$(wildcard patterns/*/compose.yaml)))
+PATTERNS ?= $(ALL_PATTERNS)
 USERS ?= 16
 SPAWN_RATE ?= $(USERS)
 DURATION ?= 30s
+WARMUP ?=
+# Share (0..1) of load-test requests repeating a body (cache patterns); empty: the harness default.
+REPEAT_SHARE ?=
+# Extra Locust options for `make load`, e.g. LOCUST_OPTIONS="--exclude-tags jobs".
+LOCUST_OPTIONS ?=
+OUT ?= $(PATTERN)
 API_PORT ?= 8000
 ROWS ?= 10000
 ROUNDS ?= 3
 PYTHON ?= python3
 VENV ?= .venv
-COMPOSE = ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml
-export API_PORT
+PROMETHEUS_PORT ?= 9090
+OBSERVE ?=
+COMPOSE := ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml $(if $(OBSERVE),--profile observe)
+export API_PORT PROMETHEUS_PORT
 
 .PHONY: help
 help: ## Show this help
-	@echo "ML serving patterns playground. Patterns: $(PATTERNS)"
+	@echo "ML serving patterns playground. Patterns: $(ALL_PATTERNS)"
 	@echo
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) MLSP_OFFLINE=0|1"
+	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) REPEAT_SHARE=0..1 OBSERVE=1 MLSP_OFFLINE=0|1"
 
 .PHONY: check-pattern
 check-pattern:
-	@if [ -z "$(filter $(PATTERN),$(PATTERNS))" ]; then \
-	  echo "Unknown PATTERN '$(PATTERN)'. Choose one of: $(PATTERNS)" >&2; exit 2; fi
+	@if [ -z "$(filter $(PATTERN),$(ALL_PATTERNS))" ]; then \
+	  echo "Unknown PATTERN '$(PATTERN)'. Choose one of: $(ALL_PATTERNS)" >&2; exit 2; fi
 
 .PHONY: up
 up: check-pattern ## Build and start PATTERN's stack, wait until healthy, print its URL
 	@start=$$(date +%s); \
 	$(COMPOSE) up --build --wait --remove-orphans && \
-	echo "$(PATTERN) is up in $$(( $$(date +%s) - start )) s: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)"
+	echo "$(PATTERN) is up in $$(( $$(date +%s) - start )) s: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
+	$(if $(OBSERVE),&& echo "Prometheus: http://127.0.0.1:$(PROMETHEUS_PORT)  (recording rules: service:*, service_stage:*)")
 
 .PHONY: down
 down: check-pattern ## Stop PATTERN's stack and remove its containers and volumes
-	$(COMPOSE) down --volumes --remove-orphans
+	$(COMPOSE) --profile observe down --volumes --remove-orphans
 
 .PHONY: ps
 ps: check-pattern ## Show PATTERN's containers
@@ -48,11 +58,39 @@ logs: check-pattern ## Follow PATTERN's logs (JSON lines; grep a request id to f
 	$(COMPOSE) logs --follow --no-log-prefix
 
 .PHONY: load
-load: up ## Headless Locust on PATTERN (USERS, DURATION); report in loadtests/results/
+load: up ## Headless Locust on PATTERN (USERS, DURATION, REPEAT_SHARE); report in loadtests/results/
 	@mkdir -p loadtests/results
-	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) loadtest \
+	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(REPEAT_SHARE),-e REPEAT_SHARE=$(REPEAT_SHARE)) $(if $(OBSERVE),-e PROMETHEUS_URL=http://prometheus:9090) loadtest \
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
-	  --host http://api:8080 --out /results/$(PATTERN)
+	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT) $(LOCUST_OPTIONS)
+
+REPORT := ./compose/compose.sh -p mlsp-report -f compose/loadtest.yaml
+.PHONY: compare
+compare: ## Same load on each of PATTERNS in turn (USERS, DURATION; OBSERVE=1 adds the per-hop breakdown)
+	@for p in $(PATTERNS); do case " $(ALL_PATTERNS) " in *" $$p "*) ;; \
+	  *) echo "Unknown pattern '$$p' in PATTERNS. Choose from: $(ALL_PATTERNS)" >&2; exit 2;; esac; done
+	@mkdir -p loadtests/results/compare && rm -f loadtests/results/compare/*
+	@for p in $(PATTERNS); do \
+	  echo "=== $$p: up, warm up $(or $(WARMUP),5s), load $(USERS) users for $(DURATION), down"; \
+	  $(MAKE) --no-print-directory load PATTERN=$$p OUT=compare/$$p WARMUP=$(or $(WARMUP),5s) \
+	    || echo "make load PATTERN=$$p failed" > loadtests/results/compare/$$p.failed; \
+	  $(MAKE) --no-print-directory down PATTERN=$$p >/dev/null 2>&1; \
+	done
+	-$(REPORT) run --rm --build --entrypoint python loadtest -m loadtests.compare /results/compare \
+	  $(PATTERNS) --settings "$(USERS) users, no think time, one row per request, $(DURATION) after a $(or $(WARMUP),5s) warm-up"
+	@$(REPORT) down >/dev/null 2>&1
+	@mkdir -p loadtests/reports && cp loadtests/results/compare/comparison*.md loadtests/results/compare/comparison*.png loadtests/reports/
+	@echo "Report: loadtests/reports/comparison.md and comparison.png"
+
+.PHONY: bench
+bench: ## Ratios side by side in one run: serving overhead, hop cost, cache value, batch, raw inference
+	./loadtests/bench/run.sh
+	@mkdir -p loadtests/reports && cp loadtests/results/bench/ratios.md loadtests/reports/bench.md
+
+.PHONY: starter
+starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORCE=1 to write over)
+	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
+	$(PYTHON) compose/starter.py $(PATTERN) $(DEST) $(if $(FORCE),--force)
 
 # The batch pattern's own commands (they bring its stack up first).
 BATCH_CTL := ./compose/compose.sh -f patterns/batch/compose.yaml run --rm ctl
@@ -75,18 +113,26 @@ batch-status: batch-up ## batch: pending, done and failed rows, and the latest r
 batch-bench: batch-up ## batch: rows/s of runs over ROWS rows vs the DB-only limit, ROUNDS times (wipes the tables)
 	$(BATCH_CTL) bench $(ROWS) --rounds $(ROUNDS)
 
+.PHONY: bench-parallel
+bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)
+	$(VENV)/bin/python -m loadtests.bench_parallel --port $(API_PORT)
+
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
 	$(VENV)/bin/python -m models.export --out models/build
 
+STUBS := shared/v2/proto/inference_pb2.py
+$(STUBS): shared/v2/proto/inference.proto $(VENV)/.installed
+	$(VENV)/bin/python -m shared.v2.codegen
+
 .PHONY: test
-test: $(VENV)/.installed ## Unit tests and lint (no Docker needed)
+test: $(STUBS) ## Unit tests and lint (no Docker needed)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -m "not e2e"
 
 .PHONY: e2e
-e2e: $(VENV)/.installed ## End-to-end tests: bring every pattern up with docker compose
+e2e: $(STUBS) ## End-to-end tests: bring every pattern up with docker compose
 	$(VENV)/bin/pytest -m e2e
 
 .PHONY: lint
@@ -100,7 +146,7 @@ standins: ## Build the offline stand-ins of the base images from Debian packages
 
 .PHONY: clean
 clean: ## Stop every pattern, forget the image choice, remove build output
-	@for p in $(PATTERNS); do ./compose/compose.sh -f patterns/$$p/compose.yaml down --volumes --remove-orphans 2>/dev/null || true; done
+	@for p in $(ALL_PATTERNS); do ./compose/compose.sh -f patterns/$$p/compose.yaml down --volumes --remove-orphans 2>/dev/null || true; done
 	rm -rf .mlsp models/build
 
 $(VENV)/.installed: compose/requirements/*.txt

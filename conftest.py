@@ -1,10 +1,17 @@
 """Fixtures every test suite may use: an exported model repository, service loading,
-and real Redis and PostgreSQL servers (see tests/local_servers.py)."""
+predictors (``predictor_server``, ``slow_predictor``, or :func:`running_predictor` with
+settings of its own), and real Redis and PostgreSQL servers (see tests/local_servers.py)."""
 
 import importlib.util
 import itertools
+import os
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -42,6 +49,8 @@ def load_service(monkeypatch: pytest.MonkeyPatch, model_repo: Path) -> Callable[
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         folder = REPO_ROOT / "patterns" / pattern / service
+        if not folder.is_dir():  # a starter ejected by `make starter` has its services at the root
+            folder = REPO_ROOT / service
         name = f"svc_{pattern.replace('-', '_')}_{service}_main"
         spec = importlib.util.spec_from_file_location(name, folder / "main.py")
         assert spec is not None
@@ -53,6 +62,77 @@ def load_service(monkeypatch: pytest.MonkeyPatch, model_repo: Path) -> Callable[
         return module
 
     return load
+
+
+def _generate_stubs() -> None:
+    """Generate the gRPC stubs when missing (``make test`` does it too)."""
+    proto = REPO_ROOT / "shared" / "v2" / "proto"
+    if (proto / "inference.proto").is_file() and not (proto / "inference_pb2.py").is_file():
+        from shared.v2.codegen import generate  # noqa: PLC0415 - needs grpc_tools only here
+
+        generate()
+
+
+_generate_stubs()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class PredictorProcess:
+    """A real predictor (``python -m shared.v2.server``) running for the tests."""
+
+    process: subprocess.Popen[bytes]
+    rest_url: str
+    grpc_target: str
+
+
+@contextmanager
+def running_predictor(model_repo: Path, **settings: str) -> Iterator[PredictorProcess]:
+    """A predictor on free ports of 127.0.0.1 with extra ``settings`` (``MODELS``, ``DELAY_MS``)."""
+    from shared.probe import probe_grpc  # noqa: PLC0415 - after the stubs exist
+
+    rest_port, grpc_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "MODEL_DIR": str(model_repo),
+        "HOST": "127.0.0.1",
+        "PORT": str(rest_port),
+        "GRPC_PORT": str(grpc_port),
+        "LOG_LEVEL": "WARNING",
+        **settings,
+    }
+    process = subprocess.Popen([sys.executable, "-m", "shared.v2.server"], cwd=REPO_ROOT, env=env)
+    target = f"127.0.0.1:{grpc_port}"
+    deadline = time.monotonic() + 30
+    while not probe_grpc(target, timeout_s=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("the predictor did not start")
+        time.sleep(0.1)
+    try:
+        yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def predictor_server(model_repo: Path) -> Iterator[PredictorProcess]:
+    """A predictor serving every exported model, on free ports of 127.0.0.1."""
+    with running_predictor(model_repo) as predictor:
+        yield predictor
+
+
+@pytest.fixture(scope="session")
+def slow_predictor(model_repo: Path) -> Iterator[PredictorProcess]:
+    """A predictor of every model that waits 300 ms before each ModelInfer (``DELAY_MS``)."""
+    with running_predictor(model_repo, DELAY_MS="300") as predictor:
+        yield predictor
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
 
-from loadtests import final_stats  # noqa: E402
+from loadtests import final_stats, progress  # noqa: E402
 from loadtests.config import ConfigError, load_settings  # noqa: E402
 from loadtests.scenarios import UnknownPatternError, load_user_class  # noqa: E402
 
@@ -34,3 +34,4 @@ def _expose_selected_user_class() -> None:
 
 _expose_selected_user_class()
 final_stats.install()
+progress.install()

@@ -137,7 +137,10 @@ class IrisPayloads(PayloadGenerator):
     """``{"instances": [[f1, f2, f3, f4], ...]}`` bodies of ``batch_size`` iris rows.
 
     Each instance is a row of :data:`IRIS_ROWS` with uniform jitter of at most
-    ``jitter`` cm per feature, rounded to 1 decimal and kept at least 0.1.
+    ``jitter`` cm per feature, rounded to ``decimals`` decimals (1, like the
+    data set, by default) and kept at least 0.1. With 1 decimal there are about
+    19k distinct rows, so a long run draws some again by chance; 3 decimals
+    make every fresh row practically new (what a cache test wants).
     """
 
     def __init__(
@@ -149,20 +152,25 @@ class IrisPayloads(PayloadGenerator):
         pool_size: int = 16,
         pool_seed: int | None = None,
         jitter: float = 0.2,
+        decimals: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         self.jitter = jitter
+        self.decimals = decimals
         super().__init__(seed, repeat_share=repeat_share, pool_size=pool_size, pool_seed=pool_seed)
 
     def _make(self, rng: random.Random) -> dict[str, Any]:
         rows = IRIS_ROWS
-        jitter = self.jitter
+        jitter, decimals = self.jitter, self.decimals
         instances = []
         for _ in range(self.batch_size):
             row = rows[rng.randrange(len(rows))]
             instances.append(
-                [max(0.1, round(value + rng.uniform(-jitter, jitter), 1)) for value in row.features]
+                [
+                    max(0.1, round(value + rng.uniform(-jitter, jitter), decimals))
+                    for value in row.features
+                ]
             )
         return {"instances": instances}

@@ -3,8 +3,8 @@
     python -m models.export --out models/build [--only iris]
 
 writes ``<out>/<name>/<version>/model.onnx`` and ``metadata.json`` for each
-model, and checks that onnxruntime gives the same probabilities as
-scikit-learn before it writes anything.
+model, and checks that onnxruntime gives the same probabilities (classifiers)
+or outlier scores (task ``anomaly``) as scikit-learn before it writes anything.
 """
 
 import argparse
@@ -27,35 +27,84 @@ log = logging.getLogger("models.export")
 
 INPUT_NAME = "input"
 TARGET_OPSET = 17
+# skl2onnx's IsolationForest needs the ML domain pinned to a version it supports.
+ANOMALY_OPSET = {"": TARGET_OPSET, "ai.onnx.ml": 3}
 MAX_ABS_DIFF = 1e-4  # onnxruntime vs scikit-learn probabilities, float32 arithmetic
 N_EXAMPLES_PER_CLASS = 2
 
 
 def to_onnx_bytes(trained: TrainedModel) -> bytes:
-    """The fitted estimator as ONNX: float32 rows in; ``label`` and ``probabilities`` out."""
+    """The fitted estimator as ONNX: float32 rows in; ``label`` and ``probabilities`` out.
+
+    An anomaly model (task ``anomaly``) answers ``label`` and ``scores`` instead.
+    """
     n_features = trained.x_test.shape[1]
+    anomaly = trained.task == "anomaly"
     onnx_model = convert_sklearn(
         trained.estimator,
         initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
-        options={"zipmap": False},
-        target_opset=TARGET_OPSET,
+        options=None if anomaly else {"zipmap": False},
+        target_opset=ANOMALY_OPSET if anomaly else TARGET_OPSET,
         name=type(trained.estimator).__name__,  # the default is random: keep bytes stable
     )
     return onnx_model.SerializeToString()
 
 
+def _compared_output(trained: TrainedModel) -> tuple[str, np.ndarray]:
+    """The output that must agree with scikit-learn, and scikit-learn's values of it."""
+    if trained.task == "anomaly":
+        return "scores", trained.estimator.decision_function(trained.x_test).reshape(-1, 1)
+    return "probabilities", trained.estimator.predict_proba(trained.x_test)
+
+
 def check_against_sklearn(onnx_bytes: bytes, trained: TrainedModel) -> float:
-    """Largest difference between ONNX and scikit-learn probabilities on the test rows."""
+    """Largest difference of ONNX and scikit-learn probabilities (or scores) on the test rows."""
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    onnx_probs = session.run(["probabilities"], {INPUT_NAME: trained.x_test})[0]
-    diff = float(np.abs(onnx_probs - trained.estimator.predict_proba(trained.x_test)).max())
+    name, expected = _compared_output(trained)
+    actual = session.run([name], {INPUT_NAME: trained.x_test})[0]
+    diff = float(np.abs(actual - expected).max())
     if diff > MAX_ABS_DIFF:
         raise RuntimeError(f"ONNX and scikit-learn disagree by {diff} (> {MAX_ABS_DIFF})")
     return diff
 
 
+def output_specs(trained: TrainedModel) -> list[TensorSpec]:
+    """The model's outputs as the metadata declares them."""
+    if trained.task == "anomaly":
+        return [
+            TensorSpec(name="label", dtype="int64", shape=[None, 1]),
+            TensorSpec(name="scores", dtype="float32", shape=[None, 1]),
+        ]
+    return [
+        TensorSpec(name="label", dtype="int64", shape=[None]),
+        TensorSpec(name="probabilities", dtype="float32", shape=[None, len(trained.labels)]),
+    ]
+
+
+def anomaly_examples(trained: TrainedModel) -> list[dict[str, object]]:
+    """A few held-out inliers and outliers with the model's label and score."""
+    scores = trained.estimator.decision_function(trained.x_test)
+    predicted = trained.estimator.predict(trained.x_test)
+    name = {1: trained.labels[1], -1: trained.labels[0]}
+    chosen = []
+    for truth in (1, -1):
+        rows = np.flatnonzero(trained.y_test == truth)[: N_EXAMPLES_PER_CLASS * 2]
+        chosen.extend(int(row) for row in rows)
+    return [
+        {
+            "input": [round(float(v), 4) for v in trained.x_test[row]],
+            "label": name[int(predicted[row])],
+            "true_label": name[int(trained.y_test[row])],
+            "score": round(float(scores[row]), 6),
+        }
+        for row in chosen
+    ]
+
+
 def examples(trained: TrainedModel) -> list[dict[str, object]]:
     """A few held-out rows of each class with the model's answer, for tests and docs."""
+    if trained.task == "anomaly":
+        return anomaly_examples(trained)
     probs = trained.estimator.predict_proba(trained.x_test)
     chosen = []
     for cls in range(len(trained.labels)):
@@ -85,12 +134,9 @@ def export(spec: ModelSpec, out: Path) -> ModelMetadata:
         name=spec.name,
         version=spec.version,
         description=trained.description,
-        task="classification",
+        task=trained.task,
         inputs=[TensorSpec(name=INPUT_NAME, dtype="float32", shape=[None, n_features])],
-        outputs=[
-            TensorSpec(name="label", dtype="int64", shape=[None]),
-            TensorSpec(name="probabilities", dtype="float32", shape=[None, len(trained.labels)]),
-        ],
+        outputs=output_specs(trained),
         labels=trained.labels,
         feature_names=trained.feature_names,
         metrics=trained.metrics(),

@@ -22,7 +22,12 @@ SEED = 0
 
 @dataclass
 class TrainedModel:
-    """A fitted scikit-learn classifier with what the metadata needs to say about it."""
+    """A fitted scikit-learn model with what the metadata needs to say about it.
+
+    ``task`` is ``classification`` (outputs ``label`` and ``probabilities``) or
+    ``anomaly`` (an outlier detector: ``label`` 1 or -1 and ``scores``, with
+    ``y_test`` in the same 1/-1 terms).
+    """
 
     estimator: Any
     description: str
@@ -32,6 +37,7 @@ class TrainedModel:
     y_test: np.ndarray
     dataset: str
     training: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
 
     def metrics(self) -> dict[str, float]:
         """Accuracy and macro F1 on the held-out rows."""
@@ -77,3 +83,20 @@ def train_iris() -> TrainedModel:
 
 
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (ModelSpec("iris", "1", train_iris),)}
+
+# The serial, parallel and prediction-cache patterns' models live in their own modules, which
+# build on TrainedModel above: imported here, at the end (models/__init__.py loads this first).
+from models.boosted import train_iris_boosted  # noqa: E402
+from models.ensemble import train_iris_bayes, train_iris_forest  # noqa: E402
+from models.serial import train_iris_gate, train_iris_specialist  # noqa: E402
+
+SPECS.update(
+    (spec.name, spec)
+    for spec in (
+        ModelSpec("iris-gate", "1", train_iris_gate),
+        ModelSpec("iris-specialist", "1", train_iris_specialist),
+        ModelSpec("iris-forest", "1", train_iris_forest),
+        ModelSpec("iris-bayes", "1", train_iris_bayes),
+        ModelSpec("iris-boosted", "1", train_iris_boosted),
+    )
+)

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
-from shared.errors import install_error_handlers
+from shared.errors import ServiceError, install_error_handlers, service_error_response
 from shared.health import Readiness, live, ready_endpoint
 from shared.metrics import metrics_endpoint
 from shared.middleware import RequestContextMiddleware
@@ -49,6 +49,52 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+class ServiceApp(FastAPI):
+    """FastAPI whose hot routes bypass the framework's per-request machinery.
+
+    A request for a hot route (see :func:`add_hot_route`) goes straight from
+    :class:`RequestContextMiddleware` (request id, body limit, metrics, access
+    log) to its endpoint: no Starlette middleware stack, router scan, dependency
+    solving or exit stack, which together cost more than a small model's whole
+    inference. Every other request (docs, health, metrics, the service's own
+    ``@app.get`` routes) takes FastAPI's usual path, with the same middleware.
+    """
+
+    def __init__(self, *, max_body_bytes: int, log_requests: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.exact_hot_routes: dict[tuple[str, str], Route] = {}
+        self.templated_hot_routes: list[Route] = []
+        self._hot_stack = RequestContextMiddleware(self._serve_hot, max_body_bytes, log_requests)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve hot routes directly; hand everything else to FastAPI."""
+        if scope["type"] == "http":
+            route = self.exact_hot_routes.get((scope["method"], scope["path"]))
+            if route is None and self.templated_hot_routes:
+                route = self._match_templated(scope)
+            if route is not None:
+                scope["route"] = route
+                await self._hot_stack(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    def _match_templated(self, scope: Scope) -> Route | None:
+        for route in self.templated_hot_routes:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                return route
+        return None
+
+    async def _serve_hot(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = scope["route"].endpoint
+        try:
+            response = await endpoint(Request(scope, receive))
+        except ServiceError as exc:
+            response = service_error_response(exc)
+        await response(scope, receive, send)
+
+
 def create_app(
     settings: ServiceSettings,
     *,
@@ -57,9 +103,16 @@ def create_app(
     version: str = "0.1.0",
     readiness: Readiness | None = None,
     lifespan: Lifespan | None = None,
-) -> FastAPI:
+) -> ServiceApp:
     """A FastAPI app with health, metrics, request context and JSON errors."""
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = ServiceApp(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
+        log_requests=settings.access_log,
+    )
     install_error_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -67,7 +120,6 @@ def create_app(
         log_requests=settings.access_log,
     )
     app.state.readiness = readiness or Readiness()
-    # API routes (not plain Starlette ones) so the metrics see their route template.
     for path, endpoint in (
         ("/health/live", live),
         ("/health/ready", ready_endpoint(app.state.readiness)),
@@ -75,16 +127,6 @@ def create_app(
     ):
         app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
     return app
-
-
-class _HotRoute(Route):
-    """A plain Starlette route that still tells the metrics its path template."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
 
 
 def add_hot_route(
@@ -95,16 +137,23 @@ def add_hot_route(
     request_model: type[BaseModel] | None,
     response_model: type[BaseModel],
     methods: tuple[str, ...] = ("POST",),
+    status_code: int = 200,
 ) -> None:
-    """Serve ``endpoint`` at ``path`` without FastAPI's per-request machinery.
+    """Serve ``endpoint`` at ``path`` on the hot path of a :class:`ServiceApp`.
 
-    The endpoint takes the raw :class:`Request` and decodes the body itself
-    (see :func:`shared.schemas.decode_instances`), which saves the dependency
-    solving and exit-stack set-up FastAPI does for every request: about 60 µs,
-    a quarter of a small model's whole request on two cores. A twin API route,
-    added after it and so never matched, puts the endpoint in the OpenAPI docs.
+    The endpoint takes the raw :class:`Request`, decodes the body itself (see
+    :func:`shared.schemas.decode_instances`) and returns a :class:`Response`;
+    :class:`shared.errors.ServiceError` it raises becomes the JSON error answer.
+    An API route with the same path puts the endpoint in the OpenAPI docs (it
+    also serves it when ``app`` is a plain FastAPI app).
     """
-    app.router.routes.append(_HotRoute(path, endpoint, methods=list(methods)))
+    if isinstance(app, ServiceApp):
+        route = Route(path, endpoint, methods=list(methods))
+        if "{" in path:
+            app.templated_hot_routes.append(route)
+        else:
+            for method in methods:
+                app.exact_hot_routes[(method, path)] = route
     openapi_extra = None
     if request_model is not None:
         openapi_extra = {
@@ -120,4 +169,5 @@ def add_hot_route(
         response_model=response_model,
         responses=ERROR_RESPONSES,
         openapi_extra=openapi_extra,
+        status_code=status_code,
     )

@@ -114,11 +114,16 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return path or "body"
 
 
-async def _service_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)
+def service_error_response(exc: ServiceError) -> Response:
+    """The JSON answer for a :class:`ServiceError` (5xx ones are logged as warnings)."""
     if exc.status >= 500:
         log.warning("%s: %s", exc.code, exc.message)
     return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+
+async def _service_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    return service_error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:

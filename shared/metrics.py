@@ -12,8 +12,6 @@ the whole story and no multiprocess mode is needed.
 """
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -51,14 +49,28 @@ STAGE_LATENCY = Histogram(
 MODEL_INFO = Gauge("mlsp_model_info", "The model a service serves (value 1).", ["model", "version"])
 
 
-@contextmanager
-def stage(name: str) -> Iterator[None]:
-    """Time the block as stage ``name``."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        STAGE_LATENCY.labels(name).observe(time.perf_counter() - started)
+class stage:  # noqa: N801 - used like a function: `with stage("inference"):`
+    """Time the block as stage ``name`` in ``mlsp_stage_duration_seconds``.
+
+    A class rather than a ``@contextmanager`` generator, and with the labelled
+    child looked up once per name: it runs several times in every request.
+    """
+
+    __slots__ = ("_child", "_started")
+
+    _children: dict[str, Histogram] = {}
+
+    def __init__(self, name: str) -> None:
+        child = self._children.get(name)
+        if child is None:
+            child = self._children[name] = STAGE_LATENCY.labels(name)
+        self._child = child
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self._child.observe(time.perf_counter() - self._started)
 
 
 def record_model(name: str, version: str) -> None:

@@ -10,11 +10,13 @@ Written against ASGI directly rather than as ``BaseHTTPMiddleware``: that one
 costs a task and a stream per request, which is most of a fast endpoint's time.
 """
 
+import functools
 import logging
+import os
 import re
 import time
-import uuid
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import INTERNAL_ERROR_MESSAGE, PayloadTooLarge, error_response
@@ -58,10 +60,12 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            if declared_length is not None and declared_length > self.max_body_bytes:
-                await self._too_large(scope, receive, send_with_id)
-            else:
+            if declared_length is None:  # chunked: count the bytes as they arrive
                 await self.app(scope, self._limited(receive), send_with_id)
+            elif declared_length > self.max_body_bytes:
+                await self._too_large(scope, receive, send_with_id)
+            else:  # the server delivers no more than Content-Length says
+                await self.app(scope, receive, send_with_id)
         except Exception:
             # Answered here rather than by Starlette's outermost handler, so the
             # answer carries the request id and the metrics count it as a 500.
@@ -76,8 +80,8 @@ class RequestContextMiddleware:
             route = scope.get("route")
             path = route.path if route is not None else "unmatched"
             method = scope["method"]
-            HTTP_REQUESTS.labels(path, method, str(status)).inc()
-            HTTP_LATENCY.labels(path, method).observe(elapsed)
+            _request_counter(path, method, status).inc()
+            _latency_histogram(path, method).observe(elapsed)
             if self.log_requests:
                 level = logging.DEBUG if path.startswith(_QUIET_PREFIXES) else logging.INFO
                 if access_log.isEnabledFor(level):
@@ -113,6 +117,17 @@ class RequestContextMiddleware:
         await response(scope, receive, send)
 
 
+@functools.cache
+def _request_counter(path: str, method: str, status: int) -> Counter:
+    # labels() validates and locks on every call; the children never change.
+    return HTTP_REQUESTS.labels(path, method, str(status))
+
+
+@functools.cache
+def _latency_histogram(path: str, method: str) -> Histogram:
+    return HTTP_LATENCY.labels(path, method)
+
+
 def _read_headers(scope: Scope) -> tuple[str, int | None]:
     request_id = None
     length = None
@@ -121,4 +136,4 @@ def _read_headers(scope: Scope) -> tuple[str, int | None]:
             request_id = value.decode()
         elif name == b"content-length" and value.isdigit():
             length = int(value)
-    return request_id or uuid.uuid4().hex, length
+    return request_id or os.urandom(16).hex(), length

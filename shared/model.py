@@ -75,6 +75,13 @@ class ModelMetadata(BaseModel):
         raise KeyError(name)
 
 
+#: What a model of each task must answer (output names); see :func:`check_task_outputs`.
+TASK_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "classification": ("label", "probabilities"),
+    "anomaly": ("label", "scores"),
+}
+
+
 class ModelError(Exception):
     """The model is missing, or its file and metadata disagree."""
 
@@ -111,6 +118,24 @@ def resolve_version_dir(model_dir: Path, name: str, version: str | None = None) 
     return path
 
 
+def load_metadata(model_dir: Path, name: str, version: str | None = None) -> ModelMetadata:
+    """The checked ``metadata.json`` of ``name`` at ``version`` (the highest when None).
+
+    Enough for a service that calls a predictor rather than running the model:
+    labels, feature names, tensor names and the version to ask for.
+    """
+    folder = resolve_version_dir(Path(model_dir), name, version)
+    try:
+        metadata = ModelMetadata.model_validate_json((folder / METADATA_FILE).read_bytes())
+    except ValueError as exc:
+        raise ModelError(f"{folder / METADATA_FILE} is not valid metadata: {exc}") from exc
+    if metadata.name != name or metadata.version != folder.name:
+        raise ModelError(
+            f"{folder} holds {metadata.name!r} version {metadata.version!r} by its metadata"
+        )
+    return metadata
+
+
 def _ort_specs(args: list[Any]) -> list[TensorSpec]:
     return [
         TensorSpec(
@@ -140,15 +165,38 @@ def check_model_matches(metadata: ModelMetadata, session: ort.InferenceSession) 
                     f"{kind} {spec.name!r}: metadata says {spec.dtype}{spec.shape}, "
                     f"the model has {found.dtype}{found.shape}"
                 )
+    check_task_outputs(metadata)
+    if metadata.feature_names and metadata.input.shape[-1] != len(metadata.feature_names):
+        raise ModelError(
+            f"{len(metadata.feature_names)} feature names for input {metadata.input.shape}"
+        )
+
+
+def check_task_outputs(metadata: ModelMetadata) -> None:
+    """Raise :class:`ModelError` unless the metadata declares what its task answers.
+
+    * ``classification``: ``label`` and ``probabilities`` (rows, classes), a label per class.
+    * ``anomaly``: ``label`` (1 inlier, -1 outlier) and ``scores`` (rows, 1), below 0 for
+      outliers; ``labels``, when given, name the values -1 and 1 in that order.
+    """
+    required = TASK_OUTPUTS.get(metadata.task)
+    if required is None:
+        raise ModelError(f"unknown task {metadata.task!r}; known: {', '.join(TASK_OUTPUTS)}")
+    declared = [spec.name for spec in metadata.outputs]
+    missing = [name for name in required if name not in declared]
+    if missing:
+        raise ModelError(
+            f"a {metadata.task} model answers {list(required)}; the metadata declares {declared}"
+        )
     if metadata.task == "classification":
-        probabilities = metadata.output("probabilities")
-        n_classes = probabilities.shape[-1]
+        n_classes = metadata.output("probabilities").shape[-1]
         if n_classes is not None and n_classes != len(metadata.labels):
             raise ModelError(f"{len(metadata.labels)} labels for {n_classes} classes")
-        if metadata.feature_names and metadata.input.shape[-1] != len(metadata.feature_names):
-            raise ModelError(
-                f"{len(metadata.feature_names)} feature names for input {metadata.input.shape}"
-            )
+    else:
+        if metadata.output("scores").shape[-1] != 1:
+            raise ModelError(f"scores must be (rows, 1), not {metadata.output('scores').shape}")
+        if metadata.labels and len(metadata.labels) != 2:
+            raise ModelError(f"{len(metadata.labels)} labels for the anomaly values -1 and 1")
 
 
 class OnnxModel:
@@ -170,15 +218,8 @@ class OnnxModel:
         intra_op_threads: int = 1,
     ) -> "OnnxModel":
         """Find, verify and open a model; :class:`ModelError` says what is wrong."""
-        folder = resolve_version_dir(Path(model_dir), name, version)
-        try:
-            metadata = ModelMetadata.model_validate_json((folder / METADATA_FILE).read_bytes())
-        except ValueError as exc:
-            raise ModelError(f"{folder / METADATA_FILE} is not valid metadata: {exc}") from exc
-        if metadata.name != name or metadata.version != folder.name:
-            raise ModelError(
-                f"{folder} holds {metadata.name!r} version {metadata.version!r} by its metadata"
-            )
+        metadata = load_metadata(model_dir, name, version)
+        folder = Path(model_dir) / name / metadata.version
         onnx_path = folder / MODEL_FILE
         if not onnx_path.is_file():
             raise ModelError(f"{onnx_path} is missing")

@@ -121,6 +121,11 @@ def decode_instances(
     return rows
 
 
+def decode_rows(body: bytes, metadata: ModelMetadata, max_instances: int) -> np.ndarray:
+    """:func:`decode_instances` for the model ``metadata`` describes (its width, feature names)."""
+    return decode_instances(body, metadata.input.shape[-1], metadata.feature_names, max_instances)
+
+
 def _row_from_object(row: object, i: int, feature_names: list[str]) -> list[Any]:
     if not isinstance(row, dict):
         raise InvalidInput("mixes objects and lists; use one form", field=f"instances[{i}]")

@@ -20,10 +20,12 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_SH = REPO_ROOT / "compose" / "compose.sh"
+RESULTS = REPO_ROOT / "loadtests" / "results"
 
 
 def free_port() -> int:
@@ -39,8 +41,8 @@ class ComposeStack:
     def __init__(self, pattern: str, **env: str) -> None:
         self.pattern = pattern
         self.port = free_port()
-        # Another checkout building with its own MLSP_TAG gets its own projects too.
         tag = os.environ.get("MLSP_TAG", "dev")
+        # Checkouts building under another MLSP_TAG get their own projects too.
         self.project = f"mlsp-e2e-{pattern}" + ("" if tag == "dev" else f"-{tag}")
         self.env = {
             **os.environ,
@@ -49,6 +51,9 @@ class ComposeStack:
             **env,
         }
         self.base_url = f"http://127.0.0.1:{self.port}"
+        in_playground = REPO_ROOT / "patterns" / pattern / "compose.yaml"
+        # In a starter ejected by `make starter`, the pattern's compose file is at the root.
+        self.compose_file = in_playground if in_playground.is_file() else REPO_ROOT / "compose.yaml"
         self.http = httpx.Client(base_url=self.base_url, timeout=10.0)
 
     @contextmanager
@@ -69,7 +74,7 @@ class ComposeStack:
     def compose(self, *args: str, check: bool = True, timeout: float = 900) -> str:
         """Run ``docker compose <args>`` on this stack; returns stdout."""
         result = subprocess.run(
-            [str(COMPOSE_SH), "-f", f"patterns/{self.pattern}/compose.yaml", *args],
+            [str(COMPOSE_SH), "-f", str(self.compose_file), *args],
             cwd=REPO_ROOT,
             env=self.env,
             capture_output=True,
@@ -92,13 +97,76 @@ class ComposeStack:
             raise RuntimeError(f"{exc}\n--- logs ---\n{self.logs()[-6000:]}") from exc
 
     def down(self) -> None:
-        """Remove the stack's containers, network and volumes."""
-        self.compose("down", "--volumes", "--remove-orphans", check=False)
+        """Remove the stack's containers (of every profile), network and volumes."""
+        self.compose("--profile", "*", "down", "--volumes", "--remove-orphans", check=False)
 
     def logs(self, *services: str) -> str:
         """The services' logs so far (all services when none named), without ANSI codes."""
         raw = self.compose("logs", "--no-color", "--no-log-prefix", *services, check=False)
         return ANSI_ESCAPE.sub("", raw)  # compose 2.26 writes erase-line codes even with --no-color
+
+    def log_lines(self, service: str) -> list[dict[str, Any]]:
+        """The JSON log lines of ``service`` so far, parsed."""
+        return [
+            orjson.loads(line) for line in self.logs(service).splitlines() if line.startswith("{")
+        ]
+
+    def wait_for_log(self, service: str, text: str, timeout_s: float = 30) -> dict[str, Any]:
+        """The first JSON log line of ``service`` whose message contains ``text``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.log_lines(service):
+                if text in str(line.get("msg", "")):
+                    return line
+            time.sleep(0.5)
+        raise AssertionError(f"no log line of {service} says {text!r} within {timeout_s} s")
+
+    def traced(self, service: str, request_id: str) -> list[str]:
+        """The messages ``service`` logged for the request with id ``request_id``."""
+        return [
+            line["msg"] for line in self.log_lines(service) if line.get("request_id") == request_id
+        ]
+
+    @contextmanager
+    def paused(self, *services: str) -> Iterator[None]:
+        """``services`` frozen (``docker compose pause``) for the block: too slow to answer."""
+        self.compose("pause", *services)
+        try:
+            yield
+        finally:
+            self.compose("unpause", *services)
+
+    @contextmanager
+    def stopped(self, *services: str) -> Iterator[None]:
+        """``services`` stopped for the block (then started again): down."""
+        self.compose("stop", *services)
+        try:
+            yield
+        finally:
+            self.compose("start", *services)
+
+    def locust_smoke(self, seconds: int = 5, users: int = 4, **env: str) -> dict[str, Any]:
+        """A short headless Locust run on the stack's network; its Aggregated summary row.
+
+        Fails unless every request succeeded (``--max-failure-pct 0``).
+        """
+        out = f"e2e-{self.pattern}-smoke"
+        options = [item for key, value in env.items() for item in ("-e", f"{key}={value}")]
+        self.compose(
+            "run", "--rm", "-e", f"PATTERN={self.pattern}", *options, "loadtest",
+            "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{seconds}s",
+            "--host", "http://api:8080", "--out", f"/results/{out}", "--max-failure-pct", "0",
+        )  # fmt: skip
+        summary = orjson.loads((RESULTS / f"{out}_summary.json").read_bytes())
+        return next(row for row in summary["rows"] if row["name"] == "Aggregated")
+
+    def wait_for(self, condition: Any, what: str, timeout_s: float = 30) -> None:
+        """Poll ``condition()`` until it is truthy."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+            time.sleep(0.5)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An HTTP request to the pattern's public api."""

@@ -13,6 +13,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -38,41 +39,76 @@ def _binary(name: str) -> str:
     return found
 
 
-@contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A redis-server on a free port, without persistence; yields its URL."""
-    process, url = _start_redis(folder)
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+class RedisServer:
+    """One redis-server process without persistence; ``url`` stays the same across restarts.
 
+    Besides starting and stopping, it can be paused (SIGSTOP: it keeps accepting
+    connections but answers nothing, like a hung Redis) and resumed.
+    """
 
-def _start_redis(folder: Path, attempts: int = 3) -> tuple[subprocess.Popen, str]:
-    """Start redis-server, on another port if the free one was taken meanwhile."""
-    for _ in range(attempts):
-        port = free_port()
-        process = subprocess.Popen(
-            [_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(folder)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(url)
+    def __init__(self, folder: Path, *options: str) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.command = [
+            _binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(folder), *options,
+        ]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it answers PING."""
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = self.client()
         deadline = time.monotonic() + 10
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                client.ping()
-            except redis.ConnectionError:
-                time.sleep(0.05)
-                continue
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline or self.process.poll() is not None:
+                        raise RuntimeError("redis-server did not start") from None
+                    time.sleep(0.02)
+        finally:
             client.close()
-            return process, url
-        process.kill()
-        process.wait()
-    raise RuntimeError(f"redis-server did not start in {attempts} attempts")
+
+    def stop(self) -> None:
+        """Stop the server (resumed first if paused)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def pause(self) -> None:
+        """Freeze the server: connections open, nothing answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Unfreeze a paused server."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def client(self) -> redis.Redis:
+        """A synchronous client, e.g. to look at what the code under test stored."""
+        return redis.Redis.from_url(self.url)
+
+    def __enter__(self) -> "RedisServer":
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def redis_server(folder: Path, *options: str) -> Iterator[str]:
+    """A redis-server on a free port, without persistence; yields its URL."""
+    with RedisServer(folder, *options) as server:
+        yield server.url
 
 
 def _as_user() -> tuple[list[str], str | None]:

@@ -104,7 +104,7 @@ build_postgres() {
 }
 
 build_prometheus() {
-  local root; root=$(fresh_root prometheus prometheus)
+  local root; root=$(fresh_root prometheus prometheus wget)  # wget: the healthcheck, as in the public image
   mkdir -p "$root/prometheus" "$root/etc/prometheus"; chroot "$root" chown prometheus /prometheus
   import "$root" "$PROMETHEUS_STANDIN" 'USER prometheus' 'WORKDIR /prometheus' 'EXPOSE 9090' \
     'ENTRYPOINT ["/usr/bin/prometheus"]' \

@@ -1,7 +1,7 @@
 """One Locust user class per pattern, found by the pattern's name.
 
 Adding a pattern: write ``scenarios/<name>.py`` with a ``FastHttpUser``
-subclass (see ``web_single.py``; the helpers in ``common.py`` check answers,
+subclass (see ``predict.py``; the helpers in ``common.py`` check answers,
 derive per-user seeds and report extra timings such as an async job's
 end-to-end time), then add one line to :data:`SCENARIOS`.
 
@@ -18,9 +18,13 @@ __all__ = ["SCENARIOS", "UnknownPatternError", "load_user_class", "user_class_pa
 
 #: pattern name (as users type it) -> "module:UserClass"
 SCENARIOS: dict[str, str] = {
-    "web-single": "loadtests.scenarios.web_single:WebSingleUser",
+    "web-single": "loadtests.scenarios.predict:PredictUser",
+    "sync": "loadtests.scenarios.predict:PredictUser",
     "async": "loadtests.scenarios.async_jobs:AsyncUser",
+    "serial": "loadtests.scenarios.predict:PredictUser",
+    "parallel": "loadtests.scenarios.parallel:ParallelUser",
     "batch": "loadtests.scenarios.batch_rows:BatchUser",
+    "prediction-cache": "loadtests.scenarios.prediction_cache:CachedPredictUser",
 }
 
 

@@ -34,13 +34,17 @@ def user_seed(base_seed: int, environment: Any) -> int:
     return base_seed + 1_000_003 * worker_index + next(_users)
 
 
-def iris_payloads(settings: Settings, environment: Any) -> IrisPayloads:
-    """The deterministic payload stream of one simulated user (repeats drawn from one pool)."""
+def iris_payloads(settings: Settings, environment: Any, **options: Any) -> IrisPayloads:
+    """The deterministic payload stream of one simulated user (repeats drawn from one pool).
+
+    ``options`` go to :class:`IrisPayloads` (e.g. ``decimals``).
+    """
     return IrisPayloads(
         user_seed(settings.seed, environment),
         settings.batch_size,
         repeat_share=settings.repeat_share,
         pool_seed=settings.seed,
+        **options,
     )
 
 

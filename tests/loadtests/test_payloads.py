@@ -90,3 +90,13 @@ def test_users_with_one_pool_seed_share_the_pool() -> None:
 def test_bad_arguments_are_rejected(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         IrisPayloads(seed=1, **kwargs)
+
+
+def test_more_decimals_make_fresh_rows_practically_unique() -> None:
+    coarse = IrisPayloads(seed=9, batch_size=1)
+    fine = IrisPayloads(seed=9, batch_size=1, decimals=3)
+    coarse_rows = {tuple(coarse.next()["instances"][0]) for _ in range(20_000)}
+    fine_rows = [tuple(fine.next()["instances"][0]) for _ in range(20_000)]
+    assert len(coarse_rows) < 15_000  # 1 decimal: many rows drawn again by chance
+    assert len(set(fine_rows)) == len(fine_rows)
+    assert all(round(v, 3) == v for row in fine_rows for v in row)

@@ -136,7 +136,7 @@ def locustfile_site(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str
 def test_locustfile_exposes_only_the_selected_class(locustfile_site: tuple[str, Path]) -> None:
     result = _list_user_classes(*locustfile_site, pattern="web-single")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "WebSingleUser"
+    assert result.stdout.strip() == "PredictUser"
 
 
 @pytest.mark.parametrize(("pattern", "user"), [("async", "AsyncUser"), ("batch", "BatchUser")])

@@ -6,7 +6,7 @@ import pytest
 
 from shared.errors import InvalidInput
 from shared.model import ModelMetadata, TensorSpec
-from shared.schemas import PredictResponse, decode_instances, prediction_body
+from shared.schemas import PredictResponse, decode_instances, decode_rows, prediction_body
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
@@ -61,15 +61,20 @@ def test_bad_bodies_name_the_field(body: object, field: str, message: str) -> No
     assert message in caught.value.message
 
 
-def test_prediction_body_follows_the_public_contract() -> None:
-    metadata = ModelMetadata(
+def iris_metadata() -> ModelMetadata:
+    return ModelMetadata(
         name="iris",
         version="1",
         inputs=[TensorSpec(name="input", dtype="float32", shape=[None, 4])],
         outputs=[TensorSpec(name="probabilities", dtype="float32", shape=[None, 3])],
         labels=["setosa", "versicolor", "virginica"],
+        feature_names=FEATURES,
         sha256="0" * 64,
     )
+
+
+def test_prediction_body_follows_the_public_contract() -> None:
+    metadata = iris_metadata()
     probabilities = np.array([[0.9, 0.07, 0.03], [0.1, 0.2, 0.7]], dtype=np.float32)
     body = prediction_body(metadata, probabilities)
     parsed = PredictResponse.model_validate(body)
@@ -80,3 +85,13 @@ def test_prediction_body_follows_the_public_contract() -> None:
         "virginica": 0.03,
     }
     assert (parsed.model_name, parsed.model_version) == ("iris", "1")
+
+
+def test_decode_rows_takes_width_and_feature_names_from_the_metadata() -> None:
+    metadata = iris_metadata()
+    row = dict(zip(reversed(FEATURES), [0.2, 1.4, 3.5, 5.1], strict=True))
+    body = orjson.dumps({"instances": [row]})
+    rows = decode_rows(body, metadata, max_instances=10)
+    assert rows.tolist() == decode(body).tolist()
+    with pytest.raises(InvalidInput, match="at most 1 per request"):
+        decode_rows(orjson.dumps({"instances": [[1, 2, 3, 4]] * 2}), metadata, max_instances=1)

@@ -14,7 +14,7 @@ from shared.app import add_hot_route, create_app, json_response
 from shared.health import Readiness
 from shared.metrics import record_model, stage
 from shared.model import ModelMetadata, OnnxModel, load_model
-from shared.schemas import PredictRequest, PredictResponse, decode_instances, prediction_body
+from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.settings import ModelSettings, ServiceSettings
 
 
@@ -64,12 +64,7 @@ async def predict(request: Request) -> Response:
     """Predict the class of each instance."""
     served = _model()
     with stage("decode"):
-        rows = decode_instances(
-            await request.body(),
-            served.n_features,
-            served.metadata.feature_names,
-            settings.max_instances,
-        )
+        rows = decode_rows(await request.body(), served.metadata, settings.max_instances)
     with stage("inference"):
         probabilities = served.predict_proba(rows)
     return json_response(prediction_body(served.metadata, probabilities))

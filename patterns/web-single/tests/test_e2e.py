@@ -1,15 +1,12 @@
 """web-single end to end: the real stack from docker compose, talked to over HTTP."""
 
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
 
@@ -90,8 +87,7 @@ def test_readiness_metrics_and_request_id_in_the_logs(stack: ComposeStack) -> No
     assert 'mlsp_http_requests_total{method="POST",route="/predict",status="200"}' in metrics
     assert 'mlsp_http_requests_total{method="POST",route="/predict",status="422"}' in metrics
     assert 'mlsp_stage_duration_seconds_count{stage="inference"}' in metrics
-    lines = [orjson.loads(line) for line in stack.logs("api").splitlines() if line.startswith("{")]
-    traced = [line for line in lines if line.get("request_id") == "e2e-trace-1"]
+    traced = [line for line in stack.log_lines("api") if line.get("request_id") == "e2e-trace-1"]
     assert traced
     assert traced[0]["msg"] == "POST /predict 200"
 
@@ -101,17 +97,8 @@ def test_docs_are_served(stack: ComposeStack) -> None:
     assert "/predict" in stack.get("/openapi.json").json()["paths"]
 
 
-def test_locust_smoke_load_has_no_failures(stack: ComposeStack, tmp_path: Path) -> None:
-    out = "/results/e2e-web-single-smoke"
-    stack.compose(
-        "run", "--rm", "-e", "PATTERN=web-single", "loadtest",
-        "--users", "4", "--spawn-rate", "4", "--run-time", "5s",
-        "--host", "http://api:8080", "--out", out, "--max-failure-pct", "0",
-    )  # fmt: skip
-    summary = orjson.loads(
-        (REPO_ROOT / "loadtests" / "results" / "e2e-web-single-smoke_summary.json").read_bytes()
-    )
-    total = next(row for row in summary["rows"] if row["name"] == "Aggregated")
+def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
+    total = stack.locust_smoke()
     assert total["requests"] > 100
     assert total["failures"] == 0
 
@@ -124,7 +111,7 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
     )  # fmt: skip
     try:
         stack.compose("restart", "api")
-        refusal = wait_for_log_line(stack, "api", "refusing to start")
+        refusal = stack.wait_for_log("api", "refusing to start")
         assert "sha256" in refusal["msg"]
         assert "metadata says" in refusal["msg"]
         assert refusal["level"] == "CRITICAL"
@@ -135,23 +122,3 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
         stack.compose("restart", "api")
         stack.wait_ready()
     assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
-
-
-def wait_for_log_line(stack: ComposeStack, service: str, text: str, timeout_s: float = 30) -> dict:
-    """The first JSON log line of ``service`` whose message contains ``text``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for line in stack.logs(service).splitlines():
-            if line.startswith("{") and text in line:
-                return orjson.loads(line)
-        time.sleep(0.5)
-    raise AssertionError(f"no log line of {service} says {text!r} within {timeout_s} s")
-
-
-def test_make_reports_unknown_patterns() -> None:
-    result = subprocess.run(
-        ["make", "up", "PATTERN=nope"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-    )
-    assert result.returncode != 0
-    assert "Unknown PATTERN 'nope'. Choose one of: " in result.stderr
-    assert "web-single" in result.stderr

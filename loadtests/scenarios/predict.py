@@ -1,4 +1,4 @@
-"""web-single: one synchronous ``POST /predict`` per task, no think time."""
+"""Patterns that answer POST /predict at once (web-single, sync): one request per task, no wait."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from loadtests.scenarios.common import JSON_HEADERS, iris_payloads, prediction_p
 SETTINGS = load_settings()
 
 
-class WebSingleUser(FastHttpUser):
+class PredictUser(FastHttpUser):
     """POSTs iris instances to ``/predict`` and checks the predictions come back."""
 
     wait_time = constant(SETTINGS.wait_seconds)

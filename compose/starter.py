@@ -1,0 +1,290 @@
+"""Copy one pattern out as a standalone project: ``make starter PATTERN=.. DEST=..``.
+
+    python3 compose/starter.py PATTERN DEST [--force]
+
+The starter holds the pattern's services, compose file, README and tests; the
+modules of ``shared/`` its services import (followed transitively); the
+model-export step; the compose pieces it includes with their Dockerfile and
+offline stand-ins; the Locust harness; a Makefile with up/down/ps/logs/load/
+test/e2e. No path in it points outside it. Standard library only, so it runs
+before anything is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+IGNORE = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "results", "reports", "*_pb2*"
+)
+# Always part of a starter: they are what every pattern is built and tested with.
+ALWAYS = [
+    "compose/Dockerfile",
+    "compose/compose.sh",
+    "compose/service.yaml",
+    "compose/offline",
+    "compose/observe",
+    "compose/requirements",
+    "models",
+    "loadtests",
+    "conftest.py",
+    "tests/__init__.py",
+    "tests/compose_stack.py",
+    "tests/local_servers.py",
+    ".dockerignore",
+    ".gitignore",
+    "pyproject.toml",
+]
+
+
+class StarterError(Exception):
+    """The starter cannot be written as asked."""
+
+
+def shared_modules(sources: list[Path], run: set[str] = frozenset()) -> set[str]:
+    """``run`` and the ``shared.*`` modules the sources import, followed through shared/."""
+    pending = list(sources) + [p for p in map(_module_path, run) if p is not None]
+    found: set[str] = {"shared", *run}
+    seen: set[Path] = set()
+    while pending:
+        source = pending.pop()
+        if source in seen or not source.is_file():
+            continue
+        seen.add(source)
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                if name == "shared" or not name.startswith("shared."):
+                    continue
+                path = _module_path(name)
+                if path is not None and name not in found:
+                    found.add(name)
+                    pending.append(path)
+    return found
+
+
+def _module_path(name: str) -> Path | None:
+    base = REPO.joinpath(*name.split("."))
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def modules_run_by(pattern_dir: Path, pieces: list[Path]) -> set[str]:
+    """The ``shared.*`` modules that Dockerfiles and compose files run or name."""
+    texts = [p.read_text() for p in pattern_dir.rglob("Dockerfile")]
+    texts += [p.read_text() for p in pieces if p.is_file()]
+    texts.append((pattern_dir / "compose.yaml").read_text())
+    names = {n for text in texts for n in re.findall(r"\b(shared(?:\.\w+)+)", text)}
+    return {name for name in names if _module_path(name) is not None}
+
+
+def shared_files(modules: set[str]) -> set[Path]:
+    """The files of those modules, with their packages' ``__init__.py`` and the proto."""
+    files: set[Path] = set()
+    for name in modules:
+        path = _module_path(name)
+        if path is None:
+            continue
+        files.add(path)
+        parts = name.split(".")
+        for depth in range(1, len(parts)):
+            init = REPO.joinpath(*parts[:depth], "__init__.py")
+            if init.is_file():
+                files.add(init)
+    if any(name.startswith("shared.v2") for name in modules):
+        files |= {p for p in (REPO / "shared" / "v2").rglob("*") if _is_source(p)}
+    return files
+
+
+def _is_source(path: Path) -> bool:
+    return path.is_file() and "__pycache__" not in path.parts and "_pb2" not in path.name
+
+
+def included_compose_files(compose_text: str) -> list[str]:
+    """The compose pieces a pattern's compose file includes or extends (repo-relative)."""
+    found = re.findall(r"\.\./\.\./(compose/[\w.-]+\.ya?ml)", compose_text)
+    pieces = set(found)
+    for piece in list(pieces):  # pieces may extend other pieces, e.g. predictor -> service
+        for extended in re.findall(r"file:\s*([\w.-]+\.ya?ml)", (REPO / piece).read_text()):
+            pieces.add(f"compose/{extended}")
+    return sorted(pieces)
+
+
+MAKEFILE = """\
+# {pattern}: a standalone ML serving service, ejected from the ML serving patterns playground.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+USERS ?= 16
+DURATION ?= 30s
+API_PORT ?= 8000
+PYTHON ?= python3
+VENV ?= .venv
+COMPOSE := ./compose/compose.sh -f compose.yaml
+export API_PORT
+
+.PHONY: help
+help: ## Show this help
+\t@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{{printf "  make %-8s %s\\n", $$1, $$2}}'
+
+.PHONY: up
+up: ## Build and start the stack, wait until healthy, print the URL
+\t$(COMPOSE) up --build --wait --remove-orphans
+\t@echo "{pattern} is up: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)"
+
+.PHONY: down
+down: ## Stop the stack and remove its containers and volumes
+\t$(COMPOSE) down --volumes --remove-orphans
+
+.PHONY: ps
+ps: ## Show the containers
+\t$(COMPOSE) ps --all
+
+.PHONY: logs
+logs: ## Follow the logs (JSON lines)
+\t$(COMPOSE) logs --follow --no-log-prefix
+
+.PHONY: load
+load: up ## Headless Locust (USERS, DURATION); report in loadtests/results/
+\t@mkdir -p loadtests/results
+\t$(COMPOSE) run --rm --build -e PATTERN={pattern} loadtest --users $(USERS) --spawn-rate $(USERS) \\
+\t  --run-time $(DURATION) --host http://api:8080 --out /results/{pattern}
+
+STUBS := {stubs}
+$(VENV)/.installed: compose/requirements/*.txt
+\t$(PYTHON) -m venv $(VENV)
+\t$(VENV)/bin/pip install -q -r compose/requirements/dev.txt
+\t@touch $@
+
+.PHONY: test
+test: $(VENV)/.installed $(STUBS) ## Unit tests (no Docker needed)
+\t$(VENV)/bin/pytest -m "not e2e"
+
+.PHONY: e2e
+e2e: $(VENV)/.installed $(STUBS) ## End-to-end tests against the real stack
+\t$(VENV)/bin/pytest -m e2e
+"""
+STUBS_RULE = """
+shared/v2/proto/inference_pb2.py: shared/v2/proto/inference.proto $(VENV)/.installed
+\t$(VENV)/bin/python -m shared.v2.codegen
+"""
+
+OWN_MODEL = """
+
+## Serving your own model
+
+The model repository is made by `models/export.py` from the specs in
+`models/specs.py`, and mounted read-only at `/models` in every service, laid
+out as `<name>/<version>/model.onnx` + `metadata.json`. To serve your model:
+
+1. Either add a `ModelSpec` with your training function to `models/specs.py`
+   (the export then writes the ONNX file and its metadata, checking ONNX
+   against scikit-learn), or replace the `model-export` service's command in
+   `compose/base.yaml` by a step that copies your own files into `/models`.
+2. `metadata.json` must say (see `shared.model.ModelMetadata`): `name` and
+   `version` (equal to the folder names), `inputs` and `outputs` (names, numpy
+   dtypes, shapes with `null` for free dimensions), `labels` (class names in
+   output order), `feature_names`, and `sha256` of `model.onnx`.
+3. Point the services at it with `MODEL_NAME` (and `MODELS` for a predictor).
+
+At start every service that loads the model checks it and refuses to start
+otherwise (`refusing to start: ...` in its log): the file's sha256 must match
+the metadata, the ONNX graph's input and output names, dtypes and shapes must
+be the ones the metadata declares, and a classifier needs one label per
+class. The api decodes `{{"instances": [...]}}` into float32 rows of the
+declared width, so a model with another input shape works unchanged.
+"""
+
+
+def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
+    """Write the starter of ``pattern`` into ``dest``; returns the files written."""
+    source = REPO / "patterns" / pattern
+    if not (source / "compose.yaml").is_file():
+        known = sorted(p.parent.name for p in (REPO / "patterns").glob("*/compose.yaml"))
+        raise StarterError(f"unknown pattern {pattern!r}; choose one of: {', '.join(known)}")
+    if dest.resolve().is_relative_to(REPO):
+        raise StarterError(f"{dest} is inside the playground; choose a folder outside it")
+    if dest.exists() and any(dest.iterdir()) and not force:
+        raise StarterError(f"{dest} is not empty; use FORCE=1 (--force) to write over it")
+    dest.mkdir(parents=True, exist_ok=True)
+
+    compose_text = (source / "compose.yaml").read_text()
+    copies = [*ALWAYS, *included_compose_files(compose_text)]
+    sources = [p for p in source.rglob("*.py") if "tests" not in p.parts]
+    sources += list((REPO / "models").rglob("*.py"))
+    sources += [p for p in (REPO / "loadtests").rglob("*.py")]
+    for rel in sorted(set(copies)):
+        _copy(REPO / rel, dest / rel)
+    # The shared Dockerfile names shared.v2 only to generate stubs when it is there.
+    pieces = [REPO / rel for rel in copies if rel.endswith((".yaml", ".yml"))]
+    run = modules_run_by(source, pieces)
+    for path in sorted(shared_files(shared_modules(sources, run))):
+        _copy(path, dest / path.relative_to(REPO))
+    for item in source.iterdir():
+        if item.name != "compose.yaml":
+            _copy(item, dest / item.name)
+    project = re.sub(r"[^a-z0-9_-]", "-", dest.resolve().name.lower()).strip("-") or pattern
+    compose_text = re.sub(r"(?m)^name: .*$", f"name: {project}", compose_text)
+    (dest / "compose.yaml").write_text(compose_text.replace("../../compose/", "compose/"))
+    uses_v2 = (dest / "shared" / "v2").is_dir()
+    stubs = "shared/v2/proto/inference_pb2.py" if uses_v2 else ""
+    makefile = MAKEFILE.format(pattern=pattern, stubs=stubs) + (STUBS_RULE if uses_v2 else "")
+    (dest / "Makefile").write_text(makefile)
+    readme = (source / "README.md").read_text() if (source / "README.md").is_file() else ""
+    readme = readme.replace("make up PATTERN=" + pattern, "make up")
+    readme = re.sub(r"make (\w+) PATTERN=" + re.escape(pattern), r"make \1", readme)
+    (dest / "README.md").write_text(
+        f"{readme.rstrip()}\n{OWN_MODEL}\nEjected from the ML serving patterns playground "
+        f"with `make starter PATTERN={pattern}`.\n"
+    )
+    _check_self_contained(dest)
+    return sorted(p for p in dest.rglob("*") if p.is_file())
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dst, ignore=IGNORE, dirs_exist_ok=True)
+    elif src.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+
+
+def _check_self_contained(dest: Path) -> None:
+    """Refuse a starter whose text still points outside it."""
+    for path in dest.rglob("*"):
+        if path.suffix in {".py", ".yaml", ".sh", ".md"} or path.name in {"Makefile", "Dockerfile"}:
+            text = path.read_text()
+            if "../../" in text or str(REPO) in text:
+                raise StarterError(f"{path} points outside the starter")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("pattern")
+    parser.add_argument("dest", type=Path)
+    parser.add_argument("--force", action="store_true", help="write into a non-empty DEST")
+    args = parser.parse_args(argv)
+    try:
+        files = write_starter(args.pattern, args.dest, args.force)
+    except StarterError as exc:
+        print(f"starter: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(files)} files to {args.dest}; next: cd {args.dest} && make up")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The ratios of ``make bench`` from the figures its steps wrote.
+
+    python -m loadtests.bench.report RESULTS_DIR [--settings TEXT]
+
+Each ratio is printed with its inputs; a ratio whose pattern is not present
+(or whose step failed) is ``n/a``. Also written to ``RESULTS_DIR/ratios.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtests.compare import machine_description
+
+Figures = dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """One ratio: its name, what it means, and the target it is held to."""
+
+    name: str
+    meaning: str
+    target: str
+    compute: Callable[[Figures], tuple[float, str] | None]
+
+
+def _need(figures: Figures, *names: str) -> bool:
+    return all(name in figures for name in names)
+
+
+def _serving_overhead(f: Figures) -> tuple[float, str] | None:
+    if not _need(f, "web-single", "bare"):
+        return None
+    ws, bare = f["web-single"]["rps"], f["bare"]["rps"]
+    return ws / bare, f"web-single {ws:.0f} req/s / bare endpoint {bare:.0f} req/s"
+
+
+def _hop_cost(f: Figures) -> tuple[float, str] | None:
+    if not _need(f, "web-single", "sync"):
+        return None
+    ws, sync = f["web-single"]["p50_ms"], f["sync"]["p50_ms"]
+    return sync / ws, f"sync p50 {sync:.2f} ms / web-single p50 {ws:.2f} ms"
+
+
+def _cache_value(f: Figures) -> tuple[float, str] | None:
+    if not _need(f, "cache-hit", "cache-miss"):
+        return None
+    hit, miss = f["cache-hit"]["p50_ms"], f["cache-miss"]["p50_ms"]
+    return hit / miss, f"hit p50 {hit:.2f} ms / miss p50 {miss:.2f} ms"
+
+
+def _batch(f: Figures) -> tuple[float, str] | None:
+    if not _need(f, "batch"):
+        return None
+    with_model, without = f["batch"]["rows_per_s"], f["batch"]["rows_per_s_no_inference"]
+    return with_model / without, f"{with_model:.0f} rows/s / {without:.0f} rows/s without inference"
+
+
+def _raw_inference(f: Figures) -> tuple[float, str] | None:
+    if not _need(f, "onnxruntime in-process"):
+        return None
+    single = f["onnxruntime in-process"]["rows_per_s_single"]
+    batched = f["onnxruntime in-process"]["rows_per_s_batch256"]
+    return (
+        batched / single,
+        f"{single:.0f} rows/s one row a call, {batched:.0f} rows/s in 256-row batches",
+    )
+
+
+RATIOS = [
+    Ratio(
+        "serving overhead",
+        "share of a bare endpoint's rate web-single keeps",
+        ">= 0.70",
+        _serving_overhead,
+    ),
+    Ratio("hop cost", "sync p50 over web-single p50", "<= 1.5", _hop_cost),
+    Ratio("cache value", "prediction-cache hit p50 over miss p50", "<= 0.5", _cache_value),
+    Ratio("batch", "rows/s with inference over the database-only rows/s", "(report)", _batch),
+    Ratio(
+        "raw inference",
+        "batched over single-row onnxruntime rows/s (the physical limit)",
+        "(report)",
+        _raw_inference,
+    ),
+]
+
+
+def load_figures(results: Path) -> Figures:
+    """Every ``*.json`` figure file in ``results``, by the name it carries."""
+    figures: Figures = {}
+    for path in sorted(results.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+        figures[data.pop("name", path.stem)] = data
+    return figures
+
+
+def table(figures: Figures, settings: str) -> str:
+    """The ratios as a markdown table, with the machine and settings."""
+    lines = [
+        f"Machine: {machine_description()}  ",
+        f"Load: {settings}",
+        "",
+        "| ratio | value | target | inputs |",
+        "|---|---:|---|---|",
+    ]
+    for ratio in RATIOS:
+        result = ratio.compute(figures)
+        value, inputs = (f"{result[0]:.2f}", result[1]) if result else ("n/a", "not measured")
+        lines.append(f"| {ratio.name}: {ratio.meaning} | {value} | {ratio.target} | {inputs} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    """Command line: print the ratios and write ratios.md."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--settings", default="")
+    args = parser.parse_args()
+    text = table(load_figures(args.results), args.settings)
+    (args.results / "ratios.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# make bench: the playground's ratios, measured side by side in one run.
+# Each pattern's stack is brought up in turn; wrk runs in the loadtest container
+# on that stack's network (no docker-proxy in the path), with the same settings
+# for every target; figures go to loadtests/results/bench/, ratios to the screen
+# and loadtests/results/bench/ratios.md. Patterns not present are reported n/a.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SECONDS_PER_TARGET=${BENCH_SECONDS:-10}
+CONNECTIONS=${BENCH_CONNECTIONS:-16}
+out=loadtests/results/bench
+mkdir -p "$out" && rm -f "$out"/*.json
+compose() { ./compose/compose.sh -f "patterns/$1/compose.yaml" "${@:2}"; }
+wrk_in() { # pattern name url [--unique]
+  compose "$1" run --rm --no-deps --entrypoint python loadtest -m loadtests.bench.wrk \
+    "$2" "$3" "/results/bench/$2.json" --seconds "$SECONDS_PER_TARGET" \
+    --connections "$CONNECTIONS" "${@:4}"
+}
+have() { [ -f "patterns/$1/compose.yaml" ]; }
+up() { compose "$1" up --build --wait --remove-orphans >/dev/null 2>&1 || { compose "$1" up --build --wait; }; }
+down() { compose "$1" --profile bench down --volumes --remove-orphans >/dev/null 2>&1 || true; }
+
+echo "--- web-single, the bare endpoint, raw onnxruntime"
+up web-single
+compose web-single build loadtest >/dev/null 2>&1
+compose web-single --profile bench up -d --wait bare >/dev/null 2>&1
+wrk_in web-single bare http://bare:8080/predict
+wrk_in web-single web-single http://api:8080/predict
+compose web-single exec -T api python - <loadtests/bench/inference.py >"$out/inference.json"
+down web-single
+
+if have sync; then
+  echo "--- sync"
+  up sync
+  wrk_in sync sync http://api:8080/predict
+  down sync
+fi
+
+if have prediction-cache; then
+  echo "--- prediction-cache"
+  up prediction-cache
+  wrk_in prediction-cache cache-hit http://api:8080/predict
+  wrk_in prediction-cache cache-miss http://api:8080/predict --unique
+  down prediction-cache
+fi
+
+if have batch && grep -q '^batch-bench:' Makefile; then
+  echo "--- batch"
+  make --no-print-directory batch-bench BENCH_OUT="$out/batch.json"
+fi
+
+compose web-single run --rm --no-deps --entrypoint python loadtest -m loadtests.bench.report \
+  /results/bench --settings "wrk, 1 thread, $CONNECTIONS connections, ${SECONDS_PER_TARGET} s per target after 2 s warm-up, one row per request"
+compose web-single down --remove-orphans >/dev/null 2>&1 || true

@@ -1,0 +1,183 @@
+"""Where a request's time goes: a per-hop breakdown read from Prometheus after a run.
+
+    python -m loadtests.breakdown PROMETHEUS_URL STATS_PREFIX --start T0 --end T1
+
+For the run's window it reads, per service, the time spent answering requests
+(``mlsp_http_request_duration_seconds``, and ``mlsp_grpc_request_duration_seconds``
+for gRPC predictors), the time spent waiting on other services
+(``mlsp_outbound_duration_seconds``) and the time in each stage it owns
+(``mlsp_stage_duration_seconds``), all per client request, and sets them beside
+the mean the client observed (Locust's ``Average Response Time``):
+
+* ``<service>``: its own time, i.e. its request time minus its calls to others;
+* ``between services``: call time not spent inside the callee (network, (de)serialisation);
+* ``client side``: what the servers did not see: the network to the api, time
+  queued before the api's first byte of work, the load generator itself.
+
+Writes ``<prefix>_breakdown.json``, ``.md`` and ``.png`` (a stacked bar).
+Standard library only for the queries; matplotlib for the chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+NOT_PROBES = 'route!~"/health.*|/metrics"'
+ENTRY_SERVICE = "api"
+CLIENT_SIDE = "client side"
+BETWEEN = "between services"
+
+
+@dataclass
+class Breakdown:
+    """Mean ms per client request: client-observed, then each segment and stage."""
+
+    pattern: str
+    client_mean_ms: float
+    requests: int
+    segments: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def attributed_ms(self) -> float:
+        """The part of the client's mean that the servers measured."""
+        return sum(v for k, v in self.segments.items() if k != CLIENT_SIDE)
+
+
+def query(prometheus: str, expr: str, at: float) -> dict[tuple[str, ...], float]:
+    """An instant query; values by the tuple of their label values (sorted by label name)."""
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": at})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        data = json.load(response)["data"]["result"]
+    return {
+        tuple(value for _, value in sorted(item["metric"].items())): float(item["value"][1])
+        for item in data
+    }
+
+
+def _by_service(
+    prometheus: str, metric: str, selector: str, window: str, at: float
+) -> dict[str, float]:
+    expr = f"sum by (service) (increase({metric}{{{selector}}}[{window}]))"
+    return {labels[0]: value for labels, value in query(prometheus, expr, at).items() if labels}
+
+
+def measure(
+    prometheus: str, pattern: str, client_mean_ms: float, start: float, end: float
+) -> Breakdown:
+    """The breakdown of the run between ``start`` and ``end`` (Unix seconds)."""
+    window = f"{max(int(end - start), 1)}s"
+    http = _by_service(
+        prometheus, "mlsp_http_request_duration_seconds_sum", NOT_PROBES, window, end
+    )
+    count = _by_service(
+        prometheus, "mlsp_http_request_duration_seconds_count", NOT_PROBES, window, end
+    )
+    grpc = _by_service(
+        prometheus, "mlsp_grpc_request_duration_seconds_sum", 'method="ModelInfer"', window, end
+    )
+    outbound = _by_service(prometheus, "mlsp_outbound_duration_seconds_sum", "", window, end)
+    requests = count.get(ENTRY_SERVICE, 0.0)
+    result = Breakdown(pattern, client_mean_ms, round(requests))
+    if requests <= 0:
+        return result
+    per_request = 1000.0 / requests
+    services = sorted(set(http) | set(grpc), key=lambda s: (s != ENTRY_SERVICE, s))
+    inside = {s: http.get(s, 0.0) + grpc.get(s, 0.0) for s in services}
+    for service in services:
+        own = inside[service] - outbound.get(service, 0.0)
+        result.segments[service] = max(own, 0.0) * per_request
+    hops = sum(outbound.values()) - sum(v for s, v in inside.items() if s != ENTRY_SERVICE)
+    if outbound:
+        result.segments[BETWEEN] = max(hops, 0.0) * per_request
+    result.segments[CLIENT_SIDE] = client_mean_ms - result.attributed_ms
+    stage_expr = f"sum by (service, stage) (increase(mlsp_stage_duration_seconds_sum[{window}]))"
+    for labels, value in sorted(query(prometheus, stage_expr, end).items()):
+        service, stage = labels[0], labels[1]
+        result.stages[f"{service}: {stage}"] = value * per_request
+    return result
+
+
+def client_mean(stats_prefix: str) -> float:
+    """Locust's average response time (ms) of the busiest request entry."""
+    with open(f"{stats_prefix}_stats.csv", newline="") as file:
+        rows = [r for r in csv.DictReader(file) if r["Name"] != "Aggregated" and r["Type"] != "E2E"]
+    busiest = max(rows, key=lambda r: int(r["Request Count"]))
+    return float(busiest["Average Response Time"])
+
+
+def markdown(breakdowns: Sequence[Breakdown]) -> str:
+    """The breakdowns as markdown: one table of segments, then each pattern's stages."""
+    lines = ["| pattern | client mean (ms) | server-measured | segments (ms per request) |"]
+    lines.append("|---|---:|---:|---|")
+    for b in breakdowns:
+        parts = ", ".join(f"{name} {value:.3f}" for name, value in b.segments.items())
+        share = b.attributed_ms / b.client_mean_ms if b.client_mean_ms else 0.0
+        lines.append(f"| {b.pattern} | {b.client_mean_ms:.3f} | {share:.0%} | {parts} |")
+    for b in breakdowns:
+        if b.stages:
+            stages = ", ".join(f"{name} {value:.3f}" for name, value in b.stages.items())
+            lines.append(f"\n{b.pattern} stages (ms per request): {stages}")
+    return "\n".join(lines) + "\n"
+
+
+def chart(breakdowns: Sequence[Breakdown], path: Path) -> None:
+    """One stacked bar per pattern: each segment of its client-observed mean."""
+    import matplotlib  # noqa: PLC0415 - only the chart needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    names = sorted({name for b in breakdowns for name in b.segments}, key=_segment_order)
+    fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(breakdowns), 4.5))
+    bottoms = [0.0] * len(breakdowns)
+    for name in names:
+        values = [max(b.segments.get(name, 0.0), 0.0) for b in breakdowns]
+        ax.bar([b.pattern for b in breakdowns], values, bottom=bottoms, label=name)
+        bottoms = [x + y for x, y in zip(bottoms, values, strict=True)]
+    ax.set_ylabel("ms per request (mean)")
+    ax.set_title("where a request's time goes")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _segment_order(name: str) -> tuple[int, str]:
+    order = {ENTRY_SERVICE: 0, BETWEEN: 2, CLIENT_SIDE: 3}
+    return order.get(name, 1), name
+
+
+def write(breakdowns: Sequence[Breakdown], prefix: str) -> None:
+    """``<prefix>_breakdown.json``, ``.md`` and ``.png``."""
+    Path(f"{prefix}_breakdown.json").write_text(json.dumps([asdict(b) for b in breakdowns]))
+    Path(f"{prefix}_breakdown.md").write_text(markdown(breakdowns))
+    chart(breakdowns, Path(f"{prefix}_breakdown.png"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: measure one run, write its breakdown, print it."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("prometheus")
+    parser.add_argument("prefix", help="the run's --csv prefix")
+    parser.add_argument("--pattern", default="")
+    parser.add_argument("--start", type=float, required=True)
+    parser.add_argument("--end", type=float, required=True)
+    args = parser.parse_args(argv)
+    pattern = args.pattern or Path(args.prefix).name
+    result = measure(args.prometheus, pattern, client_mean(args.prefix), args.start, args.end)
+    write([result], args.prefix)
+    print(markdown([result]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

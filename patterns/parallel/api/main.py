@@ -1,0 +1,332 @@
+"""parallel api: one input fanned out to several models at once, their answers soft-voted.
+
+Each member model runs on its own predictor; the api sends every member the
+same rows concurrently (:func:`shared.fanout.fan_out`) and averages the
+probabilities of those that answered. Two ways to ask:
+
+* ``POST /predict`` (sync) waits for the members up to ``PREDICT_TIMEOUT_S``.
+  A member that fails or misses it is left out, and the answer names it, as
+  long as ``QUORUM`` members answered; below that it is a 503 (504 when all
+  that are missing were too slow) naming the members left out. Its latency
+  tracks the slowest member, not the sum of them.
+* ``POST /jobs`` (async) answers 202 with a job id at once. The fan-out runs
+  in the background with ``JOB_TIMEOUT_S``, each member's result stored in
+  Redis as it arrives (:class:`shared.fanout_store.FanOutStore`), and
+  ``GET /jobs/{id}`` shows the vote of the members that answered so far, then
+  the final one (from any replica of the api).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI
+from pydantic import BaseModel, Field, field_validator
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.app import add_hot_route, create_app, json_response
+from shared.errors import NotFound, ServiceError
+from shared.fanout import FanOutResult, MemberCall, MemberResult, fan_out
+from shared.fanout_store import FanOutStore
+from shared.health import Readiness
+from shared.metrics import stage
+from shared.model import ModelError
+from shared.redis_client import RedisSettings, connect_async
+from shared.schemas import (
+    ErrorResponse,
+    Prediction,
+    PredictRequest,
+    decode_rows,
+    prediction_body,
+)
+from shared.settings import ServiceSettings
+from shared.v2.peers import (
+    ModelPeer,
+    check_same_inputs,
+    composite_metadata,
+    composite_version,
+    connected,
+)
+
+log = logging.getLogger("parallel")
+
+
+def parse_members(value: str) -> dict[str, str]:
+    """``model=host:port,...`` as ``{model: host:port}``."""
+    members = {}
+    for entry in value.split(","):
+        model, sep, url = (part.strip() for part in entry.partition("="))
+        if not (model and sep and url):
+            raise ValueError(f"{entry.strip()!r} is not model=host:port")
+        members[model] = url
+    return members
+
+
+class Settings(ServiceSettings, RedisSettings):
+    """The api's settings: the members and their predictors, the deadlines, the quorum, Redis."""
+
+    model_dir: Path = Field(Path("/models"), description="Model repository (metadata only).")
+    max_instances: int = Field(1000, ge=1, description="Rows one request may carry.")
+    ensemble_name: str = Field("iris-ensemble", description="model_name in the answers.")
+    predictor_urls: str = Field(
+        description="The members: model=host:port of its predictor (gRPC), comma-separated."
+    )
+    quorum: int = Field(2, ge=1, description="Members that must answer for an answer.")
+    predict_timeout_s: float = Field(0.5, gt=0, description="POST /predict waits this long.")
+    job_timeout_s: float = Field(5.0, gt=0, description="A job's members get this long.")
+    job_ttl_s: int = Field(3600, ge=1, description="How long a job's results are kept.")
+
+    @field_validator("predictor_urls")
+    @classmethod
+    def _members_parse(cls, value: str) -> str:
+        parse_members(value)
+        return value
+
+
+settings = Settings()
+members = [
+    ModelPeer.from_repository(model, url, settings.model_dir, model)
+    for model, url in parse_members(settings.predictor_urls).items()
+]
+check_same_inputs(members)
+LABELS = members[0].metadata.labels
+for member in members[1:]:
+    if member.metadata.labels != LABELS:
+        raise ModelError(f"member {member.role} has classes {member.metadata.labels}, not {LABELS}")
+if settings.quorum > len(members):
+    raise ValueError(f"QUORUM={settings.quorum} but there are only {len(members)} members")
+VERSION = composite_version(members)
+
+store: FanOutStore | None = None
+running_jobs: set[asyncio.Task[None]] = set()
+readiness = Readiness()
+
+
+async def quorum_ready() -> str | None:
+    """Readiness: at least a quorum of members' predictors serve their models."""
+    reasons = await asyncio.gather(*(member.check_ready() for member in members))
+    missing = [reason for reason in reasons if reason]
+    if len(members) - len(missing) < settings.quorum:
+        return f"fewer than {settings.quorum} members ready: " + "; ".join(missing)
+    return None
+
+
+async def redis_ready() -> str | None:
+    """Readiness: Redis answers (the jobs need it)."""
+    return "redis client not started" if store is None else await store.ping()
+
+
+readiness.add("members", quorum_ready)
+readiness.add("redis", redis_ready)
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """A channel per member and a Redis client; jobs in flight get the grace period to finish."""
+    global store  # noqa: PLW0603 - the one store this process uses
+    redis = connect_async(settings, client_name="parallel-api")
+    store = FanOutStore(
+        redis,
+        prefix="mlsp:parallel",
+        ttl_s=settings.job_ttl_s,
+        retry_after_s=settings.redis_retry_after_s,
+    )
+    async with connected(members, settings.predict_timeout_s):
+        yield
+        if running_jobs:
+            _, late = await asyncio.wait(running_jobs, timeout=settings.graceful_shutdown_s)
+            for task in late:
+                task.cancel()
+    await redis.aclose()
+
+
+app = create_app(
+    settings,
+    title="parallel",
+    description="One input fanned out to several models at once; answers soft-voted.",
+    readiness=readiness,
+    lifespan=lifespan,
+)
+
+
+def member_calls(rows: np.ndarray) -> dict[str, MemberCall[np.ndarray]]:
+    """Each member's call on ``rows``: its class probabilities."""
+
+    def call(member: ModelPeer) -> MemberCall[np.ndarray]:
+        async def probabilities(left_s: float) -> np.ndarray:
+            return (await member.infer(rows, ["probabilities"], left_s))["probabilities"]
+
+        return probabilities
+
+    return {member.role: call(member) for member in members}
+
+
+def vote_body(results: list[MemberResult[Any]]) -> dict[str, Any]:
+    """The soft vote of the members that answered, and who answered or was left out."""
+    answered = [r for r in results if r.ok]
+    body: dict[str, Any] = {"predictions": []}
+    if answered:
+        votes = np.mean([np.asarray(r.value, dtype=np.float32) for r in answered], axis=0)
+        body = prediction_body(members[0].metadata, votes)
+    body["model_name"] = settings.ensemble_name
+    body["model_version"] = VERSION
+    body["members"] = {
+        "answered": [{"member": r.member, "ms": r.ms} for r in answered],
+        "left_out": [r.left_out_body() for r in results if not r.ok],
+    }
+    return body
+
+
+async def decode(request: Request) -> np.ndarray:
+    """The request's rows, checked against the members' input."""
+    with stage("decode"):
+        return decode_rows(await request.body(), members[0].metadata, settings.max_instances)
+
+
+async def predict(request: Request) -> Response:
+    """Soft vote of the members that answer within ``PREDICT_TIMEOUT_S`` (sync)."""
+    rows = await decode(request)
+    with stage("fan_out"):
+        result = await fan_out(member_calls(rows), settings.predict_timeout_s)
+    result.require_quorum(settings.quorum)
+    return json_response(vote_body(result.results))
+
+
+def _store() -> FanOutStore:
+    assert store is not None, "lifespan starts the store before requests are served"
+    return store
+
+
+async def submit_job(request: Request) -> Response:
+    """Start the fan-out in the background; 202 with the job's id and where to poll."""
+    rows = await decode(request)
+    job_id = await _store().create([m.role for m in members], settings.job_timeout_s)
+    task = asyncio.create_task(run_job(job_id, rows), name=f"job {job_id}")
+    running_jobs.add(task)
+    task.add_done_callback(running_jobs.discard)
+    url = f"/jobs/{job_id}"
+    return json_response(
+        {"job_id": job_id, "status": "running", "url": url}, 202, {"Location": url}
+    )
+
+
+async def run_job(job_id: str, rows: np.ndarray) -> None:
+    """The fan-out of one job, each member's result stored as it arrives."""
+    job_store = _store()
+
+    async def record(result: MemberResult[np.ndarray]) -> None:
+        await job_store.record(job_id, result)
+
+    try:
+        await fan_out(member_calls(rows), settings.job_timeout_s, on_result=record)
+        await job_store.finish(job_id)
+    except ServiceError as exc:  # Redis gone: the job's deadline will report what is missing
+        log.warning("job %s stopped: %s", job_id, exc.message)
+
+
+async def job_status(request: Request) -> Response:
+    """The job's vote so far (``running``), or its final one (``done`` or ``failed``)."""
+    job_id = request.path_params["job_id"]
+    job = await _store().read(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id} (unknown, or older than {settings.job_ttl_s} s)")
+    now = time.time()
+    results = job.results_now(now)
+    body: dict[str, Any] = {"job_id": job_id, "status": "running"}
+    if job.final(now):
+        body["status"] = "done"
+        try:
+            FanOutResult(results, job.deadline_s).require_quorum(settings.quorum)
+        except ServiceError as exc:
+            body["status"] = "failed"
+            body["error"] = {"code": exc.code, "message": exc.message}
+    body.update(vote_body(results))
+    done = {r.member for r in results}
+    body["members"]["pending"] = [m.role for m in members if m.role not in done]
+    return json_response(body)
+
+
+class MemberTime(BaseModel):
+    """A member that answered, and how long it took."""
+
+    member: str
+    ms: float
+
+
+class LeftOut(BaseModel):
+    """A member that is not in the vote, and why."""
+
+    member: str
+    code: str
+    message: str
+
+
+class Members(BaseModel):
+    """Who is in the vote and who is not."""
+
+    answered: list[MemberTime]
+    left_out: list[LeftOut]
+    pending: list[str] = Field(default_factory=list, description="Jobs only: still running.")
+
+
+class VoteResponse(BaseModel):
+    """The soft vote, in the order of the instances, and who took part."""
+
+    predictions: list[Prediction]
+    model_name: str
+    model_version: str
+    members: Members
+
+
+class JobAccepted(BaseModel):
+    """A job was started: poll ``url``."""
+
+    job_id: str
+    status: str
+    url: str
+
+
+class JobState(VoteResponse):
+    """A job: ``running`` (vote of the members so far), ``done`` or ``failed`` (below quorum)."""
+
+    job_id: str
+    status: str
+    error: dict[str, str] | None = None
+
+
+add_hot_route(app, "/predict", predict, request_model=PredictRequest, response_model=VoteResponse)
+add_hot_route(
+    app,
+    "/jobs",
+    submit_job,
+    request_model=PredictRequest,
+    response_model=JobAccepted,
+    status_code=202,
+)
+app.add_api_route(
+    "/jobs/{job_id}",
+    job_status,
+    methods=["GET"],
+    response_model=JobState,
+    responses={404: {"model": ErrorResponse, "description": "No such job, or expired."}},
+)
+
+
+@app.get("/model")
+async def model_metadata() -> Response:
+    """The ensemble: name, version, quorum, deadlines and each member's model metadata."""
+    return json_response(
+        composite_metadata(
+            settings.ensemble_name,
+            members,
+            quorum=settings.quorum,
+            predict_timeout_s=settings.predict_timeout_s,
+            job_timeout_s=settings.job_timeout_s,
+        )
+    )

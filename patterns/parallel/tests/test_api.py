@@ -1,0 +1,216 @@
+"""parallel's api in-process, against real predictor processes and a real Redis."""
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import PredictorProcess, _free_port
+from shared.model import ModelError, OnnxModel
+
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 2.8, 5.1, 1.5], [6.7, 3.0, 5.2, 2.3]]
+MEMBERS = ("iris", "iris-forest", "iris-bayes")
+
+
+@pytest.fixture
+def start(
+    load_service: Callable[..., ModuleType], predictor_server: PredictorProcess, redis_url: str
+) -> Iterator[Callable[..., TestClient]]:
+    """Start the api with the members on the given predictors (default: the shared one)."""
+    clients: list[TestClient] = []
+
+    def start_api(targets: dict[str, str] | None = None, **env: str) -> TestClient:
+        where = {m: predictor_server.grpc_target for m in MEMBERS} | (targets or {})
+        urls = ",".join(f"{member}={target}" for member, target in where.items())
+        env = {"REDIS_URL": redis_url, "PREDICTOR_URLS": urls, **env}
+        client = TestClient(load_service("parallel", "api", **env).app)
+        clients.append(client.__enter__())
+        return client
+
+    yield start_api
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def soft_vote(model_repo: Path, *names: str) -> np.ndarray:
+    rows = np.array(ROWS, dtype=np.float32)
+    return np.mean([OnnxModel.load(model_repo, n).predict_proba(rows) for n in names], axis=0)
+
+
+def probabilities(body: dict[str, Any]) -> np.ndarray:
+    return np.array([list(p["probabilities"].values()) for p in body["predictions"]])
+
+
+def wait_for_job(client: TestClient, url: str, timeout_s: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while (body := client.get(url).json())["status"] == "running":
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+    return body
+
+
+def test_every_member_answers_and_the_vote_is_their_mean(
+    start: Callable[..., TestClient], model_repo: Path
+) -> None:
+    answer = start().post("/predict", json={"instances": ROWS})
+    assert answer.status_code == 200
+    body = answer.json()
+    np.testing.assert_allclose(probabilities(body), soft_vote(model_repo, *MEMBERS), atol=1e-5)
+    assert [p["label"] for p in body["predictions"]] == ["setosa", "versicolor", "virginica"]
+    assert (body["model_name"], body["model_version"]) == (
+        "iris-ensemble",
+        "iris:1+iris-forest:1+iris-bayes:1",
+    )
+    assert [m["member"] for m in body["members"]["answered"]] == list(MEMBERS)
+    assert all(m["ms"] > 0 for m in body["members"]["answered"])
+    assert body["members"]["left_out"] == []
+
+
+def test_a_member_past_the_deadline_is_left_out_and_named(
+    start: Callable[..., TestClient], slow_predictor: PredictorProcess, model_repo: Path
+) -> None:
+    client = start({"iris-bayes": slow_predictor.grpc_target}, PREDICT_TIMEOUT_S="0.15")
+    started = time.perf_counter()
+    body = client.post("/predict", json={"instances": ROWS}).json()
+    assert time.perf_counter() - started < 0.3  # the deadline, not the slow member
+    assert body["members"]["left_out"] == [
+        {
+            "member": "iris-bayes",
+            "code": "dependency_timeout",
+            "message": "iris-bayes did not answer within 0.15 s",
+        }
+    ]
+    assert [m["member"] for m in body["members"]["answered"]] == ["iris", "iris-forest"]
+    np.testing.assert_allclose(
+        probabilities(body), soft_vote(model_repo, "iris", "iris-forest"), atol=1e-5
+    )
+
+
+def test_a_member_that_is_down_is_left_out_and_the_api_stays_ready(
+    start: Callable[..., TestClient],
+) -> None:
+    client = start({"iris-forest": f"127.0.0.1:{_free_port()}"})
+    body = client.post("/predict", json={"instances": ROWS}).json()
+    (left_out,) = body["members"]["left_out"]
+    assert (left_out["member"], left_out["code"]) == ("iris-forest", "dependency_unavailable")
+    assert client.get("/health/ready").json() == {"status": "ready"}  # 2 of 3: a quorum
+
+
+def test_below_quorum_is_503_naming_the_members_left_out(
+    start: Callable[..., TestClient],
+) -> None:
+    client = start({"iris-forest": f"127.0.0.1:{_free_port()}"}, QUORUM="3")
+    answer = client.post("/predict", json={"instances": ROWS})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "1"
+    assert answer.json()["error"]["message"] == (
+        "only 2 of 3 members answered, quorum is 3; left out: iris-forest (dependency_unavailable)"
+    )
+    ready = client.get("/health/ready")
+    assert ready.status_code == 503
+    assert "fewer than 3 members ready: iris-forest predictor" in ready.json()["checks"]["members"]
+
+
+def test_below_quorum_by_slowness_only_is_504(
+    start: Callable[..., TestClient], slow_predictor: PredictorProcess
+) -> None:
+    slow = slow_predictor.grpc_target
+    client = start({"iris-forest": slow, "iris-bayes": slow}, PREDICT_TIMEOUT_S="0.1")
+    answer = client.post("/predict", json={"instances": ROWS})
+    assert answer.status_code == 504
+    assert answer.json()["error"]["message"].endswith(
+        "left out: iris-forest (dependency_timeout), iris-bayes (dependency_timeout)"
+    )
+
+
+def test_a_job_answers_at_once_and_ends_with_the_same_vote(
+    start: Callable[..., TestClient],
+) -> None:
+    client = start()
+    accepted = client.post("/jobs", json={"instances": ROWS})
+    assert accepted.status_code == 202
+    job = accepted.json()
+    assert job["status"] == "running"
+    assert accepted.headers["location"] == job["url"] == f"/jobs/{job['job_id']}"
+    final = wait_for_job(client, job["url"])
+    assert final["status"] == "done"
+    assert final["members"]["pending"] == []
+    sync = client.post("/predict", json={"instances": ROWS}).json()
+    assert final["predictions"] == sync["predictions"]
+    assert [m["member"] for m in final["members"]["answered"]] == list(MEMBERS)
+
+
+def test_a_job_shows_the_partial_vote_while_a_member_is_pending(
+    start: Callable[..., TestClient], slow_predictor: PredictorProcess, model_repo: Path
+) -> None:
+    client = start({"iris-bayes": slow_predictor.grpc_target})
+    url = client.post("/jobs", json={"instances": ROWS}).json()["url"]
+    time.sleep(0.15)  # the two fast members have answered; the slow one needs 0.3 s
+    partial = client.get(url).json()
+    assert partial["status"] == "running"
+    assert partial["members"]["pending"] == ["iris-bayes"]
+    np.testing.assert_allclose(
+        probabilities(partial), soft_vote(model_repo, "iris", "iris-forest"), atol=1e-5
+    )
+    final = wait_for_job(client, url)
+    assert final["status"] == "done"
+    np.testing.assert_allclose(probabilities(final), soft_vote(model_repo, *MEMBERS), atol=1e-5)
+
+
+def test_a_job_below_quorum_fails_and_says_why(
+    start: Callable[..., TestClient], slow_predictor: PredictorProcess
+) -> None:
+    client = start({"iris-bayes": slow_predictor.grpc_target}, QUORUM="3", JOB_TIMEOUT_S="0.1")
+    final = wait_for_job(client, client.post("/jobs", json={"instances": ROWS}).json()["url"])
+    assert final["status"] == "failed"
+    assert final["error"]["code"] == "dependency_timeout"
+    assert final["members"]["left_out"][0]["member"] == "iris-bayes"
+    assert len(final["predictions"]) == 3  # the vote of the two that answered, still shown
+
+
+def test_unknown_jobs_are_404(start: Callable[..., TestClient]) -> None:
+    client = start()
+    for job_id in ("0" * 32, "not-an-id"):
+        answer = client.get(f"/jobs/{job_id}")
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_redis_down_fails_jobs_not_predictions(start: Callable[..., TestClient]) -> None:
+    client = start(REDIS_URL=f"redis://127.0.0.1:{_free_port()}/0")
+    answer = client.post("/jobs", json={"instances": ROWS})
+    assert answer.status_code == 503
+    assert answer.json()["error"]["message"].startswith("storing the job: Redis is unavailable")
+    assert client.post("/predict", json={"instances": ROWS}).status_code == 200
+    assert "redis" in client.get("/health/ready").json()["checks"]
+
+
+def test_openapi_documents_both_ways(start: Callable[..., TestClient]) -> None:
+    paths = start().get("/openapi.json").json()["paths"]
+    assert "200" in paths["/predict"]["post"]["responses"]
+    assert "202" in paths["/jobs"]["post"]["responses"]
+    assert "404" in paths["/jobs/{job_id}"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("env", "error", "says"),
+    [
+        ({"PREDICTOR_URLS": "iris=a:1,iris-forest"}, ValueError, "'iris-forest' is not model="),
+        ({"QUORUM": "3"}, ValueError, "QUORUM=3 but there are only 2 members"),
+        ({"PREDICTOR_URLS": "iris=a:1,iris-specialist=b:1"}, ModelError, "has classes"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused(
+    load_service: Callable[..., ModuleType],
+    env: dict[str, str],
+    error: type[Exception],
+    says: str,
+) -> None:
+    env = {"REDIS_URL": "redis://x:1/0", "PREDICTOR_URLS": "iris=a:1,iris-bayes=c:1"} | env
+    with pytest.raises(error, match=says):
+        load_service("parallel", "api", **env)

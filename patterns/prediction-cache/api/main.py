@@ -1,0 +1,107 @@
+"""prediction-cache api: answers from Redis when it can, from the predictor when it must.
+
+``POST /predict`` decodes the rows to float32 (the shared contract), makes the
+cache key from the model's name, version and file hash and the rows' bytes
+(:func:`shared.cache.prediction_key`), and asks the read-through cache
+(:class:`shared.cache.ReadThroughCache`): a hit answers with the stored JSON at
+once; a miss calls the predictor (Open Inference Protocol over gRPC) once,
+however many requests wait for the same key, and stores the answer with a TTL.
+``X-Cache`` says how each answer was obtained: ``hit``, ``miss``,
+``coalesced`` (waited for another request's call) or ``bypass`` (Redis down
+or slow: straight to the predictor).
+
+Readiness checks the predictor only. Redis is not a dependency of readiness:
+when it is down or slow the api bypasses it and keeps answering, slower.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+import numpy as np
+import orjson
+from fastapi import FastAPI
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.app import add_hot_route, create_app, json_response
+from shared.cache import CacheSettings, ReadThroughCache, prediction_key
+from shared.health import Readiness
+from shared.metrics import stage
+from shared.model import ModelMetadata
+from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
+from shared.settings import ModelSettings, ServiceSettings
+from shared.v2.peers import ModelPeer
+
+
+class Settings(ServiceSettings, ModelSettings, CacheSettings):
+    """The api's settings: its own, the model's, the cache's, and where the predictor is."""
+
+    predictor_url: str = Field(description="host:port of the predictor's gRPC endpoint.")
+    predictor_timeout_s: float = Field(1.0, gt=0, description="Deadline of one predictor call.")
+
+
+settings = Settings()
+predictor = ModelPeer.from_repository(
+    "predictor",
+    settings.predictor_url,
+    settings.model_dir,
+    settings.model_name,
+    version=settings.model_version,
+)
+metadata = predictor.metadata
+readiness = Readiness()
+readiness.add("predictor", predictor.check_ready)
+cache: ReadThroughCache | None = None
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """One channel to the predictor and one Redis connection pool for the process."""
+    global cache  # noqa: PLW0603 - the one cache this process uses
+    predictor.connect(settings.predictor_timeout_s)
+    cache = ReadThroughCache.from_settings(settings, name="predictions")
+    yield
+    await cache.close()
+    await predictor.close()
+
+
+app = create_app(
+    settings,
+    title="prediction-cache",
+    description=(
+        "REST api that answers repeated inputs from Redis and the rest from an Open Inference "
+        "Protocol predictor over gRPC. X-Cache: hit, miss, coalesced or bypass."
+    ),
+    readiness=readiness,
+    lifespan=lifespan,
+)
+
+
+async def call_predictor(rows: np.ndarray) -> bytes:
+    """The JSON answer for ``rows``, from the predictor (what the cache stores)."""
+    with stage("predictor_call"):
+        outputs = await predictor.infer(rows, ["probabilities"])
+    return orjson.dumps(prediction_body(metadata, outputs["probabilities"]))
+
+
+async def predict(request: Request) -> Response:
+    """Predict the class of each instance: from the cache, or from the predictor once."""
+    assert cache is not None, "lifespan starts the cache before requests are served"
+    with stage("decode"):
+        rows = decode_rows(await request.body(), metadata, settings.max_instances)
+    key = prediction_key(metadata, rows)
+    cached = await cache.get_or_compute(key, partial(call_predictor, rows))
+    return Response(cached.value, headers={"X-Cache": cached.result}, media_type="application/json")
+
+
+add_hot_route(
+    app, "/predict", predict, request_model=PredictRequest, response_model=PredictResponse
+)
+
+
+@app.get("/model", response_model=ModelMetadata)
+async def model_metadata() -> Response:
+    """The served model's metadata: name, version, tensors, labels, metrics, sha256."""
+    return json_response(metadata.model_dump())

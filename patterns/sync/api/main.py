@@ -1,0 +1,93 @@
+"""sync api: the public REST contract in front of a V2 predictor over gRPC.
+
+The api decodes and checks the rows (the same contract as web-single), calls
+the predictor with a deadline on one reused channel, and turns its answer
+into labels and probabilities. It reads the model's metadata (labels, feature
+names, version) from the model repository; the model itself runs only in the
+predictor, which must serve the same version (readiness checks that).
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.app import add_hot_route, create_app, json_response
+from shared.health import Readiness
+from shared.metrics import stage
+from shared.model import ModelMetadata, load_metadata
+from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
+from shared.settings import ModelSettings, ServiceSettings
+from shared.v2.client import V2Client
+
+
+class Settings(ServiceSettings, ModelSettings):
+    """The api's settings: its own, the model's, and where the predictor is."""
+
+    predictor_url: str = Field(description="host:port of the predictor's gRPC endpoint.")
+    predictor_timeout_s: float = Field(1.0, gt=0, description="Deadline of one predictor call.")
+
+
+settings = Settings()
+metadata: ModelMetadata = load_metadata(
+    settings.model_dir, settings.model_name, settings.model_version
+)
+readiness = Readiness()
+predictor: V2Client | None = None
+
+
+async def predictor_serves_the_model() -> str | None:
+    """Readiness: the predictor answers and serves our model at our version."""
+    if predictor is None:
+        return "predictor client not started"
+    if not await predictor.ready(metadata.name, metadata.version):
+        wanted = f"{metadata.name} v{metadata.version}"
+        return f"predictor at {settings.predictor_url} is unreachable or does not serve {wanted}"
+    return None
+
+
+readiness.add("predictor", predictor_serves_the_model)
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """One channel to the predictor for the life of the process."""
+    global predictor  # noqa: PLW0603 - the one client this process uses
+    predictor = V2Client(settings.predictor_url, settings.predictor_timeout_s)
+    yield
+    await predictor.close()
+
+
+app = create_app(
+    settings,
+    title="sync",
+    description="REST api in front of an Open Inference Protocol predictor over gRPC.",
+    readiness=readiness,
+    lifespan=lifespan,
+)
+
+
+async def predict(request: Request) -> Response:
+    """Predict the class of each instance (the predictor runs the model)."""
+    assert predictor is not None, "lifespan starts the client before requests are served"
+    with stage("decode"):
+        rows = decode_rows(await request.body(), metadata, settings.max_instances)
+    with stage("predictor_call"):
+        outputs = await predictor.infer(
+            metadata.name, {metadata.input.name: rows}, ["probabilities"], metadata.version
+        )
+    return json_response(prediction_body(metadata, outputs["probabilities"]))
+
+
+add_hot_route(
+    app, "/predict", predict, request_model=PredictRequest, response_model=PredictResponse
+)
+
+
+@app.get("/model", response_model=ModelMetadata)
+async def model_metadata() -> Response:
+    """The served model's metadata: name, version, tensors, labels, metrics, sha256."""
+    return json_response(metadata.model_dump())

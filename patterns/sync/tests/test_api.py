@@ -1,0 +1,70 @@
+"""sync's api in-process, against a real predictor process (and against none)."""
+
+from collections.abc import Callable, Iterator
+from types import ModuleType
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import PredictorProcess, _free_port
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+@pytest.fixture
+def client(
+    load_service: Callable[..., ModuleType], predictor_server: PredictorProcess
+) -> Iterator[TestClient]:
+    service = load_service("sync", "api", PREDICTOR_URL=predictor_server.grpc_target)
+    with TestClient(service.app) as client:
+        yield client
+
+
+@pytest.fixture
+def client_without_predictor(load_service: Callable[..., ModuleType]) -> Iterator[TestClient]:
+    service = load_service(
+        "sync", "api", PREDICTOR_URL=f"127.0.0.1:{_free_port()}", PREDICTOR_TIMEOUT_S="0.5"
+    )
+    with TestClient(service.app) as client:
+        yield client
+
+
+def test_predictions_come_from_the_predictor(client: TestClient) -> None:
+    examples = client.get("/model").json()["examples"]
+    answer = client.post("/predict", json={"instances": [e["input"] for e in examples]})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert [p["label"] for p in body["predictions"]] == [e["label"] for e in examples]
+    assert (body["model_name"], body["model_version"]) == ("iris", "1")
+    assert client.get("/health/ready").json() == {"status": "ready"}
+    assert 'mlsp_outbound_duration_seconds_count{outcome="ok",peer="predictor"}' in (
+        client.get("/metrics").text
+    )
+
+
+def test_bad_input_is_refused_before_calling_the_predictor(client: TestClient) -> None:
+    answer = client.post("/predict", json={"instances": [[1, 2, 3]]})
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"] == "instances[0]"
+
+
+def test_predictor_down_is_503_and_not_ready(client_without_predictor: TestClient) -> None:
+    answer = client_without_predictor.post("/predict", json={"instances": [ROW]})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "1"
+    assert answer.json()["error"] == {
+        "code": "dependency_unavailable",
+        "message": "predictor is unavailable; retry shortly",
+        "request_id": answer.headers["x-request-id"],
+    }
+    ready = client_without_predictor.get("/health/ready")
+    assert ready.status_code == 503
+    assert "unreachable or does not serve iris v1" in ready.json()["checks"]["predictor"]
+
+
+def test_settings_need_a_predictor_url(
+    load_service: Callable[..., ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREDICTOR_URL", raising=False)
+    with pytest.raises(ValueError, match="predictor_url"):
+        load_service("sync", "api")

@@ -1,0 +1,133 @@
+"""Call a V2 predictor over gRPC from an async service.
+
+One :class:`V2Client` per peer, made at start and closed at shutdown: it keeps
+one channel (HTTP/2 connection reused by every call), puts a deadline on every
+call, passes the request id along, and turns the predictor's failures into
+the errors a client of the api can act on: 503 (down: connection refused, no
+address) or 504 (too slow), each naming the peer. The channel reconnects by
+itself, with a short backoff, when the predictor comes back.
+"""
+
+import logging
+import time
+
+import grpc
+import numpy as np
+from prometheus_client import Histogram
+
+from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput, ServiceError
+from shared.logs import request_id_var
+from shared.metrics import LATENCY_BUCKETS
+from shared.v2.proto import inference_pb2 as pb
+from shared.v2.proto import inference_pb2_grpc as pb_grpc
+from shared.v2.tensors import DTYPES, datatype_of
+
+log = logging.getLogger("shared.v2.client")
+
+OUTBOUND_LATENCY = Histogram(
+    "mlsp_outbound_duration_seconds",
+    "Time of calls to other services, by peer and outcome.",
+    ["peer", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+
+# Reconnect quickly after the peer restarts (gRPC's defaults back off up to two minutes).
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.enable_retries", 0),
+]
+
+
+class V2Client:
+    """An Open Inference Protocol client for one predictor (``host:port``)."""
+
+    def __init__(self, target: str, timeout_s: float, peer: str = "predictor") -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self.peer = peer
+        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+
+    async def close(self) -> None:
+        """Close the channel (waits for calls in flight)."""
+        await self.channel.close()
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        request_id = request_id_var.get()
+        return (("x-request-id", request_id),) if request_id else ()
+
+    def _error(self, exc: grpc.aio.AioRpcError, timeout_s: float | None = None) -> ServiceError:
+        code = exc.code()
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            waited = self.timeout_s if timeout_s is None else timeout_s
+            return DependencyTimeout(f"{self.peer} did not answer within {round(waited, 3)} s")
+        if code == grpc.StatusCode.UNAVAILABLE:
+            log.warning("%s at %s is unavailable: %s", self.peer, self.target, exc.details())
+            return DependencyUnavailable(f"{self.peer} is unavailable; retry shortly")
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return InvalidInput(f"{self.peer} refused the input: {exc.details()}")
+        log.error("%s answered %s: %s", self.peer, code.name, exc.details())
+        return DependencyUnavailable(f"{self.peer} failed: {code.name}")
+
+    async def ready(self, model: str | None = None, version: str = "") -> bool:
+        """Server (or model) readiness; False when the predictor is down or says not ready."""
+        try:
+            if model is None:
+                answer = await self.stub.ServerReady(
+                    pb.ServerReadyRequest(), timeout=self.timeout_s
+                )
+            else:
+                answer = await self.stub.ModelReady(
+                    pb.ModelReadyRequest(name=model, version=version), timeout=self.timeout_s
+                )
+        except grpc.aio.AioRpcError:
+            return False
+        return answer.ready
+
+    async def metadata(self, model: str) -> pb.ModelMetadataResponse:
+        """The model's V2 metadata."""
+        try:
+            return await self.stub.ModelMetadata(
+                pb.ModelMetadataRequest(name=model), timeout=self.timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from None
+
+    async def infer(
+        self,
+        model: str,
+        inputs: dict[str, np.ndarray],
+        outputs: list[str],
+        version: str = "",
+        timeout_s: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run ``model`` on ``inputs``; returns the requested ``outputs`` as numpy arrays.
+
+        ``timeout_s`` overrides the client's deadline for this call (e.g. what is left
+        of a request's deadline when several calls share it).
+        """
+        deadline = self.timeout_s if timeout_s is None else timeout_s
+        request = pb.ModelInferRequest(model_name=model, model_version=version)
+        for name, array in inputs.items():
+            request.inputs.add(name=name, datatype=datatype_of(array), shape=array.shape)
+            request.raw_input_contents.append(np.ascontiguousarray(array).tobytes())
+        for name in outputs:
+            request.outputs.add(name=name)
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            answer = await self.stub.ModelInfer(
+                request, timeout=deadline, metadata=self._metadata()
+            )
+        except grpc.aio.AioRpcError as exc:
+            outcome = exc.code().name.lower()
+            raise self._error(exc, deadline) from None
+        finally:
+            OUTBOUND_LATENCY.labels(self.peer, outcome).observe(time.perf_counter() - started)
+        return {
+            tensor.name: np.frombuffer(raw, dtype=DTYPES[tensor.datatype]).reshape(tensor.shape)
+            for tensor, raw in zip(answer.outputs, answer.raw_output_contents, strict=True)
+        }

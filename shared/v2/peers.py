@@ -1,0 +1,130 @@
+"""Models served by V2 predictor peers, as an api that calls several of them sees them.
+
+    gate = ModelPeer.from_repository("gate", settings.predictor_gate_url, model_dir, "iris-gate")
+    readiness.add("gate", gate.check_ready)
+    async with connected([gate, ...], timeout_s=1.0):   # in the lifespan
+        ...
+    outputs = await gate.infer(rows, ["scores"], timeout_s=0.3)
+
+The api reads each model's metadata (labels, feature names, tensor names,
+version) from the model repository at start; the model itself runs only in
+its predictor, which must serve that same version (:meth:`check_ready`).
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.model import ModelError, ModelMetadata, load_metadata
+from shared.v2.client import V2Client
+
+
+class ModelPeer:
+    """One model on one predictor: its metadata and, once connected, the client to call it."""
+
+    def __init__(self, role: str, url: str, metadata: ModelMetadata) -> None:
+        self.role = role
+        self.url = url
+        self.metadata = metadata
+        self.client: V2Client | None = None
+
+    @classmethod
+    def from_repository(
+        cls,
+        role: str,
+        url: str,
+        model_dir: Path,
+        model: str,
+        task: str = "classification",
+        *,
+        version: str | None = None,
+    ) -> "ModelPeer":
+        """Peer ``role`` at ``url`` serving ``model`` at ``version`` (None: the highest),
+        which must do ``task``."""
+        metadata = load_metadata(model_dir, model, version)
+        if metadata.task != task:
+            raise ModelError(f"{role} model {model!r} does {metadata.task!r}, not {task!r}")
+        return cls(role, url, metadata)
+
+    @property
+    def ref(self) -> str:
+        """``name:version`` of the model."""
+        return f"{self.metadata.name}:{self.metadata.version}"
+
+    def connect(self, timeout_s: float) -> None:
+        """Open the channel; calls get ``timeout_s`` unless they say otherwise."""
+        self.client = V2Client(self.url, timeout_s, peer=self.role)
+
+    async def close(self) -> None:
+        """Close the channel (waits for calls in flight)."""
+        if self.client is not None:
+            await self.client.close()
+
+    async def check_ready(self) -> str | None:
+        """Readiness: the predictor answers and serves the model at the expected version."""
+        if self.client is None:
+            return f"{self.role} client not started"
+        if not await self.client.ready(self.metadata.name, self.metadata.version):
+            return (
+                f"{self.role} predictor at {self.url} is unreachable or does not serve "
+                f"{self.metadata.name} v{self.metadata.version}"
+            )
+        return None
+
+    async def infer(
+        self, rows: np.ndarray, outputs: list[str], timeout_s: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run the model on float32 ``rows``; 503/504 errors name :attr:`role`."""
+        assert self.client is not None, "connect() before calling"
+        return await self.client.infer(
+            self.metadata.name,
+            {self.metadata.input.name: rows},
+            outputs,
+            self.metadata.version,
+            timeout_s,
+        )
+
+
+@asynccontextmanager
+async def connected(peers: Iterable[ModelPeer], timeout_s: float) -> AsyncIterator[None]:
+    """Connect every peer for the life of the block (an api's lifespan)."""
+    peers = list(peers)
+    for peer in peers:
+        peer.connect(timeout_s)
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(peer.close() for peer in peers))
+
+
+def composite_version(peers: Sequence[ModelPeer]) -> str:
+    """The version of a model made of several: ``name:version`` of each, joined by ``+``."""
+    return "+".join(peer.ref for peer in peers)
+
+
+def composite_metadata(name: str, peers: Sequence[ModelPeer], **details: Any) -> dict[str, Any]:
+    """What ``GET /model`` says about a model made of several: name, version, ``details``
+    and each part's model metadata, by role."""
+    return {
+        "name": name,
+        "version": composite_version(peers),
+        **details,
+        "models": {peer.role: peer.metadata.model_dump() for peer in peers},
+    }
+
+
+def check_same_inputs(peers: Sequence[ModelPeer]) -> None:
+    """Raise :class:`ModelError` unless every peer's model takes the same rows."""
+    first = peers[0].metadata
+    for peer in peers[1:]:
+        other = peer.metadata
+        if (other.input.shape, other.feature_names) != (first.input.shape, first.feature_names):
+            raise ModelError(
+                f"{peer.role} model {other.name!r} takes {other.feature_names or other.input.shape}"
+                f"; {peers[0].role} model {first.name!r} takes "
+                f"{first.feature_names or first.input.shape}"
+            )

@@ -1,0 +1,73 @@
+"""The per-hop breakdown from Prometheus figures (a stand-in Prometheus on 127.0.0.1)."""
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from loadtests.breakdown import BETWEEN, CLIENT_SIDE, client_mean, measure, write
+
+# increase() over the run, by metric: 1000 client requests through api -> predictor.
+FIGURES = {
+    "mlsp_http_request_duration_seconds_sum": {"api": 3.0, "predictor": 0.05},
+    "mlsp_http_request_duration_seconds_count": {"api": 1000.0},
+    "mlsp_grpc_request_duration_seconds_sum": {"predictor": 0.5},
+    "mlsp_outbound_duration_seconds_sum": {"api": 2.0},
+}
+STAGES = {("api", "decode"): 0.1, ("predictor", "inference"): 0.3}
+
+
+class FakePrometheus(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        expr = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["query"][0]
+        if "mlsp_stage_duration_seconds_sum" in expr:
+            result = [
+                {"metric": {"service": s, "stage": st}, "value": [0, str(v)]}
+                for (s, st), v in STAGES.items()
+            ]
+        else:
+            metric = next(name for name in FIGURES if name in expr)
+            result = [
+                {"metric": {"service": s}, "value": [0, str(v)]} for s, v in FIGURES[metric].items()
+            ]
+        body = json.dumps({"status": "success", "data": {"result": result}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def prometheus() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakePrometheus)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_segments_split_the_client_mean(prometheus: str, tmp_path: Path) -> None:
+    result = measure(prometheus, "sync", client_mean_ms=4.0, start=0, end=60)
+    assert result.requests == 1000
+    # api: 3 s inside, 2 s waiting on the predictor -> 1 ms own per request.
+    assert result.segments["api"] == pytest.approx(1.0)
+    assert result.segments["predictor"] == pytest.approx(0.55)
+    assert result.segments[BETWEEN] == pytest.approx(1.45)  # 2 s of calls - 0.55 s inside
+    assert result.segments[CLIENT_SIDE] == pytest.approx(1.0)
+    assert result.attributed_ms == pytest.approx(3.0)
+    assert result.stages == {"api: decode": 0.1, "predictor: inference": pytest.approx(0.3)}
+    write([result], str(tmp_path / "sync"))
+    assert json.loads((tmp_path / "sync_breakdown.json").read_text())[0]["pattern"] == "sync"
+    assert "| sync | 4.000 | 75% |" in (tmp_path / "sync_breakdown.md").read_text()
+    assert (tmp_path / "sync_breakdown.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_client_mean_is_the_busiest_entrys_average(tmp_path: Path, stats_csv) -> None:
+    prefix = stats_csv.write(tmp_path / "run", stats_csv.PREDICT, stats_csv.TOTAL)
+    assert client_mean(prefix) == 4.8
