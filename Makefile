@@ -95,18 +95,22 @@ starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORC
 # The batch pattern's own commands (they bring its stack up first).
 BATCH_CTL := ./compose/compose.sh -f patterns/batch/compose.yaml run --rm ctl
 
-.PHONY: batch-load batch-run batch-status batch-bench
-batch-load batch-run batch-status batch-bench: PATTERN := batch
-batch-load: up ## batch: add ROWS (10000) pending rows of sample data
+.PHONY: batch-up batch-load batch-run batch-status batch-bench
+batch-up batch-load batch-run batch-status batch-bench: PATTERN := batch
+batch-up: # the batch stack, brought up unless its workers already run
+	@$(COMPOSE) ps --services --status running 2>/dev/null | grep -qx worker \
+	  || $(MAKE) --no-print-directory up PATTERN=batch
+
+batch-load: batch-up ## batch: add ROWS (10000) pending rows of sample data
 	$(BATCH_CTL) load $(ROWS)
 
-batch-run: up ## batch: start a run now and wait until it has finished
+batch-run: batch-up ## batch: start a run now and wait until it has finished
 	$(BATCH_CTL) run --wait
 
-batch-status: up ## batch: pending, done and failed rows, and the latest runs
+batch-status: batch-up ## batch: pending, done and failed rows, and the latest runs
 	$(BATCH_CTL) status
 
-batch-bench: up ## batch: rows/s of runs over ROWS rows vs the DB-only limit, ROUNDS times (wipes the tables)
+batch-bench: batch-up ## batch: rows/s of runs over ROWS rows vs the DB-only limit, ROUNDS times (wipes the tables)
 	$(BATCH_CTL) bench $(ROWS) --rounds $(ROUNDS)
 
 .PHONY: bench-parallel

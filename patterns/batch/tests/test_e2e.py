@@ -1,10 +1,10 @@
 """batch end to end: the real stack, its scheduler, its workers killed mid-run.
 
-One stack for the module: two workers, a run every 3 s, chunks of 200 rows,
-fast heartbeats. Every check of "exactly one correct prediction per row"
-reads the tables and recomputes each prediction with the same model on the
-host (the export is deterministic: the test first checks the stack's model
-has the same sha256).
+One stack for the module: two workers, a run every 3 s, chunks of 200 rows
+that take 0.1 s more each (a heavier model), fast heartbeats. Every check of
+"exactly one correct prediction per row" reads the tables and recomputes each
+prediction with the same model on the host (the export is deterministic: the
+test first checks the stack's model has the same sha256).
 """
 
 import subprocess
@@ -30,6 +30,7 @@ STACK_ENV = {
     "BATCH_RUN_STALE_S": "10",
     "WORKER_HEARTBEAT_S": "0.5",
     "WORKER_MAINTENANCE_S": "1",
+    "EXTRA_WORK_MS": "100",  # 0.1 s per chunk: a run of thousands of rows lasts seconds
 }
 
 
@@ -177,38 +178,32 @@ def test_bad_rows_are_refused_or_failed_with_a_reason_and_lose_nothing(
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     stack: ComposeStack, model: OnnxModel
 ) -> None:
-    try:
-        with stack.overridden(EXTRA_WORK_MS="100"):  # 0.1 s per chunk: a run lasts seconds
-            stack.compose("up", "-d", "--no-deps", "--wait", "worker")
-        ctl(stack, "load", "16000")
-        victim = None
-        deadline = time.monotonic() + 60
-        while victim is None:  # a worker inside a chunk's transaction, while rows are pending
-            assert time.monotonic() < deadline, "no run got going"
-            if progress(stack)["done"] > 3002:
-                victim = sql(
-                    stack,
-                    "SELECT application_name FROM pg_stat_activity WHERE xact_start IS NOT NULL "
-                    "AND application_name ~ '^[0-9a-f]{12}-' LIMIT 1",
-                )
-            time.sleep(0.1)
-        container = victim.split("-")[0]
-        subprocess.run(["docker", "kill", container], check=True, capture_output=True)
-        assert progress(stack)["pending"] > 0, "the run ended before the kill"
-        wait_until_nothing_pending(stack, timeout_s=120)
-        # The survivor hands the dead worker's drain back (retried: it finds nothing left),
-        # and the run ends with every row counted once.
-        deadline = time.monotonic() + 60
-        while (run := progress(stack)["runs"][0])["finished_at"] is None:
-            assert time.monotonic() < deadline, f"the run did not end: {run}"
-            time.sleep(0.3)
-        assert (run["pending_at_start"], run["rows_done"], run["drains_done"]) == (16000, 16000, 2)
-        assert any(
-            victim in line and "stopped beating" in line
-            for line in stack.logs("worker").splitlines()
-        ), "no worker handed the dead worker's drain back"
-    finally:
-        stack.compose("up", "-d", "--no-deps", "--wait", "worker")  # back to two fast workers
+    ctl(stack, "load", "16000")
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None:  # a worker inside a chunk's transaction, while rows are pending
+        assert time.monotonic() < deadline, "no run got going"
+        if progress(stack)["done"] > 3002:
+            victim = sql(
+                stack,
+                "SELECT application_name FROM pg_stat_activity WHERE xact_start IS NOT NULL "
+                "AND application_name ~ '^[0-9a-f]{12}-' LIMIT 1",
+            )
+        time.sleep(0.1)
+    subprocess.run(["docker", "kill", victim.split("-")[0]], check=True, capture_output=True)
+    assert progress(stack)["pending"] > 0, "the run ended before the kill"
+    wait_until_nothing_pending(stack, timeout_s=120)
+    # The survivor hands the dead worker's drain back (retried: it finds nothing left),
+    # and the run ends with every row counted once.
+    deadline = time.monotonic() + 60
+    while (run := progress(stack)["runs"][0])["finished_at"] is None:
+        assert time.monotonic() < deadline, f"the run did not end: {run}"
+        time.sleep(0.3)
+    assert (run["pending_at_start"], run["rows_done"], run["drains_done"]) == (16000, 16000, 2)
+    assert any(
+        victim in line and "stopped beating" in line for line in stack.logs("worker").splitlines()
+    ), "no worker handed the dead worker's drain back"
+    subprocess.run(["docker", "start", victim.split("-")[0]], check=True, capture_output=True)
     assert progress(stack)["done"] == 19002
     assert assert_exactly_one_correct_prediction_per_row(stack, model) == 19002
     duplicates = sql(stack, "SELECT count(*) - count(DISTINCT input_id) FROM batch_predictions")
