@@ -6,10 +6,11 @@
 * **miss**: nobody has it; ``compute()`` runs once and its value is stored with
   a TTL (``CACHE_TTL_S``).
 * **coalesced**: another request was already computing the same key, in this
-  process (single flight: one in-process future per key) or in another replica
-  (a short Redis lock per key, ``CACHE_LOCK_TTL_S``); this one waited for that
-  value instead of computing it again. A stampede of N concurrent misses on one
-  key costs one computation, not N.
+  process (single flight: one lookup or computation in flight per key, which
+  the others join) or in another replica (a short Redis lock per key,
+  ``CACHE_LOCK_TTL_S``); this one waited for that value instead of computing
+  it again. A stampede of N concurrent misses on one key costs one
+  computation, not N. (Joining a lookup that hits counts as a hit.)
 * **bypass**: Redis failed or did not answer within ``CACHE_TIMEOUT_S``; the
   value is computed without Redis (single flight still applies). After a
   failure every request skips Redis for ``CACHE_RETRY_S``, so a Redis that is
@@ -102,7 +103,7 @@ class CacheSettings(_EnvSettings):
     )
     cache_ttl_s: float = Field(3600, gt=0, description="How long a stored value lives.")
     cache_timeout_s: float = Field(
-        0.1, gt=0, description="Deadline of one Redis call; past it the request bypasses Redis."
+        0.25, gt=0, description="Deadline of one Redis call; past it the request bypasses Redis."
     )
     cache_retry_s: float = Field(
         1.0, ge=0, description="After a Redis failure, requests bypass Redis this long."
@@ -165,6 +166,7 @@ class _Flight:
 
     done: asyncio.Event = field(default_factory=asyncio.Event)
     value: bytes | None = None
+    result: str = ""
     error: BaseException | None = None
 
 
@@ -223,11 +225,13 @@ class ReadThroughCache:
                 raise flight.error
             if flight.value is None:  # the leader was cancelled: lead this time
                 return await self.get_or_compute(key, compute)
-            return self._count(Cached(flight.value, "coalesced"))
+            # Joining a lookup that hit is a hit; joining a computation is waiting for it.
+            result = "hit" if flight.result == "hit" else "coalesced"
+            return self._count(Cached(flight.value, result))
         flight = self._flights[key] = _Flight()
         try:
             cached = await self._lead(key, compute)
-            flight.value = cached.value
+            flight.value, flight.result = cached.value, cached.result
         except Exception as exc:
             flight.error = exc
             raise

@@ -121,6 +121,14 @@ async def test_a_stampede_of_misses_computes_once(cache: ReadThroughCache) -> No
     assert {a.value for a in answers} == {b"answer"}
 
 
+async def test_requests_joining_a_lookup_that_hits_are_hits(cache: ReadThroughCache) -> None:
+    await cache.get_or_compute(KEY, Computation())
+    compute = Computation()
+    answers = await asyncio.gather(*(cache.get_or_compute(KEY, compute) for _ in range(10)))
+    assert compute.calls == 0
+    assert {a.result for a in answers} == {"hit"}
+
+
 async def test_a_stampede_across_replicas_computes_once(redis_url: str) -> None:
     replicas = [make_cache(redis_url, f"replica-{i}") for i in range(3)]
     compute = Computation(delay_s=0.1)
