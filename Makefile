@@ -92,14 +92,14 @@ starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORC
 	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
 	$(PYTHON) compose/starter.py $(PATTERN) $(DEST) $(if $(FORCE),--force)
 
-# The batch pattern's own commands (they bring its stack up first).
-BATCH_CTL := ./compose/compose.sh -f patterns/batch/compose.yaml run --rm ctl
+# The batch pattern's own commands (they bring its stack up first, whatever PATTERN says).
+BATCH_COMPOSE := ./compose/compose.sh -f patterns/batch/compose.yaml
+BATCH_CTL := $(BATCH_COMPOSE) run --rm ctl
 
 .PHONY: batch-up batch-load batch-run batch-status batch-bench
-batch-up batch-load batch-run batch-status batch-bench: PATTERN := batch
 batch-up: # the batch stack, brought up unless its workers already run
-	@$(COMPOSE) ps --services --status running 2>/dev/null | grep -qx worker \
-	  || $(MAKE) --no-print-directory up PATTERN=batch
+	@$(BATCH_COMPOSE) ps --services --status running 2>/dev/null | grep -qx worker \
+	  || $(BATCH_COMPOSE) up --build --wait --remove-orphans
 
 batch-load: batch-up ## batch: add ROWS (10000) pending rows of sample data
 	$(BATCH_CTL) load $(ROWS)
