@@ -5,10 +5,10 @@ Run it where the api runs, so both are measured on the same network and cores::
     ./compose/compose.sh -f patterns/prediction-cache/compose.yaml \
         exec -T api python - < patterns/prediction-cache/costs.py
 
-It prints one JSON object: onnxruntime's time per single-row call of the
-pattern's model and of ``iris`` (one thread, as the predictor runs them, on
-held-out-like rows), and the time of a Redis ``GET`` of a stored answer with
-the api's own client (``redis.asyncio``, the pattern's settings), medians of
+It prints one JSON object: onnxruntime's time for one call of the pattern's
+model on 1 and on 10 rows and of ``iris`` on 1 row (one thread, as the
+predictor runs them), and the time of a Redis ``GET`` of a stored answer with
+the api's own client (``redis.asyncio``, the pattern's settings): medians of
 many calls.
 """
 
@@ -27,15 +27,18 @@ from shared.model import OnnxModel
 ANSWER = b'{"predictions":[{"label":"setosa","probabilities":{"setosa":1.0}}]}'
 
 
-def inference_ms_per_row(model_dir: Path, name: str, calls: int = 2000) -> float:
-    """Median ms of one single-row ``predict_proba`` of ``name`` (one onnxruntime thread)."""
+def inference_ms(model_dir: Path, name: str, rows: int = 1, calls: int = 2000) -> float:
+    """Median ms of one ``predict_proba`` of ``name`` on ``rows`` rows (one onnxruntime thread).
+
+    The rows are drawn uniformly over the iris measurements' ranges, a fresh set each call.
+    """
     model = OnnxModel.load(model_dir, name, intra_op_threads=1)
     low, high = np.array([4.3, 2.0, 1.0, 0.1]), np.array([7.9, 4.4, 6.9, 2.5])
-    rows = np.random.default_rng(0).uniform(low, high, (calls, 4)).astype(np.float32)
+    batches = np.random.default_rng(0).uniform(low, high, (calls, rows, 4)).astype(np.float32)
     times = []
-    for row in rows:
+    for batch in batches:
         started = time.perf_counter()
-        model.predict_proba(row[None])
+        model.predict_proba(batch)
         times.append(time.perf_counter() - started)
     return statistics.median(times[calls // 10 :]) * 1000
 
@@ -62,8 +65,9 @@ def main() -> None:
     model_dir = Path(os.environ.get("MODEL_DIR", "/models"))
     model = os.environ.get("MODEL_NAME", "iris-boosted")
     figures = {
-        f"{model} inference ms/row": inference_ms_per_row(model_dir, model),
-        "iris inference ms/row": inference_ms_per_row(model_dir, "iris"),
+        f"{model} inference ms, 1 row": inference_ms(model_dir, model),
+        f"{model} inference ms, 10 rows": inference_ms(model_dir, model, rows=10, calls=500),
+        "iris inference ms, 1 row": inference_ms(model_dir, "iris"),
         "redis GET ms": asyncio.run(redis_get_ms(CacheSettings())),
     }
     print(json.dumps({name: round(value, 4) for name, value in figures.items()}))

@@ -22,5 +22,5 @@ async def test_costs_measures_an_inference_and_a_redis_get(
     model_repo: Path, redis_url: str
 ) -> None:
     costs = load_costs()
-    assert costs.inference_ms_per_row(model_repo, "iris-boosted", calls=50) > 0
+    assert costs.inference_ms(model_repo, "iris-boosted", rows=3, calls=50) > 0
     assert await costs.redis_get_ms(CacheSettings(redis_url=redis_url), calls=50) > 0
