@@ -17,6 +17,7 @@ LOCUST_OPTIONS ?=
 OUT ?= $(PATTERN)
 API_PORT ?= 8000
 ROWS ?= 10000
+ROUNDS ?= 3
 PYTHON ?= python3
 VENV ?= .venv
 PROMETHEUS_PORT ?= 9090
@@ -91,22 +92,26 @@ starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORC
 	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
 	$(PYTHON) compose/starter.py $(PATTERN) $(DEST) $(if $(FORCE),--force)
 
-# The batch pattern's own commands (they bring its stack up first).
-BATCH_CTL := ./compose/compose.sh -f patterns/batch/compose.yaml run --rm ctl
+# The batch pattern's own commands (they bring its stack up first, whatever PATTERN says).
+BATCH_COMPOSE := ./compose/compose.sh -f patterns/batch/compose.yaml
+BATCH_CTL := $(BATCH_COMPOSE) run --rm ctl
 
-.PHONY: batch-load batch-run batch-status batch-bench
-batch-load batch-run batch-status batch-bench: PATTERN := batch
-batch-load: up ## batch: add ROWS (10000) pending rows of sample data
+.PHONY: batch-up batch-load batch-run batch-status batch-bench
+batch-up: # the batch stack, brought up unless its workers already run
+	@$(BATCH_COMPOSE) ps --services --status running 2>/dev/null | grep -qx worker \
+	  || $(BATCH_COMPOSE) up --build --wait --remove-orphans
+
+batch-load: batch-up ## batch: add ROWS (10000) pending rows of sample data
 	$(BATCH_CTL) load $(ROWS)
 
-batch-run: up ## batch: start a run now and wait until it has finished
+batch-run: batch-up ## batch: start a run now and wait until it has finished
 	$(BATCH_CTL) run --wait
 
-batch-status: up ## batch: pending, done and failed rows, and the latest runs
+batch-status: batch-up ## batch: pending, done and failed rows, and the latest runs
 	$(BATCH_CTL) status
 
-batch-bench: up ## batch: rows/s of a run over ROWS fresh rows vs the DB-only limit (wipes the tables)
-	$(BATCH_CTL) bench $(ROWS)
+batch-bench: batch-up ## batch: rows/s of runs over ROWS rows vs the DB-only limit, ROUNDS times (wipes the tables)
+	$(BATCH_CTL) bench $(ROWS) --rounds $(ROUNDS)
 
 .PHONY: bench-parallel
 bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)

@@ -1,6 +1,6 @@
 """Fixtures every test suite may use: an exported model repository, service loading,
-a predictor process (``predictor_server``, or :func:`running_predictor` for one with its own
-settings), and real Redis and PostgreSQL servers (see tests/local_servers.py)."""
+predictors (``predictor_server``, ``slow_predictor``, or :func:`running_predictor` with
+settings of its own), and real Redis and PostgreSQL servers (see tests/local_servers.py)."""
 
 import importlib.util
 import itertools

@@ -4,12 +4,12 @@
 
 Brings the parallel stack up (``compose/compose.sh``), then for each delay
 (0, 50 and 100 ms by default) makes the ``iris-forest`` predictor answer that
-much later (its ``DELAY_MS``, a setting for demonstrations only), sends
-sequential ``POST /predict`` requests of one row from the host and prints,
-per delay, the p50 and p99 of the whole request beside the p50 of the
-slowest member's call and of the sum of all members' calls (what calling
-them one after the other would cost), as the api measured them. Leaves the
-stack up, with the delay back at 0.
+much later (its ``DELAY_MS``, a setting for demonstrations only), and last
+makes every member 50 ms late. For each, it sends sequential
+``POST /predict`` requests of one row from the host and prints the p50 and
+p99 of the whole request beside the p50 of the slowest member's call and of
+the sum of all members' calls (what calling them one after the other would
+cost), as the api measured them. Leaves the stack up, with no delay.
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ __all__ = ["DelayRun", "format_table", "main", "percentile"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = [str(REPO_ROOT / "compose" / "compose.sh"), "-f", "patterns/parallel/compose.yaml"]
 SLOWED = "iris-forest"
+#: The compose variables that set each member's predictor's DELAY_MS.
+DELAY_VARIABLES = {
+    "iris": "LINEAR_DELAY_MS",
+    "iris-forest": "FOREST_DELAY_MS",
+    "iris-bayes": "BAYES_DELAY_MS",
+}
 BODY = b'{"instances": [[6.3, 2.8, 5.1, 1.5]]}'
 
 
@@ -42,9 +48,9 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 @dataclass
 class DelayRun:
-    """The timings (ms) of one delay's requests: whole requests, and each member's call."""
+    """The timings (ms) of one setting's requests: whole requests, and each member's call."""
 
-    delay_ms: int
+    delays: str
     requests: list[float]
     members: list[dict[str, float]]
 
@@ -60,14 +66,14 @@ class DelayRun:
             percentile(total, 50),
             *(percentile([m[name] for m in self.members], 50) for name in names),
         ]
-        return [f"{self.delay_ms} ms", *(f"{value:.1f}" for value in cells)]
+        return [self.delays, *(f"{value:.1f}" for value in cells)]
 
 
 def format_table(runs: Sequence[DelayRun]) -> str:
     """A markdown table of the runs (times in ms)."""
     names = list(runs[0].members[0])
     header = [
-        f"{SLOWED} delay",
+        "delay (DELAY_MS)",
         "request p50",
         "request p99",
         "slowest member p50",
@@ -83,9 +89,9 @@ def compose(*args: str, **env: str) -> None:
     subprocess.run([*COMPOSE, *args], cwd=REPO_ROOT, env={**os.environ, **env}, check=True)
 
 
-def measure(client: httpx.Client, delay_ms: int, count: int, warmup: int) -> DelayRun:
+def measure(client: httpx.Client, delays: str, count: int, warmup: int) -> DelayRun:
     """``count`` sequential requests (after ``warmup`` unrecorded ones)."""
-    run = DelayRun(delay_ms, [], [])
+    run = DelayRun(delays, [], [])
     for i in range(warmup + count):
         started = time.perf_counter()
         answer = client.post("/predict", content=BODY)
@@ -104,20 +110,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "8000")))
-    parser.add_argument("--delays", default="0,50,100", help="ms, comma-separated")
-    parser.add_argument("--requests", type=int, default=200, help="per delay")
-    parser.add_argument("--warmup", type=int, default=20, help="per delay, not counted")
+    parser.add_argument("--delays", default="0,50,100", help=f"ms on {SLOWED}, comma-separated")
+    parser.add_argument("--all", type=int, default=50, help="then ms on every member (0: skip)")
+    parser.add_argument("--requests", type=int, default=200, help="per setting")
+    parser.add_argument("--warmup", type=int, default=20, help="per setting, not counted")
     args = parser.parse_args(argv)
+    settings = [
+        (f"{SLOWED} +{delay} ms", {DELAY_VARIABLES[SLOWED]: delay})
+        for delay in (int(d) for d in args.delays.split(","))
+    ]
+    if args.all:
+        settings.append(
+            (f"every member +{args.all} ms", dict.fromkeys(DELAY_VARIABLES.values(), args.all))
+        )
     env = {"API_PORT": str(args.port), "PREDICT_TIMEOUT_S": "2.0"}
     runs = []
     with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=10) as client:
-        for delay in (int(d) for d in args.delays.split(",")):
-            compose(
-                "up", "--build", "--wait", "--remove-orphans", FOREST_DELAY_MS=str(delay), **env
-            )
-            runs.append(measure(client, delay, args.requests, args.warmup))
-            print(f"{SLOWED} delay {delay} ms: done", file=sys.stderr)
-    compose("up", "--wait", "--remove-orphans", FOREST_DELAY_MS="0", API_PORT=str(args.port))
+        for label, delays in settings:
+            delay_env = {name: str(delays.get(name, 0)) for name in DELAY_VARIABLES.values()}
+            compose("up", "--build", "--wait", "--remove-orphans", **delay_env, **env)
+            runs.append(measure(client, label, args.requests, args.warmup))
+            print(f"{label}: done", file=sys.stderr)
+    compose("up", "--wait", "--remove-orphans", API_PORT=str(args.port))
     print(format_table(runs))
     return 0
 

@@ -4,6 +4,9 @@ Model runtime (:mod:`shared.model`), typed settings (:mod:`shared.settings`),
 the public JSON contract (:mod:`shared.schemas`), the app factory with health,
 metrics, request ids and error handling (:mod:`shared.app`), JSON logs
 (:mod:`shared.logs`) and the server entry point (:mod:`shared.serve`).
+Calls to several peers: one after another under one deadline (:mod:`shared.chain`),
+or all at once with a quorum (:mod:`shared.fanout`, results kept in Redis by
+:mod:`shared.fanout_store`).
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """A fan-out's results kept in Redis as they arrive, for a caller who comes back later.
 
-    store = FanOutStore(redis.asyncio.Redis.from_url(url), prefix="mlsp:parallel")
+    store = FanOutStore(connect_async(RedisSettings()), prefix="mlsp:parallel")
     job_id = await store.create(["a", "b", "c"], deadline_s=5.0)
     await fan_out(calls, 5.0, on_result=lambda r: store.record(job_id, r))   # in the background
     await store.finish(job_id)
@@ -18,8 +18,7 @@ still missing as timed out.
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ from redis.exceptions import RedisError
 
 from shared.errors import DependencyTimeout, DependencyUnavailable, ServiceError
 from shared.fanout import MemberResult
+from shared.redis_client import redis_errors
 
 #: After its deadline plus this, a job's missing members count as timed out.
 GRACE_S = 1.0
@@ -93,29 +93,24 @@ class JobRecord:
 class FanOutStore:
     """Jobs and their members' results in Redis, with a TTL."""
 
-    def __init__(self, redis: aioredis.Redis, *, prefix: str, ttl_s: int = 3600) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, prefix: str, ttl_s: int = 3600, retry_after_s: int = 2
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
+        self.retry_after_s = retry_after_s
 
     def _key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
 
-    @asynccontextmanager
-    async def _redis_errors(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (RedisError, OSError) as exc:
-            raise DependencyUnavailable(
-                f"redis is unavailable ({type(exc).__name__}); retry shortly"
-            ) from None
-
-    async def _write(self, job_id: str, fields: dict[str, bytes]) -> None:
+    async def _write(self, action: str, job_id: str, fields: dict[str, bytes]) -> None:
         key = self._key(job_id)
-        async with self._redis_errors(), self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, self.ttl_s)
-            await pipe.execute()
+        with redis_errors(action, self.retry_after_s):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=fields)
+                pipe.expire(key, self.ttl_s)
+                await pipe.execute()
 
     async def create(
         self, members: Sequence[str], deadline_s: float, context: dict[str, Any] | None = None
@@ -128,7 +123,7 @@ class FanOutStore:
             "deadline_s": deadline_s,
             "context": context or {},
         }
-        await self._write(job_id, {_META: orjson.dumps(meta)})
+        await self._write("storing the job", job_id, {_META: orjson.dumps(meta)})
         return job_id
 
     async def record(self, job_id: str, result: MemberResult[Any]) -> None:
@@ -139,17 +134,17 @@ class FanOutStore:
         else:
             body["code"], body["message"] = result.error.code, result.error.message
         data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        await self._write(job_id, {_RESULT + result.member: data})
+        await self._write("storing a result", job_id, {_RESULT + result.member: data})
 
     async def finish(self, job_id: str) -> None:
         """Mark the job finished: every member has its result."""
-        await self._write(job_id, {_FINISHED: b"1"})
+        await self._write("finishing the job", job_id, {_FINISHED: b"1"})
 
     async def read(self, job_id: str) -> JobRecord | None:
         """The job, or None when unknown or expired."""
         if not _JOB_ID.match(job_id):
             return None
-        async with self._redis_errors():
+        with redis_errors("reading the job", self.retry_after_s):
             fields = await self.redis.hgetall(self._key(job_id))
         raw = {k.decode(): v for k, v in fields.items()}
         if _META not in raw:
@@ -175,6 +170,6 @@ class FanOutStore:
         """Readiness: None when Redis answers, else why not."""
         try:
             await self.redis.ping()
-        except (RedisError, OSError) as exc:
-            return f"redis: {type(exc).__name__}: {exc}"
+        except RedisError as exc:
+            return f"Redis: {type(exc).__name__}: {exc}"
         return None

@@ -15,9 +15,12 @@ the worst case.
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
 from pydantic import Field
+from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -39,16 +42,28 @@ class RedisSettings(_EnvSettings):
     redis_retry_after_s: int = Field(2, ge=1, description="Retry-After when Redis is down.")
 
 
+def _client_options(
+    settings: RedisSettings, client_name: str | None, retry: type[Retry] | type[AsyncRetry]
+) -> dict[str, Any]:
+    """Short timeouts and two quick retries on connection errors."""
+    return {
+        "socket_timeout": settings.redis_socket_timeout_s,
+        "socket_connect_timeout": settings.redis_connect_timeout_s,
+        "health_check_interval": 30,
+        "retry": retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+        "client_name": client_name,
+    }
+
+
 def connect(settings: RedisSettings, *, client_name: str | None = None) -> redis.Redis:
     """A Redis client with short timeouts and two quick retries on connection errors."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_socket_timeout_s,
-        socket_connect_timeout=settings.redis_connect_timeout_s,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
-        client_name=client_name,
-    )
+    return redis.Redis.from_url(settings.redis_url, **_client_options(settings, client_name, Retry))
+
+
+def connect_async(settings: RedisSettings, *, client_name: str | None = None) -> aioredis.Redis:
+    """:func:`connect` for asyncio code (``redis.asyncio``): same timeouts and retries."""
+    options = _client_options(settings, client_name, AsyncRetry)
+    return aioredis.Redis.from_url(settings.redis_url, **options)
 
 
 @contextmanager

@@ -139,23 +139,26 @@ def postgres_server() -> Iterator[str]:
     if owner is not None:
         shutil.chown(folder, owner)
         shutil.chown(data, owner)
-    port = free_port()
     try:
         subprocess.run(
             [*prefix, _binary("initdb"), "-D", str(data), "-U", "test", "--auth=trust"],
             check=True,
             capture_output=True,
         )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
-            "-c fsync=off -c max_connections=50"
-        )
-        subprocess.run(
-            [*prefix, _binary("pg_ctl"), "-D", str(data), "-o", options,
-             "-l", str(folder / "log"), "-w", "start"],
-            check=True,
-            capture_output=True,
-        )  # fmt: skip
+        for attempt in range(3):  # another port if the free one was taken meanwhile
+            port = free_port()
+            options = (
+                f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
+                "-c fsync=off -c max_connections=50"
+            )
+            started = subprocess.run(
+                [*prefix, _binary("pg_ctl"), "-D", str(data), "-o", options,
+                 "-l", str(folder / "log"), "-w", "start"],
+                check=attempt == 2,
+                capture_output=True,
+            )  # fmt: skip
+            if started.returncode == 0:
+                break
         yield f"postgresql://test@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(

@@ -39,3 +39,12 @@ def test_load_passes_repeat_share_to_the_harness_only_when_set() -> None:
     assert dry.returncode == 0, dry.stderr
     assert "-e PATTERN=prediction-cache -e REPEAT_SHARE=0.9 " in dry.stdout
     assert "REPEAT_SHARE" not in make("-n", "load", "PATTERN=prediction-cache").stdout
+
+
+def test_batch_commands_work_on_the_batch_stack_whatever_pattern_says() -> None:
+    dry = make("-n", "batch-run", "PATTERN=web-single")
+    assert dry.returncode == 0, dry.stderr
+    assert "patterns/web-single/" not in dry.stdout
+    assert "compose.sh -f patterns/batch/compose.yaml ps --services --status running" in dry.stdout
+    assert "|| ./compose/compose.sh -f patterns/batch/compose.yaml up --build --wait" in dry.stdout
+    assert "compose.sh -f patterns/batch/compose.yaml run --rm ctl run --wait" in dry.stdout

@@ -58,7 +58,7 @@ def test_every_service_is_scraped_with_the_shared_metric_names(stack: ComposeSta
 def test_the_breakdown_explains_the_client_mean(stack: ComposeStack) -> None:
     stack.compose(
         "run", "--rm", "-e", "PATTERN=sync", "-e", "PROMETHEUS_URL=http://prometheus:9090",
-        "-e", "WAIT_SECONDS=0.02", "loadtest", "--users", "1", "--spawn-rate", "1",
+        "-e", "WAIT_SECONDS=0.05", "loadtest", "--users", "1", "--spawn-rate", "1",
         "--run-time", "10s", "--host", "http://api:8080", "--out", "/results/e2e-sync-observe",
     )  # fmt: skip
     (result,) = orjson.loads(

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -62,8 +63,23 @@ def test_force_writes_over(tmp_path: Path) -> None:
     assert (tmp_path / "compose.yaml").is_file()
 
 
+def predict(base_url: str) -> dict:
+    """One prediction; for a queue pattern (202 + job URL), polled until the job is done."""
+    answer = httpx.post(f"{base_url}/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    if answer.status_code == 202:
+        job_url = base_url + answer.headers["location"]
+        deadline = time.monotonic() + 60
+        while (job := httpx.get(job_url).json())["status"] != "finished":
+            assert job["status"] in ("queued", "started"), job
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+        return job["result"]
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("pattern", ["web-single", "sync"])
+@pytest.mark.parametrize("pattern", ["web-single", "sync", "async"])
 def test_an_ejected_starter_builds_runs_and_passes_its_tests(
     pattern: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -77,11 +93,7 @@ def test_an_ejected_starter_builds_runs_and_passes_its_tests(
     env = {**os.environ, "API_PORT": str(port), "VENV": str(Path(sys.executable).parents[1])}
     try:
         subprocess.run([*make, "up"], env=env, check=True, capture_output=True, timeout=600)
-        answer = httpx.post(
-            f"http://127.0.0.1:{port}/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}
-        )
-        assert answer.status_code == 200
-        assert answer.json()["predictions"][0]["label"] == "setosa"
+        assert predict(f"http://127.0.0.1:{port}")["predictions"][0]["label"] == "setosa"
         tests = subprocess.run(
             [*make, "test"], env=env, capture_output=True, text=True, timeout=600, check=False
         )

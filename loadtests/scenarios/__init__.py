@@ -23,6 +23,7 @@ SCENARIOS: dict[str, str] = {
     "async": "loadtests.scenarios.async_jobs:AsyncUser",
     "serial": "loadtests.scenarios.predict:PredictUser",
     "parallel": "loadtests.scenarios.parallel:ParallelUser",
+    "batch": "loadtests.scenarios.batch_rows:BatchUser",
     "prediction-cache": "loadtests.scenarios.prediction_cache:CachedPredictUser",
 }
 

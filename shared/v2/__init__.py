@@ -5,4 +5,5 @@
 * :mod:`shared.v2.grpc_server` and :mod:`shared.v2.rest`: the two faces of the predictor.
 * :mod:`shared.v2.server`: runs both in one process (``python -m shared.v2.server``).
 * :mod:`shared.v2.client`: what an api uses to call a predictor over gRPC.
+* :mod:`shared.v2.peers`: a model on a predictor as an api calling several of them sees it.
 """

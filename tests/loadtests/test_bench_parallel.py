@@ -13,7 +13,7 @@ def test_percentile_is_nearest_rank() -> None:
 
 def test_the_table_sets_the_request_beside_the_slowest_member_and_the_sum() -> None:
     run = DelayRun(
-        50,
+        "iris-forest +50 ms",
         requests=[56.0, 58.0, 57.0],
         members=[
             {"iris": 1.0, "iris-forest": 52.0, "iris-bayes": 2.0},
@@ -23,7 +23,7 @@ def test_the_table_sets_the_request_beside_the_slowest_member_and_the_sum() -> N
     )
     table = format_table([run]).splitlines()
     assert table[0] == (
-        "| iris-forest delay | request p50 | request p99 | slowest member p50 | "
+        "| delay (DELAY_MS) | request p50 | request p99 | slowest member p50 | "
         "sum of members p50 | iris p50 | iris-forest p50 | iris-bayes p50 |"
     )
-    assert table[2] == "| 50 ms | 57.0 | 58.0 | 52.0 | 55.0 | 1.5 | 52.0 | 1.5 |"
+    assert table[2] == "| iris-forest +50 ms | 57.0 | 58.0 | 52.0 | 55.0 | 1.5 | 52.0 | 1.5 |"

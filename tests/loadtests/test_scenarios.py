@@ -139,12 +139,13 @@ def test_locustfile_exposes_only_the_selected_class(locustfile_site: tuple[str, 
     assert result.stdout.strip() == "PredictUser"
 
 
-def test_the_async_scenario_is_registered() -> None:
+@pytest.mark.parametrize(("pattern", "user"), [("async", "AsyncUser"), ("batch", "BatchUser")])
+def test_the_queue_patterns_scenarios_are_registered(pattern: str, user: str) -> None:
     result = _list_user_classes(
-        str(REPO_ROOT / "loadtests" / "locustfile.py"), REPO_ROOT, pattern="async"
+        str(REPO_ROOT / "loadtests" / "locustfile.py"), REPO_ROOT, pattern=pattern
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "AsyncUser"
+    assert result.stdout.strip() == user
 
 
 def test_locustfile_rejects_an_unknown_pattern() -> None:

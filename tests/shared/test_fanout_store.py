@@ -6,17 +6,17 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from redis import asyncio as aioredis
 
 from conftest import _free_port
 from shared.errors import DependencyTimeout, DependencyUnavailable
 from shared.fanout import MemberResult, fan_out
 from shared.fanout_store import GRACE_S, FanOutStore
+from shared.redis_client import RedisSettings, connect_async
 
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[FanOutStore]:
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect_async(RedisSettings(redis_url=redis_url))
     yield FanOutStore(client, prefix="test", ttl_s=60)
     await client.aclose()
 
@@ -92,15 +92,15 @@ async def test_fan_out_stores_as_it_goes(store: FanOutStore) -> None:
 
 
 async def test_redis_down_is_a_503() -> None:
-    client = aioredis.Redis.from_url(
-        f"redis://127.0.0.1:{_free_port()}/0", socket_connect_timeout=0.5
+    client = connect_async(
+        RedisSettings(redis_url=f"redis://127.0.0.1:{_free_port()}/0", redis_connect_timeout_s=0.5)
     )
     store = FanOutStore(client, prefix="test")
     try:
-        with pytest.raises(DependencyUnavailable, match="redis is unavailable"):
+        with pytest.raises(DependencyUnavailable, match=r"^storing the job: Redis is unavailable"):
             await store.create(["a"], 1)
-        with pytest.raises(DependencyUnavailable, match="redis is unavailable"):
+        with pytest.raises(DependencyUnavailable, match=r"^reading the job: Redis is unavailable"):
             await store.read("0" * 32)
-        assert (await store.ping() or "").startswith("redis: ConnectionError")
+        assert (await store.ping() or "").startswith("Redis: ConnectionError")
     finally:
         await client.aclose()

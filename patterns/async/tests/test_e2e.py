@@ -57,8 +57,8 @@ def redis_cli(stack: ComposeStack, *args: str) -> str:
     return stack.compose("exec", "-T", "redis", "redis-cli", *args).strip()
 
 
-def job_keys(stack: ComposeStack) -> int:
-    return len(redis_cli(stack, "--scan", "--pattern", "rq:job:*").split())
+def job_keys(stack: ComposeStack) -> set[str]:
+    return set(redis_cli(stack, "--scan", "--pattern", "rq:job:*").split())
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -121,7 +121,7 @@ def test_bad_input_gets_422_at_once_and_queues_nothing(
     error = answer.json()["error"]
     assert (error["field"], error["request_id"]) == (field, answer.headers["x-request-id"])
     assert says in error["message"]
-    assert job_keys(stack) == before
+    assert not job_keys(stack) - before  # no new job (earlier ones may expire meanwhile)
     job_id = submit(stack, {"instances": [GOOD_ROW]})
     assert wait_status(stack, job_id, {"finished", "failed"})["status"] == "finished"
 

@@ -17,6 +17,7 @@ answer under the model name ``passthrough``): the database-bound limit of the
 same work, which ``ctl bench`` compares with the real thing.
 """
 
+import contextlib
 import logging
 import math
 import time
@@ -140,16 +141,12 @@ def drain(run_id: str, mode: Mode = "predict") -> dict[str, Any]:
     started = time.perf_counter()
     done = failed = 0
     while True:
-        with connection.transaction():
-            with stage("claim"):
-                claimed = store.claim_chunk(connection, settings.batch_chunk_size)
-            if not claimed:
-                break
-            outcome = predict_chunk(claimed, model, mode, settings.extra_work_ms)
-            with stage("write"):
-                store.write_chunk(
-                    connection, run_id=run_id, worker=worker, model=identity, **outcome
-                )
+        outcome = _one_chunk(
+            connection, model=model, mode=mode, settings=settings, run_id=run_id,
+            worker=worker, identity=identity,
+        )  # fmt: skip
+        if outcome is None:
+            break
         done += len(outcome["done"][0])
         failed += len(outcome["failed"][0])
         ROWS.labels("done").inc(len(outcome["done"][0]))
@@ -169,17 +166,49 @@ def drain(run_id: str, mode: Mode = "predict") -> dict[str, Any]:
     return summary
 
 
+def _one_chunk(
+    connection: psycopg.Connection,
+    *,
+    model: OnnxModel,
+    mode: Mode,
+    settings: BatchSettings,
+    run_id: str,
+    worker: str,
+    identity: tuple[str, str],
+) -> dict[str, tuple] | None:
+    """Claim, predict and write one chunk in one transaction; None when nothing is pending."""
+    try:
+        with stage("claim"):
+            claimed = store.claim_chunk(connection, settings.batch_chunk_size)
+        if not claimed:
+            connection.rollback()
+            return None
+        outcome = predict_chunk(claimed, model, mode, settings.extra_work_ms)
+        with stage("write"):  # the statements and the commit
+            store.write_chunk(connection, run_id=run_id, worker=worker, model=identity, **outcome)
+            connection.commit()
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):  # a broken connection has rolled back already
+            connection.rollback()  # the claimed rows are released, pending again
+        raise
+    return outcome
+
+
 def predict_chunk(
     claimed: list[tuple[int, Any]], model: OnnxModel, mode: Mode, extra_work_ms: int = 0
 ) -> dict[str, tuple]:
-    """Check and predict claimed rows: ``done`` (ids, labels, JSON) and ``failed`` (ids, errors)."""
+    """Check and predict claimed rows: ``done`` (ids, JSON) and ``failed`` (ids, errors).
+
+    The JSON is the array :func:`store.write_chunk` takes: ``{"id", "label",
+    "probabilities"}`` per row predicted.
+    """
     n_features = model.n_features
     ids = [row_id for row_id, _ in claimed]
     features = [values for _, values in claimed]
     good, errors = check_rows(features, n_features)
     good_ids = [ids[i] for i in good]
     if not good:
-        return {"done": ([], [], []), "failed": _failed(ids, errors)}
+        return {"done": ([], "[]"), "failed": _failed(ids, errors)}
     rows = np.asarray([features[i] for i in good], dtype=np.float32)
     with stage("inference"):
         if mode == "passthrough":
@@ -190,9 +219,9 @@ def predict_chunk(
                 time.sleep(extra_work_ms / 1000)  # EXTRA_WORK_MS: stands in for a heavier model
             probabilities = model.predict_proba(rows)
     predictions = prediction_body(model.metadata, probabilities)["predictions"]
-    labels = [p["label"] for p in predictions]
-    encoded = [orjson.dumps(p["probabilities"]).decode() for p in predictions]
-    return {"done": (good_ids, labels, encoded), "failed": _failed(ids, errors)}
+    for row_id, prediction in zip(good_ids, predictions, strict=True):
+        prediction["id"] = row_id
+    return {"done": (good_ids, orjson.dumps(predictions).decode()), "failed": _failed(ids, errors)}
 
 
 def _failed(ids: list[int], errors: dict[int, str]) -> tuple[list[int], list[str]]:

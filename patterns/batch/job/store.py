@@ -68,17 +68,18 @@ LIMIT %s
 FOR UPDATE SKIP LOCKED
 """
 
+# The chunk's predictions travel as one JSON array: one string to send, parsed in C.
 WRITE_PREDICTIONS = """
 INSERT INTO batch_predictions
     (input_id, model_name, model_version, label, probabilities, run_id, worker)
-SELECT id, %s, %s, label, probabilities::jsonb, %s, %s
-FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS chunk (id, label, probabilities)
+SELECT chunk.id, %s, %s, chunk.label, chunk.probabilities, %s, %s
+FROM jsonb_to_recordset(%s::jsonb) AS chunk (id bigint, label text, probabilities jsonb)
 ON CONFLICT (input_id, model_name, model_version) DO NOTHING
 """
 
 MARK_DONE = """
 UPDATE batch_inputs SET status = 'done', error = NULL, processed_at = clock_timestamp()
-WHERE id = ANY(%s)
+WHERE id = ANY(%b::bigint[])
 """
 
 MARK_FAILED = """
@@ -115,20 +116,18 @@ def write_chunk(
     run_id: str,
     worker: str,
     model: tuple[str, str],
-    done: tuple[Sequence[int], Sequence[str], Sequence[str]],
+    done: tuple[Sequence[int], str],
     failed: tuple[Sequence[int], Sequence[str]],
 ) -> None:
     """Write a claimed chunk's outcome, inside the claim's transaction.
 
-    ``done`` is (ids, labels, probabilities as JSON); ``failed`` is (ids, errors).
+    ``done`` is (ids, their predictions as a JSON array of ``{"id", "label",
+    "probabilities"}``); ``failed`` is (ids, errors).
     """
-    ids, labels, probabilities = done
+    ids, predictions = done
     failed_ids, errors = failed
     if ids:
-        connection.execute(
-            WRITE_PREDICTIONS,
-            (*model, run_id, worker, list(ids), list(labels), list(probabilities)),
-        )
+        connection.execute(WRITE_PREDICTIONS, (*model, run_id, worker, predictions))
         connection.execute(MARK_DONE, (list(ids),))
     if failed_ids:
         connection.execute(MARK_FAILED, (list(failed_ids), list(errors)))
@@ -199,22 +198,12 @@ def insert_rows(connection: psycopg.Connection, rows: Iterable[Sequence[float]])
     return count
 
 
-# What ``ctl bench`` needs: a clean slate, the same rows pending again, the rate of a run.
+# What ``ctl bench`` needs: a clean slate and the rate of a run.
 
 
 def clear(connection: psycopg.Connection) -> None:
     """Remove every input, prediction and run."""
     connection.execute("TRUNCATE batch_predictions, batch_runs, batch_inputs RESTART IDENTITY")
-
-
-def set_all_pending(connection: psycopg.Connection, forget_model: tuple[str, str]) -> None:
-    """Make every input pending again, dropping the predictions of ``forget_model``."""
-    connection.execute(
-        "DELETE FROM batch_predictions WHERE model_name = %s AND model_version = %s", forget_model
-    )
-    connection.execute(
-        "UPDATE batch_inputs SET status = 'pending', error = NULL, processed_at = NULL"
-    )
 
 
 def run_rate(connection: psycopg.Connection, run_id: str) -> dict[str, Any] | None:

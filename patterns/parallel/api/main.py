@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel, Field, field_validator
-from redis import asyncio as aioredis
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -38,6 +37,7 @@ from shared.fanout_store import FanOutStore
 from shared.health import Readiness
 from shared.metrics import stage
 from shared.model import ModelError
+from shared.redis_client import RedisSettings, connect_async
 from shared.schemas import (
     ErrorResponse,
     Prediction,
@@ -68,7 +68,7 @@ def parse_members(value: str) -> dict[str, str]:
     return members
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, RedisSettings):
     """The api's settings: the members and their predictors, the deadlines, the quorum, Redis."""
 
     model_dir: Path = Field(Path("/models"), description="Model repository (metadata only).")
@@ -80,7 +80,6 @@ class Settings(ServiceSettings):
     quorum: int = Field(2, ge=1, description="Members that must answer for an answer.")
     predict_timeout_s: float = Field(0.5, gt=0, description="POST /predict waits this long.")
     job_timeout_s: float = Field(5.0, gt=0, description="A job's members get this long.")
-    redis_url: str = Field(description="redis://host:port/db holding the jobs' results.")
     job_ttl_s: int = Field(3600, ge=1, description="How long a job's results are kept.")
 
     @field_validator("predictor_urls")
@@ -131,10 +130,13 @@ readiness.add("redis", redis_ready)
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """A channel per member and a Redis client; jobs in flight get the grace period to finish."""
     global store  # noqa: PLW0603 - the one store this process uses
-    redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+    redis = connect_async(settings, client_name="parallel-api")
+    store = FanOutStore(
+        redis,
+        prefix="mlsp:parallel",
+        ttl_s=settings.job_ttl_s,
+        retry_after_s=settings.redis_retry_after_s,
     )
-    store = FanOutStore(redis, prefix="mlsp:parallel", ttl_s=settings.job_ttl_s)
     async with connected(members, settings.predict_timeout_s):
         yield
         if running_jobs:

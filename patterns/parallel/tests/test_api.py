@@ -185,7 +185,7 @@ def test_redis_down_fails_jobs_not_predictions(start: Callable[..., TestClient])
     client = start(REDIS_URL=f"redis://127.0.0.1:{_free_port()}/0")
     answer = client.post("/jobs", json={"instances": ROWS})
     assert answer.status_code == 503
-    assert answer.json()["error"]["message"].startswith("redis is unavailable")
+    assert answer.json()["error"]["message"].startswith("storing the job: Redis is unavailable")
     assert client.post("/predict", json={"instances": ROWS}).status_code == 200
     assert "redis" in client.get("/health/ready").json()["checks"]
 

@@ -117,7 +117,7 @@ def test_a_stopped_redis_fails_jobs_not_predictions(stack: ComposeStack) -> None
     with stack.stopped("redis"):
         answer = stack.post("/jobs", json={"instances": ROWS})
         assert answer.status_code == 503
-        assert answer.json()["error"]["message"].startswith("redis is unavailable")
+        assert answer.json()["error"]["message"].startswith("storing the job: Redis is unavailable")
         assert predict(stack).status_code == 200
     stack.wait_for(lambda: stack.post("/jobs", json={"instances": ROWS}).status_code == 202, "jobs")
 

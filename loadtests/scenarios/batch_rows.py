@@ -1,0 +1,41 @@
+"""batch: add rows for the next run (``POST /rows``); the runs themselves are timed by
+``make batch-bench``, not by Locust."""
+
+from __future__ import annotations
+
+import orjson
+from locust import FastHttpUser, constant, task
+
+from loadtests.config import load_settings
+from loadtests.scenarios.common import JSON_HEADERS, iris_payloads
+
+SETTINGS = load_settings()
+
+
+class BatchUser(FastHttpUser):
+    """POSTs iris instances as pending rows and checks an id comes back for each."""
+
+    wait_time = constant(SETTINGS.wait_seconds)
+
+    def on_start(self) -> None:
+        """Give this user its own deterministic payload stream."""
+        self.payloads = iris_payloads(SETTINGS, self.environment)
+
+    @task
+    def add_rows(self) -> None:
+        """One request; failed unless 202 with ``batch_size`` ids."""
+        with self.client.post(
+            "/rows",
+            data=self.payloads.next_body(),
+            headers=JSON_HEADERS,
+            name="POST /rows",
+            catch_response=True,
+        ) as response:
+            if not response.status_code:
+                return
+            if response.status_code != 202:
+                response.failure(f"HTTP {response.status_code}")
+                return
+            ids = orjson.loads(response.content or b"{}").get("ids")
+            if not isinstance(ids, list) or len(ids) != SETTINGS.batch_size:
+                response.failure(f"expected {SETTINGS.batch_size} ids")
