@@ -41,9 +41,9 @@ import numpy as np
 import redis.asyncio as redis
 from prometheus_client import Counter, Gauge
 from pydantic import Field
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from shared.metrics import stage
 from shared.model import ModelMetadata
