@@ -68,6 +68,10 @@ def test_the_breakdown_explains_the_client_mean(stack: ComposeStack) -> None:
     assert {"api", "predictor", "between services", "client side"} <= set(segments)
     assert result["requests"] > 100
     attributed = sum(v for k, v in segments.items() if k != "client side")
-    # Under a light load nearly all of the client's time is seen by the servers.
-    assert 0.8 * result["client_mean_ms"] <= attributed <= 1.2 * result["client_mean_ms"]
+    assert sum(segments.values()) == pytest.approx(result["client_mean_ms"])
+    # Under a light load most of the client's time is seen by the servers: 90% on a
+    # quiet 2-core machine, 70-75% when other work competes for the cores (the client
+    # side then holds the load generator's own wake-up delays). Checked loosely here,
+    # reported exactly by `make load OBSERVE=1`.
+    assert 0.5 * result["client_mean_ms"] <= attributed <= 1.05 * result["client_mean_ms"]
     assert result["stages"]["predictor: inference"] > 0
