@@ -43,7 +43,7 @@ up: check-pattern ## Build and start PATTERN's stack, wait until healthy, print 
 	@start=$$(date +%s); \
 	$(COMPOSE) up --build --wait --remove-orphans && \
 	echo "$(PATTERN) is up in $$(( $$(date +%s) - start )) s: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
-	$(if $(OBSERVE),&& echo "Prometheus: http://127.0.0.1:$(PROMETHEUS_PORT)  (recording rules: service:*, service_stage:*)")
+	$(if $(OBSERVE),&& echo "Prometheus: http://127.0.0.1:$(PROMETHEUS_PORT)  (recording rules: service:*, service_stage:*, service_cache:*)")
 
 .PHONY: down
 down: check-pattern ## Stop PATTERN's stack and remove its containers and volumes

@@ -21,7 +21,7 @@ Lookup and lock take one round trip (a Lua script: GET, else SET NX PX of the
 lock); storing the value and releasing the lock take another. Values are bytes:
 the caller decides what to keep (the prediction-cache api keeps the JSON answer).
 
-Keys come from :func:`prediction_key`: model name, version and sha256 prefix,
+Prediction keys come from :func:`prediction_key`: model name, version and sha256 prefix,
 then the sha256 of the input rows as the model sees them (see :func:`rows_digest`).
 
 Metrics: ``mlsp_cache_requests_total{cache,result}``, ``mlsp_cache_hit_ratio{cache}``
@@ -41,9 +41,9 @@ import numpy as np
 import redis.asyncio as redis
 from prometheus_client import Counter, Gauge
 from pydantic import Field
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from shared.metrics import stage
 from shared.model import ModelMetadata
