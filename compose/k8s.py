@@ -52,9 +52,9 @@ PATTERNS_DIR = ROOT / "patterns"
 HTTP_PORT = 8080  # every mlsp/* service: /health/live, /health/ready and /metrics (shared/)
 SECRET_NAME = "mlsp-secrets"
 SECRETS = ("REDIS_PASSWORD", "POSTGRES_PASSWORD")  # the ones compose/compose.sh makes
-BUILD_ONLY = {"base"}  # builds the image others start FROM; nothing to run
 # Users named in compose that Kubernetes needs as numbers (runAsNonRoot): the official images'.
 NAMED_USERS = {"redis": 999, "postgres": 999}
+APP_USER = 10001  # the user of the mlsp/* images (compose/Dockerfile)
 STORAGE = "1Gi"  # size of each PersistentVolumeClaim (compose volumes have none)
 HPA_MAX_REPLICAS = 4
 HPA_CPU_PERCENT = 70
@@ -144,6 +144,8 @@ def user_ids(name: str, svc: Doc) -> tuple[int, int]:
         return int(uid), int(gid or uid)
     if uid in NAMED_USERS:
         return NAMED_USERS[uid], NAMED_USERS[uid]
+    if not uid and svc["image"].startswith("mlsp/"):
+        return APP_USER, APP_USER  # the images' USER (compose/Dockerfile)
     raise K8sError(f"{name}: user {user!r} must be numeric (or one of {sorted(NAMED_USERS)})")
 
 
@@ -170,33 +172,58 @@ def substitute(value: str) -> str:
 # -- the pattern as Kubernetes sees it ---------------------------------------------------
 
 
+def build_only(services: dict[str, Doc]) -> set[str]:
+    """Services that only build an image others are built FROM (``base``, ``prep-base``).
+
+    Their image is a build argument of another service, and they mount nothing: the
+    model-export image is a base too (of data-cache's seed), but it fills a volume.
+    """
+    bases = {
+        str(value)
+        for svc in services.values()
+        for value in ((svc.get("build") or {}).get("args") or {}).values()
+    }
+    return {
+        name
+        for name, svc in services.items()
+        if svc.get("image") in bases
+        and not (svc.get("volumes") or svc.get("ports") or svc.get("healthcheck"))
+        and svc.get("restart") in (None, "no")
+    }
+
+
 class Pattern:
     """A pattern's compose configuration and the Kubernetes objects it maps to."""
 
     def __init__(self, name: str, config: Doc) -> None:
         self.name = name
+        self.build_only = build_only(config["services"])
         self.services: dict[str, Doc] = {
-            n: s for n, s in config["services"].items() if n not in BUILD_ONLY
+            n: s for n, s in config["services"].items() if n not in self.build_only
         }
         extensions = config.get("x-kubernetes") or {}
         self.cronjobs: dict[str, Doc] = extensions.get("cronjobs") or {}
         self.one_shots = {n for n, s in self.services.items() if self.is_one_shot(n, s)}
 
     def is_one_shot(self, name: str, svc: Doc) -> bool:
-        """Runs once to completion and others wait for it (model-export, migrate)."""
+        """Runs once to completion: no healthcheck, no restart (model-export, migrate)."""
         healthcheck = svc.get("healthcheck") or {}
-        awaited = any(
-            (dep.get("condition") == "service_completed_successfully")
-            for other in self.services.values()
-            for dep_name, dep in (other.get("depends_on") or {}).items()
-            if dep_name == name
-        )
         no_healthcheck = healthcheck.get("disable", False) or not healthcheck.get("test")
-        return awaited and no_healthcheck and svc.get("restart") in (None, "no")
+        return bool(no_healthcheck and svc.get("restart") in (None, "no"))
 
-    def long_running(self) -> list[str]:
-        """Services that become workloads."""
-        return [n for n in sorted(self.services) if n not in self.one_shots]
+    def awaited(self, name: str) -> bool:
+        """Some service waits for ``name`` to complete (then it runs as an init container)."""
+        return any(
+            how.get("condition") == "service_completed_successfully"
+            for svc in self.services.values()
+            for dep, how in (svc.get("depends_on") or {}).items()
+            if dep == name
+        )
+
+    def workloads(self) -> list[str]:
+        """Services that become workloads: the long-running ones, and Jobs for the
+        one-shots nobody waits for."""
+        return [n for n in sorted(self.services) if n not in self.one_shots or not self.awaited(n)]
 
     def stateful(self, name: str) -> bool:
         """Third-party images (Redis, PostgreSQL) keep state: StatefulSets."""
@@ -382,6 +409,8 @@ class Pattern:
         """The Kubernetes objects of compose service ``name``."""
         if name in self.cronjobs:
             return [self.cronjob(name)]
+        if name in self.one_shots:
+            return [self.job(name)]
         svc = self.services[name]
         pod = self.pod(name)
         meta = {"name": name, "labels": labels(name)}
@@ -412,15 +441,28 @@ class Pattern:
             docs.append(service(name, ports))
         return docs
 
+    def job_pod(self, name: str) -> Doc:
+        """The pod template of a run-to-completion container: no ports, no probes."""
+        pod = self.pod(name)
+        for key in ("ports", "readinessProbe", "livenessProbe", "startupProbe"):
+            pod["spec"]["containers"][0].pop(key, None)
+        pod["spec"]["restartPolicy"] = "OnFailure"
+        return pod
+
+    def job(self, name: str) -> Doc:
+        """A Job for a one-shot service nobody waits for."""
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "labels": labels(name)},
+            "spec": {"backoffLimit": 6, "template": self.job_pod(name)},
+        }
+
     def cronjob(self, name: str) -> Doc:
         """A CronJob in place of a compose scheduler service (``x-kubernetes.cronjobs``)."""
         how = self.cronjobs[name]
-        pod = self.pod(name)
-        main = pod["spec"]["containers"][0]
-        for key in ("ports", "readinessProbe", "livenessProbe", "startupProbe"):
-            main.pop(key, None)
-        main["args"] = [str(a) for a in how["command"]]
-        pod["spec"]["restartPolicy"] = "OnFailure"
+        pod = self.job_pod(name)
+        pod["spec"]["containers"][0]["args"] = [str(a) for a in how["command"]]
         return {
             "apiVersion": "batch/v1",
             "kind": "CronJob",
@@ -442,7 +484,7 @@ class Pattern:
         header = HEADER.format(pattern=self.name)
         out: dict[str, str] = {}
         workloads: list[Doc] = []
-        for name in self.long_running():
+        for name in self.workloads():
             docs = self.objects(name)
             workloads.append(docs[0])
             out[f"base/{name}.yaml"] = header + dump_all(docs)
@@ -458,7 +500,7 @@ class Pattern:
                             "includeTemplates": True,
                         }
                     ],
-                    "resources": [f"{n}.yaml" for n in self.long_running()],
+                    "resources": [f"{n}.yaml" for n in self.workloads()],
                 }
             ]
         )

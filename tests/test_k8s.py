@@ -59,6 +59,11 @@ def workload(pattern: str, name: str) -> Doc:
     return found[0]
 
 
+@functools.cache
+def classified(pattern: str) -> k8s.Pattern:
+    return k8s.Pattern(pattern, config(pattern))
+
+
 def one_shot(svc: Doc) -> bool:
     healthcheck = svc.get("healthcheck") or {}
     no_healthcheck = healthcheck.get("disable") or not healthcheck.get("test")
@@ -66,9 +71,10 @@ def one_shot(svc: Doc) -> bool:
 
 
 def long_running(pattern: str) -> dict[str, Doc]:
-    """The compose services that must be workloads (``base`` only builds an image)."""
+    """The compose services that must be long-running workloads (not images to build FROM)."""
     services = config(pattern)["services"]
-    return {n: s for n, s in services.items() if n != "base" and not one_shot(s)}
+    skip = classified(pattern).build_only
+    return {n: s for n, s in services.items() if n not in skip and not one_shot(s)}
 
 
 def unexpand(value: str) -> str:
@@ -237,7 +243,7 @@ def test_one_shots_run_as_init_containers_before_the_services(pattern: str) -> N
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
         mounted = {v["source"] for v in svc.get("volumes") or []}
         for dep in svc.get("depends_on") or {}:
-            if dep == "base" or not one_shot(services[dep]):
+            if dep in classified(pattern).build_only or not one_shot(services[dep]):
                 continue
             writes = {v["source"] for v in services[dep].get("volumes") or []}
             if writes and not writes & mounted:
@@ -329,3 +335,54 @@ def test_a_bind_mount_is_refused_not_silently_dropped() -> None:
     }
     with pytest.raises(k8s.K8sError, match="only named volumes"):
         k8s.generate("x", config)
+
+
+SMALL = {
+    "base": {"image": "mlsp/base:dev", "build": {"context": "."}},
+    "export": {
+        "image": "mlsp/model-export:dev",
+        "depends_on": {"base": {"condition": "service_completed_successfully"}},
+        "volumes": [{"type": "volume", "source": "models", "target": "/models"}],
+    },
+    "seed": {  # a one-shot nobody waits for
+        "image": "mlsp/x-seed:dev",
+        "restart": "no",
+        "healthcheck": {"disable": True, "test": ["CMD", "true"]},
+        "build": {"context": "seed", "args": {"BASE_IMAGE": "mlsp/base:dev"}},
+    },
+    "api": {
+        "image": "mlsp/x-api:dev",
+        "restart": "unless-stopped",
+        "build": {"context": "api", "args": {"BASE_IMAGE": "mlsp/base:dev"}},
+        "healthcheck": {
+            "test": ["CMD", "python", "-m", "shared.probe", "http://127.0.0.1:8080/health/ready"],
+            "interval": "3s",
+            "timeout": "3s",
+            "retries": 3,
+        },
+        "ports": [{"target": 8080}],
+        "volumes": [{"type": "volume", "source": "models", "target": "/models", "read_only": True}],
+        "depends_on": {"export": {"condition": "service_completed_successfully"}},
+    },
+}
+
+
+def test_build_only_services_vanish_and_unawaited_one_shots_are_jobs() -> None:
+    files = k8s.generate("x", {"services": SMALL})
+    assert sorted(files) == [
+        "base/api.yaml",
+        "base/kustomization.yaml",
+        "base/seed.yaml",
+        "local/kustomization.yaml",
+        "local/namespace.yaml",
+    ]
+    (job,) = yaml.safe_load_all(files["base/seed.yaml"])
+    api = list(yaml.safe_load_all(files["base/api.yaml"]))
+    assert [d["kind"] for d in api] == ["Deployment", "HorizontalPodAutoscaler", "Service"]
+    for doc in [job, *api]:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert job["kind"] == "Job"
+    assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    pod = k8s.pod_spec(api[0])
+    assert [c["name"] for c in pod["initContainers"]] == ["export"]
+    assert pod["securityContext"]["runAsUser"] == 10001  # the images' user when compose names none
