@@ -92,6 +92,14 @@ starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORC
 	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
 	$(PYTHON) compose/starter.py $(PATTERN) $(DEST) $(if $(FORCE),--force)
 
+.PHONY: k8s-manifests k8s-generate
+k8s-manifests: check-pattern $(VENV)/.installed ## Kubernetes: regenerate PATTERN's kustomize tree from compose, print its local overlay
+	@$(VENV)/bin/python -m compose.k8s generate $(PATTERN)
+	@$(VENV)/bin/python -m compose.k8s render $(PATTERN)
+
+k8s-generate: $(VENV)/.installed ## Kubernetes: regenerate every pattern's kustomize tree (patterns/*/k8s/)
+	$(VENV)/bin/python -m compose.k8s generate
+
 # The batch pattern's own commands (they bring its stack up first, whatever PATTERN says).
 BATCH_COMPOSE := ./compose/compose.sh -f patterns/batch/compose.yaml
 BATCH_CTL := $(BATCH_COMPOSE) run --rm ctl
@@ -116,14 +124,6 @@ batch-bench: batch-up ## batch: rows/s of runs over ROWS rows vs the DB-only lim
 .PHONY: bench-parallel
 bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)
 	$(VENV)/bin/python -m loadtests.bench_parallel --port $(API_PORT)
-
-.PHONY: k8s-manifests k8s-generate
-k8s-manifests: check-pattern $(VENV)/.installed ## Kubernetes: regenerate PATTERN's kustomize tree from compose, print its local overlay
-	@$(VENV)/bin/python -m compose.k8s generate $(PATTERN)
-	@$(VENV)/bin/python -m compose.k8s render $(PATTERN)
-
-k8s-generate: $(VENV)/.installed ## Kubernetes: regenerate every pattern's kustomize tree (patterns/*/k8s/)
-	$(VENV)/bin/python -m compose.k8s generate
 
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
