@@ -267,7 +267,9 @@ class Pattern:
     def mounts_of(self, name: str) -> set[str]:
         """Named volumes the service mounts."""
         return {
-            v["source"] for v in self.services[name].get("volumes") or [] if v["type"] == "volume"
+            v["source"]
+            for v in self.services[name].get("volumes") or []
+            if v["type"] == "volume" and v.get("source")
         }
 
     def init_sources(self, name: str) -> list[str]:
@@ -354,6 +356,11 @@ class Pattern:
         for volume in svc.get("volumes") or []:
             if volume["type"] != "volume":
                 raise K8sError(f"{name}: only named volumes map to Kubernetes, not {volume}")
+            if not volume.get("source"):  # anonymous: the container's own scratch space
+                scratch = f"{name}-{slug(volume['target'])}"
+                pod_volumes[scratch] = {"name": scratch, "emptyDir": {}}
+                mounts.append({"name": scratch, "mountPath": volume["target"]})
+                continue
             source = volume["source"]
             written_by_one_shot = any(source in self.mounts_of(o) for o in self.one_shots)
             if written_by_one_shot:

@@ -241,11 +241,11 @@ def test_one_shots_run_as_init_containers_before_the_services(pattern: str) -> N
         pod = k8s.pod_spec(workload(pattern, name))
         inits = {c["name"]: c for c in pod.get("initContainers", [])}
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
-        mounted = {v["source"] for v in svc.get("volumes") or []}
+        mounted = {v.get("source") for v in svc.get("volumes") or []} - {None}
         for dep in svc.get("depends_on") or {}:
             if dep in classified(pattern).build_only or not one_shot(services[dep]):
                 continue
-            writes = {v["source"] for v in services[dep].get("volumes") or []}
+            writes = {v.get("source") for v in services[dep].get("volumes") or []} - {None}
             if writes and not writes & mounted:
                 continue  # waited for in compose for the image build order only
             assert dep in inits, f"{pattern}: {name} must run {dep} first"
