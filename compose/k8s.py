@@ -21,7 +21,9 @@ How compose maps to Kubernetes:
 * a one-shot service (no healthcheck, no restart) that others wait for with
   ``service_completed_successfully`` is an init container of each of them;
   ``model-export`` fills an ``emptyDir`` that the pod's containers mount
-  read-only, where compose shares a named volume;
+  read-only, where compose shares a named volume. A one-shot nobody waits for
+  is a Job; a service that only builds an image others start FROM (``base``)
+  is left out; anonymous volumes are ``emptyDir`` s;
 * a service named in the top-level ``x-kubernetes: {cronjobs: ...}`` of the
   compose file is a CronJob running the command given there;
 * healthchecks become probes on the same endpoints (``/health/live`` for liveness,
@@ -192,6 +194,13 @@ def build_only(services: dict[str, Doc]) -> set[str]:
     }
 
 
+def one_shot(svc: Doc) -> bool:
+    """Runs once to completion: no healthcheck, no restart (model-export, migrate, a seed)."""
+    healthcheck = svc.get("healthcheck") or {}
+    no_healthcheck = healthcheck.get("disable", False) or not healthcheck.get("test")
+    return bool(no_healthcheck and svc.get("restart") in (None, "no"))
+
+
 class Pattern:
     """A pattern's compose configuration and the Kubernetes objects it maps to."""
 
@@ -203,13 +212,7 @@ class Pattern:
         }
         extensions = config.get("x-kubernetes") or {}
         self.cronjobs: dict[str, Doc] = extensions.get("cronjobs") or {}
-        self.one_shots = {n for n, s in self.services.items() if self.is_one_shot(n, s)}
-
-    def is_one_shot(self, name: str, svc: Doc) -> bool:
-        """Runs once to completion: no healthcheck, no restart (model-export, migrate)."""
-        healthcheck = svc.get("healthcheck") or {}
-        no_healthcheck = healthcheck.get("disable", False) or not healthcheck.get("test")
-        return bool(no_healthcheck and svc.get("restart") in (None, "no"))
+        self.one_shots = {n for n, s in self.services.items() if one_shot(s)}
 
     def awaited(self, name: str) -> bool:
         """Some service waits for ``name`` to complete (then it runs as an init container)."""

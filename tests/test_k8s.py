@@ -64,17 +64,11 @@ def classified(pattern: str) -> k8s.Pattern:
     return k8s.Pattern(pattern, config(pattern))
 
 
-def one_shot(svc: Doc) -> bool:
-    healthcheck = svc.get("healthcheck") or {}
-    no_healthcheck = healthcheck.get("disable") or not healthcheck.get("test")
-    return bool(no_healthcheck and svc.get("restart") in (None, "no"))
-
-
 def long_running(pattern: str) -> dict[str, Doc]:
     """The compose services that must be long-running workloads (not images to build FROM)."""
     services = config(pattern)["services"]
     skip = classified(pattern).build_only
-    return {n: s for n, s in services.items() if n not in skip and not one_shot(s)}
+    return {n: s for n, s in services.items() if n not in skip and not k8s.one_shot(s)}
 
 
 def unexpand(value: str) -> str:
@@ -243,7 +237,7 @@ def test_one_shots_run_as_init_containers_before_the_services(pattern: str) -> N
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
         mounted = {v.get("source") for v in svc.get("volumes") or []} - {None}
         for dep in svc.get("depends_on") or {}:
-            if dep in classified(pattern).build_only or not one_shot(services[dep]):
+            if dep in classified(pattern).build_only or not k8s.one_shot(services[dep]):
                 continue
             writes = {v.get("source") for v in services[dep].get("volumes") or []} - {None}
             if writes and not writes & mounted:
