@@ -380,3 +380,34 @@ def test_build_only_services_vanish_and_unawaited_one_shots_are_jobs() -> None:
     pod = k8s.pod_spec(api[0])
     assert [c["name"] for c in pod["initContainers"]] == ["export"]
     assert pod["securityContext"]["runAsUser"] == 10001  # the images' user when compose names none
+
+
+# -- the commands ------------------------------------------------------------------------
+
+
+def test_make_k8s_manifests_regenerates_then_renders_and_refuses_unknown_patterns() -> None:
+    def make(*args: str) -> subprocess.CompletedProcess[str]:
+        command = ["make", "--no-print-directory", *args]
+        return subprocess.run(command, cwd=k8s.ROOT, capture_output=True, text=True, check=False)
+
+    dry = make("-n", "k8s-manifests", "PATTERN=sync")
+    assert dry.returncode == 0, dry.stderr
+    generate, render = [line for line in dry.stdout.splitlines() if "compose.k8s" in line]
+    assert generate.endswith("-m compose.k8s generate sync")
+    assert render.endswith("-m compose.k8s render sync")
+    refused = make("k8s-manifests", "PATTERN=nope")
+    assert refused.returncode != 0
+    assert "Unknown PATTERN 'nope'" in refused.stderr
+
+
+def test_render_prints_the_overlay(capsys: pytest.CaptureFixture[str]) -> None:
+    assert k8s.main(["render", "web-single"]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert docs == list(rendered("web-single"))
+    with pytest.raises(SystemExit):
+        k8s.main(["render", "nope"])
+
+
+@needs_compose
+def test_check_says_whether_trees_are_in_step() -> None:
+    assert k8s.main(["check", "web-single"]) == 0
