@@ -14,6 +14,9 @@ the mean the client observed (Locust's ``Average Response Time``):
 * ``client side``: what the servers did not see: the network to the api, time
   queued before the api's first byte of work, the load generator itself.
 
+A run with an end-to-end entry (async jobs) gets a second row, per job: the
+submit, the queue wait, the worker's time and the rest (:func:`measure_jobs`).
+
 Writes ``<prefix>_breakdown.json``, ``.md`` and ``.png`` (a stacked bar).
 Standard library only for the queries; matplotlib for the chart.
 """
@@ -34,6 +37,7 @@ NOT_PROBES = 'route!~"/health.*|/metrics"'
 ENTRY_SERVICE = "api"
 CLIENT_SIDE = "client side"
 BETWEEN = "between services"
+POLLING = "polling and client side"
 
 
 @dataclass
@@ -49,7 +53,7 @@ class Breakdown:
     @property
     def attributed_ms(self) -> float:
         """The part of the client's mean that the servers measured."""
-        return sum(v for k, v in self.segments.items() if k != CLIENT_SIDE)
+        return sum(v for k, v in self.segments.items() if k not in (CLIENT_SIDE, POLLING))
 
 
 def query(prometheus: str, expr: str, at: float) -> dict[tuple[str, ...], float]:
@@ -106,12 +110,56 @@ def measure(
     return result
 
 
+def measure_jobs(
+    prometheus: str, pattern: str, e2e_mean_ms: float, start: float, end: float
+) -> Breakdown:
+    """Where an async job's end-to-end time goes: submit, queue, worker, the rest.
+
+    Per finished job: the api's time on the submit (``POST`` requests), the
+    worker's ``queue_wait`` and ``job`` stages; ``polling and client side`` is
+    what is left of the client's end-to-end mean (up to one poll interval, the
+    poll requests themselves, the load generator).
+    """
+    window = f"{max(int(end - start), 1)}s"
+    jobs = _by_service(prometheus, "mlsp_stage_duration_seconds_count", 'stage="job"', window, end)
+    n_jobs = sum(jobs.values())
+    result = Breakdown(f"{pattern} (job)", e2e_mean_ms, round(n_jobs))
+    if n_jobs <= 0:
+        return result
+    per_job = 1000.0 / n_jobs
+    submits = _by_service(
+        prometheus,
+        "mlsp_http_request_duration_seconds_sum",
+        f'{NOT_PROBES},method="POST"',
+        window,
+        end,
+    )
+    result.segments[f"{ENTRY_SERVICE} (submit)"] = submits.get(ENTRY_SERVICE, 0.0) * per_job
+    for stage, segment in (("queue_wait", "queue wait"), ("job", "worker")):
+        spent = _by_service(
+            prometheus, "mlsp_stage_duration_seconds_sum", f'stage="{stage}"', window, end
+        )
+        result.segments[segment] = sum(spent.values()) * per_job
+    result.segments[POLLING] = e2e_mean_ms - result.attributed_ms
+    return result
+
+
+def _stats_rows(stats_prefix: str) -> list[dict[str, str]]:
+    with open(f"{stats_prefix}_stats.csv", newline="") as file:
+        return [r for r in csv.DictReader(file) if r["Name"] != "Aggregated"]
+
+
 def client_mean(stats_prefix: str) -> float:
     """Locust's average response time (ms) of the busiest request entry."""
-    with open(f"{stats_prefix}_stats.csv", newline="") as file:
-        rows = [r for r in csv.DictReader(file) if r["Name"] != "Aggregated" and r["Type"] != "E2E"]
+    rows = [r for r in _stats_rows(stats_prefix) if r["Type"] != "E2E"]
     busiest = max(rows, key=lambda r: int(r["Request Count"]))
     return float(busiest["Average Response Time"])
+
+
+def e2e_mean(stats_prefix: str) -> float | None:
+    """The mean (ms) of the run's end-to-end entry (async jobs), if it has one."""
+    rows = [r for r in _stats_rows(stats_prefix) if r["Type"] == "E2E"]
+    return float(rows[0]["Average Response Time"]) if rows else None
 
 
 def markdown(breakdowns: Sequence[Breakdown]) -> str:
@@ -152,7 +200,7 @@ def chart(breakdowns: Sequence[Breakdown], path: Path) -> None:
 
 
 def _segment_order(name: str) -> tuple[int, str]:
-    order = {ENTRY_SERVICE: 0, BETWEEN: 2, CLIENT_SIDE: 3}
+    order = {ENTRY_SERVICE: 0, BETWEEN: 2, CLIENT_SIDE: 3, POLLING: 3}
     return order.get(name, 1), name
 
 
@@ -173,9 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--end", type=float, required=True)
     args = parser.parse_args(argv)
     pattern = args.pattern or Path(args.prefix).name
-    result = measure(args.prometheus, pattern, client_mean(args.prefix), args.start, args.end)
-    write([result], args.prefix)
-    print(markdown([result]))
+    results = [measure(args.prometheus, pattern, client_mean(args.prefix), args.start, args.end)]
+    job_mean = e2e_mean(args.prefix)
+    if job_mean is not None:
+        results.append(measure_jobs(args.prometheus, pattern, job_mean, args.start, args.end))
+    write(results, args.prefix)
+    print(markdown(results))
     return 0
 
 

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.breakdown import BETWEEN, CLIENT_SIDE, client_mean, measure, write
+from loadtests.breakdown import (
+    BETWEEN,
+    CLIENT_SIDE,
+    POLLING,
+    client_mean,
+    e2e_mean,
+    measure,
+    measure_jobs,
+    write,
+)
 
 # increase() over the run, by metric: 1000 client requests through api -> predictor.
 FIGURES = {
@@ -19,12 +28,23 @@ FIGURES = {
     "mlsp_outbound_duration_seconds_sum": {"api": 2.0},
 }
 STAGES = {("api", "decode"): 0.1, ("predictor", "inference"): 0.3}
+# An async run of 500 jobs, by (metric, label filter): the worker's stages, the api's submits.
+JOB_FIGURES = {
+    ("mlsp_stage_duration_seconds_count", 'stage="job"'): {"worker": 500.0},
+    ("mlsp_stage_duration_seconds_sum", 'stage="queue_wait"'): {"worker": 2.5},
+    ("mlsp_stage_duration_seconds_sum", 'stage="job"'): {"worker": 1.0},
+    ("mlsp_http_request_duration_seconds_sum", 'method="POST"'): {"api": 1.5},
+}
 
 
 class FakePrometheus(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         expr = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["query"][0]
-        if "mlsp_stage_duration_seconds_sum" in expr:
+        by_filter = [key for key in JOB_FIGURES if f"{key[0]}{{" in expr and key[1] in expr]
+        if by_filter:
+            figures = JOB_FIGURES[by_filter[0]]
+            result = [{"metric": {"service": s}, "value": [0, str(v)]} for s, v in figures.items()]
+        elif "mlsp_stage_duration_seconds_sum" in expr:
             result = [
                 {"metric": {"service": s, "stage": st}, "value": [0, str(v)]}
                 for (s, st), v in STAGES.items()
@@ -71,3 +91,23 @@ def test_segments_split_the_client_mean(prometheus: str, tmp_path: Path) -> None
 def test_client_mean_is_the_busiest_entrys_average(tmp_path: Path, stats_csv) -> None:
     prefix = stats_csv.write(tmp_path / "run", stats_csv.PREDICT, stats_csv.TOTAL)
     assert client_mean(prefix) == 4.8
+
+
+def test_a_jobs_time_splits_into_submit_queue_worker_and_polling(prometheus: str) -> None:
+    result = measure_jobs(prometheus, "async", e2e_mean_ms=20.0, start=0, end=60)
+    assert result.pattern == "async (job)"
+    assert result.requests == 500
+    assert result.segments["api (submit)"] == pytest.approx(3.0)
+    assert result.segments["queue wait"] == pytest.approx(5.0)
+    assert result.segments["worker"] == pytest.approx(2.0)
+    assert result.segments[POLLING] == pytest.approx(10.0)
+    assert result.attributed_ms == pytest.approx(10.0)
+
+
+def test_e2e_mean_is_read_only_when_the_run_has_jobs(tmp_path: Path, stats_csv) -> None:
+    plain = stats_csv.write(tmp_path / "plain", stats_csv.PREDICT, stats_csv.TOTAL)
+    assert e2e_mean(plain) is None
+    e2e = "E2E,job completed,900,0,70,72.5,20,300,0.0,9.0,0.0" + ",70" * 11
+    jobs = stats_csv.write(tmp_path / "jobs", stats_csv.PREDICT, e2e, stats_csv.TOTAL)
+    assert e2e_mean(jobs) == 72.5
+    assert client_mean(jobs) == 4.8
