@@ -49,6 +49,7 @@ class Breakdown:
     requests: int
     segments: dict[str, float] = field(default_factory=dict)
     stages: dict[str, float] = field(default_factory=dict)
+    note: str = ""
 
     @property
     def attributed_ms(self) -> float:
@@ -94,6 +95,7 @@ def measure(
     if requests <= 0:
         return result
     per_request = 1000.0 / requests
+    result.note = _mixed_traffic_note(prometheus, window, end, requests)
     services = sorted(set(http) | set(grpc), key=lambda s: (s != ENTRY_SERVICE, s))
     inside = {s: http.get(s, 0.0) + grpc.get(s, 0.0) for s in services}
     for service in services:
@@ -144,6 +146,23 @@ def measure_jobs(
     return result
 
 
+def _mixed_traffic_note(prometheus: str, window: str, at: float, requests: float) -> str:
+    """Say so when the api answered more than one kind of request (e.g. jobs beside predicts).
+
+    The segments are per api request of any kind, and work done outside requests
+    (in-process jobs calling the predictors) lands in ``between services``.
+    """
+    expr = (
+        f"sum by (route, method) (increase(mlsp_http_request_duration_seconds_count"
+        f'{{{NOT_PROBES},service="{ENTRY_SERVICE}"}}[{window}]))'
+    )
+    routes = {f"{method} {route}": n for (method, route), n in query(prometheus, expr, at).items()}
+    if len(routes) < 2:
+        return ""
+    mix = ", ".join(f"{name} {n / requests:.0%}" for name, n in sorted(routes.items()))
+    return f"mixed traffic ({mix}): segments are per api request of any kind"
+
+
 def _stats_rows(stats_prefix: str) -> list[dict[str, str]]:
     with open(f"{stats_prefix}_stats.csv", newline="") as file:
         return [r for r in csv.DictReader(file) if r["Name"] != "Aggregated"]
@@ -170,6 +189,9 @@ def markdown(breakdowns: Sequence[Breakdown]) -> str:
         parts = ", ".join(f"{name} {value:.3f}" for name, value in b.segments.items())
         share = b.attributed_ms / b.client_mean_ms if b.client_mean_ms else 0.0
         lines.append(f"| {b.pattern} | {b.client_mean_ms:.3f} | {share:.0%} | {parts} |")
+    for b in breakdowns:
+        if b.note:
+            lines.append(f"\n{b.pattern}: {b.note}")
     for b in breakdowns:
         if b.stages:
             stages = ", ".join(f"{name} {value:.3f}" for name, value in b.stages.items())
@@ -224,7 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = [measure(args.prometheus, pattern, client_mean(args.prefix), args.start, args.end)]
     job_mean = e2e_mean(args.prefix)
     if job_mean is not None:
-        results.append(measure_jobs(args.prometheus, pattern, job_mean, args.start, args.end))
+        jobs = measure_jobs(args.prometheus, pattern, job_mean, args.start, args.end)
+        if jobs.requests:  # jobs run by RQ workers; in-process jobs have no worker row
+            results.append(jobs)
     write(results, args.prefix)
     print(markdown(results))
     return 0

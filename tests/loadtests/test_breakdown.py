@@ -15,6 +15,7 @@ from loadtests.breakdown import (
     POLLING,
     client_mean,
     e2e_mean,
+    markdown,
     measure,
     measure_jobs,
     write,
@@ -28,6 +29,7 @@ FIGURES = {
     "mlsp_outbound_duration_seconds_sum": {"api": 2.0},
 }
 STAGES = {("api", "decode"): 0.1, ("predictor", "inference"): 0.3}
+ROUTES = {("POST", "/predict"): 1000.0}  # what the api answered, by method and route
 # An async run of 500 jobs, by (metric, label filter): the worker's stages, the api's submits.
 JOB_FIGURES = {
     ("mlsp_stage_duration_seconds_count", 'stage="job"'): {"worker": 500.0},
@@ -41,7 +43,12 @@ class FakePrometheus(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         expr = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["query"][0]
         by_filter = [key for key in JOB_FIGURES if f"{key[0]}{{" in expr and key[1] in expr]
-        if by_filter:
+        if expr.startswith("sum by (route, method)"):
+            result = [
+                {"metric": {"route": route, "method": method}, "value": [0, str(n)]}
+                for (method, route), n in ROUTES.items()
+            ]
+        elif by_filter:
             figures = JOB_FIGURES[by_filter[0]]
             result = [{"metric": {"service": s}, "value": [0, str(v)]} for s, v in figures.items()]
         elif "mlsp_stage_duration_seconds_sum" in expr:
@@ -81,6 +88,7 @@ def test_segments_split_the_client_mean(prometheus: str, tmp_path: Path) -> None
     assert result.segments[BETWEEN] == pytest.approx(1.45)  # 2 s of calls - 0.55 s inside
     assert result.segments[CLIENT_SIDE] == pytest.approx(1.0)
     assert result.attributed_ms == pytest.approx(3.0)
+    assert result.note == ""  # one kind of request only
     assert result.stages == {"api: decode": 0.1, "predictor: inference": pytest.approx(0.3)}
     write([result], str(tmp_path / "sync"))
     assert json.loads((tmp_path / "sync_breakdown.json").read_text())[0]["pattern"] == "sync"
@@ -111,3 +119,11 @@ def test_e2e_mean_is_read_only_when_the_run_has_jobs(tmp_path: Path, stats_csv) 
     jobs = stats_csv.write(tmp_path / "jobs", stats_csv.PREDICT, e2e, stats_csv.TOTAL)
     assert e2e_mean(jobs) == 72.5
     assert client_mean(jobs) == 4.8
+
+
+def test_mixed_traffic_is_said(prometheus: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(ROUTES, ("POST", "/predict"), 750.0)
+    monkeypatch.setitem(ROUTES, ("POST", "/jobs"), 250.0)
+    result = measure(prometheus, "parallel", client_mean_ms=4.0, start=0, end=60)
+    assert result.note.startswith("mixed traffic (POST /jobs 25%, POST /predict 75%)")
+    assert "parallel: mixed traffic" in markdown([result])
