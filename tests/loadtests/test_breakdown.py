@@ -96,9 +96,14 @@ def test_segments_split_the_client_mean(prometheus: str, tmp_path: Path) -> None
     assert (tmp_path / "sync_breakdown.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_client_mean_is_the_busiest_entrys_average(tmp_path: Path, stats_csv) -> None:
+def test_client_mean_weighs_every_request_entry(tmp_path: Path, stats_csv) -> None:
     prefix = stats_csv.write(tmp_path / "run", stats_csv.PREDICT, stats_csv.TOTAL)
     assert client_mean(prefix) == 4.8
+    hits = stats_csv.PREDICT.replace("POST /predict,1000", "POST /predict [hit],3000").replace(
+        ",4.8,", ",1.2,"
+    )
+    both = stats_csv.write(tmp_path / "cache", stats_csv.PREDICT, hits, stats_csv.TOTAL)
+    assert client_mean(both) == pytest.approx((1000 * 4.8 + 3000 * 1.2) / 4000)
 
 
 def test_a_jobs_time_splits_into_submit_queue_worker_and_polling(prometheus: str) -> None:
