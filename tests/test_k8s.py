@@ -5,6 +5,7 @@ Offline and without a Docker engine: ``docker compose config`` needs only the CL
 """
 
 import functools
+import itertools
 import math
 import re
 import shutil
@@ -19,6 +20,7 @@ import yaml
 from compose import k8s
 
 K8S_VERSION = "1.32"  # the oldest Kubernetes the manifests are checked against (kubectl here)
+K8S_VERSIONS = (K8S_VERSION, "1.37")  # ... and the newest whose schemas kubernetes-validate has
 PATTERNS = k8s.patterns()
 WORKLOADS = {"Deployment", "StatefulSet", "CronJob"}
 
@@ -107,10 +109,10 @@ def test_committed_tree_is_what_the_compose_file_gives(pattern: str) -> None:
 def test_every_rendered_manifest_is_valid_kubernetes(pattern: str) -> None:
     docs = rendered(pattern)
     assert {d["kind"] for d in docs} >= {"Namespace", "Deployment", "Service"}
-    for doc in docs:
-        where = f"{doc['kind']}/{doc['metadata']['name']}"
+    for doc, version in itertools.product(docs, K8S_VERSIONS):
+        where = f"{doc['kind']}/{doc['metadata']['name']} (Kubernetes {version})"
         try:
-            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+            kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             path = ".".join(str(p) for p in exc.path)
             pytest.fail(f"{pattern}: {where} is invalid at {path}: {exc.message}")
