@@ -9,6 +9,7 @@ import itertools
 import math
 import re
 import shutil
+import socket
 import subprocess
 from typing import Any
 from urllib.parse import urlsplit
@@ -105,7 +106,19 @@ def test_committed_tree_is_what_the_compose_file_gives(pattern: str) -> None:
     )
 
 
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection attempt from this process fails the test: validation is offline."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
 @pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.usefixtures("no_network")
 def test_every_rendered_manifest_is_valid_kubernetes(pattern: str) -> None:
     docs = rendered(pattern)
     assert {d["kind"] for d in docs} >= {"Namespace", "Deployment", "Service"}
