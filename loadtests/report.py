@@ -146,8 +146,11 @@ def aggregated(rows: Sequence[StatsRow]) -> StatsRow | None:
     return next((row for row in rows if row.name == AGGREGATED and not row.type), None)
 
 
+#: The X-Cache answers of the cache patterns (shared/cache.py).
+CACHE_ANSWERS = ("hit", "miss", "coalesced", "bypass")
+_ANSWER = "|".join(CACHE_ANSWERS)
 #: A request name ending in its X-Cache answer(s): ``POST /predict [hit]``, ``[hit, miss]``.
-_CACHE_ANSWER = re.compile(r"\[([a-z]+(?:, [a-z]+)*)\]$")
+_CACHE_ANSWER = re.compile(rf"\[((?:{_ANSWER})(?:, (?:{_ANSWER}))*)\]$")
 
 
 def cache_results(rows: Sequence[StatsRow]) -> dict[str, int]:
