@@ -32,6 +32,7 @@ __all__ = [
     "cache_results",
     "format_markdown",
     "format_table",
+    "is_cache_split",
     "main",
     "read_stats",
 ]
@@ -151,6 +152,11 @@ CACHE_ANSWERS = ("hit", "miss", "coalesced", "bypass")
 _ANSWER = "|".join(CACHE_ANSWERS)
 #: A request name ending in its X-Cache answer(s): ``POST /predict [hit]``, ``[hit, miss]``.
 _CACHE_ANSWER = re.compile(rf"\[((?:{_ANSWER})(?:, (?:{_ANSWER}))*)\]$")
+
+
+def is_cache_split(name: str) -> bool:
+    """True for a request name that ends in its X-Cache answer(s), e.g. ``POST /predict [hit]``."""
+    return _CACHE_ANSWER.search(name) is not None
 
 
 def cache_results(rows: Sequence[StatsRow]) -> dict[str, int]:
