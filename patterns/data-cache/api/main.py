@@ -54,6 +54,8 @@ log = logging.getLogger("data-cache")
 MAX_ID = 2**31 - 1
 FETCH_IMAGE = "SELECT image FROM items WHERE id = %s"
 FETCH_ITEM = "SELECT image, label FROM items WHERE id = %s"
+#: What the preprocessing makes: 8x8 values 0..16, ink high, as load_digits.
+SPEC = imageprep.DigitImageSpec()
 #: Names the preprocessing in tensor keys: any change to shared/imageprep.py makes new keys.
 PREP_TAG = hashlib.sha256(Path(imageprep.__file__).read_bytes()).hexdigest()[:12]
 
@@ -127,10 +129,10 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     model = load_model(
         settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
     )
-    if model.n_features != imageprep.INPUT_SIZE:
+    if model.n_features != SPEC.n_values:
         raise ModelError(
             f"{model.metadata.name} takes {model.n_features} values; "
-            f"the preprocessing makes {imageprep.INPUT_SIZE}"
+            f"the preprocessing makes {SPEC.n_values}"
         )
     record_model(model.metadata.name, model.metadata.version)
     cache = ReadThroughCache.from_settings(settings, name=settings.cache_variant)
@@ -201,9 +203,9 @@ async def fetch_image(item_id: int) -> bytes:
 
 
 def preprocess(image: bytes) -> np.ndarray:
-    """The model's input for a stored image: decode, resize, normalise (shared.imageprep)."""
+    """The model's input (64 float32) for a stored image: decode, grey, resize, scale."""
     with stage("preprocess"):
-        return imageprep.preprocess(image)
+        return imageprep.image_to_digits(image, SPEC)[0]
 
 
 async def fetch_tensor(item_id: int) -> bytes:

@@ -1,22 +1,26 @@
 """data-cache seed: scikit-learn's 1797 bundled digit images into PostgreSQL, once.
 
 A one-shot service: compose runs it to completion before the api starts.
-Item ``i`` is ``load_digits().images[i]`` written as a PNG (the digit's
-8x8 grey levels drawn large, as a scanned digit would come, by
-:func:`render_png`) and its true digit as ``label``.
+Item ``i`` is ``load_digits().data[i]`` written as a 32x32 greyscale PNG,
+dark ink on white, each of the 64 values a 4x4 block (the size of the
+bitmaps the data set was counted from; :func:`shared.imageprep.render_digit`,
+as prep-pred's samples), and its true digit as ``label``. The api's
+preprocessing turns each image back into exactly its 64 values.
 
 Idempotent: the table is created when missing and the rows are upserted; a
 row that already holds the same bytes is left alone, so a second run reports
 ``inserted 0, updated 0, unchanged 1797`` and changes nothing.
 """
 
+import io
 import logging
 from collections.abc import Iterable, Iterator
 
+import numpy as np
 import psycopg
 from sklearn.datasets import load_digits
 
-from shared.imageprep import render_png
+from shared.imageprep import render_digit
 from shared.logs import configure_logging
 from shared.postgres import PostgresSettings, connect
 
@@ -43,11 +47,18 @@ RETURNING xmax = 0 AS inserted
 """
 
 
+def render_png(values: np.ndarray) -> bytes:
+    """One data-set row (64 values 0..16) as PNG bytes: 32x32 grey, dark ink on white."""
+    out = io.BytesIO()
+    render_digit(values, scale=4).save(out, format="PNG")
+    return out.getvalue()
+
+
 def digit_items() -> Iterator[tuple[int, bytes, str]]:
     """``(id, PNG bytes, label)`` of every digit of ``load_digits``, id = its index."""
     digits = load_digits()
-    for i, (image, target) in enumerate(zip(digits.images, digits.target, strict=True)):
-        yield i, render_png(image), str(target)
+    for i, (values, target) in enumerate(zip(digits.data, digits.target, strict=True)):
+        yield i, render_png(values), str(target)
 
 
 def seed(connection: psycopg.Connection, items: Iterable[tuple[int, bytes, str]]) -> dict[str, int]:
