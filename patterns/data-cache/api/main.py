@@ -136,6 +136,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         )
     record_model(model.metadata.name, model.metadata.version)
     cache = ReadThroughCache.from_settings(settings, name=settings.cache_variant)
+    await cache.warm_up()
     log.info(
         "cache variant %s: Redis keeps %s, for %g s",
         settings.cache_variant,
