@@ -1,6 +1,5 @@
 """costs.py, the README's stage-by-stage measure, runs and answers (real PostgreSQL and Redis)."""
 
-import importlib.util
 import itertools
 from collections.abc import Callable
 from pathlib import Path
@@ -9,16 +8,13 @@ from types import ModuleType
 import psycopg
 import pytest
 
+from conftest import import_file
+
 COSTS = Path(__file__).resolve().parents[1] / "costs.py"
 
 
 def load_costs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("data_cache_costs", COSTS)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(COSTS, "data_cache_costs")
 
 
 async def test_costs_measures_every_stage(
