@@ -11,6 +11,8 @@ WAIT_SECONDS   0        think time between a user's requests (0: none)
 POLL_SECONDS   0.02     async patterns: pause between two polls of one job
 JOB_DEADLINE   30       async patterns: seconds a job may take before it
                         counts as a failure
+SAMPLES_DIR    (none)   image patterns: the folder of sample images to send
+                        (default: the pattern's samples, see the scenario)
 =============  =======  ====================================================
 
 The target URL is Locust's own ``--host`` / ``LOCUST_HOST``.
@@ -44,6 +46,7 @@ class Settings:
     wait_seconds: float = 0.0
     poll_seconds: float = 0.02
     job_deadline: float = 30.0
+    samples_dir: str = ""
 
 
 def _number(
@@ -75,4 +78,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         wait_seconds=_number(env, "WAIT_SECONDS", float, 0.0, 0.0),
         poll_seconds=_number(env, "POLL_SECONDS", float, 0.02, 0.0),
         job_deadline=_number(env, "JOB_DEADLINE", float, 30.0, 0.1),
+        samples_dir=env.get("SAMPLES_DIR", "").strip(),
     )

@@ -1,9 +1,18 @@
-"""Iris payloads: determinism, shape, and the repeat pool."""
+"""Iris payloads: determinism, shape, and the repeat pool; the image patterns' samples."""
+
+from pathlib import Path
 
 import orjson
 import pytest
 
-from loadtests.payloads import IRIS_CLASSES, IRIS_FEATURES, IRIS_ROWS, IrisPayloads
+from loadtests.payloads import (
+    IRIS_CLASSES,
+    IRIS_FEATURES,
+    IRIS_ROWS,
+    ImagePayloads,
+    IrisPayloads,
+    image_samples,
+)
 
 
 def _bodies(generator: IrisPayloads, count: int) -> list[bytes]:
@@ -100,3 +109,18 @@ def test_more_decimals_make_fresh_rows_practically_unique() -> None:
     assert len(coarse_rows) < 15_000  # 1 decimal: many rows drawn again by chance
     assert len(set(fine_rows)) == len(fine_rows)
     assert all(round(v, 3) == v for row in fine_rows for v in row)
+
+
+def test_image_payloads_send_the_prep_pred_samples_in_a_seeded_order(tmp_path: Path) -> None:
+    stream, again = ImagePayloads(3, "prep-pred"), ImagePayloads(3, "prep-pred")
+    assert [stream.next() for _ in range(20)] == [again.next() for _ in range(20)]
+    assert ImagePayloads(4, "prep-pred").next() in image_samples("prep-pred")
+    samples = image_samples("prep-pred")
+    assert len(samples) == 40
+    assert {content_type for content_type, _ in samples} == {"image/png", "image/jpeg"}
+    assert all(body[:3] in (b"\x89PN", b"\xff\xd8\xff") for _, body in samples)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(FileNotFoundError, match="no PNG or JPEG files"):
+        image_samples("prep-pred", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no sample images"):
+        image_samples("web-single")
