@@ -4,10 +4,7 @@ The prep process runs with onnxruntime made unimportable, as in its image.
 """
 
 import io
-import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import PredictorProcess, _free_port, running_predictor
-from shared.probe import probe_grpc
+from conftest import PredictorProcess, _free_port, grpc_process, running_predictor
 
 PATTERN = Path(__file__).resolve().parents[1]
 REPO = PATTERN.parents[1]
@@ -44,32 +40,18 @@ def png(image: Image.Image) -> bytes:
 def running_prep(model_repo: Path, **env: str) -> Iterator[tuple[str, str]]:
     """A prep process on free ports: (gRPC target, HTTP URL)."""
     http_port, grpc_port = _free_port(), _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", BLOCK_ONNXRUNTIME],
-        cwd=PATTERN / "prep",
-        env={
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "MODEL_DIR": str(model_repo),
-            "HOST": "127.0.0.1",
-            "PORT": str(http_port),
-            "GRPC_PORT": str(grpc_port),
-            "LOG_LEVEL": "WARNING",
-            **env,
-        },
-    )
-    target = f"127.0.0.1:{grpc_port}"
-    deadline = time.monotonic() + 30
-    while not probe_grpc(target, timeout_s=0.5):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("prep did not start")
-        time.sleep(0.1)
-    try:
-        yield target, f"http://127.0.0.1:{http_port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    settings = {
+        "PYTHONPATH": str(REPO),
+        "MODEL_DIR": str(model_repo),
+        "HOST": "127.0.0.1",
+        "PORT": str(http_port),
+        "GRPC_PORT": str(grpc_port),
+        "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    command = [sys.executable, "-c", BLOCK_ONNXRUNTIME]
+    with grpc_process(command, settings, grpc_port, cwd=PATTERN / "prep"):
+        yield f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}"
 
 
 @pytest.fixture(scope="module")
