@@ -68,7 +68,7 @@ def chained_prep(model_repo: Path, pred: PredictorProcess) -> Iterator[tuple[str
 
 @pytest.fixture(scope="module")
 def plain_prep(model_repo: Path) -> Iterator[tuple[str, str]]:
-    with running_prep(model_repo, VARIANT="microservice", MAX_PIXELS="1000000") as prep:
+    with running_prep(model_repo, VARIANT="microservice", MAX_PIXELS="4000000") as prep:
         yield prep
 
 
@@ -210,3 +210,15 @@ def test_prep_down_is_503_and_not_ready(
         ready = client.get("/health/ready")
         assert ready.status_code == 503
         assert "prep at" in ready.json()["checks"]["prep"]
+
+
+def test_a_large_photo_is_decoded_in_a_worker_thread(client: TestClient) -> None:
+    three = PATTERN / "samples" / "digit-3-0.png"
+    photo = Image.open(three).resize((1600, 1600), Image.Resampling.NEAREST).convert("RGB")
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", quality=85)
+    answer = client.post(
+        "/predict", content=buffer.getvalue(), headers={"Content-Type": "image/jpeg"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"][0]["label"] == "3"
