@@ -179,11 +179,13 @@ class IrisPayloads(PayloadGenerator):
         return {"instances": instances}
 
 
-#: Where image patterns' sample files are: mounted in the load-test container, or the checkout.
+#: Where image patterns' sample files are: mounted in the load-test container, or the checkout
+#: (the playground, or a starter made by `make starter`).
 IMAGE_SAMPLE_DIRS: dict[str, tuple[Path, ...]] = {
     "prep-pred": (
         Path("/app/samples/prep-pred"),
         Path(__file__).resolve().parents[1] / "patterns" / "prep-pred" / "samples",
+        Path(__file__).resolve().parents[1] / "samples",  # in a starter of the pattern
     ),
 }
 IMAGE_CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}

@@ -16,10 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import PredictorProcess, _free_port, grpc_process, running_predictor
+from conftest import REPO_ROOT, PredictorProcess, _free_port, grpc_process, running_predictor
 
 PATTERN = Path(__file__).resolve().parents[1]
-REPO = PATTERN.parents[1]
 SAMPLES = sorted((PATTERN / "samples").iterdir())
 BLOCK_ONNXRUNTIME = (
     "import sys; sys.modules['onnxruntime'] = None; from shared.serve import run; run('main:app')"
@@ -41,7 +40,7 @@ def running_prep(model_repo: Path, **env: str) -> Iterator[tuple[str, str]]:
     """A prep process on free ports: (gRPC target, HTTP URL)."""
     http_port, grpc_port = _free_port(), _free_port()
     settings = {
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": str(REPO_ROOT),
         "MODEL_DIR": str(model_repo),
         "HOST": "127.0.0.1",
         "PORT": str(http_port),
