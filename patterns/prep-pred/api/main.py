@@ -213,7 +213,28 @@ async def predict(request: Request) -> Response:
     return json_response(body)
 
 
-add_hot_route(app, "/predict", predict, request_model=None, response_model=ImagePredictResponse)
+IMAGE_BODY = {
+    "required": True,
+    "description": "One image: the raw bytes with an image/* content type, or a form upload.",
+    "content": {
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+    },
+}
+add_hot_route(
+    app,
+    "/predict",
+    predict,
+    request_model=None,
+    response_model=ImagePredictResponse,
+    request_body=IMAGE_BODY,
+)
 
 
 @app.get("/model", response_model=ModelMetadata)

@@ -221,3 +221,8 @@ def test_a_large_photo_is_decoded_in_a_worker_thread(client: TestClient) -> None
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["predictions"][0]["label"] == "3"
+
+
+def test_the_docs_describe_the_image_upload(client: TestClient) -> None:
+    body = client.get("/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]
+    assert set(body["content"]) == {"image/*", "multipart/form-data"}
