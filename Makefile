@@ -16,7 +16,9 @@ REPEAT_SHARE ?=
 ZIPF_S ?=
 # Extra Locust options for `make load`, e.g. LOCUST_OPTIONS="--exclude-tags jobs".
 LOCUST_OPTIONS ?=
-OUT ?= $(PATTERN)
+# Patterns with variants (prep-pred: simple or microservice) read VARIANT from the environment.
+VARIANT ?=
+OUT ?= $(PATTERN)$(if $(VARIANT),-$(VARIANT))
 API_PORT ?= 8000
 ROWS ?= 10000
 ROUNDS ?= 3
@@ -25,7 +27,7 @@ VENV ?= .venv
 PROMETHEUS_PORT ?= 9090
 OBSERVE ?=
 COMPOSE := ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml $(if $(OBSERVE),--profile observe)
-export API_PORT PROMETHEUS_PORT
+export API_PORT PROMETHEUS_PORT VARIANT
 
 .PHONY: help
 help: ## Show this help
@@ -34,6 +36,7 @@ help: ## Show this help
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) REPEAT_SHARE=0..1 OBSERVE=1 MLSP_OFFLINE=0|1"
+	@echo "           VARIANT=simple|microservice (prep-pred)"
 
 .PHONY: check-pattern
 check-pattern:
@@ -44,7 +47,7 @@ check-pattern:
 up: check-pattern ## Build and start PATTERN's stack, wait until healthy, print its URL
 	@start=$$(date +%s); \
 	$(COMPOSE) up --build --wait --remove-orphans && \
-	echo "$(PATTERN) is up in $$(( $$(date +%s) - start )) s: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
+	echo "$(PATTERN)$(if $(VARIANT), ($(VARIANT))) is up in $$(( $$(date +%s) - start )) s: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
 	$(if $(OBSERVE),&& echo "Prometheus: http://127.0.0.1:$(PROMETHEUS_PORT)  (recording rules: service:*, service_stage:*, service_cache:*)")
 
 .PHONY: down

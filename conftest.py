@@ -102,13 +102,33 @@ class PredictorProcess:
 
 
 @contextmanager
-def running_predictor(model_repo: Path, **settings: str) -> Iterator[PredictorProcess]:
-    """A predictor on free ports of 127.0.0.1 with extra ``settings`` (``MODELS``, ``DELAY_MS``)."""
+def grpc_process(
+    command: list[str], env: dict[str, str], grpc_port: int, cwd: Path = REPO_ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` running (with ``env`` added) until its gRPC port on 127.0.0.1 answers;
+    terminated after the block."""
     from shared.probe import probe_grpc  # noqa: PLC0415 - after the stubs exist
 
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env})
+    target = f"127.0.0.1:{grpc_port}"
+    deadline = time.monotonic() + 30
+    while not probe_grpc(target, timeout_s=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"{' '.join(command)} did not start")
+        time.sleep(0.1)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@contextmanager
+def running_predictor(model_repo: Path, **settings: str) -> Iterator[PredictorProcess]:
+    """A predictor on free ports of 127.0.0.1 with extra ``settings`` (``MODELS``, ``DELAY_MS``)."""
     rest_port, grpc_port = _free_port(), _free_port()
     env = {
-        **os.environ,
         "MODEL_DIR": str(model_repo),
         "HOST": "127.0.0.1",
         "PORT": str(rest_port),
@@ -116,19 +136,9 @@ def running_predictor(model_repo: Path, **settings: str) -> Iterator[PredictorPr
         "LOG_LEVEL": "WARNING",
         **settings,
     }
-    process = subprocess.Popen([sys.executable, "-m", "shared.v2.server"], cwd=REPO_ROOT, env=env)
-    target = f"127.0.0.1:{grpc_port}"
-    deadline = time.monotonic() + 30
-    while not probe_grpc(target, timeout_s=0.5):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("the predictor did not start")
-        time.sleep(0.1)
-    try:
-        yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", target)
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    command = [sys.executable, "-m", "shared.v2.server"]
+    with grpc_process(command, env, grpc_port) as process:
+        yield PredictorProcess(process, f"http://127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ JOB_DEADLINE   30       async patterns: seconds a job may take before it
 ITEMS          1797     data-cache: ids 0..ITEMS-1 are requested
 ZIPF_S         1.0      data-cache: Zipf exponent of the id popularity (rank k
                         drawn with weight 1/k^s; 0 is uniform)
+SAMPLES_DIR    (none)   image patterns: the folder of sample images to send
+                        (default: the pattern's samples, see the scenario)
 =============  =======  ====================================================
 
 The target URL is Locust's own ``--host`` / ``LOCUST_HOST``.
@@ -49,6 +51,7 @@ class Settings:
     job_deadline: float = 30.0
     items: int = 1797
     zipf_s: float = 1.0
+    samples_dir: str = ""
 
 
 def _number(
@@ -82,4 +85,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_deadline=_number(env, "JOB_DEADLINE", float, 30.0, 0.1),
         items=_number(env, "ITEMS", int, 1797, 1),
         zipf_s=_number(env, "ZIPF_S", float, 1.0, 0.0),
+        samples_dir=env.get("SAMPLES_DIR", "").strip(),
     )

@@ -12,8 +12,10 @@ To add inputs for another pattern (digits images, item ids, ...), subclass
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
@@ -22,6 +24,7 @@ __all__ = [
     "IRIS_CLASSES",
     "IRIS_FEATURES",
     "IRIS_ROWS",
+    "ImagePayloads",
     "IrisPayloads",
     "IrisRow",
     "ItemIdPayloads",
@@ -210,3 +213,45 @@ class ItemIdPayloads(PayloadGenerator):
     def _make(self, rng: random.Random) -> dict[str, Any]:
         ids = rng.choices(self.ranked, cum_weights=self.cum_weights, k=self.batch_size)
         return {"ids": ids}
+
+
+#: Where image patterns' sample files are: mounted in the load-test container, or the checkout
+#: (the playground, or a starter made by `make starter`).
+IMAGE_SAMPLE_DIRS: dict[str, tuple[Path, ...]] = {
+    "prep-pred": (
+        Path("/app/samples/prep-pred"),
+        Path(__file__).resolve().parents[1] / "patterns" / "prep-pred" / "samples",
+        Path(__file__).resolve().parents[1] / "samples",  # in a starter of the pattern
+    ),
+}
+IMAGE_CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+@functools.cache
+def image_samples(pattern: str, folder: str = "") -> tuple[tuple[str, bytes], ...]:
+    """``(content type, bytes)`` of the PNG and JPEG files in ``folder``, or in the first of
+    ``pattern``'s :data:`IMAGE_SAMPLE_DIRS` that exists. Read once per process."""
+    candidates = (Path(folder),) if folder else IMAGE_SAMPLE_DIRS.get(pattern, ())
+    found = next((d for d in candidates if d.is_dir()), None)
+    if found is None:
+        raise FileNotFoundError(f"no sample images in {' or '.join(map(str, candidates))}")
+    samples = tuple(
+        (IMAGE_CONTENT_TYPES[path.suffix.lower()], path.read_bytes())
+        for path in sorted(found.iterdir())
+        if path.suffix.lower() in IMAGE_CONTENT_TYPES
+    )
+    if not samples:
+        raise FileNotFoundError(f"no PNG or JPEG files in {found}")
+    return samples
+
+
+class ImagePayloads:
+    """A seeded stream of sample images to upload: ``(content type, bytes)`` per request."""
+
+    def __init__(self, seed: int, pattern: str, folder: str = "") -> None:
+        self.samples = image_samples(pattern, folder)
+        self._rng = random.Random(seed)
+
+    def next(self) -> tuple[str, bytes]:
+        """The next image to send."""
+        return self._rng.choice(self.samples)

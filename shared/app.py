@@ -138,6 +138,7 @@ def add_hot_route(
     response_model: type[BaseModel],
     methods: tuple[str, ...] = ("POST",),
     status_code: int = 200,
+    request_body: dict[str, Any] | None = None,
 ) -> None:
     """Serve ``endpoint`` at ``path`` on the hot path of a :class:`ServiceApp`.
 
@@ -145,7 +146,8 @@ def add_hot_route(
     :func:`shared.schemas.decode_instances`) and returns a :class:`Response`;
     :class:`shared.errors.ServiceError` it raises becomes the JSON error answer.
     An API route with the same path puts the endpoint in the OpenAPI docs (it
-    also serves it when ``app`` is a plain FastAPI app).
+    also serves it when ``app`` is a plain FastAPI app); ``request_body`` documents
+    a body that is not JSON (an OpenAPI ``requestBody`` object).
     """
     if isinstance(app, ServiceApp):
         route = Route(path, endpoint, methods=list(methods))
@@ -154,7 +156,7 @@ def add_hot_route(
         else:
             for method in methods:
                 app.exact_hot_routes[(method, path)] = route
-    openapi_extra = None
+    openapi_extra = {"requestBody": request_body} if request_body is not None else None
     if request_model is not None:
         openapi_extra = {
             "requestBody": {

@@ -5,7 +5,7 @@
 Pillow and numpy only (no onnxruntime, no web framework), so the prep service's
 image stays small and any service or job can import it. The steps:
 
-1. **decode** (:func:`decode_image`): PNG or JPEG only; the header is read
+1. **decode** (:func:`open_image`, :func:`load_image`): PNG or JPEG only; the header is read
    first and an image of more than ``max_pixels`` pixels is refused before
    its pixels are decompressed (a decompression bomb: a few kB of PNG can
    claim gigabytes of pixels). Empty, unknown, truncated or corrupt data gets
@@ -92,12 +92,24 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, draft_side: int = 0)
     ``draft_side`` > 0 lets a JPEG decode at the smallest DCT scale that keeps both
     sides at least that long (much faster for big photos).
     """
+    return load_image(open_image(data, max_pixels), draft_side)
+
+
+def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A PNG or JPEG with its header read and checked, its pixels not yet decoded.
+
+    Cheap whatever the image claims: :class:`ImageTooLarge` when it has more than
+    ``max_pixels`` pixels, :class:`ImageError` when it is no PNG or JPEG at all.
+    """
     if not data:
         raise EmptyImage("the body is empty; send a PNG or JPEG image")
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"the image is too large: {exc}") from None
+    except Image.DecompressionBombError:  # Pillow's own limit: twice MAX_IMAGE_PIXELS
+        claimed = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise ImageTooLarge(
+            f"the image claims more than {claimed} pixels; at most {max_pixels} are accepted"
+        ) from None
     except UnidentifiedImageError:
         raise NotAnImage(
             f"the body is not a PNG or JPEG image (it starts with {data[:8]!r})"
@@ -112,6 +124,11 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, draft_side: int = 0)
             f"the image is {width}x{height} = {width * height} pixels; "
             f"at most {max_pixels} are accepted"
         )
+    return image
+
+
+def load_image(image: Image.Image, draft_side: int = 0) -> Image.Image:
+    """Decode the pixels of an image from :func:`open_image` (see :func:`decode_image`)."""
     if draft_side > 0 and image.format == "JPEG":
         image.draft("L", (draft_side, draft_side))
     try:
@@ -168,8 +185,14 @@ def to_digit_values(image: Image.Image, spec: DigitImageSpec = DigitImageSpec())
 
 def image_to_digits(data: bytes, spec: DigitImageSpec = DigitImageSpec()) -> np.ndarray:
     """Image bytes (PNG or JPEG) to a (1, ``spec.side**2``) float32 row for the model."""
-    image = decode_image(data, spec.max_pixels, draft_side=spec.side * 4)
-    return to_digit_values(image, spec)[np.newaxis, :]
+    return opened_to_digits(open_image(data, spec.max_pixels), spec)
+
+
+def opened_to_digits(image: Image.Image, spec: DigitImageSpec = DigitImageSpec()) -> np.ndarray:
+    """:func:`image_to_digits` of an image from :func:`open_image` (the costly part: a
+    service may run it in a worker thread when the image is large)."""
+    loaded = load_image(image, draft_side=spec.side * 4)
+    return to_digit_values(loaded, spec)[np.newaxis, :]
 
 
 def render_digit(

@@ -8,17 +8,23 @@ The model repository is laid out like Triton's and KServe's::
 :meth:`OnnxModel.load` refuses a model whose file does not match its metadata
 (sha256, input and output names, dtypes, shapes, number of labels), so a
 service never starts serving the wrong thing.
+
+onnxruntime is imported only to open a model: a service that only reads
+metadata (an api, or the prep service of prep-pred, whose image has no
+onnxruntime) imports this module without it.
 """
 
 import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger("shared.model")
 
@@ -147,7 +153,7 @@ def _ort_specs(args: list[Any]) -> list[TensorSpec]:
     ]
 
 
-def check_model_matches(metadata: ModelMetadata, session: ort.InferenceSession) -> None:
+def check_model_matches(metadata: ModelMetadata, session: "ort.InferenceSession") -> None:
     """Raise :class:`ModelError` unless the session's tensors are the metadata's."""
     for kind, declared, actual in (
         ("input", metadata.inputs, _ort_specs(session.get_inputs())),
@@ -202,7 +208,7 @@ def check_task_outputs(metadata: ModelMetadata) -> None:
 class OnnxModel:
     """A checked ONNX model with its metadata, ready to run."""
 
-    def __init__(self, path: Path, metadata: ModelMetadata, session: ort.InferenceSession):
+    def __init__(self, path: Path, metadata: ModelMetadata, session: "ort.InferenceSession"):
         self.path = path
         self.metadata = metadata
         self.session = session
@@ -229,6 +235,8 @@ class OnnxModel:
                 f"{onnx_path} has sha256 {actual}, metadata says {metadata.sha256}: "
                 "the file was changed or belongs to another export"
             )
+        import onnxruntime as ort  # noqa: PLC0415 - only services that run models have it
+
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1

@@ -14,8 +14,8 @@ PATTERNS = sorted(p.parent for p in (REPO / "patterns").glob("*/compose.yaml"))
 # Services that serve no /metrics: one-shot jobs, stores with their own exporters
 # (not run here), the load generator and the bench's fixed-answer endpoints.
 NOT_SCRAPED = {
-    "base", "model-export", "migrate", "seed", "ctl", "redis", "postgres", "prometheus",
-    "loadtest", "bare", "bare-fastapi",
+    "base", "prep-base", "model-export", "migrate", "seed", "ctl", "redis", "postgres",
+    "prometheus", "loadtest", "bare", "bare-fastapi",
 }  # fmt: skip
 
 

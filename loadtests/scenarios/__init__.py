@@ -26,6 +26,7 @@ SCENARIOS: dict[str, str] = {
     "batch": "loadtests.scenarios.batch_rows:BatchUser",
     "prediction-cache": "loadtests.scenarios.prediction_cache:CachedPredictUser",
     "data-cache": "loadtests.scenarios.data_cache:ItemIdUser",
+    "prep-pred": "loadtests.scenarios.images:ImageUser",
 }
 
 

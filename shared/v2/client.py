@@ -10,12 +10,19 @@ itself, with a short backoff, when the predictor comes back.
 
 import logging
 import time
+from typing import Any
 
 import grpc
 import numpy as np
 from prometheus_client import Histogram
 
-from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput, ServiceError
+from shared.errors import (
+    DependencyTimeout,
+    DependencyUnavailable,
+    InvalidInput,
+    PayloadTooLarge,
+    ServiceError,
+)
 from shared.logs import request_id_var
 from shared.metrics import LATENCY_BUCKETS
 from shared.v2.proto import inference_pb2 as pb
@@ -69,6 +76,8 @@ class V2Client:
             return DependencyUnavailable(f"{self.peer} is unavailable; retry shortly")
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return InvalidInput(f"{self.peer} refused the input: {exc.details()}")
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return PayloadTooLarge(f"{self.peer} refused the input as too large: {exc.details()}")
         log.error("%s answered %s: %s", self.peer, code.name, exc.details())
         return DependencyUnavailable(f"{self.peer} failed: {code.name}")
 
@@ -103,11 +112,14 @@ class V2Client:
         outputs: list[str],
         version: str = "",
         timeout_s: float | None = None,
+        *,
+        parameters: dict[str, Any] | None = None,
     ) -> dict[str, np.ndarray]:
         """Run ``model`` on ``inputs``; returns the requested ``outputs`` as numpy arrays.
 
         ``timeout_s`` overrides the client's deadline for this call (e.g. what is left
-        of a request's deadline when several calls share it).
+        of a request's deadline when several calls share it). When ``parameters`` is a
+        dict, the answer's parameters (e.g. a server's own stage times) are put in it.
         """
         deadline = self.timeout_s if timeout_s is None else timeout_s
         request = pb.ModelInferRequest(model_name=model, model_version=version)
@@ -127,6 +139,11 @@ class V2Client:
             raise self._error(exc, deadline) from None
         finally:
             OUTBOUND_LATENCY.labels(self.peer, outcome).observe(time.perf_counter() - started)
+        if parameters is not None:
+            for key, value in answer.parameters.items():
+                choice = value.WhichOneof("parameter_choice")
+                if choice is not None:
+                    parameters[key] = getattr(value, choice)
         return {
             tensor.name: np.frombuffer(raw, dtype=DTYPES[tensor.datatype]).reshape(tensor.shape)
             for tensor, raw in zip(answer.outputs, answer.raw_output_contents, strict=True)

@@ -2,7 +2,8 @@
 
 Errors follow the protocol: NOT_FOUND for an unknown model or version,
 INVALID_ARGUMENT for a malformed request (with a message naming the tensor),
-INTERNAL (message only, no trace) for anything unexpected. Every call is
+the code of a :class:`StatusError` when a servicer raises one, INTERNAL
+(message only, no trace) for anything unexpected. Every call is
 counted and timed in ``mlsp_grpc_requests_total`` /
 ``mlsp_grpc_request_duration_seconds``, and carries the caller's
 ``x-request-id`` into the log lines it writes.
@@ -39,8 +40,19 @@ GRPC_LATENCY = Histogram(
 SERVER_NAME = "mlsp-predictor"
 EXTENSIONS: list[str] = []
 
+
+class StatusError(Exception):
+    """An error a servicer answers with its own gRPC status code and message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 Request = TypeVar("Request")
 Response = TypeVar("Response")
+Servicer = TypeVar("Servicer", bound=pb_grpc.GRPCInferenceServiceServicer)
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str | None:
@@ -51,13 +63,13 @@ def _request_id(context: grpc.aio.ServicerContext) -> str | None:
 
 
 def rpc(
-    method: Callable[["InferenceServicer", Request, grpc.aio.ServicerContext], Awaitable[Response]],
-) -> Callable[["InferenceServicer", Request, grpc.aio.ServicerContext], Awaitable[Response]]:
+    method: Callable[[Servicer, Request, grpc.aio.ServicerContext], Awaitable[Response]],
+) -> Callable[[Servicer, Request, grpc.aio.ServicerContext], Awaitable[Response]]:
     """Count, time and map errors of one RPC method to the protocol's status codes."""
     name = method.__name__
 
     async def wrapped(
-        self: "InferenceServicer", request: Request, context: grpc.aio.ServicerContext
+        self: Servicer, request: Request, context: grpc.aio.ServicerContext
     ) -> Response:
         started = time.perf_counter()
         token = request_id_var.set(_request_id(context))
@@ -70,6 +82,9 @@ def rpc(
         except TensorError as exc:
             code = grpc.StatusCode.INVALID_ARGUMENT
             await context.abort(code, str(exc))
+        except StatusError as exc:
+            code = exc.code
+            await context.abort(code, exc.message)
         except grpc.aio.AbortError:
             raise
         except Exception:

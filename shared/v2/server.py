@@ -9,7 +9,7 @@ in flight finish (``GRACEFUL_SHUTDOWN_S``) and exits.
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import grpc
 import uvicorn
@@ -22,7 +22,7 @@ from shared.health import Readiness
 from shared.logs import configure_logging
 from shared.metrics import record_model
 from shared.serve import uvicorn_config
-from shared.settings import ModelSettings, ServiceSettings
+from shared.settings import ModelSettings, ServiceSettings, _EnvSettings
 from shared.v2.grpc_server import InferenceServicer
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
 from shared.v2.repository import ModelRepository
@@ -31,15 +31,20 @@ from shared.v2.rest import add_v2_routes
 log = logging.getLogger("shared.v2.server")
 
 
-class PredictorSettings(ServiceSettings, ModelSettings):
-    """The predictor's settings: its two ports and the models it serves."""
+class GrpcSettings(_EnvSettings):
+    """Where a gRPC server listens (beside the HTTP port) and the largest message it takes."""
 
-    service_name: str = "predictor"
-    models: str = Field("", description="Comma-separated name[:version]; empty serves every model.")
     grpc_port: int = Field(8081, ge=1, le=65535)
     grpc_max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Larger gRPC messages are refused."
     )
+
+
+class PredictorSettings(ServiceSettings, ModelSettings, GrpcSettings):
+    """The predictor's settings: its two ports and the models it serves."""
+
+    service_name: str = "predictor"
+    models: str = Field("", description="Comma-separated name[:version]; empty serves every model.")
     delay_ms: float = Field(
         0,
         ge=0,
@@ -75,19 +80,49 @@ def build_app(repository: ModelRepository, settings: PredictorSettings) -> FastA
 
 def build_grpc_server(repository: ModelRepository, settings: PredictorSettings) -> grpc.aio.Server:
     """A grpc.aio server with the inference and health services, not started."""
+    servicer = InferenceServicer(repository, delay_s=settings.delay_ms / 1000)
+    return grpc_server_for(servicer, settings, settings.host)
+
+
+def grpc_server_for(
+    servicer: pb_grpc.GRPCInferenceServiceServicer, settings: GrpcSettings, host: str
+) -> grpc.aio.Server:
+    """A grpc.aio server with ``servicer`` and the standard health service, not started."""
     options = [
         ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
         ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(options=options)
-    servicer = InferenceServicer(repository, delay_s=settings.delay_ms / 1000)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+    server.add_insecure_port(f"{host}:{settings.grpc_port}")
     server.health = health_servicer  # type: ignore[attr-defined]
     return server
+
+
+def serving(
+    grpc_server: grpc.aio.Server, port: int, grace_s: float
+) -> AbstractAsyncContextManager[None]:
+    """Serve ``grpc_server`` for the life of the block (an app's lifespan), then drain it.
+
+    Health says SERVING once it listens, NOT_SERVING when the block ends; calls in
+    flight get ``grace_s`` to finish.
+    """
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        await grpc_server.start()
+        await grpc_server.health.set("", health_pb2.HealthCheckResponse.SERVING)  # type: ignore[attr-defined]
+        log.info("gRPC listening on port %d", port)
+        try:
+            yield
+        finally:
+            await grpc_server.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
+            await grpc_server.stop(grace_s)
+
+    return lifespan()
 
 
 async def serve(settings: PredictorSettings) -> None:
@@ -105,12 +140,8 @@ async def serve(settings: PredictorSettings) -> None:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await grpc_server.start()
-        await grpc_server.health.set("", health_pb2.HealthCheckResponse.SERVING)  # type: ignore[attr-defined]
-        log.info("gRPC listening on %s:%d", settings.host, settings.grpc_port)
-        yield
-        await grpc_server.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
-        await grpc_server.stop(settings.graceful_shutdown_s)
+        async with serving(grpc_server, settings.grpc_port, settings.graceful_shutdown_s):
+            yield
 
     app = build_app(repository, settings)
     app.router.lifespan_context = lifespan

@@ -1,11 +1,21 @@
-"""Iris and item-id payloads: determinism, shape, the repeat pool, the skew."""
+"""Iris and item-id payloads: determinism, shape, the repeat pool, the skew; the image
+patterns' samples."""
 
 from collections import Counter
+from pathlib import Path
 
 import orjson
 import pytest
 
-from loadtests.payloads import IRIS_CLASSES, IRIS_FEATURES, IRIS_ROWS, IrisPayloads, ItemIdPayloads
+from loadtests.payloads import (
+    IRIS_CLASSES,
+    IRIS_FEATURES,
+    IRIS_ROWS,
+    ImagePayloads,
+    IrisPayloads,
+    ItemIdPayloads,
+    image_samples,
+)
 
 
 def _bodies(generator: IrisPayloads, count: int) -> list[bytes]:
@@ -124,3 +134,18 @@ def test_item_id_bodies_are_deterministic_and_sized() -> None:
     assert uniform.cum_weights == [1.0, 2.0, 3.0, 4.0]
     with pytest.raises(ValueError, match="zipf_s"):
         ItemIdPayloads(seed=5, zipf_s=-1)
+
+
+def test_image_payloads_send_the_prep_pred_samples_in_a_seeded_order(tmp_path: Path) -> None:
+    stream, again = ImagePayloads(3, "prep-pred"), ImagePayloads(3, "prep-pred")
+    assert [stream.next() for _ in range(20)] == [again.next() for _ in range(20)]
+    assert ImagePayloads(4, "prep-pred").next() in image_samples("prep-pred")
+    samples = image_samples("prep-pred")
+    assert len(samples) == 40
+    assert {content_type for content_type, _ in samples} == {"image/png", "image/jpeg"}
+    assert all(body[:3] in (b"\x89PN", b"\xff\xd8\xff") for _, body in samples)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(FileNotFoundError, match="no PNG or JPEG files"):
+        image_samples("prep-pred", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no sample images"):
+        image_samples("web-single")

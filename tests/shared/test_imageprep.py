@@ -121,7 +121,7 @@ def test_too_many_pixels_are_refused_before_decoding() -> None:
     assert (caught.value.status, caught.value.code) == (413, "image_too_large")
     started = time.perf_counter()
     for width in (6000, 100_000):  # over our limit; over Pillow's own bomb limit
-        with pytest.raises(ImageTooLarge, match=r"too large|pixels; at most"):
+        with pytest.raises(ImageTooLarge, match=r"pixels; at most \d+ are accepted"):
             image_to_digits(png_header_only(width, width))
     assert time.perf_counter() - started < 0.5, "refused from the header, nothing decompressed"
 
