@@ -245,7 +245,9 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
     makefile = MAKEFILE.format(pattern=pattern, stubs=stubs) + (STUBS_RULE if uses_v2 else "")
     (dest / "Makefile").write_text(makefile)
     readme = (source / "README.md").read_text() if (source / "README.md").is_file() else ""
-    readme = readme.replace("make up PATTERN=" + pattern, "make up")
+    readme = readme.replace("make up PATTERN=" + pattern, "make up").replace(
+        f"patterns/{pattern}/", ""
+    )
     readme = re.sub(r"make (\w+) PATTERN=" + re.escape(pattern), r"make \1", readme)
     (dest / "README.md").write_text(
         f"{readme.rstrip()}\n{OWN_MODEL}\nEjected from the ML serving patterns playground "
