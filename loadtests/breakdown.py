@@ -95,7 +95,13 @@ def measure(
     if requests <= 0:
         return result
     per_request = 1000.0 / requests
-    result.note = _mixed_traffic_note(prometheus, window, end, requests)
+    notes = [_mixed_traffic_note(prometheus, window, end, requests)]
+    if outbound.get(ENTRY_SERVICE, 0.0) > http.get(ENTRY_SERVICE, 0.0):
+        notes.append(  # more time waiting on peers than answering requests: work off-request
+            f"the {ENTRY_SERVICE} also calls its peers outside requests (in-process jobs): "
+            f"'{BETWEEN}' holds that work too, so the segments overstate a request"
+        )
+    result.note = "; ".join(note for note in notes if note)
     services = sorted(set(http) | set(grpc), key=lambda s: (s != ENTRY_SERVICE, s))
     inside = {s: http.get(s, 0.0) + grpc.get(s, 0.0) for s in services}
     for service in services:

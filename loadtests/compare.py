@@ -164,9 +164,10 @@ def load_breakdowns(results: Path, patterns: Sequence[str]) -> list[breakdown.Br
     found = []
     for pattern in patterns:
         path = results / f"{pattern}_breakdown.json"
-        if path.is_file():
-            (data,) = json.loads(path.read_text())
-            found.append(breakdown.Breakdown(**{**data, "pattern": pattern}))
+        if path.is_file():  # the run's row, then any more (an async run's per-job row)
+            first, *more = json.loads(path.read_text())
+            found.append(breakdown.Breakdown(**{**first, "pattern": pattern}))
+            found.extend(breakdown.Breakdown(**data) for data in more)
     return found
 
 

@@ -132,3 +132,9 @@ def test_mixed_traffic_is_said(prometheus: str, monkeypatch: pytest.MonkeyPatch)
     result = measure(prometheus, "parallel", client_mean_ms=4.0, start=0, end=60)
     assert result.note.startswith("mixed traffic (POST /jobs 25%, POST /predict 75%)")
     assert "parallel: mixed traffic" in markdown([result])
+
+
+def test_calls_outside_requests_are_said(prometheus: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(FIGURES["mlsp_outbound_duration_seconds_sum"], "api", 4.0)  # > 3 s inside
+    result = measure(prometheus, "parallel", client_mean_ms=4.0, start=0, end=60)
+    assert "calls its peers outside requests" in result.note

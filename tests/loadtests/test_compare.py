@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from loadtests.compare import load_result, main, markdown
+from loadtests.compare import load_breakdowns, load_result, main, markdown
 
 
 def write_summary(results: Path, pattern: str, rows: list[dict]) -> None:
@@ -81,3 +81,12 @@ def test_a_cache_pattern_is_measured_on_all_its_requests_not_the_hits_alone(
     )
     result = load_result(tmp_path, "data-cache")
     assert (result.rps, result.p50, result.p99) == (100.0, 5, 15)
+
+
+def test_breakdowns_keep_every_row_of_a_run(tmp_path: Path) -> None:
+    row = {"client_mean_ms": 4.0, "requests": 10, "segments": {"api": 1.0}, "stages": {}}
+    (tmp_path / "sync_breakdown.json").write_text(json.dumps([{**row, "pattern": "x"}]))
+    jobs = {**row, "pattern": "async (job)"}
+    (tmp_path / "async_breakdown.json").write_text(json.dumps([{**row, "pattern": "a"}, jobs]))
+    found = load_breakdowns(tmp_path, ["sync", "async", "batch"])
+    assert [b.pattern for b in found] == ["sync", "async", "async (job)"]
