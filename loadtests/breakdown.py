@@ -220,11 +220,20 @@ def chart(breakdowns: Sequence[Breakdown], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     names = sorted({name for b in breakdowns for name in b.segments}, key=_segment_order)
+    # Fixed colours for the segments every chart has; distinct ones for the services.
+    fixed = {BETWEEN: "tab:red", CLIENT_SIDE: "lightgrey", POLLING: "darkgrey"}
+    taken = {matplotlib.colors.to_rgb(c) for c in fixed.values()}
+    palette = iter(  # no greys, none of the fixed ones
+        c for c in plt.get_cmap("tab20").colors if c[0] != c[1] and tuple(c) not in taken
+    )
+    colours = {name: fixed.get(name) or next(palette, None) for name in names}
     fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(breakdowns), 4.5))
     bottoms = [0.0] * len(breakdowns)
     for name in names:
         values = [max(b.segments.get(name, 0.0), 0.0) for b in breakdowns]
-        ax.bar([b.pattern for b in breakdowns], values, bottom=bottoms, label=name)
+        ax.bar(
+            [b.pattern for b in breakdowns], values, bottom=bottoms, label=name, color=colours[name]
+        )
         bottoms = [x + y for x, y in zip(bottoms, values, strict=True)]
     ax.set_ylabel("ms per request (mean)")
     ax.set_title("where a request's time goes")
