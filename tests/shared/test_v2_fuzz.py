@@ -52,7 +52,7 @@ dims = st.one_of(
 shapes = st.lists(dims, max_size=4)
 scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
-    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.integers(min_value=1 - 2**63, max_value=2**64 - 1),
     st.booleans(),
     st.text(max_size=3),
     st.none(),
@@ -100,10 +100,10 @@ rest_bodies = st.one_of(
     st.fixed_dictionaries(
         {"inputs": st.lists(rest_tensor(), min_size=1, max_size=2)},
         optional={
-            "id": st.one_of(st.text(max_size=4), st.integers()),
+            "id": st.one_of(st.text(max_size=4), scalars),
             "outputs": st.one_of(
                 st.lists(st.fixed_dictionaries({"name": st.sampled_from(["label", "x", 1])})),
-                st.integers(),
+                scalars,
             ),
         },
     ),
