@@ -135,6 +135,12 @@ test: $(STUBS) ## Unit tests and lint (no Docker needed)
 e2e: $(STUBS) ## End-to-end tests: bring every pattern up with docker compose
 	$(VENV)/bin/pytest -m e2e
 
+.PHONY: chaos
+chaos: $(STUBS) ## Stop and restart each internal container of PATTERNS under load; loadtests/reports/chaos.md
+	@for p in $(PATTERNS); do case " $(ALL_PATTERNS) " in *" $$p "*) ;; \
+	  *) echo "Unknown pattern '$$p' in PATTERNS. Choose from: $(ALL_PATTERNS)" >&2; exit 2;; esac; done
+	$(VENV)/bin/python -m tests.chaos $(PATTERNS)
+
 .PHONY: lint
 lint: $(VENV)/.installed ## Format and fix what ruff can
 	$(VENV)/bin/ruff format .
