@@ -11,6 +11,7 @@ so the model is loaded once, not per job) with three additions:
   it if it has retries left or fails it with ``AbandonedJobError``. So a job
   whose worker was killed is retried or failed within seconds, not after
   RQ's default of job timeout + 60 s, and never silently vanishes;
+* after losing Redis, it tries again every 2 s at most (RQ backs off up to 60 s);
 * fewer Redis round trips per job: RQ's own worker heartbeat is pipelined and
   sent at most once a second, and an unchanged state is not written again;
 * each job's log lines carry the request id of the request that queued it
@@ -147,6 +148,11 @@ class Heartbeat:
 
 class LiveWorker(SimpleWorker):
     """RQ's SimpleWorker with a heartbeat, dead-worker rescue, request ids and metrics."""
+
+    # RQ doubles the wait between reconnection attempts up to 60 s: after a Redis outage of
+    # a few seconds the workers then idled for up to a minute (found by `make chaos`).
+    # Redis is local and reconnecting is cheap: try again every 2 s at most.
+    max_connection_wait_time = 2.0
 
     def __init__(
         self,
