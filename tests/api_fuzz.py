@@ -53,6 +53,12 @@ def rows(feature_names: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def served_model(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of the model an api serves (of its first part, for a chain or ensemble)."""
+    parts = metadata.get("models")
+    return next(iter(parts.values())) if isinstance(parts, dict) and parts else metadata
+
+
 def _request_kwargs(case: Any) -> dict[str, Any]:
     """A schemathesis case as keyword arguments of ``httpx.Client.request``."""
     kwargs = case.as_transport_kwargs(base_url="http://testserver")
@@ -98,8 +104,9 @@ def server_errors(client: TestClient) -> list[str]:
             except Unsatisfiable:  # nothing to break (e.g. no negative case for GET /model)
                 continue
     model = client.get("/model")
-    if model.status_code == 200 and model.json().get("feature_names"):
-        strategy = rows(model.json()["feature_names"])
+    feature_names = served_model(model.json()).get("feature_names") if model.is_success else None
+    if feature_names:
+        strategy = rows(feature_names)
         for path in _paths_taking_instances(spec):
             _post_rows(client, path, strategy, failures)
     return failures

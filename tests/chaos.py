@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import orjson
 
+from tests.api_fuzz import served_model
 from tests.compose_config import internal_services, patterns
 from tests.compose_stack import REPO_ROOT, ComposeStack
 
@@ -95,7 +96,7 @@ class Load:
         spec = self.stack.get("/openapi.json").json()
         posts = [path for path, ops in spec["paths"].items() if "post" in ops]
         self.path = "/predict" if "/predict" in posts else "/rows"
-        self.example = self.stack.get("/model").json()["examples"][0]["input"]
+        self.example = served_model(self.stack.get("/model").json())["examples"][0]["input"]
         answer = self.stack.post(self.path, content=self.body(random.Random(0)))
         assert answer.status_code in (200, 202), answer.text
         body = answer.json()
