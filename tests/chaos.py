@@ -311,6 +311,9 @@ def markdown(results: list[FaultResult], settings: str) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        if r.service.startswith("("):  # no fault was run: a note in the service column
+            lines.append(f"| {r.pattern} | {r.service} | | | | | |")
+            continue
         recovery = "not recovered" if r.recovery_s is None else f"{r.recovery_s:.1f}"
         lost = "" if r.lost is None else str(r.lost)
         duplicated = "" if r.duplicated is None else str(r.duplicated)
@@ -330,6 +333,10 @@ def main() -> None:
     args = parser.parse_args()
     results: list[FaultResult] = []
     for pattern in args.patterns or patterns():
+        if not internal_services(pattern):
+            print(f"=== {pattern}: no internal container, nothing to stop")
+            results.append(FaultResult(pattern, "(no internal container)", 0, 0, 0.0))
+            continue
         try:
             results += run_pattern(pattern, args.services)
         except Exception as exc:  # one pattern failing to come up does not stop the others
