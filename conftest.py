@@ -35,6 +35,16 @@ def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def import_file(path: Path, name: str) -> ModuleType:
+    """Import the Python file at ``path`` as module ``name`` (a script that is no package's)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def load_service(monkeypatch: pytest.MonkeyPatch, model_repo: Path) -> Callable[..., ModuleType]:
     """Import a pattern's service module by path, with its settings taken from ``env``.

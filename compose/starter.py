@@ -238,7 +238,9 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
             _copy(item, dest / item.name)
     project = re.sub(r"[^a-z0-9_-]", "-", dest.resolve().name.lower()).strip("-") or pattern
     compose_text = re.sub(r"(?m)^name: .*$", f"name: {project}", compose_text)
-    (dest / "compose.yaml").write_text(compose_text.replace("../../compose/", "compose/"))
+    (dest / "compose.yaml").write_text(rehome(compose_text, pattern))
+    if (dest / "Dockerfile").is_file():  # a pattern's own recipe, built from the repository root
+        (dest / "Dockerfile").write_text(rehome((dest / "Dockerfile").read_text(), pattern))
     uses_v2 = (dest / "shared" / "v2").is_dir()
     stubs = "shared/v2/proto/inference_pb2.py" if uses_v2 else ""
     makefile = MAKEFILE.format(pattern=pattern, stubs=stubs) + (STUBS_RULE if uses_v2 else "")
@@ -254,6 +256,21 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
     return sorted(p for p in dest.rglob("*") if p.is_file())
 
 
+OUTSIDE_CONTEXT = re.compile(r"(?m)^\s*context:\s*\.\./\.\.\s*$")
+
+
+def rehome(text: str, pattern: str) -> str:
+    """Paths of a pattern's compose file or Dockerfile as seen from the starter's root.
+
+    In the playground they are relative to ``patterns/<pattern>/`` (``../../compose/``,
+    a build ``context: ../..`` that is the repository root) or to the root
+    (``patterns/<pattern>/api``); in a starter the pattern's folder is the root.
+    """
+    text = text.replace("../../compose/", "compose/")
+    text = OUTSIDE_CONTEXT.sub(lambda m: m.group(0).replace("../..", "."), text)
+    return text.replace(f"patterns/{pattern}/", "")
+
+
 def _copy(src: Path, dst: Path) -> None:
     if src.is_dir():
         shutil.copytree(src, dst, ignore=IGNORE, dirs_exist_ok=True)
@@ -267,7 +284,7 @@ def _check_self_contained(dest: Path) -> None:
     for path in dest.rglob("*"):
         if path.suffix in {".py", ".yaml", ".sh", ".md"} or path.name in {"Makefile", "Dockerfile"}:
             text = path.read_text()
-            if "../../" in text or str(REPO) in text:
+            if "../../" in text or OUTSIDE_CONTEXT.search(text) or str(REPO) in text:
                 raise StarterError(f"{path} points outside the starter")
 
 

@@ -14,6 +14,9 @@ the mean the client observed (Locust's ``Average Response Time``):
 * ``client side``: what the servers did not see: the network to the api, time
   queued before the api's first byte of work, the load generator itself.
 
+A run with an end-to-end entry (async jobs) gets a second row, per job: the
+submit, the queue wait, the worker's time and the rest (:func:`measure_jobs`).
+
 Writes ``<prefix>_breakdown.json``, ``.md`` and ``.png`` (a stacked bar).
 Standard library only for the queries; matplotlib for the chart.
 """
@@ -34,6 +37,7 @@ NOT_PROBES = 'route!~"/health.*|/metrics"'
 ENTRY_SERVICE = "api"
 CLIENT_SIDE = "client side"
 BETWEEN = "between services"
+POLLING = "polling and client side"
 
 
 @dataclass
@@ -45,11 +49,12 @@ class Breakdown:
     requests: int
     segments: dict[str, float] = field(default_factory=dict)
     stages: dict[str, float] = field(default_factory=dict)
+    note: str = ""
 
     @property
     def attributed_ms(self) -> float:
         """The part of the client's mean that the servers measured."""
-        return sum(v for k, v in self.segments.items() if k != CLIENT_SIDE)
+        return sum(v for k, v in self.segments.items() if k not in (CLIENT_SIDE, POLLING))
 
 
 def query(prometheus: str, expr: str, at: float) -> dict[tuple[str, ...], float]:
@@ -90,6 +95,7 @@ def measure(
     if requests <= 0:
         return result
     per_request = 1000.0 / requests
+    result.note = _mixed_traffic_note(prometheus, window, end, requests)
     services = sorted(set(http) | set(grpc), key=lambda s: (s != ENTRY_SERVICE, s))
     inside = {s: http.get(s, 0.0) + grpc.get(s, 0.0) for s in services}
     for service in services:
@@ -106,12 +112,80 @@ def measure(
     return result
 
 
-def client_mean(stats_prefix: str) -> float:
-    """Locust's average response time (ms) of the busiest request entry."""
+def measure_jobs(
+    prometheus: str, pattern: str, e2e_mean_ms: float, start: float, end: float
+) -> Breakdown:
+    """Where an async job's end-to-end time goes: submit, queue, worker, the rest.
+
+    Per finished job: the api's time on the submit (``POST`` requests), the
+    worker's ``queue_wait`` and ``job`` stages; ``polling and client side`` is
+    what is left of the client's end-to-end mean (up to one poll interval, the
+    poll requests themselves, the load generator).
+    """
+    window = f"{max(int(end - start), 1)}s"
+    jobs = _by_service(prometheus, "mlsp_stage_duration_seconds_count", 'stage="job"', window, end)
+    n_jobs = sum(jobs.values())
+    result = Breakdown(f"{pattern} (job)", e2e_mean_ms, round(n_jobs))
+    if n_jobs <= 0:
+        return result
+    per_job = 1000.0 / n_jobs
+    submits = _by_service(
+        prometheus,
+        "mlsp_http_request_duration_seconds_sum",
+        f'{NOT_PROBES},method="POST"',
+        window,
+        end,
+    )
+    result.segments[f"{ENTRY_SERVICE} (submit)"] = submits.get(ENTRY_SERVICE, 0.0) * per_job
+    for stage, segment in (("queue_wait", "queue wait"), ("job", "worker")):
+        spent = _by_service(
+            prometheus, "mlsp_stage_duration_seconds_sum", f'stage="{stage}"', window, end
+        )
+        result.segments[segment] = sum(spent.values()) * per_job
+    result.segments[POLLING] = e2e_mean_ms - result.attributed_ms
+    return result
+
+
+def _mixed_traffic_note(prometheus: str, window: str, at: float, requests: float) -> str:
+    """Say so when the api answered more than one kind of request (e.g. jobs beside predicts).
+
+    The segments are per api request of any kind, and work done outside requests
+    (in-process jobs calling the predictors) lands in ``between services``.
+    """
+    expr = (
+        f"sum by (route, method) (increase(mlsp_http_request_duration_seconds_count"
+        f'{{{NOT_PROBES},service="{ENTRY_SERVICE}"}}[{window}]))'
+    )
+    routes = {f"{method} {route}": n for (method, route), n in query(prometheus, expr, at).items()}
+    if len(routes) < 2:
+        return ""
+    mix = ", ".join(f"{name} {n / requests:.0%}" for name, n in sorted(routes.items()))
+    return f"mixed traffic ({mix}): segments are per api request of any kind"
+
+
+def _stats_rows(stats_prefix: str) -> list[dict[str, str]]:
     with open(f"{stats_prefix}_stats.csv", newline="") as file:
-        rows = [r for r in csv.DictReader(file) if r["Name"] != "Aggregated" and r["Type"] != "E2E"]
-    busiest = max(rows, key=lambda r: int(r["Request Count"]))
-    return float(busiest["Average Response Time"])
+        return [r for r in csv.DictReader(file) if r["Name"] != "Aggregated"]
+
+
+def client_mean(stats_prefix: str) -> float:
+    """The mean (ms) over all the run's requests (entries weighted by their counts).
+
+    All of them, as the servers' figures are: a cache's hits and misses, an async
+    pattern's submits and polls.
+    """
+    rows = [r for r in _stats_rows(stats_prefix) if r["Type"] != "E2E"]
+    total = sum(int(r["Request Count"]) for r in rows)
+    if not total:
+        return 0.0
+    spent = sum(int(r["Request Count"]) * float(r["Average Response Time"]) for r in rows)
+    return spent / total
+
+
+def e2e_mean(stats_prefix: str) -> float | None:
+    """The mean (ms) of the run's end-to-end entry (async jobs), if it has one."""
+    rows = [r for r in _stats_rows(stats_prefix) if r["Type"] == "E2E"]
+    return float(rows[0]["Average Response Time"]) if rows else None
 
 
 def markdown(breakdowns: Sequence[Breakdown]) -> str:
@@ -122,6 +196,9 @@ def markdown(breakdowns: Sequence[Breakdown]) -> str:
         parts = ", ".join(f"{name} {value:.3f}" for name, value in b.segments.items())
         share = b.attributed_ms / b.client_mean_ms if b.client_mean_ms else 0.0
         lines.append(f"| {b.pattern} | {b.client_mean_ms:.3f} | {share:.0%} | {parts} |")
+    for b in breakdowns:
+        if b.note:
+            lines.append(f"\n{b.pattern}: {b.note}")
     for b in breakdowns:
         if b.stages:
             stages = ", ".join(f"{name} {value:.3f}" for name, value in b.stages.items())
@@ -152,7 +229,7 @@ def chart(breakdowns: Sequence[Breakdown], path: Path) -> None:
 
 
 def _segment_order(name: str) -> tuple[int, str]:
-    order = {ENTRY_SERVICE: 0, BETWEEN: 2, CLIENT_SIDE: 3}
+    order = {ENTRY_SERVICE: 0, BETWEEN: 2, CLIENT_SIDE: 3, POLLING: 3}
     return order.get(name, 1), name
 
 
@@ -173,9 +250,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--end", type=float, required=True)
     args = parser.parse_args(argv)
     pattern = args.pattern or Path(args.prefix).name
-    result = measure(args.prometheus, pattern, client_mean(args.prefix), args.start, args.end)
-    write([result], args.prefix)
-    print(markdown([result]))
+    results = [measure(args.prometheus, pattern, client_mean(args.prefix), args.start, args.end)]
+    job_mean = e2e_mean(args.prefix)
+    if job_mean is not None:
+        jobs = measure_jobs(args.prometheus, pattern, job_mean, args.start, args.end)
+        if jobs.requests:  # jobs run by RQ workers; in-process jobs have no worker row
+            results.append(jobs)
+    write(results, args.prefix)
+    print(markdown(results))
     return 0
 
 

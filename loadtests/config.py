@@ -11,6 +11,9 @@ WAIT_SECONDS   0        think time between a user's requests (0: none)
 POLL_SECONDS   0.02     async patterns: pause between two polls of one job
 JOB_DEADLINE   30       async patterns: seconds a job may take before it
                         counts as a failure
+ITEMS          1797     data-cache: ids 0..ITEMS-1 are requested
+ZIPF_S         1.0      data-cache: Zipf exponent of the id popularity (rank k
+                        drawn with weight 1/k^s; 0 is uniform)
 =============  =======  ====================================================
 
 The target URL is Locust's own ``--host`` / ``LOCUST_HOST``.
@@ -44,6 +47,8 @@ class Settings:
     wait_seconds: float = 0.0
     poll_seconds: float = 0.02
     job_deadline: float = 30.0
+    items: int = 1797
+    zipf_s: float = 1.0
 
 
 def _number(
@@ -75,4 +80,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         wait_seconds=_number(env, "WAIT_SECONDS", float, 0.0, 0.0),
         poll_seconds=_number(env, "POLL_SECONDS", float, 0.02, 0.0),
         job_deadline=_number(env, "JOB_DEADLINE", float, 30.0, 0.1),
+        items=_number(env, "ITEMS", int, 1797, 1),
+        zipf_s=_number(env, "ZIPF_S", float, 1.0, 0.0),
     )

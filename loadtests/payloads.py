@@ -12,6 +12,7 @@ To add inputs for another pattern (digits images, item ids, ...), subclass
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any, NamedTuple
 
@@ -23,6 +24,7 @@ __all__ = [
     "IRIS_ROWS",
     "IrisPayloads",
     "IrisRow",
+    "ItemIdPayloads",
     "PayloadGenerator",
 ]
 
@@ -174,3 +176,37 @@ class IrisPayloads(PayloadGenerator):
                 ]
             )
         return {"instances": instances}
+
+
+class ItemIdPayloads(PayloadGenerator):
+    """``{"ids": [...]}`` bodies of ``batch_size`` item ids, drawn with Zipf-like popularity.
+
+    Ids ``0 .. items-1`` are ranked in an order shuffled by ``pool_seed`` (the
+    same for every user, so that all users favour the same items, as real
+    traffic does); the item of rank ``k`` (1-based) is drawn with weight
+    ``1 / k**zipf_s``. With ``zipf_s=1`` over 1797 items the top 10 take 36 %
+    of the requests and the top 100 64 %; ``zipf_s=0`` is uniform.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        batch_size: int = 1,
+        *,
+        items: int = 1797,
+        zipf_s: float = 1.0,
+        pool_seed: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if items < 1 or zipf_s < 0:
+            raise ValueError(f"need items >= 1 and zipf_s >= 0, got {items} and {zipf_s}")
+        self.batch_size = batch_size
+        self.ranked = list(range(items))
+        random.Random(f"ranks-{seed if pool_seed is None else pool_seed}").shuffle(self.ranked)
+        self.cum_weights = list(itertools.accumulate(1 / k**zipf_s for k in range(1, items + 1)))
+        super().__init__(seed)
+
+    def _make(self, rng: random.Random) -> dict[str, Any]:
+        ids = rng.choices(self.ranked, cum_weights=self.cum_weights, k=self.batch_size)
+        return {"ids": ids}

@@ -5,6 +5,8 @@
 Reads ``<prefix>_stats.csv``, prints one line per request name plus the
 Aggregated row (requests, failures, failure %, req/s, p50/p95/p99/max in ms)
 and writes the same table to ``<prefix>_summary.md`` and ``<prefix>_summary.json``.
+For the cache patterns, whose scenarios file each request under its ``X-Cache``
+answer (``POST /predict [hit]``), a last line gives the hit ratio.
 Exits 1 when ``--max-failure-pct`` is given and the aggregated failure share
 exceeds it (or nothing was requested), 2 when the CSV is missing or malformed.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -25,8 +28,11 @@ __all__ = [
     "ReportError",
     "StatsRow",
     "aggregated",
+    "cache_line",
+    "cache_results",
     "format_markdown",
     "format_table",
+    "is_cache_split",
     "main",
     "read_stats",
 ]
@@ -141,6 +147,42 @@ def aggregated(rows: Sequence[StatsRow]) -> StatsRow | None:
     return next((row for row in rows if row.name == AGGREGATED and not row.type), None)
 
 
+#: The X-Cache answers of the cache patterns (shared/cache.py).
+CACHE_ANSWERS = ("hit", "miss", "coalesced", "bypass")
+_ANSWER = "|".join(CACHE_ANSWERS)
+#: A request name ending in its X-Cache answer(s): ``POST /predict [hit]``, ``[hit, miss]``.
+_CACHE_ANSWER = re.compile(rf"\[((?:{_ANSWER})(?:, (?:{_ANSWER}))*)\]$")
+
+
+def is_cache_split(name: str) -> bool:
+    """True for a request name that ends in its X-Cache answer(s), e.g. ``POST /predict [hit]``."""
+    return _CACHE_ANSWER.search(name) is not None
+
+
+def cache_results(rows: Sequence[StatsRow]) -> dict[str, int]:
+    """Items per X-Cache answer (hit, miss, ...) over the requests filed by it; {} if none are.
+
+    A request of several items is filed under one answer per item (``[hit, miss]``).
+    """
+    counts: dict[str, int] = {}
+    for row in rows:
+        found = _CACHE_ANSWER.search(row.name) if row.name != AGGREGATED else None
+        for result in found.group(1).split(", ") if found else ():
+            counts[result] = counts.get(result, 0) + row.requests
+    return counts
+
+
+def cache_line(counts: dict[str, int]) -> str:
+    """``cache: 86.1 % hits (860 of 1000 items; miss 130, coalesced 10)``."""
+    total = sum(counts.values())
+    hits = counts.get("hit", 0)
+    others = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()) if name != "hit")
+    ratio = 100.0 * hits / total if total else 0.0
+    return f"cache: {ratio:.1f} % hits ({hits} of {total} items" + (
+        f"; {others})" if others else ")"
+    )
+
+
 def format_table(rows: Sequence[StatsRow]) -> str:
     """A plain-text table aligned for a terminal (times in ms)."""
     table = [_HEADERS, *(row.cells() for row in rows)]
@@ -189,8 +231,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"report: {exc}", file=sys.stderr)
         return 2
     print(format_table(rows), end="")
-    Path(f"{args.prefix}_summary.md").write_text(format_markdown(rows))
-    summary = {"source": str(source), "rows": [row.as_dict() for row in rows]}
+    markdown = format_markdown(rows)
+    summary: dict[str, object] = {"source": str(source), "rows": [row.as_dict() for row in rows]}
+    counts = cache_results(rows)
+    if counts:
+        line = cache_line(counts)
+        print(line)
+        markdown += f"\n{line}\n"
+        hits = counts.get("hit", 0)
+        summary["cache"] = {"items": counts, "hit_ratio": round(hits / sum(counts.values()), 4)}
+    Path(f"{args.prefix}_summary.md").write_text(markdown)
     Path(f"{args.prefix}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
     if args.max_failure_pct is None:

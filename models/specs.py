@@ -84,9 +84,11 @@ def train_iris() -> TrainedModel:
 
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (ModelSpec("iris", "1", train_iris),)}
 
-# The serial, parallel and prediction-cache patterns' models live in their own modules, which
+# The models of the serial, parallel, prediction-cache, prep-pred and data-cache patterns
+# live in their own modules, which
 # build on TrainedModel above: imported here, at the end (models/__init__.py loads this first).
 from models.boosted import train_iris_boosted  # noqa: E402
+from models.digits import train_digits  # noqa: E402
 from models.ensemble import train_iris_bayes, train_iris_forest  # noqa: E402
 from models.serial import train_iris_gate, train_iris_specialist  # noqa: E402
 
@@ -98,5 +100,6 @@ SPECS.update(
         ModelSpec("iris-forest", "1", train_iris_forest),
         ModelSpec("iris-bayes", "1", train_iris_bayes),
         ModelSpec("iris-boosted", "1", train_iris_boosted),
+        ModelSpec("digits", "1", train_digits),
     )
 )

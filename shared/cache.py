@@ -202,6 +202,24 @@ class ReadThroughCache:
         """Close the client and its connections."""
         await self.client.aclose()
 
+    async def warm_up(self, timeout_s: float = 5.0) -> None:
+        """Connect and load the Lua scripts before the first request, so it need not.
+
+        A first request would otherwise pay the connection, ``AUTH`` and the
+        scripts' ``NOSCRIPT`` round trip inside its short deadline. Redis down or
+        slow is logged and left to the first requests (they bypass it).
+        """
+        try:
+            async with asyncio.timeout(timeout_s):
+                for script in (self._lookup, self._store, self._unlock):
+                    await self.client.script_load(script.script)
+        except REDIS_FAILURES as exc:
+            log.warning(
+                "cache %s: Redis not reachable at start (%s); requests will bypass it until it is",
+                self.name,
+                type(exc).__name__,
+            )
+
     def hit_ratio(self) -> float:
         """Share of requests answered by Redis since start (0 before any)."""
         total = sum(self._counts.values())

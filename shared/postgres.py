@@ -8,6 +8,7 @@ can act on (503 + ``Retry-After`` when the database is down, 504 when a
 statement ran out of time).
 """
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,12 +102,24 @@ class AsyncConnectionHolder:
         self.settings = settings
         self.application_name = application_name
         self._connection: psycopg.AsyncConnection | None = None
+        self._connecting = asyncio.Lock()
+
+    def _usable(self) -> bool:
+        connection = self._connection
+        return connection is not None and not connection.closed and not connection.broken
 
     async def get(self) -> psycopg.AsyncConnection:
-        """The connection, (re)connecting when there is none or it broke (503 when it can't)."""
-        if self._connection is None or self._connection.closed or self._connection.broken:
-            with postgres_errors("connecting to the database"):
-                self._connection = await connect_async(self.settings, self.application_name)
+        """The connection, (re)connecting when there is none or it broke (503 when it can't).
+
+        Requests that find no connection at the same moment wait for one connection attempt
+        rather than each opening (and leaking) their own.
+        """
+        if not self._usable():
+            async with self._connecting:
+                if not self._usable():
+                    with postgres_errors("connecting to the database"):
+                        self._connection = await connect_async(self.settings, self.application_name)
+        assert self._connection is not None
         return self._connection
 
     async def close(self) -> None:

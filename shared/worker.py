@@ -18,7 +18,7 @@ so the model is loaded once, not per job) with three additions:
   sent at most once a second, and an unchanged state is not written again;
 * each job's log lines carry the request id of the request that queued it
   (``job.meta["request_id"]``), and jobs are counted and timed in Prometheus
-  (``mlsp_jobs_total{queue,status}``, stage ``queue_wait``).
+  (``mlsp_jobs_total{queue,status}``, stages ``queue_wait`` and ``job``).
 
 :func:`run_worker` starts one, with ``/health/*`` and ``/metrics`` served by
 :mod:`shared.health_server` (ready while the heartbeat reaches Redis and the
@@ -47,7 +47,7 @@ from rq.utils import as_text
 from shared.health_server import SyncCheck, start_health_server
 from shared.jobs import public_status
 from shared.logs import request_id_var
-from shared.metrics import STAGE_LATENCY, record_model
+from shared.metrics import STAGE_LATENCY, record_model, stage
 from shared.model import OnnxModel, load_model
 from shared.redis_client import RedisSettings, connect
 from shared.settings import ModelSettings, ServiceSettings, _EnvSettings
@@ -304,7 +304,8 @@ class LiveWorker(SimpleWorker):
             waited = (datetime.now(UTC) - job.enqueued_at.replace(tzinfo=UTC)).total_seconds()
             STAGE_LATENCY.labels("queue_wait").observe(max(waited, 0.0))
         try:
-            super().execute_job(job, queue)
+            with stage("job"):  # the whole job as the worker runs it, for the breakdown
+                super().execute_job(job, queue)
         finally:
             status = job.get_status(refresh=False)
             outcome = public_status(status)

@@ -39,6 +39,10 @@ def test_load_passes_repeat_share_to_the_harness_only_when_set() -> None:
     assert dry.returncode == 0, dry.stderr
     assert "-e PATTERN=prediction-cache -e REPEAT_SHARE=0.9 " in dry.stdout
     assert "REPEAT_SHARE" not in make("-n", "load", "PATTERN=prediction-cache").stdout
+    zipf = make("-n", "load", "PATTERN=data-cache", "ZIPF_S=1.2")
+    assert zipf.returncode == 0, zipf.stderr
+    assert "-e PATTERN=data-cache  -e ZIPF_S=1.2 " in zipf.stdout
+    assert "ZIPF_S" not in make("-n", "load", "PATTERN=data-cache").stdout
 
 
 def test_batch_commands_work_on_the_batch_stack_whatever_pattern_says() -> None:

@@ -39,6 +39,24 @@ def test_sync_brings_the_predictor_and_its_pieces(tmp_path: Path) -> None:
     assert "inference_pb2.py" in (tmp_path / "s" / "Makefile").read_text()
 
 
+def test_a_pattern_built_from_the_repository_root_is_built_from_the_starters(
+    tmp_path: Path,
+) -> None:
+    write_starter("data-cache", tmp_path / "dc")
+    compose = (tmp_path / "dc" / "compose.yaml").read_text()
+    assert "context: ../.." not in compose
+    assert "      context: .\n      dockerfile: Dockerfile\n" in compose
+    dockerfile = (tmp_path / "dc" / "Dockerfile").read_text()
+    assert "patterns/" not in dockerfile
+    assert "COPY compose/requirements/image.txt" in dockerfile
+    assert (tmp_path / "dc" / "compose" / "requirements" / "image.txt").is_file()
+
+
+def test_every_pattern_can_be_ejected(tmp_path: Path) -> None:
+    for compose in sorted((REPO_ROOT / "patterns").glob("*/compose.yaml")):
+        write_starter(compose.parent.name, tmp_path / compose.parent.name)
+
+
 @pytest.mark.parametrize(
     ("pattern", "dest", "message"),
     [

@@ -24,8 +24,9 @@ down() { compose "$1" --profile bench down --volumes --remove-orphans >/dev/null
 echo "--- web-single, the bare endpoint, raw onnxruntime"
 up web-single
 compose web-single build loadtest >/dev/null 2>&1
-compose web-single --profile bench up -d --wait bare >/dev/null 2>&1
+compose web-single --profile bench up -d --wait bare bare-fastapi >/dev/null 2>&1
 wrk_in web-single bare http://bare:8080/predict
+wrk_in web-single bare-fastapi http://bare-fastapi:8080/predict
 wrk_in web-single web-single http://api:8080/predict
 compose web-single exec -T api python - <loadtests/bench/inference.py >"$out/inference.json"
 down web-single
@@ -47,7 +48,9 @@ fi
 
 if have batch && grep -q '^batch-bench:' Makefile; then
   echo "--- batch"
-  make --no-print-directory batch-bench BENCH_OUT="$out/batch.json"
+  # The bench prints its figures as one JSON line, last.
+  make --no-print-directory batch-bench | tee /dev/stderr | tail -n1 >"$out/batch.json"
+  compose batch --profile "*" down --volumes --remove-orphans >/dev/null 2>&1 || true
 fi
 
 compose web-single run --rm --no-deps --entrypoint python loadtest -m loadtests.bench.report \

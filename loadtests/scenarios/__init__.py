@@ -25,6 +25,7 @@ SCENARIOS: dict[str, str] = {
     "parallel": "loadtests.scenarios.parallel:ParallelUser",
     "batch": "loadtests.scenarios.batch_rows:BatchUser",
     "prediction-cache": "loadtests.scenarios.prediction_cache:CachedPredictUser",
+    "data-cache": "loadtests.scenarios.data_cache:ItemIdUser",
 }
 
 

@@ -70,7 +70,7 @@ class ModelPeer:
             return f"{self.role} client not started"
         if not await self.client.ready(self.metadata.name, self.metadata.version):
             return (
-                f"{self.role} predictor at {self.url} is unreachable or does not serve "
+                f"{self.role} at {self.url} is unreachable or does not serve "
                 f"{self.metadata.name} v{self.metadata.version}"
             )
         return None

@@ -65,3 +65,19 @@ def test_main_writes_the_table_and_chart_and_flags_failures(tmp_path: Path) -> N
     assert (tmp_path / "comparison.md").read_text().count("| web-single |") == 1
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert main([str(tmp_path), "web-single", "sync"]) == 1
+
+
+def test_a_cache_pattern_is_measured_on_all_its_requests_not_the_hits_alone(
+    tmp_path: Path,
+) -> None:
+    write_summary(
+        tmp_path,
+        "data-cache",
+        [
+            row("POST", "POST /predict [hit]", 800, 80.0, 4),
+            row("POST", "POST /predict [miss]", 200, 20.0, 9),
+            row("", "Aggregated", 1000, 100.0, 5),
+        ],
+    )
+    result = load_result(tmp_path, "data-cache")
+    assert (result.rps, result.p50, result.p99) == (100.0, 5, 15)

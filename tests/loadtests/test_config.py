@@ -24,6 +24,8 @@ def test_values_are_parsed() -> None:
     assert settings == Settings("web-single", 8, 7, 0.25, 0.5)
     polling = load_settings({"POLL_SECONDS": "0.1", "JOB_DEADLINE": "5"})
     assert (polling.poll_seconds, polling.job_deadline) == (0.1, 5.0)
+    items = load_settings({"ITEMS": "100", "ZIPF_S": "1.2"})
+    assert (items.items, items.zipf_s) == (100, 1.2)
 
 
 def test_empty_values_mean_default() -> None:
@@ -38,6 +40,8 @@ def test_empty_values_mean_default() -> None:
         ("SEED", "-1"),
         ("REPEAT_SHARE", "1.5"),
         ("REPEAT_SHARE", "nan"),
+        ("ITEMS", "0"),
+        ("ZIPF_S", "-0.5"),
         ("WAIT_SECONDS", "-1"),
         ("POLL_SECONDS", "-0.1"),
         ("JOB_DEADLINE", "0"),

@@ -1,4 +1,4 @@
-"""The serial and parallel patterns' scenarios are registered and load in Locust."""
+"""The serial, parallel and data-cache scenarios are registered and load in Locust."""
 
 import pytest
 
@@ -7,7 +7,8 @@ from tests.loadtests.test_scenarios import REPO_ROOT, _list_user_classes
 
 
 @pytest.mark.parametrize(
-    ("pattern", "user_class"), [("serial", "PredictUser"), ("parallel", "ParallelUser")]
+    ("pattern", "user_class"),
+    [("serial", "PredictUser"), ("parallel", "ParallelUser"), ("data-cache", "ItemIdUser")],
 )
 def test_the_pattern_runs_its_user_class(pattern: str, user_class: str) -> None:
     assert user_class_path(pattern)[1] == user_class

@@ -1,9 +1,11 @@
-"""Iris payloads: determinism, shape, and the repeat pool."""
+"""Iris and item-id payloads: determinism, shape, the repeat pool, the skew."""
+
+from collections import Counter
 
 import orjson
 import pytest
 
-from loadtests.payloads import IRIS_CLASSES, IRIS_FEATURES, IRIS_ROWS, IrisPayloads
+from loadtests.payloads import IRIS_CLASSES, IRIS_FEATURES, IRIS_ROWS, IrisPayloads, ItemIdPayloads
 
 
 def _bodies(generator: IrisPayloads, count: int) -> list[bytes]:
@@ -100,3 +102,25 @@ def test_more_decimals_make_fresh_rows_practically_unique() -> None:
     assert len(coarse_rows) < 15_000  # 1 decimal: many rows drawn again by chance
     assert len(set(fine_rows)) == len(fine_rows)
     assert all(round(v, 3) == v for row in fine_rows for v in row)
+
+
+def test_item_ids_are_skewed_the_same_way_for_every_user() -> None:
+    first, second = ItemIdPayloads(seed=1, pool_seed=42), ItemIdPayloads(seed=2, pool_seed=42)
+    draws = [Counter(g.next()["ids"][0] for _ in range(20000)) for g in (first, second)]
+    assert all(0 <= i < 1797 for counts in draws for i in counts)
+    top = [{i for i, _ in counts.most_common(5)} for counts in draws]
+    assert top[0] == top[1] == set(first.ranked[:5])  # one ranking for every user
+    assert sum(n for _, n in draws[0].most_common(100)) / 20000 > 0.5  # Zipf s=1: 64 %
+    assert ItemIdPayloads(seed=1, pool_seed=7).ranked != first.ranked
+
+
+def test_item_id_bodies_are_deterministic_and_sized() -> None:
+    bodies = [ItemIdPayloads(seed=5, batch_size=3, items=10).next_body() for _ in range(2)]
+    assert bodies[0] == bodies[1]
+    ids = orjson.loads(bodies[0])["ids"]
+    assert len(ids) == 3
+    assert all(0 <= i < 10 for i in ids)
+    uniform = ItemIdPayloads(seed=5, items=4, zipf_s=0)
+    assert uniform.cum_weights == [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="zipf_s"):
+        ItemIdPayloads(seed=5, zipf_s=-1)

@@ -92,3 +92,30 @@ def test_table_columns_line_up(tmp_path: Path, stats_csv) -> None:
     prefix = stats_csv.write(tmp_path / "run", stats_csv.PREDICT, stats_csv.TOTAL)
     lines = format_table(read_stats(f"{prefix}_stats.csv")).splitlines()
     assert len({len(line) for line in lines}) == 1
+
+
+def test_the_cache_patterns_get_their_hit_ratio(
+    tmp_path: Path, stats_csv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hit = stats_csv.PREDICT.replace("POST /predict,1000,20", "POST /predict [hit],860,0")
+    miss = stats_csv.PREDICT.replace("POST /predict,1000,20", "POST /predict [miss],130,0")
+    mixed = stats_csv.PREDICT.replace("POST /predict,1000,20", '"POST /predict [hit, miss]",5,0')
+    other = stats_csv.PREDICT.replace("POST /predict,1000,20", "POST /predict [no X-Cache],5,5")
+    prefix = stats_csv.write(
+        tmp_path / "run", hit, miss, mixed, other, stats_csv.POLL, stats_csv.TOTAL
+    )
+    assert main([prefix]) == 0
+    line = "cache: 86.5 % hits (865 of 1000 items; miss 135)"
+    assert capsys.readouterr().out.splitlines()[-1] == line
+    assert Path(f"{prefix}_summary.md").read_text().endswith(f"\n{line}\n")
+    summary = json.loads(Path(f"{prefix}_summary.json").read_text())
+    assert summary["cache"] == {"items": {"hit": 865, "miss": 135}, "hit_ratio": 0.865}
+
+
+def test_no_cache_line_without_cache_answers(
+    tmp_path: Path, stats_csv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = stats_csv.write(tmp_path / "run", stats_csv.PREDICT, stats_csv.POLL, stats_csv.TOTAL)
+    assert main([prefix]) == 0
+    assert "cache:" not in capsys.readouterr().out
+    assert "cache" not in json.loads(Path(f"{prefix}_summary.json").read_text())

@@ -234,3 +234,23 @@ async def test_a_full_redis_evicts_old_entries_and_keeps_caching(tmp_path: Path)
         client.close()
     assert evicted > 0
     assert last.result == "hit"
+
+
+async def test_warm_up_loads_the_scripts_and_tolerates_redis_down(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = make_cache(redis_url, name="warm-up")
+    await cache.warm_up()
+    client = redis.Redis.from_url(redis_url)
+    assert client.script_exists(cache._lookup.sha, cache._store.sha, cache._unlock.sha) == [
+        True,
+        True,
+        True,
+    ]
+    await cache.close()
+    down = make_cache(f"redis://127.0.0.1:{free_port()}/0", name="warm-up-down")
+    with caplog.at_level(logging.WARNING, logger="shared.cache"):
+        await down.warm_up(timeout_s=1.0)
+    assert "not reachable at start" in caplog.text
+    assert (await down.get_or_compute(KEY, Computation())).result == "bypass"
+    await down.close()

@@ -66,7 +66,7 @@ async def test_a_peer_that_is_down_is_503_naming_its_role_and_not_ready(model_re
     async with connected([peer], timeout_s=1):
         reason = await peer.check_ready()
         assert reason is not None
-        assert reason.startswith("forest predictor at 127.0.0.1:")
+        assert reason.startswith("forest at 127.0.0.1:")
         assert reason.endswith("is unreachable or does not serve iris v1")
         with pytest.raises(DependencyUnavailable, match=r"^forest is unavailable; retry shortly$"):
             await peer.infer(ROWS, ["probabilities"])

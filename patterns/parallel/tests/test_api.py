@@ -114,7 +114,8 @@ def test_below_quorum_is_503_naming_the_members_left_out(
     )
     ready = client.get("/health/ready")
     assert ready.status_code == 503
-    assert "fewer than 3 members ready: iris-forest predictor" in ready.json()["checks"]["members"]
+    reason = ready.json()["checks"]["members"]
+    assert "fewer than 3 members ready: iris-forest at 127.0.0.1:" in reason
 
 
 def test_below_quorum_by_slowness_only_is_504(

@@ -1,21 +1,16 @@
 """costs.py, the README's measure of an inference against a Redis round trip, runs and answers."""
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+from conftest import import_file
 from shared.cache import CacheSettings
 
 COSTS = Path(__file__).resolve().parents[1] / "costs.py"
 
 
 def load_costs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("prediction_cache_costs", COSTS)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(COSTS, "prediction_cache_costs")
 
 
 async def test_costs_measures_an_inference_and_a_redis_get(

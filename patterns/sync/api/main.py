@@ -18,10 +18,10 @@ from starlette.responses import Response
 from shared.app import add_hot_route, create_app, json_response
 from shared.health import Readiness
 from shared.metrics import stage
-from shared.model import ModelMetadata, load_metadata
+from shared.model import ModelMetadata
 from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.settings import ModelSettings, ServiceSettings
-from shared.v2.client import V2Client
+from shared.v2.peers import ModelPeer, connected
 
 
 class Settings(ServiceSettings, ModelSettings):
@@ -32,33 +32,23 @@ class Settings(ServiceSettings, ModelSettings):
 
 
 settings = Settings()
-metadata: ModelMetadata = load_metadata(
-    settings.model_dir, settings.model_name, settings.model_version
+predictor = ModelPeer.from_repository(
+    "predictor",
+    settings.predictor_url,
+    settings.model_dir,
+    settings.model_name,
+    version=settings.model_version,
 )
+metadata: ModelMetadata = predictor.metadata
 readiness = Readiness()
-predictor: V2Client | None = None
-
-
-async def predictor_serves_the_model() -> str | None:
-    """Readiness: the predictor answers and serves our model at our version."""
-    if predictor is None:
-        return "predictor client not started"
-    if not await predictor.ready(metadata.name, metadata.version):
-        wanted = f"{metadata.name} v{metadata.version}"
-        return f"predictor at {settings.predictor_url} is unreachable or does not serve {wanted}"
-    return None
-
-
-readiness.add("predictor", predictor_serves_the_model)
+readiness.add("predictor", predictor.check_ready)
 
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """One channel to the predictor for the life of the process."""
-    global predictor  # noqa: PLW0603 - the one client this process uses
-    predictor = V2Client(settings.predictor_url, settings.predictor_timeout_s)
-    yield
-    await predictor.close()
+    async with connected([predictor], settings.predictor_timeout_s):
+        yield
 
 
 app = create_app(
@@ -72,13 +62,10 @@ app = create_app(
 
 async def predict(request: Request) -> Response:
     """Predict the class of each instance (the predictor runs the model)."""
-    assert predictor is not None, "lifespan starts the client before requests are served"
     with stage("decode"):
         rows = decode_rows(await request.body(), metadata, settings.max_instances)
     with stage("predictor_call"):
-        outputs = await predictor.infer(
-            metadata.name, {metadata.input.name: rows}, ["probabilities"], metadata.version
-        )
+        outputs = await predictor.infer(rows, ["probabilities"])
     return json_response(prediction_body(metadata, outputs["probabilities"]))
 
 

@@ -1,0 +1,40 @@
+"""The ratios of ``make bench`` from the figure files its steps write."""
+
+import json
+from pathlib import Path
+
+from loadtests.bench.report import load_figures, table
+
+FIGURES = {
+    "bare": {"rps": 6000.0, "p50_ms": 2.0},
+    "bare-fastapi": {"rps": 4000.0, "p50_ms": 3.0},
+    "web-single": {"rps": 3000.0, "p50_ms": 4.0},
+    "sync": {"rps": 1500.0, "p50_ms": 6.0},
+    "batch": {"rows": 10000, "rounds": 3, "predict_rows_per_s_median": 45000.0,
+              "db_only_rows_per_s_median": 50000.0},
+}  # fmt: skip
+
+
+def write(folder: Path, figures: dict[str, dict[str, float]]) -> None:
+    for name, data in figures.items():
+        (folder / f"{name}.json").write_text(json.dumps(data))
+
+
+def test_each_ratio_is_printed_with_its_inputs(tmp_path: Path) -> None:
+    write(tmp_path, FIGURES)
+    rows = {line.split(":")[0]: line for line in table(load_figures(tmp_path), "s").splitlines()}
+    assert (
+        "| 0.50 | >= 0.70 | web-single 3000 req/s / bare endpoint 6000 req/s |"
+        in rows["| serving overhead"]
+    )
+    assert "| 1.50 |" in rows["| framework"]
+    assert "| 1.50 | <= 1.5 | sync p50 6.00 ms / web-single p50 4.00 ms |" in rows["| hop cost"]
+    assert "| 0.90 |" in rows["| batch"]
+    assert "median of 3 rounds over 10000 rows" in rows["| batch"]
+
+
+def test_a_missing_pattern_is_na_not_a_crash(tmp_path: Path) -> None:
+    write(tmp_path, {"web-single": FIGURES["web-single"]})
+    (tmp_path / "broken.json").write_text("{not json")
+    lines = table(load_figures(tmp_path), "s").splitlines()
+    assert sum("| n/a | " in line for line in lines) == 6

@@ -1,0 +1,428 @@
+"""Kubernetes manifests (compose/k8s.py): in step with compose, valid, equivalent.
+
+Offline and without a Docker engine: ``docker compose config`` needs only the CLI,
+``kubectl kustomize`` renders locally, and kubernetes-validate carries the schemas.
+"""
+
+import functools
+import itertools
+import math
+import re
+import shutil
+import socket
+import subprocess
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from compose import k8s
+
+K8S_VERSION = "1.32"  # the oldest Kubernetes the manifests are checked against (kubectl here)
+K8S_VERSIONS = (K8S_VERSION, "1.37")  # ... and the newest whose schemas kubernetes-validate has
+PATTERNS = k8s.patterns()
+WORKLOADS = {"Deployment", "StatefulSet", "CronJob"}
+
+Doc = dict[str, Any]
+
+
+def _have_compose() -> bool:
+    if not shutil.which("docker"):
+        return False
+    done = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+needs_compose = pytest.mark.skipif(
+    not _have_compose(), reason="needs the docker CLI with the compose v2 plugin"
+)
+
+
+@functools.cache
+def config(pattern: str) -> Doc:
+    return k8s.compose_config(pattern)
+
+
+@functools.cache
+def rendered(pattern: str) -> tuple[Doc, ...]:
+    return tuple(d for d in yaml.safe_load_all(k8s.render(pattern)) if d)
+
+
+def objects(pattern: str, kind: str) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for d in rendered(pattern) if d["kind"] == kind}
+
+
+def workload(pattern: str, name: str) -> Doc:
+    found = [
+        d for d in rendered(pattern) if d["kind"] in WORKLOADS and d["metadata"]["name"] == name
+    ]
+    assert len(found) == 1, f"{pattern}: one workload named {name}, found {len(found)}"
+    return found[0]
+
+
+@functools.cache
+def classified(pattern: str) -> k8s.Pattern:
+    return k8s.Pattern(pattern, config(pattern))
+
+
+def long_running(pattern: str) -> dict[str, Doc]:
+    """The compose services that must be long-running workloads (not images to build FROM)."""
+    services = config(pattern)["services"]
+    skip = classified(pattern).build_only
+    return {n: s for n, s in services.items() if n not in skip and not k8s.one_shot(s)}
+
+
+def unexpand(value: str) -> str:
+    """A rendered env value as compose gave it: ``$(NAME)`` back to the secret's sentinel."""
+    return re.sub(r"\$\((\w+)\)", lambda m: k8s.sentinel(m[1]), value)
+
+
+def env_as_compose(container: Doc) -> dict[str, str]:
+    out = {}
+    for var in container.get("env", []):
+        if "valueFrom" in var:
+            out[var["name"]] = k8s.sentinel(var["valueFrom"]["secretKeyRef"]["key"])
+        else:
+            out[var["name"]] = unexpand(var["value"])
+    return out
+
+
+def seconds(duration: str) -> int:
+    found = re.fullmatch(r"(\d+)s", duration)
+    assert found, duration
+    return int(found[1])
+
+
+# -- in step, valid ----------------------------------------------------------------------
+
+
+@needs_compose
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_committed_tree_is_what_the_compose_file_gives(pattern: str) -> None:
+    assert k8s.generate(pattern, config(pattern)) == k8s.on_disk(pattern), (
+        f"patterns/{pattern}/k8s/ is out of step with compose.yaml: run `make k8s-generate`"
+    )
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection attempt from this process fails the test: validation is offline."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.usefixtures("no_network")
+def test_every_rendered_manifest_is_valid_kubernetes(pattern: str) -> None:
+    docs = rendered(pattern)
+    assert {d["kind"] for d in docs} >= {"Namespace", "Deployment", "Service"}
+    for doc, version in itertools.product(docs, K8S_VERSIONS):
+        where = f"{doc['kind']}/{doc['metadata']['name']} (Kubernetes {version})"
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path)
+            pytest.fail(f"{pattern}: {where} is invalid at {path}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            pytest.fail(f"{pattern}: {where}: {exc.message}")
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == f"mlsp-{pattern}", where
+
+
+def test_validation_rejects_what_kubernetes_would() -> None:
+    deployment = workload("web-single", "api")
+    broken = yaml.safe_load(yaml.safe_dump(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessProb"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
+
+
+# -- equivalent to compose ---------------------------------------------------------------
+
+
+@needs_compose
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_containers_match_their_compose_services(pattern: str) -> None:
+    cronjobs = (config(pattern).get("x-kubernetes") or {}).get("cronjobs") or {}
+    for name, svc in long_running(pattern).items():
+        doc = workload(pattern, name)
+        pod = k8s.pod_spec(doc)
+        (container,) = [c for c in pod["containers"] if c["name"] == name]
+        assert container["image"] == svc["image"], name
+        assert container["imagePullPolicy"] == "IfNotPresent", name
+        env = env_as_compose(container)
+        extra = set(env) - set(svc.get("environment") or {})
+        assert extra <= {*k8s.SECRETS, "PGDATA"}, f"{name}: {extra}"
+        assert {k: env[k] for k in svc.get("environment") or {}} == {
+            k: str(v) for k, v in (svc.get("environment") or {}).items()
+        }, name
+        assert [unexpand(a) for a in container.get("command", [])] == (svc.get("entrypoint") or [])
+        expected_args = cronjobs[name]["command"] if name in cronjobs else svc.get("command")
+        assert [unexpand(a) for a in container.get("args", [])] == (expected_args or []), name
+        if name not in cronjobs:
+            check_probes(name, svc, container)
+        check_resources(name, svc, container)
+        check_security(name, svc, pod, container)
+
+
+def check_probes(name: str, svc: Doc, container: Doc) -> None:
+    healthcheck = svc["healthcheck"]
+    test = healthcheck["test"]
+    ready, live = container["readinessProbe"], container["livenessProbe"]
+    if test[:4] == ["CMD", "python", "-m", "shared.probe"]:
+        url = urlsplit(test[4])
+        if url.scheme == "grpc":
+            assert ready["grpc"] == {"port": url.port}, name
+        else:
+            assert ready["httpGet"] == {"path": url.path, "port": url.port}, name
+        assert live["httpGet"]["path"] == "/health/live", name
+    else:
+        assert test[0] == "CMD-SHELL", name
+        command = ["sh", "-c", test[1].replace("$$", "$")]
+        assert ready["exec"]["command"] == live["exec"]["command"] == command, name
+    assert ready["periodSeconds"] == seconds(healthcheck["interval"]), name
+    assert ready["timeoutSeconds"] == seconds(healthcheck["timeout"]), name
+    assert ready["failureThreshold"] == healthcheck["retries"], name
+    startup = container["startupProbe"]
+    start_period = seconds(healthcheck["start_period"])
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= start_period, name
+
+
+def check_resources(name: str, svc: Doc, container: Doc) -> None:
+    limits = svc["deploy"]["resources"]["limits"]
+    given = container["resources"]["limits"]
+    cpu = given["cpu"]
+    millicores = int(cpu[:-1]) if cpu.endswith("m") else int(cpu) * 1000
+    assert millicores == round(float(limits["cpus"]) * 1000), name
+    assert given["memory"] == f"{int(limits['memory']) // 2**20}Mi", name
+    assert set(container["resources"]["requests"]) == {"cpu", "memory"}, name
+
+
+def check_security(name: str, svc: Doc, pod: Doc, container: Doc) -> None:
+    assert pod["securityContext"]["runAsNonRoot"] is True, name
+    uid = pod["securityContext"]["runAsUser"]
+    assert uid != 0, name
+    if str(svc["user"]).split(":")[0].isdigit():
+        assert uid == int(str(svc["user"]).split(":")[0]), name
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is bool(svc.get("read_only")), name
+    assert security["capabilities"]["drop"] == svc["cap_drop"] == ["ALL"], name
+    assert security["allowPrivilegeEscalation"] is False, name
+    mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+    for path in svc.get("tmpfs") or []:
+        assert path in mounts, f"{name}: tmpfs {path}"
+    for volume in svc.get("volumes") or []:
+        mount = mounts[volume["target"]]
+        assert mount.get("readOnly", False) is volume.get("read_only", False), name
+
+
+@needs_compose
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_ports_published_and_named_by_peers_are_served(pattern: str) -> None:
+    services = objects(pattern, "Service")
+    for name, svc in long_running(pattern).items():
+        for published in svc.get("ports") or []:
+            assert published["target"] in [p["port"] for p in services[name]["spec"]["ports"]]
+    # Every host:port in any URL of any service (peers are found by URL env vars).
+    for name, svc in config(pattern)["services"].items():
+        for value in (svc.get("environment") or {}).values():
+            for host, port in re.findall(r"(?<![\w.-])([a-z][a-z0-9-]*):(\d+)", str(value)):
+                if host in config(pattern)["services"]:
+                    ports = [p["port"] for p in services[host]["spec"]["ports"]]
+                    assert int(port) in ports, f"{name} calls {host}:{port}; Service has {ports}"
+    for service in services.values():  # each Service selects a workload's pods
+        selected = workload(pattern, service["metadata"]["name"])
+        labels = selected["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+
+
+@needs_compose
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_one_shots_run_as_init_containers_before_the_services(pattern: str) -> None:
+    services = config(pattern)["services"]
+    for name, svc in long_running(pattern).items():
+        pod = k8s.pod_spec(workload(pattern, name))
+        inits = {c["name"]: c for c in pod.get("initContainers", [])}
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        mounted = {v.get("source") for v in svc.get("volumes") or []} - {None}
+        for dep in svc.get("depends_on") or {}:
+            if dep in classified(pattern).build_only or not k8s.one_shot(services[dep]):
+                continue
+            writes = {v.get("source") for v in services[dep].get("volumes") or []} - {None}
+            if writes and not writes & mounted:
+                continue  # waited for in compose for the image build order only
+            assert dep in inits, f"{pattern}: {name} must run {dep} first"
+            assert inits[dep]["image"] == services[dep]["image"]
+            for volume in writes & mounted:  # filled by the init container, read by the service
+                assert "emptyDir" in volumes[volume]
+                (mount,) = [m for m in inits[dep]["volumeMounts"] if m["name"] == volume]
+                assert not mount.get("readOnly")
+
+
+@needs_compose
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_called_services_autoscale_and_workers_keep_compose_replicas(pattern: str) -> None:
+    hpas = objects(pattern, "HorizontalPodAutoscaler")
+    deployments = objects(pattern, "Deployment")
+    for name, hpa in hpas.items():
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
+        assert "replicas" not in deployments[name]["spec"]  # the HPA owns it
+    assert "api" in hpas
+    for name, svc in long_running(pattern).items():
+        if name.startswith("predictor"):
+            assert name in hpas
+        if name == "worker":
+            assert name not in hpas
+            assert deployments[name]["spec"]["replicas"] == svc["deploy"]["replicas"]
+
+
+@needs_compose
+def test_batch_scheduler_is_a_cronjob_and_stores_are_statefulsets() -> None:
+    cronjob = workload("batch", "scheduler")
+    assert cronjob["kind"] == "CronJob"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = k8s.pod_spec(cronjob)
+    assert pod["containers"][0]["args"] == ["python", "-m", "ctl", "run"]
+    assert [c["name"] for c in pod["initContainers"]] == ["migrate"]
+    for pattern, store, path in [
+        ("batch", "postgres", "/var/lib/postgresql/data"),
+        ("batch", "redis", "/data"),
+        ("async", "redis", "/data"),
+    ]:
+        stateful = workload(pattern, store)
+        assert stateful["kind"] == "StatefulSet"
+        (claim,) = stateful["spec"]["volumeClaimTemplates"]
+        mounts = k8s.pod_spec(stateful)["containers"][0]["volumeMounts"]
+        assert {"name": claim["metadata"]["name"], "mountPath": path} in mounts
+    # A cache keeps nothing on disk, in compose as here.
+    assert "volumeClaimTemplates" not in workload("prediction-cache", "redis")["spec"]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_no_secret_value_is_committed(pattern: str) -> None:
+    text = k8s.render(pattern)
+    assert "k8s-secret-" not in text
+    for doc in rendered(pattern):
+        assert doc["kind"] != "Secret"
+    refs = re.findall(r"secretKeyRef:\s+key: (\w+)\s+name: ([\w-]+)", text)
+    assert all(name == k8s.SECRET_NAME and key in k8s.SECRETS for key, name in refs)
+
+
+# -- the generator's own rules, without compose --------------------------------------------
+
+
+def test_durations_and_quantities() -> None:
+    assert k8s.seconds("1m30s") == 90
+    assert k8s.seconds("500ms") == 1
+    assert k8s.seconds(None, 7) == 7
+    assert k8s.cpu_quantity(2000) == "2"
+    assert k8s.cpu_quantity(250) == "250m"
+    assert k8s.split_image("localhost:5000/mlsp/api") == ("localhost:5000/mlsp/api", "latest")
+    assert math.isclose(float(k8s.split_image("redis:7.4")[1]), 7.4)
+
+
+def test_a_bind_mount_is_refused_not_silently_dropped() -> None:
+    config = {
+        "services": {
+            "api": {
+                "image": "mlsp/x-api:dev",
+                "user": "10001:10001",
+                "ports": [{"target": 8080}],
+                "volumes": [{"type": "bind", "source": "./data", "target": "/data"}],
+            }
+        }
+    }
+    with pytest.raises(k8s.K8sError, match="only named volumes"):
+        k8s.generate("x", config)
+
+
+SMALL = {
+    "base": {"image": "mlsp/base:dev", "build": {"context": "."}},
+    "export": {
+        "image": "mlsp/model-export:dev",
+        "depends_on": {"base": {"condition": "service_completed_successfully"}},
+        "volumes": [{"type": "volume", "source": "models", "target": "/models"}],
+    },
+    "seed": {  # a one-shot nobody waits for
+        "image": "mlsp/x-seed:dev",
+        "restart": "no",
+        "healthcheck": {"disable": True, "test": ["CMD", "true"]},
+        "build": {"context": "seed", "args": {"BASE_IMAGE": "mlsp/base:dev"}},
+    },
+    "api": {
+        "image": "mlsp/x-api:dev",
+        "restart": "unless-stopped",
+        "build": {"context": "api", "args": {"BASE_IMAGE": "mlsp/base:dev"}},
+        "healthcheck": {
+            "test": ["CMD", "python", "-m", "shared.probe", "http://127.0.0.1:8080/health/ready"],
+            "interval": "3s",
+            "timeout": "3s",
+            "retries": 3,
+        },
+        "ports": [{"target": 8080}],
+        "volumes": [{"type": "volume", "source": "models", "target": "/models", "read_only": True}],
+        "depends_on": {"export": {"condition": "service_completed_successfully"}},
+    },
+}
+
+
+def test_build_only_services_vanish_and_unawaited_one_shots_are_jobs() -> None:
+    files = k8s.generate("x", {"services": SMALL})
+    assert sorted(files) == [
+        "base/api.yaml",
+        "base/kustomization.yaml",
+        "base/seed.yaml",
+        "local/kustomization.yaml",
+        "local/namespace.yaml",
+    ]
+    (job,) = yaml.safe_load_all(files["base/seed.yaml"])
+    api = list(yaml.safe_load_all(files["base/api.yaml"]))
+    assert [d["kind"] for d in api] == ["Deployment", "HorizontalPodAutoscaler", "Service"]
+    for doc in [job, *api]:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert job["kind"] == "Job"
+    assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    pod = k8s.pod_spec(api[0])
+    assert [c["name"] for c in pod["initContainers"]] == ["export"]
+    assert pod["securityContext"]["runAsUser"] == 10001  # the images' user when compose names none
+
+
+# -- the commands ------------------------------------------------------------------------
+
+
+def test_make_k8s_manifests_regenerates_then_renders_and_refuses_unknown_patterns() -> None:
+    def make(*args: str) -> subprocess.CompletedProcess[str]:
+        command = ["make", "--no-print-directory", *args]
+        return subprocess.run(command, cwd=k8s.ROOT, capture_output=True, text=True, check=False)
+
+    dry = make("-n", "k8s-manifests", "PATTERN=sync")
+    assert dry.returncode == 0, dry.stderr
+    generate, render = [line for line in dry.stdout.splitlines() if "compose.k8s" in line]
+    assert generate.endswith("-m compose.k8s generate sync")
+    assert render.endswith("-m compose.k8s render sync")
+    refused = make("k8s-manifests", "PATTERN=nope")
+    assert refused.returncode != 0
+    assert "Unknown PATTERN 'nope'" in refused.stderr
+
+
+def test_render_prints_the_overlay(capsys: pytest.CaptureFixture[str]) -> None:
+    assert k8s.main(["render", "web-single"]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert docs == list(rendered("web-single"))
+    with pytest.raises(SystemExit):
+        k8s.main(["render", "nope"])
+
+
+@needs_compose
+def test_check_says_whether_trees_are_in_step() -> None:
+    assert k8s.main(["check", "web-single"]) == 0
