@@ -1,11 +1,12 @@
 """The fault suite: each internal container of a pattern stopped and restarted under load.
 
 For each pattern (a folder of ``patterns/`` with a compose file), the stack comes up
-once; a steady load of a few threads sends the pattern's own request (``POST /predict``
-with a row from ``GET /model``'s examples, or ``POST /rows`` for batch) to the public
-api; then each internal service (a long-running one that publishes no port, read from
-``docker compose config``: predictors, workers, Redis, PostgreSQL, ...) is stopped,
-left down a few seconds and started again, one at a time. Recorded per fault:
+once; a steady load of a few threads sends the pattern's own request (``POST /predict``,
+or ``POST /rows`` for batch, with the example body of the api's OpenAPI schema, its
+decimals jittered so caches miss) to the public api; then each internal service (a
+long-running one that publishes no port, read from ``docker compose config``:
+predictors, workers, Redis, PostgreSQL, ...) is stopped, left down a few seconds and
+started again, one at a time. Recorded per fault:
 
 * requests that failed from the stop until the api answered again;
 * seconds from the restart until full recovery: requests succeed again, and for
@@ -31,7 +32,6 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.api_fuzz import served_model
 from tests.compose_config import internal_services, patterns
 from tests.compose_stack import REPO_ROOT, ComposeStack
 
@@ -95,19 +95,17 @@ class Load:
     def __post_init__(self) -> None:
         spec = self.stack.get("/openapi.json").json()
         posts = [path for path, ops in spec["paths"].items() if "post" in ops]
-        self.path = "/predict" if "/predict" in posts else "/rows"
-        self.example = served_model(self.stack.get("/model").json())["examples"][0]["input"]
+        self.path = next(p for p in ("/predict", "/rows", *posts) if p in posts)
+        self.example = example_body(spec["paths"][self.path]["post"])
         answer = self.stack.post(self.path, content=self.body(random.Random(0)))
         assert answer.status_code in (200, 202), answer.text
         body = answer.json()
-        self.kind = "jobs" if "job_id" in body else "rows" if "ids" in body else "sync"
+        queued = answer.status_code == 202
+        self.kind = "jobs" if "job_id" in body else "rows" if queued and "ids" in body else "sync"
 
     def body(self, rng: random.Random) -> bytes:
-        """A request body: the example row, its numbers jittered (so caches miss)."""
-        row = self.example
-        if isinstance(row, list) and all(isinstance(v, int | float) for v in row):
-            row = [round(v * rng.uniform(0.9, 1.1), 3) for v in row]
-        return orjson.dumps({"instances": [row]})
+        """The example body, its decimal numbers jittered (so a prediction cache misses)."""
+        return orjson.dumps(_jittered(self.example, rng))
 
     def start(self) -> "Load":
         """Start the threads."""
@@ -168,6 +166,26 @@ class Load:
         """The id of the latest job or row accepted so far."""
         with self._lock:
             return self.accepted[-1] if self.accepted else None
+
+
+def example_body(operation: dict[str, Any]) -> dict[str, Any]:
+    """A request body for ``operation`` from the examples its OpenAPI schema gives."""
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    return {
+        name: prop["examples"][0]
+        for name, prop in schema["properties"].items()
+        if name in schema.get("required", []) and prop.get("examples")
+    }
+
+
+def _jittered(value: Any, rng: random.Random) -> Any:
+    if isinstance(value, float):
+        return round(value * rng.uniform(0.9, 1.1), 3)
+    if isinstance(value, list):
+        return [_jittered(v, rng) for v in value]
+    if isinstance(value, dict):
+        return {k: _jittered(v, rng) for k, v in value.items()}
+    return value
 
 
 def status(stack: ComposeStack, load: Load, item: str) -> str:
