@@ -59,6 +59,29 @@ def served_model(metadata: dict[str, Any]) -> dict[str, Any]:
     return next(iter(parts.values())) if isinstance(parts, dict) and parts else metadata
 
 
+def example_body(operation: dict[str, Any]) -> dict[str, Any]:
+    """A request body for an OpenAPI ``operation`` from the first examples its schema gives."""
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    return {
+        name: prop["examples"][0]
+        for name, prop in schema["properties"].items()
+        if name in schema.get("required", []) and prop.get("examples")
+    }
+
+
+def example_errors(client: TestClient) -> list[str]:
+    """The POST operations whose own schema example is refused (what /docs would show)."""
+    failures = []
+    for path, operations in client.get("/openapi.json").json()["paths"].items():
+        post = operations.get("post", {})
+        if "{" in path or "requestBody" not in post:
+            continue
+        answer = client.post(path, json=example_body(post))
+        if answer.status_code >= 400:
+            failures.append(f"POST {path} example -> {answer.status_code} {answer.text[:200]}")
+    return failures
+
+
 def _request_kwargs(case: Any) -> dict[str, Any]:
     """A schemathesis case as keyword arguments of ``httpx.Client.request``."""
     kwargs = case.as_transport_kwargs(base_url="http://testserver")
@@ -127,8 +150,9 @@ def _post_rows(
 
 
 def assert_no_server_errors(client: TestClient) -> None:
-    """Fail, listing the first ten, when generated requests get a 5xx."""
-    failures = server_errors(client)
+    """Fail, listing the first ten, when generated requests get a 5xx or the schema's own
+    examples are refused."""
+    failures = example_errors(client) + server_errors(client)
     assert not failures, f"{len(failures)} generated requests got a 5xx:\n" + "\n".join(
         failures[:10]
     )

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import orjson
 
+from tests.api_fuzz import example_body
 from tests.compose_config import internal_services, patterns
 from tests.compose_stack import REPO_ROOT, ComposeStack
 
@@ -166,16 +167,6 @@ class Load:
         """The id of the latest job or row accepted so far."""
         with self._lock:
             return self.accepted[-1] if self.accepted else None
-
-
-def example_body(operation: dict[str, Any]) -> dict[str, Any]:
-    """A request body for ``operation`` from the examples its OpenAPI schema gives."""
-    schema = operation["requestBody"]["content"]["application/json"]["schema"]
-    return {
-        name: prop["examples"][0]
-        for name, prop in schema["properties"].items()
-        if name in schema.get("required", []) and prop.get("examples")
-    }
 
 
 def _jittered(value: Any, rng: random.Random) -> Any:
