@@ -51,8 +51,8 @@ up: check-pattern ## Build and start PATTERN's stack, wait until healthy, print 
 	$(if $(OBSERVE),&& echo "Prometheus: http://127.0.0.1:$(PROMETHEUS_PORT)  (recording rules: service:*, service_stage:*, service_cache:*)")
 
 .PHONY: down
-down: check-pattern ## Stop PATTERN's stack and remove its containers and volumes
-	$(COMPOSE) --profile observe down --volumes --remove-orphans
+down: check-pattern ## Stop PATTERN's stack gracefully; queued jobs and data stay for the next up (WIPE=1: remove them)
+	$(COMPOSE) --profile observe down --remove-orphans $(if $(WIPE),--volumes)
 
 .PHONY: ps
 ps: check-pattern ## Show PATTERN's containers
@@ -79,7 +79,7 @@ compare: ## Same load on each of PATTERNS in turn (USERS, DURATION; OBSERVE=1 ad
 	  echo "=== $$p: up, warm up $(or $(WARMUP),5s), load $(USERS) users for $(DURATION), down"; \
 	  $(MAKE) --no-print-directory load PATTERN=$$p OUT=compare/$$p WARMUP=$(or $(WARMUP),5s) \
 	    || echo "make load PATTERN=$$p failed" > loadtests/results/compare/$$p.failed; \
-	  $(MAKE) --no-print-directory down PATTERN=$$p >/dev/null 2>&1; \
+	  $(MAKE) --no-print-directory down PATTERN=$$p WIPE=1 >/dev/null 2>&1; \
 	done
 	-$(REPORT) run --rm --build --entrypoint python loadtest -m loadtests.compare /results/compare \
 	  $(PATTERNS) --settings "$(USERS) users, no think time, one row per request, $(DURATION) after a $(or $(WARMUP),5s) warm-up"
@@ -151,6 +151,12 @@ test: $(STUBS) ## Unit tests and lint (no Docker needed)
 .PHONY: e2e
 e2e: $(STUBS) ## End-to-end tests: bring every pattern up with docker compose
 	$(VENV)/bin/pytest -m e2e
+
+.PHONY: chaos
+chaos: $(STUBS) ## Stop and restart each internal container of PATTERNS under load; loadtests/reports/chaos.md
+	@for p in $(PATTERNS); do case " $(ALL_PATTERNS) " in *" $$p "*) ;; \
+	  *) echo "Unknown pattern '$$p' in PATTERNS. Choose from: $(ALL_PATTERNS)" >&2; exit 2;; esac; done
+	$(VENV)/bin/python -m tests.chaos $(PATTERNS)
 
 .PHONY: lint
 lint: $(VENV)/.installed ## Format and fix what ruff can

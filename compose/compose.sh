@@ -69,9 +69,18 @@ for entry in "${images[@]}"; do
   fi
 done
 
+# A .env at the top of the checkout (see .env.example; never committed) sets variables
+# for every pattern; variables set by the caller win over it.
+if [ -f "$root/.env" ]; then
+  while IFS='=' read -r name value; do
+    case $name in ''|'#'*) continue ;; esac
+    [ -n "${!name:-}" ] || export "$name=$value"
+  done <"$root/.env"
+fi
+
 # Passwords of the stateful services (Redis, PostgreSQL): made once per checkout and
 # kept in .mlsp/secrets.env (mode 600), so no password is written in a compose file.
-# Variables set by the caller win.
+# Variables set by the caller (or .env) win.
 secrets=$root/.mlsp/secrets.env
 if [ ! -f "$secrets" ]; then
   mkdir -p "$(dirname "$secrets")"

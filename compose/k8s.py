@@ -79,8 +79,11 @@ def patterns() -> list[str]:
     return sorted(p.parent.name for p in PATTERNS_DIR.glob("*/compose.yaml"))
 
 
-def compose_config(pattern: str) -> Doc:
-    """``docker compose config`` of the pattern, with defaults only and sentinel secrets."""
+def compose_config(pattern: str, profiles: str = "") -> Doc:
+    """``docker compose config`` of the pattern, with defaults only and sentinel secrets.
+
+    ``profiles`` adds the services of those profiles (``"*"``: all of them).
+    """
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
     env |= {name: sentinel(name) for name in SECRETS}
     compose = os.environ.get("DOCKER_COMPOSE", "docker compose").split()
@@ -90,6 +93,7 @@ def compose_config(pattern: str) -> Doc:
         os.devnull,
         "-f",
         str(PATTERNS_DIR / pattern / "compose.yaml"),
+        *(["--profile", profiles] if profiles else []),
     ]
     try:
         done = subprocess.run(

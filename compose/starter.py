@@ -35,6 +35,7 @@ ALWAYS = [
     "loadtests",
     "conftest.py",
     "tests/__init__.py",
+    "tests/api_fuzz.py",
     "tests/compose_stack.py",
     "tests/local_servers.py",
     ".dockerignore",

@@ -26,13 +26,12 @@ Instance = list[float] | dict[str, float]
 class PredictRequest(BaseModel):
     """Rows to predict: lists in the model's feature order, or objects by feature name."""
 
+    # Two examples, one per form: one body may not mix them (the first was a 422 in /docs).
     instances: list[Instance] = Field(
         min_length=1,
         examples=[
-            [
-                [5.1, 3.5, 1.4, 0.2],
-                {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3},
-            ]
+            [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]],
+            [{"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}],
         ],
     )
 

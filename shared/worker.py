@@ -11,6 +11,9 @@ so the model is loaded once, not per job) with three additions:
   it if it has retries left or fails it with ``AbandonedJobError``. So a job
   whose worker was killed is retried or failed within seconds, not after
   RQ's default of job timeout + 60 s, and never silently vanishes;
+* a job taken off the queue but never started (its worker stopped or lost Redis in
+  between) goes back to the head of the queue within seconds (RQ: after a minute);
+* after losing Redis, it tries again every 2 s at most (RQ backs off up to 60 s);
 * fewer Redis round trips per job: RQ's own worker heartbeat is pipelined and
   sent at most once a second, and an unchanged state is not written again;
 * each job's log lines carry the request id of the request that queued it
@@ -145,8 +148,28 @@ class Heartbeat:
             self.beat()
 
 
+# Moves one job id from the intermediate list back to the head of the queue, atomically:
+# when two workers find the same stuck job, only the one whose LREM removed it pushes it.
+_REQUEUE_SCRIPT = """
+if redis.call('lrem', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('lpush', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def _requeue(keys: list[str], args: list[str], client: redis.Redis) -> bool:
+    return bool(client.eval(_REQUEUE_SCRIPT, len(keys), *keys, *args))
+
+
 class LiveWorker(SimpleWorker):
     """RQ's SimpleWorker with a heartbeat, dead-worker rescue, request ids and metrics."""
+
+    # RQ doubles the wait between reconnection attempts up to 60 s: after a Redis outage of
+    # a few seconds the workers then idled for up to a minute (found by `make chaos`).
+    # Redis is local and reconnecting is cheap: try again every 2 s at most.
+    max_connection_wait_time = 2.0
 
     def __init__(
         self,
@@ -196,10 +219,47 @@ class LiveWorker(SimpleWorker):
         super().set_state(state, pipeline)
 
     def clean_registries(self) -> None:
-        """RQ's maintenance, after expiring the started jobs of dead workers."""
+        """RQ's maintenance, after expiring the started jobs of dead workers and putting back
+        the jobs a worker took off the queue but never started."""
         for queue in self.queues:
             self.expire_jobs_of_dead_workers(queue)
+            self.requeue_jobs_taken_but_not_started(queue)
         super().clean_registries()
+
+    def requeue_jobs_taken_but_not_started(self, queue: Queue) -> list[str]:
+        """Put back at the head of ``queue`` the jobs stuck between dequeue and start.
+
+        RQ moves a job id from the queue to an intermediate list (BLMOVE), then into the
+        started registry. A worker stopped or cut off from Redis between the two leaves the
+        job there, still "queued" but on no queue: RQ hands it to its failure handling only
+        after a minute. A job seen there, not started, over two passes ``grace_s`` apart goes
+        back to the queue instead (a Lua script, so only one worker moves it).
+        """
+        key = queue.intermediate_queue_key
+        job_ids = [as_text(job_id) for job_id in self.connection.lrange(key, 0, -1)]
+        started = {
+            as_text(entry).partition(":")[0]
+            for entry in self.connection.zrange(queue.started_job_registry.key, 0, -1)
+        }
+        now = time.monotonic()
+        requeued = []
+        for job_id in job_ids:
+            suspect = f"dequeued:{job_id}"
+            if job_id in started:
+                self._suspects.pop(suspect, None)
+                continue
+            first_seen = self._suspects.setdefault(suspect, now)
+            if now - first_seen >= self.grace_s and _requeue(
+                keys=[key, queue.key], args=[job_id], client=self.connection
+            ):
+                self._suspects.pop(suspect, None)
+                requeued.append(job_id)
+                log.warning(
+                    "job taken off the queue but never started (its worker stopped or lost "
+                    "Redis in between); put back at the head of the queue",
+                    extra={"job_id": job_id, "queue": queue.name},
+                )
+        return requeued
 
     def expire_jobs_of_dead_workers(self, queue: Queue) -> list[str]:
         """Mark expired the started jobs whose worker has stopped beating; their entries."""
@@ -232,7 +292,8 @@ class LiveWorker(SimpleWorker):
                     extra={"job_id": entry.partition(":")[0], "dead_worker": owner},
                 )
         for entry in set(self._suspects) - set(entries):
-            del self._suspects[entry]
+            if not entry.startswith("dequeued:"):
+                del self._suspects[entry]
         return expired
 
     def execute_job(self, job: Job, queue: Queue) -> None:

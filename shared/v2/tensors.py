@@ -67,13 +67,24 @@ class TensorError(ValueError):
     """A tensor in a request is malformed; the message says which and how."""
 
 
-def numpy_dtype(datatype: str, name: str) -> np.dtype:
+#: InferTensorContents field -> the dtype its values arrive in (wider than INT8/16, UINT8/16).
+FIELD_DTYPES: dict[str, np.dtype] = {
+    "bool_contents": np.dtype("?"),
+    "int_contents": np.dtype("<i4"),
+    "int64_contents": np.dtype("<i8"),
+    "uint_contents": np.dtype("<u4"),
+    "uint64_contents": np.dtype("<u8"),
+    "fp32_contents": np.dtype("<f4"),
+    "fp64_contents": np.dtype("<f8"),
+}
+
+
+def numpy_dtype(datatype: object, name: str) -> np.dtype:
     """The numpy dtype of a V2 datatype, or :class:`TensorError` for one we do not serve."""
-    try:
-        return DTYPES[datatype]
-    except KeyError:
+    if not isinstance(datatype, str) or datatype not in DTYPES:  # JSON may send a list
         known = ", ".join(DTYPES)
-        raise TensorError(f"tensor '{name}': datatype {datatype!r} is not one of {known}") from None
+        raise TensorError(f"tensor '{name}': datatype {datatype!r} is not one of {known}")
+    return DTYPES[datatype]
 
 
 def datatype_of(array: np.ndarray) -> str:
@@ -116,7 +127,15 @@ def from_grpc(tensor: pb.ModelInferRequest.InferInputTensor, raw: bytes | None) 
         raise TensorError(
             f"tensor '{name}': {len(values)} values in contents.{field} for shape {list(shape)}"
         )
-    return np.fromiter(values, dtype=dtype, count=count).reshape(shape)
+    wide = np.fromiter(values, dtype=FIELD_DTYPES[field], count=count)
+    if wide.dtype != dtype and dtype.kind in "iu" and wide.size:
+        limits = np.iinfo(dtype)
+        if wide.min() < limits.min or wide.max() > limits.max:
+            raise TensorError(
+                f"tensor '{name}': contents.{field} holds values outside the range of "
+                f"{tensor.datatype} [{limits.min}, {limits.max}]"
+            )
+    return wide.astype(dtype, copy=False).reshape(shape)
 
 
 def to_grpc(

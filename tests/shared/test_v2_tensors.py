@@ -49,6 +49,17 @@ def test_bad_grpc_tensors_are_named(
     assert message in str(caught.value)
 
 
+def test_typed_contents_out_of_range_of_a_narrow_datatype_are_refused() -> None:
+    """Found by tests/shared/test_v2_fuzz.py: INT8 contents of 300 was an INTERNAL error."""
+    small = grpc_input("INT8", (2,))
+    small.contents.int_contents.extend([-128, 127])
+    assert tensors.from_grpc(small, None).tolist() == [-128, 127]
+    big = grpc_input("INT8", (2,))
+    big.contents.int_contents.extend([1, 300])
+    with pytest.raises(TensorError, match=r"outside the range of INT8 \[-128, 127\]"):
+        tensors.from_grpc(big, None)
+
+
 def test_outputs_encode_raw_or_typed() -> None:
     tensor, raw = tensors.to_grpc("probabilities", ROWS, raw=True)
     assert (tensor.datatype, list(tensor.shape)) == ("FP32", [2, 4])
@@ -80,6 +91,8 @@ def test_json_tensors_flat_or_nested() -> None:
         ({"name": "input", "shape": [2], "datatype": "FP32", "data": [[1], [2, 3]]}, "ragged"),
         ({"name": "input", "shape": [1], "datatype": "FP32", "data": [True]}, "only FP32"),
         ({"name": "input", "shape": [1], "datatype": "FP32", "data": 5}, "must be a list"),
+        # Found by tests/shared/test_v2_fuzz.py: a datatype that is not a string was a 500.
+        ({"name": "input", "shape": [1], "datatype": ["FP32"], "data": [1]}, "is not one of"),
     ],
 )
 def test_bad_json_tensors_are_named(tensor: object, message: str) -> None:

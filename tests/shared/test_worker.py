@@ -145,6 +145,26 @@ def test_a_live_busy_worker_keeps_its_job(
     assert client.keys(liveness_key("*")) == []
 
 
+def test_a_job_taken_off_the_queue_but_never_started_is_put_back(client: redis.Redis) -> None:
+    """As when a worker is stopped, or loses Redis, between RQ's dequeue and the job's start."""
+    queue = Queue("test", connection=client)
+    job = queue.enqueue("tests.shared.jobfuncs.add", 1, 2)
+    assert client.lmove(queue.key, queue.intermediate_queue_key) == job.id.encode()
+    rescuer = LiveWorker(["test"], connection=client, name="rescuer", settings=FAST)
+    assert rescuer.requeue_jobs_taken_but_not_started(queue) == []  # first seen: maybe starting
+    time.sleep(rescuer.grace_s)
+    other = LiveWorker(["test"], connection=client, name="other", settings=FAST)
+    other.requeue_jobs_taken_but_not_started(queue)
+    assert rescuer.requeue_jobs_taken_but_not_started(queue) == [job.id]
+    time.sleep(other.grace_s)
+    assert other.requeue_jobs_taken_but_not_started(queue) == []  # moved once, not twice
+    assert queue.job_ids == [job.id]
+    assert client.llen(queue.intermediate_queue_key) == 0
+    rescuer.work(burst=True)
+    assert job.get_status() == "finished"
+    assert job.return_value() == 3
+
+
 def test_jobs_log_their_request_id_and_are_counted(
     client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:

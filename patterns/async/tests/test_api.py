@@ -10,6 +10,7 @@ from rq import Queue
 
 from shared import callbacks
 from shared.worker import LiveWorker, WorkerSettings
+from tests.api_fuzz import assert_no_server_errors
 from tests.compose_stack import free_port
 
 GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
@@ -168,3 +169,7 @@ def test_redis_down_means_503_and_not_ready(load_service: Callable[..., ModuleTy
         ready = client.get("/health/ready")
         assert ready.status_code == 503
         assert "redis" in ready.json()["checks"]
+
+
+def test_generated_requests_get_no_server_error(client: TestClient) -> None:
+    assert_no_server_errors(client)

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api_fuzz import assert_no_server_errors
 from tests.compose_stack import free_port
 
 GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
@@ -119,3 +120,7 @@ def test_a_down_database_means_503_and_not_ready(
         ready = client.get("/health/ready")
         assert ready.status_code == 503
         assert "postgres" in ready.json()["checks"]
+
+
+def test_generated_requests_get_no_server_error(client: TestClient) -> None:
+    assert_no_server_errors(client)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from conftest import _free_port
 from shared import imageprep
+from tests.api_fuzz import assert_no_server_errors
 
 SEEDED = 60  # items 0..59 are in the test database
 TTL_S = 600
@@ -294,3 +295,7 @@ def test_the_tensor_of_a_stored_png_is_the_data_sets_digit(seed_module: ModuleTy
         assert tensor.shape == (1, 64)
         assert label == str(digits.target[item_id])
         assert (tensor[0] == digits.data[item_id]).all()  # exactly the data set's values
+
+
+def test_generated_requests_get_no_server_error(client: TestClient) -> None:
+    assert_no_server_errors(client)

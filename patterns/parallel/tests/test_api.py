@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
 from shared.model import ModelError, OnnxModel
+from tests.api_fuzz import assert_no_server_errors
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 2.8, 5.1, 1.5], [6.7, 3.0, 5.2, 2.3]]
 MEMBERS = ("iris", "iris-forest", "iris-bayes")
@@ -215,3 +216,7 @@ def test_settings_that_cannot_work_are_refused(
     env = {"REDIS_URL": "redis://x:1/0", "PREDICTOR_URLS": "iris=a:1,iris-bayes=c:1"} | env
     with pytest.raises(error, match=says):
         load_service("parallel", "api", **env)
+
+
+def test_generated_requests_get_no_server_error(start: Callable[..., TestClient]) -> None:
+    assert_no_server_errors(start())

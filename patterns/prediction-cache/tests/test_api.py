@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
+from tests.api_fuzz import assert_no_server_errors
 
 MODEL = "iris-boosted"
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -160,3 +161,7 @@ def test_settings_need_a_redis_url(
     monkeypatch.delenv("REDIS_URL", raising=False)
     with pytest.raises(ValueError, match="redis_url"):
         load_api(load_service, PREDICTOR_URL="127.0.0.1:1")
+
+
+def test_generated_requests_get_no_server_error(client: TestClient) -> None:
+    assert_no_server_errors(client)

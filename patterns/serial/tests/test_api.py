@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
 from shared.model import METADATA_FILE, ModelError, OnnxModel
+from tests.api_fuzz import assert_no_server_errors
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]  # the classifier is sure
 BORDERLINE = [6.3, 2.8, 5.1, 1.5]  # versicolor or virginica: the classifier is unsure
@@ -158,3 +159,7 @@ def test_a_gate_that_is_no_gate_or_a_specialist_of_other_classes_is_refused(
     )
     with pytest.raises(ModelError, match=r"specialist's classes \['rose', 'tulip'\] are not all"):
         load_service("serial", "api", GATE_MODEL="iris-gate", MODEL_DIR=str(repo), **urls)
+
+
+def test_generated_requests_get_no_server_error(client: TestClient) -> None:
+    assert_no_server_errors(client)

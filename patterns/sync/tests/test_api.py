@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
+from tests.api_fuzz import assert_no_server_errors
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -68,3 +69,7 @@ def test_settings_need_a_predictor_url(
     monkeypatch.delenv("PREDICTOR_URL", raising=False)
     with pytest.raises(ValueError, match="predictor_url"):
         load_service("sync", "api")
+
+
+def test_generated_requests_get_no_server_error(client: TestClient) -> None:
+    assert_no_server_errors(client)

@@ -6,6 +6,8 @@ from types import ModuleType
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api_fuzz import assert_no_server_errors
+
 
 @pytest.fixture
 def client(load_service: Callable[..., ModuleType]) -> Iterator[TestClient]:
@@ -77,3 +79,7 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
     )
     assert {"200", "413", "422"} <= set(operation["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_generated_requests_get_no_server_error(client: TestClient) -> None:
+    assert_no_server_errors(client)

@@ -1,0 +1,169 @@
+"""Generated requests against a public api: no answer may be a 5xx.
+
+Two generators, both sent in-process through the test's ``TestClient`` (so the app's
+lifespan has run and its dependencies, the test predictor, Redis and PostgreSQL, are
+real):
+
+* schemathesis reads the api's own OpenAPI schema and makes, for every operation,
+  requests that fit it (positive) and requests that break it (negative: wrong types,
+  missing fields, odd headers and content types);
+* the schema cannot say how wide a row is, so nearly all of those stop at the 422 of
+  the row check; :func:`rows` makes bodies with rows of the model's width (from
+  ``GET /model``) and any JSON numbers in them (huge, tiny, negative zero, 64-bit
+  integers), so the requests reach the model and its peers.
+
+Example counts are bounded and generation is derandomised: the same cases every run, a
+second or two per api.
+"""
+
+from typing import Any
+
+import orjson
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis.generation import GenerationMode
+
+MAX_EXAMPLES = 25
+SETTINGS = settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=1 - 2**63, max_value=2**64 - 1),
+    st.sampled_from([0, -0.0, 5e-324, 3.4028235e38, 3.5e38, -1e308]),
+)
+
+
+def rows(feature_names: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """``{"instances": [...]}`` bodies of 1..8 rows of ``len(feature_names)`` numbers each."""
+    width = len(feature_names)
+    as_list = st.lists(NUMBERS, min_size=width, max_size=width)
+    as_object = st.fixed_dictionaries({name: NUMBERS for name in feature_names})
+    return st.builds(
+        lambda rows: {"instances": rows},
+        st.one_of(st.lists(as_list, min_size=1, max_size=8), st.lists(as_object, min_size=1)),
+    )
+
+
+def served_model(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of the model an api serves (of its first part, for a chain or ensemble)."""
+    parts = metadata.get("models")
+    return next(iter(parts.values())) if isinstance(parts, dict) and parts else metadata
+
+
+def example_body(operation: dict[str, Any]) -> dict[str, Any]:
+    """A request body for an OpenAPI ``operation`` from the first examples its schema gives."""
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    return {
+        name: prop["examples"][0]
+        for name, prop in schema["properties"].items()
+        if name in schema.get("required", []) and prop.get("examples")
+    }
+
+
+def example_errors(client: TestClient) -> list[str]:
+    """The POST operations whose own schema example is refused (what /docs would show)."""
+    failures = []
+    for path, operations in client.get("/openapi.json").json()["paths"].items():
+        post = operations.get("post", {})
+        if "{" in path or "requestBody" not in post:
+            continue
+        answer = client.post(path, json=example_body(post))
+        if answer.status_code >= 400:
+            failures.append(f"POST {path} example -> {answer.status_code} {answer.text[:200]}")
+    return failures
+
+
+def _request_kwargs(case: Any) -> dict[str, Any]:
+    """A schemathesis case as keyword arguments of ``httpx.Client.request``."""
+    kwargs = case.as_transport_kwargs(base_url="http://testserver")
+    data = kwargs.pop("data", None)
+    if isinstance(data, str | bytes):
+        kwargs["content"] = data
+    elif data is not None:
+        kwargs["data"] = data
+    for key in ("files", "allow_redirects", "timeout"):
+        kwargs.pop(key, None)
+    if not kwargs.get("cookies"):
+        kwargs.pop("cookies", None)
+    return kwargs
+
+
+def _send(client: TestClient, failures: list[str], **kwargs: Any) -> None:
+    what = f"{kwargs['method']} {kwargs['url']}"
+    try:
+        answer = client.request(**kwargs)
+    except Exception as exc:  # the app raised through the test client
+        failures.append(f"{what} raised {exc!r}: {kwargs}")
+        return
+    if answer.status_code >= 500:
+        failures.append(f"{what} -> {answer.status_code} {answer.text[:200]}: {kwargs}")
+
+
+def server_errors(client: TestClient) -> list[str]:
+    """The generated requests that got a 5xx, as ``METHOD url -> status body: request``."""
+    spec = client.get("/openapi.json").json()
+    schema = schemathesis.openapi.from_dict(spec)
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @SETTINGS
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def check(case: Any) -> None:
+                _send(client, failures, **_request_kwargs(case))
+
+            try:
+                check()
+            except Unsatisfiable:  # nothing to break (e.g. no negative case for GET /model)
+                continue
+    model = client.get("/model")
+    feature_names = served_model(model.json()).get("feature_names") if model.is_success else None
+    if feature_names:
+        strategy = rows(feature_names)
+        for path in _paths_taking_instances(spec):
+            _post_rows(client, path, strategy, failures)
+    return failures
+
+
+def _post_rows(
+    client: TestClient, path: str, strategy: st.SearchStrategy[Any], failures: list[str]
+) -> None:
+    @SETTINGS
+    @given(body=strategy)
+    def check(body: dict[str, Any]) -> None:
+        headers = {"content-type": "application/json"}
+        _send(
+            client, failures, method="POST", url=path, content=orjson.dumps(body), headers=headers
+        )
+
+    check()
+
+
+def assert_no_server_errors(client: TestClient) -> None:
+    """Fail, listing the first ten, when generated requests get a 5xx or the schema's own
+    examples are refused."""
+    failures = example_errors(client) + server_errors(client)
+    assert not failures, f"{len(failures)} generated requests got a 5xx:\n" + "\n".join(
+        failures[:10]
+    )
+
+
+def _paths_taking_instances(spec: dict[str, Any]) -> list[str]:
+    """The POST paths whose JSON body has an ``instances`` property."""
+    found = []
+    for path, operations in spec.get("paths", {}).items():
+        body = operations.get("post", {}).get("requestBody", {})
+        schema = body.get("content", {}).get("application/json", {}).get("schema", {})
+        if "instances" in schema.get("properties", {}) and "{" not in path:
+            found.append(path)
+    return found
