@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from conftest import REPO_ROOT, PredictorProcess, _free_port, grpc_process, running_predictor
+from tests.api_fuzz import assert_no_server_errors
 
 PATTERN = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((PATTERN / "samples").iterdir())
@@ -226,3 +227,7 @@ def test_a_large_photo_is_decoded_in_a_worker_thread(client: TestClient) -> None
 def test_the_docs_describe_the_image_upload(client: TestClient) -> None:
     body = client.get("/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]
     assert set(body["content"]) == {"image/*", "multipart/form-data"}
+
+
+def test_generated_requests_get_no_server_error(client: TestClient) -> None:
+    assert_no_server_errors(client)
