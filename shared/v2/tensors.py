@@ -99,7 +99,8 @@ def checked_shape(shape: Sequence[Any], name: str) -> tuple[int, ...]:
     ):
         raise TensorError(f"tensor '{name}': shape must be a list of non-negative integers")
     dims = tuple(int(d) for d in shape)
-    if math.prod(dims) > MAX_ELEMENTS:
+    # Each dim on its own too: [0, 2**62] holds no element, but numpy cannot shape it.
+    if math.prod(dims) > MAX_ELEMENTS or any(d > MAX_ELEMENTS for d in dims):
         raise TensorError(
             f"tensor '{name}': shape {list(dims)} has more than {MAX_ELEMENTS} elements"
         )

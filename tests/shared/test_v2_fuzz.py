@@ -12,7 +12,7 @@ import asyncio
 import socket
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,20 +155,38 @@ def grpc_stub(repository: ModelRepository) -> Iterator[pb_grpc.GRPCInferenceServ
 
 
 class PeakMemory:
-    """The highest traced allocation peak seen over the requests of one test."""
+    """Traced allocation peaks per request, and the requests over :data:`MEMORY_BOUND`.
+
+    tracemalloc sees every thread of the process, so a peak over the bound is
+    checked by sending the same request again: only one that is over twice counts
+    (the message names it).
+    """
 
     def __init__(self) -> None:
         self.peak = 0
+        self.offenders: list[str] = []
 
     def __enter__(self) -> "PeakMemory":
         tracemalloc.start()
         return self
 
-    def measure(self) -> None:
+    def measure(self) -> int:
+        """The peak since the last call (and start the next measurement)."""
         _, peak = tracemalloc.get_traced_memory()
-        self.peak = max(self.peak, peak)
         tracemalloc.reset_peak()
         tracemalloc.clear_traces()
+        return peak
+
+    def check(self, send: Callable[[], object], what: object) -> None:
+        """Send once; when over the bound, once more; record ``what`` if over twice."""
+        send()
+        peak = self.measure()
+        if peak >= MEMORY_BOUND:
+            send()
+            peak = min(peak, self.measure())
+            if peak >= MEMORY_BOUND:
+                self.offenders.append(f"{peak} bytes for {str(what)[:300]}")
+        self.peak = max(self.peak, peak)
 
     def __exit__(self, *_: object) -> None:
         tracemalloc.stop()
@@ -180,14 +198,22 @@ def test_rest_inference_survives_generated_bodies(rest: TestClient) -> None:
         @FUZZ
         @given(model=st.sampled_from(MODELS), body=rest_bodies)
         def check(model: str, body: Any) -> None:
-            answer = rest.post(f"/v2/models/{model}/infer", content=orjson.dumps(body))
-            memory.measure()
+            answers = []
+
+            def send() -> None:
+                content = orjson.dumps(body)
+                answers.append(rest.post(f"/v2/models/{model}/infer", content=content))
+
+            memory.check(send, body)
+            answer = answers[-1]
             assert answer.status_code in (200, 400, 404), answer.text
             if answer.status_code != 200:
                 assert isinstance(answer.json()["error"], str)
 
         check()
-    assert memory.peak < MEMORY_BOUND, f"a request made the server allocate {memory.peak} bytes"
+    assert not memory.offenders, "requests made the server allocate too much:\n" + "\n".join(
+        memory.offenders
+    )
 
 
 CONTENT_VALUES = {
@@ -243,14 +269,20 @@ def test_grpc_inference_survives_generated_requests(
         @FUZZ
         @given(request=grpc_requests())
         def check(request: pb.ModelInferRequest) -> None:
-            code, details = grpc.StatusCode.OK, ""
-            try:
-                grpc_stub.ModelInfer(request, timeout=10)
-            except grpc.RpcError as exc:
-                code, details = exc.code(), exc.details()
-            finally:
-                memory.measure()
+            outcomes = []
+
+            def send() -> None:
+                try:
+                    grpc_stub.ModelInfer(request, timeout=10)
+                    outcomes.append((grpc.StatusCode.OK, ""))
+                except grpc.RpcError as exc:
+                    outcomes.append((exc.code(), exc.details()))
+
+            memory.check(send, request)
+            code, details = outcomes[-1]
             assert code == grpc.StatusCode.OK or (code in allowed and details), f"{code}: {request}"
 
         check()
-    assert memory.peak < MEMORY_BOUND, f"a request made the server allocate {memory.peak} bytes"
+    assert not memory.offenders, "requests made the server allocate too much:\n" + "\n".join(
+        memory.offenders
+    )
