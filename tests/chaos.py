@@ -3,7 +3,8 @@
 For each pattern (a folder of ``patterns/`` with a compose file), the stack comes up
 once; a steady load of a few threads sends the pattern's own request (``POST /predict``,
 or ``POST /rows`` for batch, with the example body of the api's OpenAPI schema, its
-decimals jittered so caches miss) to the public api; then each internal service (a
+decimals jittered so caches miss, or a sample image for an api that takes images) to
+the public api; then each internal service (a
 long-running one that publishes no port, read from ``docker compose config``:
 predictors, workers, Redis, PostgreSQL, ...) is stopped, left down a few seconds and
 started again, one at a time. Recorded per fault:
@@ -37,6 +38,7 @@ from tests.compose_config import internal_services, patterns
 from tests.compose_stack import REPO_ROOT, ComposeStack
 
 REPORT = REPO_ROOT / "loadtests" / "reports" / "chaos.md"
+SAMPLE_IMAGE = REPO_ROOT / "patterns" / "prep-pred" / "samples" / "digit-0-0.png"
 THREADS = 4
 PAUSE_S = 0.1  # between one thread's requests: a steady load the workers keep up with
 DOWN_S = 3.0  # how long each container stays stopped
@@ -89,6 +91,8 @@ class Load:
     kind: str = "sync"  # "sync" (200 answers), "jobs" (202 + job id) or "rows" (202 + row ids)
     path: str = "/predict"
     example: Any = None
+    content_type: str = "application/json"
+    image: bytes = b""
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -97,8 +101,16 @@ class Load:
         spec = self.stack.get("/openapi.json").json()
         posts = [path for path, ops in spec["paths"].items() if "post" in ops]
         self.path = next(p for p in ("/predict", "/rows", *posts) if p in posts)
-        self.example = example_body(spec["paths"][self.path]["post"])
-        answer = self.stack.post(self.path, content=self.body(random.Random(0)))
+        operation = spec["paths"][self.path]["post"]
+        if "application/json" in operation["requestBody"]["content"]:
+            self.example = example_body(operation)
+        else:  # an api that takes an image (prep-pred): one of the shipped samples
+            self.content_type, self.image = "image/png", SAMPLE_IMAGE.read_bytes()
+        answer = self.stack.post(
+            self.path,
+            content=self.body(random.Random(0)),
+            headers={"content-type": self.content_type},
+        )
         assert answer.status_code in (200, 202), answer.text
         body = answer.json()
         queued = answer.status_code == 202
@@ -106,6 +118,8 @@ class Load:
 
     def body(self, rng: random.Random) -> bytes:
         """The example body, its decimal numbers jittered (so a prediction cache misses)."""
+        if self.image:
+            return self.image
         return orjson.dumps(_jittered(self.example, rng))
 
     def start(self) -> "Load":
@@ -124,7 +138,7 @@ class Load:
 
     def _run(self, seed: int) -> None:
         rng = random.Random(seed)
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": self.content_type}
         with httpx.Client(base_url=self.stack.base_url, timeout=5.0) as client:
             while not self._stop.is_set():
                 sent = time.monotonic()
