@@ -18,9 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from shared.model import ModelError, ModelMetadata, load_metadata
+from shared.settings import ModelSettings
 from shared.v2.client import V2Client
+
+
+class PredictorPeerSettings(ModelSettings):
+    """An api's one predictor: the model it serves (:class:`ModelSettings`), where, how long."""
+
+    predictor_url: str = Field(description="host:port of the predictor's gRPC endpoint.")
+    predictor_timeout_s: float = Field(1.0, gt=0, description="Deadline of one predictor call.")
 
 
 class ModelPeer:
@@ -49,6 +58,17 @@ class ModelPeer:
         if metadata.task != task:
             raise ModelError(f"{role} model {model!r} does {metadata.task!r}, not {task!r}")
         return cls(role, url, metadata)
+
+    @classmethod
+    def predictor(cls, settings: PredictorPeerSettings) -> "ModelPeer":
+        """The peer ``predictor`` that ``settings`` describe (model, version, url)."""
+        return cls.from_repository(
+            "predictor",
+            settings.predictor_url,
+            settings.model_dir,
+            settings.model_name,
+            version=settings.model_version,
+        )
 
     @property
     def ref(self) -> str:

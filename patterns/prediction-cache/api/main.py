@@ -21,7 +21,6 @@ from functools import partial
 import numpy as np
 import orjson
 from fastapi import FastAPI
-from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -31,25 +30,16 @@ from shared.health import Readiness
 from shared.metrics import stage
 from shared.model import ModelMetadata
 from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
-from shared.settings import ModelSettings, ServiceSettings
-from shared.v2.peers import ModelPeer
+from shared.settings import ServiceSettings
+from shared.v2.peers import ModelPeer, PredictorPeerSettings, connected
 
 
-class Settings(ServiceSettings, ModelSettings, CacheSettings):
+class Settings(ServiceSettings, PredictorPeerSettings, CacheSettings):
     """The api's settings: its own, the model's, the cache's, and where the predictor is."""
-
-    predictor_url: str = Field(description="host:port of the predictor's gRPC endpoint.")
-    predictor_timeout_s: float = Field(1.0, gt=0, description="Deadline of one predictor call.")
 
 
 settings = Settings()
-predictor = ModelPeer.from_repository(
-    "predictor",
-    settings.predictor_url,
-    settings.model_dir,
-    settings.model_name,
-    version=settings.model_version,
-)
+predictor = ModelPeer.predictor(settings)
 metadata = predictor.metadata
 readiness = Readiness()
 readiness.add("predictor", predictor.check_ready)
@@ -60,11 +50,10 @@ cache: ReadThroughCache | None = None
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """One channel to the predictor and one Redis connection pool for the process."""
     global cache  # noqa: PLW0603 - the one cache this process uses
-    predictor.connect(settings.predictor_timeout_s)
-    cache = ReadThroughCache.from_settings(settings, name="predictions")
-    yield
-    await cache.close()
-    await predictor.close()
+    async with connected([predictor], settings.predictor_timeout_s):
+        cache = ReadThroughCache.from_settings(settings, name="predictions")
+        yield
+        await cache.close()
 
 
 app = create_app(

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,25 +19,16 @@ from shared.health import Readiness
 from shared.metrics import stage
 from shared.model import ModelMetadata
 from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
-from shared.settings import ModelSettings, ServiceSettings
-from shared.v2.peers import ModelPeer, connected
+from shared.settings import ServiceSettings
+from shared.v2.peers import ModelPeer, PredictorPeerSettings, connected
 
 
-class Settings(ServiceSettings, ModelSettings):
+class Settings(ServiceSettings, PredictorPeerSettings):
     """The api's settings: its own, the model's, and where the predictor is."""
-
-    predictor_url: str = Field(description="host:port of the predictor's gRPC endpoint.")
-    predictor_timeout_s: float = Field(1.0, gt=0, description="Deadline of one predictor call.")
 
 
 settings = Settings()
-predictor = ModelPeer.from_repository(
-    "predictor",
-    settings.predictor_url,
-    settings.model_dir,
-    settings.model_name,
-    version=settings.model_version,
-)
+predictor = ModelPeer.predictor(settings)
 metadata: ModelMetadata = predictor.metadata
 readiness = Readiness()
 readiness.add("predictor", predictor.check_ready)
