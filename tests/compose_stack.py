@@ -145,8 +145,11 @@ class ComposeStack:
         finally:
             self.compose("start", *services)
 
-    def locust_smoke(self, seconds: int = 5, users: int = 4, **env: str) -> dict[str, Any]:
-        """A short headless Locust run on the stack's network; its Aggregated summary row.
+    def locust_smoke(
+        self, seconds: int = 5, users: int = 4, **env: str
+    ) -> dict[str, dict[str, Any]]:
+        """A short headless Locust run on the stack's network; its summary rows by name
+        (``Aggregated`` among them), e.g. ``locust_smoke(REPEAT_SHARE="0.5")``.
 
         Fails unless every request succeeded (``--max-failure-pct 0``).
         """
@@ -158,7 +161,7 @@ class ComposeStack:
             "--host", "http://api:8080", "--out", f"/results/{out}", "--max-failure-pct", "0",
         )  # fmt: skip
         summary = orjson.loads((RESULTS / f"{out}_summary.json").read_bytes())
-        return next(row for row in summary["rows"] if row["name"] == "Aggregated")
+        return {row["name"]: row for row in summary["rows"]}
 
     def wait_for(self, condition: Any, what: str, timeout_s: float = 30) -> None:
         """Poll ``condition()`` until it is truthy."""

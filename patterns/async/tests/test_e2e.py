@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
 
@@ -194,16 +194,7 @@ def test_queued_jobs_survive_a_redis_crash(stack: ComposeStack) -> None:
 
 
 def test_locust_smoke_load_reports_submit_and_end_to_end_times(stack: ComposeStack) -> None:
-    out = "/results/e2e-async-smoke"
-    stack.compose(
-        "run", "--rm", "-e", "PATTERN=async", "loadtest",
-        "--users", "4", "--spawn-rate", "4", "--run-time", "5s",
-        "--host", "http://api:8080", "--out", out, "--max-failure-pct", "0",
-    )  # fmt: skip
-    summary = orjson.loads(
-        (REPO_ROOT / "loadtests" / "results" / "e2e-async-smoke_summary.json").read_bytes()
-    )
-    rows = {row["name"]: row for row in summary["rows"]}
+    rows = stack.locust_smoke(seconds=5, users=4)
     assert rows["POST /predict"]["requests"] > 20
     assert rows["job completed"]["requests"] > 20
     assert rows["job completed"]["p50_ms"] >= rows["POST /predict"]["p50_ms"]

@@ -211,16 +211,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
 
 
 def test_locust_smoke_load_adds_rows_without_failures(stack: ComposeStack) -> None:
-    out = "/results/e2e-batch-smoke"
-    stack.compose(
-        "run", "--rm", "-e", "PATTERN=batch", "loadtest",
-        "--users", "2", "--spawn-rate", "2", "--run-time", "3s",
-        "--host", "http://api:8080", "--out", out, "--max-failure-pct", "0",
-    )  # fmt: skip
-    summary = orjson.loads(
-        (REPO_ROOT / "loadtests" / "results" / "e2e-batch-smoke_summary.json").read_bytes()
-    )
-    rows = {row["name"]: row for row in summary["rows"]}
+    rows = stack.locust_smoke(seconds=3, users=2)
     assert rows["POST /rows"]["requests"] > 10
     assert rows["Aggregated"]["failures"] == 0
 

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
 
@@ -154,18 +154,7 @@ def test_with_redis_hung_the_api_answers_within_its_timeout_and_recovers(
 def test_locust_smoke_load_has_no_failures_and_reports_hits_and_misses(
     stack: ComposeStack,
 ) -> None:
-    stack.compose(
-        "run", "--rm", "-e", "PATTERN=prediction-cache", "-e", "REPEAT_SHARE=0.5", "loadtest",
-        "--users", "4", "--spawn-rate", "4", "--run-time", "5s",
-        "--host", "http://api:8080", "--out", "/results/e2e-prediction-cache-smoke",
-        "--max-failure-pct", "0",
-    )  # fmt: skip
-    summary = orjson.loads(
-        (
-            REPO_ROOT / "loadtests" / "results" / "e2e-prediction-cache-smoke_summary.json"
-        ).read_bytes()
-    )
-    rows = {row["name"]: row for row in summary["rows"]}
+    rows = stack.locust_smoke(seconds=5, users=4, REPEAT_SHARE="0.5")
     assert rows["Aggregated"]["requests"] > 50
     assert rows["Aggregated"]["failures"] == 0
     assert rows["POST /predict [hit]"]["requests"] > 0
