@@ -38,7 +38,6 @@ from tests.compose_config import internal_services, patterns
 from tests.compose_stack import REPO_ROOT, ComposeStack
 
 REPORT = REPO_ROOT / "loadtests" / "reports" / "chaos.md"
-SAMPLE_IMAGE = REPO_ROOT / "patterns" / "prep-pred" / "samples" / "digit-0-0.png"
 THREADS = 4
 PAUSE_S = 0.1  # between one thread's requests: a steady load the workers keep up with
 DOWN_S = 3.0  # how long each container stays stopped
@@ -104,8 +103,9 @@ class Load:
         operation = spec["paths"][self.path]["post"]
         if "application/json" in operation["requestBody"]["content"]:
             self.example = example_body(operation)
-        else:  # an api that takes an image (prep-pred): one of the shipped samples
-            self.content_type, self.image = "image/png", SAMPLE_IMAGE.read_bytes()
+        else:  # an api that takes an image (prep-pred): the first PNG its pattern ships
+            samples = REPO_ROOT / "patterns" / self.stack.pattern / "samples"
+            self.content_type, self.image = "image/png", min(samples.glob("*.png")).read_bytes()
         answer = self.stack.post(
             self.path,
             content=self.body(random.Random(0)),
