@@ -21,11 +21,24 @@ import numpy as np
 from pydantic import Field
 
 from shared.model import ModelError, ModelMetadata, load_metadata
-from shared.settings import ModelSettings
+from shared.settings import ModelSettings, _EnvSettings
 from shared.v2.client import V2Client
+from shared.v2.coalesce import Coalescer, batchable
 
 
-class PredictorPeerSettings(ModelSettings):
+class PeerCallSettings(_EnvSettings):
+    """How an api's calls to a predictor share the way (:mod:`shared.v2.coalesce`)."""
+
+    peer_max_calls_in_flight: int = Field(
+        1,
+        ge=0,
+        description="Calls to one peer at a time; requests arriving while that many are out "
+        "share the next call. 0: every request makes its own call, however many are out.",
+    )
+    peer_max_batch_rows: int = Field(256, ge=1, description="Rows one shared call may carry.")
+
+
+class PredictorPeerSettings(ModelSettings, PeerCallSettings):
     """An api's one predictor: the model it serves (:class:`ModelSettings`), where, how long."""
 
     predictor_url: str = Field(description="host:port of the predictor's gRPC endpoint.")
@@ -40,6 +53,7 @@ class ModelPeer:
         self.url = url
         self.metadata = metadata
         self.client: V2Client | None = None
+        self.coalescer: Coalescer | None = None
 
     @classmethod
     def from_repository(
@@ -75,12 +89,20 @@ class ModelPeer:
         """``name:version`` of the model."""
         return f"{self.metadata.name}:{self.metadata.version}"
 
-    def connect(self, timeout_s: float) -> None:
-        """Open the channel; calls get ``timeout_s`` unless they say otherwise."""
+    def connect(self, timeout_s: float, calls: PeerCallSettings | None = None) -> None:
+        """Open the channel; calls get ``timeout_s`` unless they say otherwise, and share
+        the way as ``calls`` says (the defaults of :class:`PeerCallSettings` when None)."""
+        calls = calls or PeerCallSettings()
         self.client = V2Client(self.url, timeout_s, peer=self.role)
+        if calls.peer_max_calls_in_flight and batchable(self.metadata):
+            self.coalescer = Coalescer(
+                self.role, self._call, calls.peer_max_calls_in_flight, calls.peer_max_batch_rows
+            )
 
     async def close(self) -> None:
         """Close the channel (waits for calls in flight)."""
+        if self.coalescer is not None:
+            await self.coalescer.wait_closed()
         if self.client is not None:
             await self.client.close()
 
@@ -98,8 +120,20 @@ class ModelPeer:
     async def infer(
         self, rows: np.ndarray, outputs: list[str], timeout_s: float | None = None
     ) -> dict[str, np.ndarray]:
-        """Run the model on float32 ``rows``; 503/504 errors name :attr:`role`."""
+        """Run the model on float32 ``rows``; 503/504 errors name :attr:`role`.
+
+        Concurrent calls may share one predictor call (:mod:`shared.v2.coalesce`)."""
         assert self.client is not None, "connect() before calling"
+        if self.coalescer is None:
+            return await self._call(rows, outputs, timeout_s)
+        return await self.coalescer.infer(
+            rows, outputs, self.client.timeout_s if timeout_s is None else timeout_s
+        )
+
+    async def _call(
+        self, rows: np.ndarray, outputs: list[str], timeout_s: float | None
+    ) -> dict[str, np.ndarray]:
+        assert self.client is not None
         return await self.client.infer(
             self.metadata.name,
             {self.metadata.input.name: rows},
@@ -110,11 +144,14 @@ class ModelPeer:
 
 
 @asynccontextmanager
-async def connected(peers: Iterable[ModelPeer], timeout_s: float) -> AsyncIterator[None]:
-    """Connect every peer for the life of the block (an api's lifespan)."""
+async def connected(
+    peers: Iterable[ModelPeer], timeout_s: float, calls: PeerCallSettings | None = None
+) -> AsyncIterator[None]:
+    """Connect every peer for the life of the block (an api's lifespan); ``calls``: how
+    their calls share the way (:class:`PeerCallSettings`)."""
     peers = list(peers)
     for peer in peers:
-        peer.connect(timeout_s)
+        peer.connect(timeout_s, calls)
     try:
         yield
     finally:

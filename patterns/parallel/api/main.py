@@ -48,6 +48,7 @@ from shared.schemas import (
 from shared.settings import ServiceSettings
 from shared.v2.peers import (
     ModelPeer,
+    PeerCallSettings,
     check_same_inputs,
     composite_metadata,
     composite_version,
@@ -68,7 +69,7 @@ def parse_members(value: str) -> dict[str, str]:
     return members
 
 
-class Settings(ServiceSettings, RedisSettings):
+class Settings(ServiceSettings, RedisSettings, PeerCallSettings):
     """The api's settings: the members and their predictors, the deadlines, the quorum, Redis."""
 
     model_dir: Path = Field(Path("/models"), description="Model repository (metadata only).")
@@ -137,7 +138,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ttl_s=settings.job_ttl_s,
         retry_after_s=settings.redis_retry_after_s,
     )
-    async with connected(members, settings.predict_timeout_s):
+    async with connected(members, settings.predict_timeout_s, settings):
         yield
         if running_jobs:
             _, late = await asyncio.wait(running_jobs, timeout=settings.graceful_shutdown_s)

@@ -50,7 +50,7 @@ cache: ReadThroughCache | None = None
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """One channel to the predictor and one Redis connection pool for the process."""
     global cache  # noqa: PLW0603 - the one cache this process uses
-    async with connected([predictor], settings.predictor_timeout_s):
+    async with connected([predictor], settings.predictor_timeout_s, settings):
         cache = ReadThroughCache.from_settings(settings, name="predictions")
         yield
         await cache.close()

@@ -37,7 +37,7 @@ from shared.model import ModelMetadata, load_metadata
 from shared.schemas import Prediction, prediction_body
 from shared.settings import ServiceSettings
 from shared.v2.client import V2Client
-from shared.v2.peers import ModelPeer, connected
+from shared.v2.peers import ModelPeer, PeerCallSettings, connected
 
 IMAGE_TYPES = "image/png or image/jpeg (or any image/*), or multipart/form-data with one file"
 
@@ -49,7 +49,7 @@ class UnsupportedMediaType(ServiceError):
     code = "unsupported_media_type"
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, PeerCallSettings):
     """The api's settings: the model, the variant, the peers and the request deadline."""
 
     model_dir: Path = Field(Path("/models"), description="Model repository (metadata only).")
@@ -98,7 +98,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """One channel to prep (and to the predictor) for the life of the process."""
     global prep  # noqa: PLW0603 - the one client this process uses
     prep = V2Client(settings.prep_url, settings.request_timeout_s, peer="prep")
-    async with connected([pred] if pred is not None else [], settings.request_timeout_s):
+    async with connected([pred] if pred is not None else [], settings.request_timeout_s, settings):
         yield
     await prep.close()
 

@@ -40,7 +40,7 @@ from shared.model import ModelError, load_metadata
 from shared.settings import ServiceSettings
 from shared.v2 import tensors
 from shared.v2.grpc_server import StatusError, rpc
-from shared.v2.peers import ModelPeer, connected
+from shared.v2.peers import ModelPeer, PeerCallSettings, connected
 from shared.v2.proto import inference_pb2 as pb
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
 from shared.v2.repository import ModelNotFound
@@ -59,7 +59,7 @@ GRPC_CODES = {
 }
 
 
-class Settings(ServiceSettings, GrpcSettings):
+class Settings(ServiceSettings, GrpcSettings, PeerCallSettings):
     """The prep service's settings: the model whose input it makes, the variant, limits."""
 
     service_name: str = "prep"
@@ -235,7 +235,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """The gRPC server (and the channel to the predictor) for the life of the process."""
     record_model(PREP_MODEL, metadata.version)
     async with (
-        connected([pred] if pred is not None else [], settings.pred_timeout_s),
+        connected([pred] if pred is not None else [], settings.pred_timeout_s, settings),
         serving(grpc_server, settings.grpc_port, settings.graceful_shutdown_s),
     ):
         yield

@@ -33,6 +33,7 @@ from shared.schemas import PredictRequest, decode_rows, prediction_body
 from shared.settings import ServiceSettings
 from shared.v2.peers import (
     ModelPeer,
+    PeerCallSettings,
     check_same_inputs,
     composite_metadata,
     composite_version,
@@ -42,7 +43,7 @@ from shared.v2.peers import (
 OUTLIER = -1
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, PeerCallSettings):
     """The api's settings: the three stages' models and predictors, the deadline, the routing."""
 
     model_dir: Path = Field(Path("/models"), description="Model repository (metadata only).")
@@ -90,7 +91,7 @@ for peer in STAGES:
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """One channel per stage's predictor for the life of the process."""
-    async with connected(STAGES, settings.request_timeout_s):
+    async with connected(STAGES, settings.request_timeout_s, settings):
         yield
 
 

@@ -37,7 +37,7 @@ readiness.add("predictor", predictor.check_ready)
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """One channel to the predictor for the life of the process."""
-    async with connected([predictor], settings.predictor_timeout_s):
+    async with connected([predictor], settings.predictor_timeout_s, settings):
         yield
 
 
