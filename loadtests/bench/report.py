@@ -48,18 +48,16 @@ def _framework(f: Figures) -> tuple[float, str] | None:
     return ours / plain, f"bare endpoint {ours:.0f} req/s / plain FastAPI route {plain:.0f} req/s"
 
 
-def _hop_cost(f: Figures) -> tuple[float, str] | None:
-    if not _need(f, "web-single", "sync"):
-        return None
-    ws, sync = f["web-single"]["p50_ms"], f["sync"]["p50_ms"]
-    return sync / ws, f"sync p50 {sync:.2f} ms / web-single p50 {ws:.2f} ms"
+def _p50_over(numerator: str, denominator: str) -> Callable[[Figures], tuple[float, str] | None]:
+    """The ratio of two targets' p50, each named as its figure file is."""
 
+    def compute(f: Figures) -> tuple[float, str] | None:
+        if not _need(f, numerator, denominator):
+            return None
+        a, b = f[numerator]["p50_ms"], f[denominator]["p50_ms"]
+        return a / b, f"{numerator} p50 {a:.2f} ms / {denominator} p50 {b:.2f} ms"
 
-def _cache_value(f: Figures) -> tuple[float, str] | None:
-    if not _need(f, "cache-hit", "cache-miss"):
-        return None
-    hit, miss = f["cache-hit"]["p50_ms"], f["cache-miss"]["p50_ms"]
-    return hit / miss, f"hit p50 {hit:.2f} ms / miss p50 {miss:.2f} ms"
+    return compute
 
 
 def _batch(f: Figures) -> tuple[float, str] | None:
@@ -97,8 +95,30 @@ RATIOS = [
         "(report)",
         _framework,
     ),
-    Ratio("hop cost", "sync p50 over web-single p50", "<= 1.5", _hop_cost),
-    Ratio("cache value", "prediction-cache hit p50 over miss p50", "<= 0.5", _cache_value),
+    Ratio(
+        "hop cost",
+        "sync p50 over web-single p50 (calls to the predictor coalesced, the default)",
+        "<= 1.5",
+        _p50_over("sync", "web-single"),
+    ),
+    Ratio(
+        "hop cost, one call a request",
+        "the same with coalescing off (PEER_MAX_CALLS_IN_FLIGHT=0)",
+        "(report)",
+        _p50_over("sync one call a request", "web-single"),
+    ),
+    Ratio(
+        "hop at rest",
+        "sync p50 over web-single p50, one connection (no queueing, nothing to coalesce)",
+        "(report)",
+        _p50_over("sync, 1 connection", "web-single, 1 connection"),
+    ),
+    Ratio(
+        "cache value",
+        "prediction-cache hit p50 over miss p50",
+        "<= 0.5",
+        _p50_over("cache-hit", "cache-miss"),
+    ),
     Ratio("batch", "rows/s with inference over the database-only rows/s", "(report)", _batch),
     Ratio(
         "raw inference",

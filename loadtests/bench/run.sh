@@ -28,13 +28,17 @@ compose web-single --profile bench up -d --wait bare bare-fastapi >/dev/null 2>&
 wrk_in web-single bare http://bare:8080/predict
 wrk_in web-single bare-fastapi http://bare-fastapi:8080/predict
 wrk_in web-single web-single http://api:8080/predict
+wrk_in web-single "web-single, 1 connection" http://api:8080/predict --connections 1
 compose web-single exec -T api python - <loadtests/bench/inference.py >"$out/inference.json"
 down web-single
 
 if have sync; then
-  echo "--- sync"
-  up sync
+  echo "--- sync: one predictor call a request, then coalesced (the default)"
+  PEER_MAX_CALLS_IN_FLIGHT=0 up sync
+  wrk_in sync "sync one call a request" http://api:8080/predict
+  up sync  # recreates the api with the default
   wrk_in sync sync http://api:8080/predict
+  wrk_in sync "sync, 1 connection" http://api:8080/predict --connections 1
   down sync
 fi
 

@@ -10,6 +10,9 @@ FIGURES = {
     "bare-fastapi": {"rps": 4000.0, "p50_ms": 3.0},
     "web-single": {"rps": 3000.0, "p50_ms": 4.0},
     "sync": {"rps": 1500.0, "p50_ms": 6.0},
+    "sync one call a request": {"rps": 800.0, "p50_ms": 12.0},
+    "web-single, 1 connection": {"rps": 3000.0, "p50_ms": 0.25},
+    "sync, 1 connection": {"rps": 800.0, "p50_ms": 1.0},
     "batch": {"rows": 10000, "rounds": 3, "predict_rows_per_s_median": 45000.0,
               "db_only_rows_per_s_median": 50000.0},
 }  # fmt: skip
@@ -29,6 +32,11 @@ def test_each_ratio_is_printed_with_its_inputs(tmp_path: Path) -> None:
     )
     assert "| 1.50 |" in rows["| framework"]
     assert "| 1.50 | <= 1.5 | sync p50 6.00 ms / web-single p50 4.00 ms |" in rows["| hop cost"]
+    assert (
+        "| 3.00 | (report) | sync one call a request p50 12.00 ms / web-single p50 4.00 ms |"
+        in rows["| hop cost, one call a request"]
+    )
+    assert "| 4.00 | (report) | sync, 1 connection p50 1.00 ms / " in rows["| hop at rest"]
     assert "| 0.90 |" in rows["| batch"]
     assert "median of 3 rounds over 10000 rows" in rows["| batch"]
 
@@ -37,4 +45,4 @@ def test_a_missing_pattern_is_na_not_a_crash(tmp_path: Path) -> None:
     write(tmp_path, {"web-single": FIGURES["web-single"]})
     (tmp_path / "broken.json").write_text("{not json")
     lines = table(load_figures(tmp_path), "s").splitlines()
-    assert sum("| n/a | " in line for line in lines) == 6
+    assert sum("| n/a | " in line for line in lines) == 8
