@@ -10,7 +10,11 @@ for gRPC predictors), the time spent waiting on other services
 the mean the client observed (Locust's ``Average Response Time``):
 
 * ``<service>``: its own time, i.e. its request time minus its calls to others;
-* ``between services``: call time not spent inside the callee (network, (de)serialisation);
+* ``waiting for a shared call``: time requests waited for a coalesced call to a
+  peer to leave (:mod:`shared.v2.coalesce`);
+* ``between services``: the rest of the time on peers not spent inside the callee
+  (network, (de)serialisation; with shared calls also the callee's time for every
+  request a call carried after the first: the callee counts a call once);
 * ``client side``: what the servers did not see: the network to the api, time
   queued before the api's first byte of work, the load generator itself.
 
@@ -37,6 +41,7 @@ NOT_PROBES = 'route!~"/health.*|/metrics"'
 ENTRY_SERVICE = "api"
 CLIENT_SIDE = "client side"
 BETWEEN = "between services"
+QUEUED = "waiting for a shared call"
 POLLING = "polling and client side"
 
 
@@ -75,6 +80,22 @@ def _by_service(
     return {labels[0]: value for labels, value in query(prometheus, expr, at).items() if labels}
 
 
+def _on_peers(prometheus: str, window: str, at: float) -> dict[str, float]:
+    """Per service, the time its requests spent on peers: each request's own view
+    (``mlsp_outbound_request_duration_seconds``) where the caller keeps it, else the calls'."""
+    by_pair: dict[tuple[str, ...], float] = {}
+    for metric in (
+        "mlsp_outbound_duration_seconds_sum",
+        "mlsp_outbound_request_duration_seconds_sum",
+    ):
+        expr = f"sum by (peer, service) (increase({metric}[{window}]))"
+        by_pair.update(query(prometheus, expr, at))  # the request's view replaces the calls'
+    totals: dict[str, float] = {}
+    for labels, value in by_pair.items():
+        totals[labels[-1]] = totals.get(labels[-1], 0.0) + value
+    return totals
+
+
 def measure(
     prometheus: str, pattern: str, client_mean_ms: float, start: float, end: float
 ) -> Breakdown:
@@ -89,7 +110,10 @@ def measure(
     grpc = _by_service(
         prometheus, "mlsp_grpc_request_duration_seconds_sum", 'method="ModelInfer"', window, end
     )
-    outbound = _by_service(prometheus, "mlsp_outbound_duration_seconds_sum", "", window, end)
+    outbound = _on_peers(prometheus, window, end)
+    queued = sum(
+        _by_service(prometheus, "mlsp_outbound_queue_seconds_sum", "", window, end).values()
+    )
     requests = count.get(ENTRY_SERVICE, 0.0)
     result = Breakdown(pattern, client_mean_ms, round(requests))
     if requests <= 0:
@@ -108,6 +132,9 @@ def measure(
         own = inside[service] - outbound.get(service, 0.0)
         result.segments[service] = max(own, 0.0) * per_request
     hops = sum(outbound.values()) - sum(v for s, v in inside.items() if s != ENTRY_SERVICE)
+    if queued > 0:
+        result.segments[QUEUED] = queued * per_request
+        hops -= queued
     if outbound:
         result.segments[BETWEEN] = max(hops, 0.0) * per_request
     result.segments[CLIENT_SIDE] = client_mean_ms - result.attributed_ms
@@ -221,7 +248,7 @@ def chart(breakdowns: Sequence[Breakdown], path: Path) -> None:
 
     names = sorted({name for b in breakdowns for name in b.segments}, key=_segment_order)
     # Fixed colours for the segments every chart has; distinct ones for the services.
-    fixed = {BETWEEN: "tab:red", CLIENT_SIDE: "lightgrey", POLLING: "darkgrey"}
+    fixed = {BETWEEN: "tab:red", QUEUED: "tab:pink", CLIENT_SIDE: "lightgrey", POLLING: "darkgrey"}
     taken = {matplotlib.colors.to_rgb(c) for c in fixed.values()}
     palette = iter(  # no greys, none of the fixed ones
         c for c in plt.get_cmap("tab20").colors if c[0] != c[1] and tuple(c) not in taken
@@ -244,7 +271,7 @@ def chart(breakdowns: Sequence[Breakdown], path: Path) -> None:
 
 
 def _segment_order(name: str) -> tuple[int, str]:
-    order = {ENTRY_SERVICE: 0, BETWEEN: 2, CLIENT_SIDE: 3, POLLING: 3}
+    order = {ENTRY_SERVICE: 0, QUEUED: 2, BETWEEN: 2, CLIENT_SIDE: 3, POLLING: 3}
     return order.get(name, 1), name
 
 

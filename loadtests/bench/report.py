@@ -114,6 +114,18 @@ RATIOS = [
         _p50_over("sync, 1 connection", "web-single, 1 connection"),
     ),
     Ratio(
+        "hop cost over REST",
+        "sync p50 over web-single p50, the api calling the predictor's REST face",
+        "(report)",
+        _p50_over("sync over REST", "web-single"),
+    ),
+    Ratio(
+        "hop at rest over REST",
+        "the same, one connection",
+        "(report)",
+        _p50_over("sync over REST, 1 connection", "web-single, 1 connection"),
+    ),
+    Ratio(
         "cache value",
         "prediction-cache hit p50 over miss p50",
         "<= 0.5",

@@ -33,12 +33,15 @@ compose web-single exec -T api python - <loadtests/bench/inference.py >"$out/inf
 down web-single
 
 if have sync; then
-  echo "--- sync: one predictor call a request, then coalesced (the default)"
+  echo "--- sync: one predictor call a request, coalesced (the default), then over REST"
   PEER_MAX_CALLS_IN_FLIGHT=0 up sync
   wrk_in sync "sync one call a request" http://api:8080/predict
   up sync  # recreates the api with the default
   wrk_in sync sync http://api:8080/predict
   wrk_in sync "sync, 1 connection" http://api:8080/predict --connections 1
+  PREDICTOR_URL=http://predictor:8080 up sync  # the same calls over the predictor's REST face
+  wrk_in sync "sync over REST" http://api:8080/predict
+  wrk_in sync "sync over REST, 1 connection" http://api:8080/predict --connections 1
   down sync
 fi
 

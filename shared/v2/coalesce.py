@@ -29,6 +29,7 @@ from prometheus_client import Histogram
 
 from shared.errors import DependencyTimeout, InvalidInput, PayloadTooLarge
 from shared.logs import request_id_var
+from shared.metrics import LATENCY_BUCKETS
 from shared.model import ModelMetadata
 
 REQUESTS_PER_CALL = Histogram(
@@ -36,6 +37,19 @@ REQUESTS_PER_CALL = Histogram(
     "Requests whose rows one call to a peer carried (coalescing at work when > 1).",
     ["peer"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+ON_PEER = Histogram(
+    "mlsp_outbound_request_duration_seconds",
+    "Time each request spent on a peer: waiting for a call to leave, then the call "
+    "(mlsp_outbound_duration_seconds counts a shared call once).",
+    ["peer"],
+    buckets=LATENCY_BUCKETS,
+)
+QUEUED = Histogram(
+    "mlsp_outbound_queue_seconds",
+    "Time a request waited for a call to a peer to leave (0 when it called at once).",
+    ["peer"],
+    buckets=LATENCY_BUCKETS,
 )
 # How many request ids a shared call names in its x-request-id (gRPC metadata stays small).
 NAMED_IDS = 8
@@ -65,6 +79,8 @@ class _Waiting:
     outputs: tuple[str, ...]
     deadline: float
     request_id: str | None
+    entered: float = field(default_factory=time.perf_counter)
+    left: float | None = None  # when its call left
     answer: asyncio.Future[Outputs] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -90,10 +106,13 @@ class Coalescer:
         if self.in_flight < self.max_in_flight and not self.waiting:
             self.in_flight += 1
             REQUESTS_PER_CALL.labels(self.peer).observe(1)
+            entered = time.perf_counter()
             try:
                 return await self.call(rows, outputs, timeout_s)
             finally:
                 self.in_flight -= 1
+                QUEUED.labels(self.peer).observe(0)
+                ON_PEER.labels(self.peer).observe(time.perf_counter() - entered)
                 self._dispatch()
         waiting = _Waiting(rows, tuple(outputs), time.monotonic() + timeout_s, request_id_var.get())
         self.waiting.append(waiting)
@@ -110,6 +129,9 @@ class Coalescer:
                 self.waiting.remove(waiting)
             if not waiting.answer.done():  # gave up: its call's answer has nobody to go to
                 waiting.answer.cancel()
+            ended = time.perf_counter()
+            QUEUED.labels(self.peer).observe((waiting.left or ended) - waiting.entered)
+            ON_PEER.labels(self.peer).observe(ended - waiting.entered)
 
     async def wait_closed(self) -> None:
         """Wait for the calls in flight (at shutdown)."""
@@ -139,6 +161,9 @@ class Coalescer:
     async def _run(self, group: list[_Waiting]) -> None:
         try:
             REQUESTS_PER_CALL.labels(self.peer).observe(len(group))
+            left = time.perf_counter()
+            for waiting in group:
+                waiting.left = left
             request_id_var.set(shared_request_id([w.request_id for w in group]))
             rows = group[0].rows if len(group) == 1 else np.concatenate([w.rows for w in group])
             left_s = max(w.deadline for w in group) - time.monotonic()

@@ -24,6 +24,7 @@ from shared.model import ModelError, ModelMetadata, load_metadata
 from shared.settings import ModelSettings, _EnvSettings
 from shared.v2.client import V2Client
 from shared.v2.coalesce import Coalescer, batchable
+from shared.v2.rest_client import V2RestClient
 
 
 class PeerCallSettings(_EnvSettings):
@@ -41,8 +42,17 @@ class PeerCallSettings(_EnvSettings):
 class PredictorPeerSettings(ModelSettings, PeerCallSettings):
     """An api's one predictor: the model it serves (:class:`ModelSettings`), where, how long."""
 
-    predictor_url: str = Field(description="host:port of the predictor's gRPC endpoint.")
+    predictor_url: str = Field(
+        description="host:port of the predictor's gRPC endpoint; http://host:port for REST."
+    )
     predictor_timeout_s: float = Field(1.0, gt=0, description="Deadline of one predictor call.")
+
+
+def v2_client(url: str, timeout_s: float, peer: str) -> V2Client | V2RestClient:
+    """The client for a predictor at ``url``: REST for ``http(s)://host:port``, else gRPC."""
+    if url.startswith(("http://", "https://")):
+        return V2RestClient(url, timeout_s, peer)
+    return V2Client(url, timeout_s, peer)
 
 
 class ModelPeer:
@@ -52,7 +62,7 @@ class ModelPeer:
         self.role = role
         self.url = url
         self.metadata = metadata
-        self.client: V2Client | None = None
+        self.client: V2Client | V2RestClient | None = None
         self.coalescer: Coalescer | None = None
 
     @classmethod
@@ -93,7 +103,7 @@ class ModelPeer:
         """Open the channel; calls get ``timeout_s`` unless they say otherwise, and share
         the way as ``calls`` says (the defaults of :class:`PeerCallSettings` when None)."""
         calls = calls or PeerCallSettings()
-        self.client = V2Client(self.url, timeout_s, peer=self.role)
+        self.client = v2_client(self.url, timeout_s, self.role)
         if calls.peer_max_calls_in_flight and batchable(self.metadata):
             self.coalescer = Coalescer(
                 self.role, self._call, calls.peer_max_calls_in_flight, calls.peer_max_batch_rows

@@ -4,6 +4,7 @@ Errors are the protocol's ``{"error": "..."}`` bodies: 404 for an unknown
 model or version, 400 for a malformed request.
 """
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -45,8 +46,9 @@ def _decode_request(body: bytes) -> tuple[dict[str, Any], list[str], str | None]
     return inputs, [o["name"] for o in outputs], request_id if isinstance(request_id, str) else None
 
 
-def add_v2_routes(app: FastAPI, repository: ModelRepository) -> None:
-    """Add the protocol's health, metadata and inference routes for ``repository``."""
+def add_v2_routes(app: FastAPI, repository: ModelRepository, delay_s: float = 0.0) -> None:
+    """Add the protocol's health, metadata and inference routes for ``repository``;
+    ``delay_s`` (demonstrations only) makes every inference wait that long first."""
 
     async def server_live(_: Request) -> Response:
         return json_response({"live": True})
@@ -75,6 +77,8 @@ def add_v2_routes(app: FastAPI, repository: ModelRepository) -> None:
         return json_response({"name": model.metadata.name, "ready": True})
 
     async def model_infer(request: Request) -> Response:
+        if delay_s:
+            await asyncio.sleep(delay_s)
         try:
             model = repository.get(**request.path_params)
             with stage("decode"):

@@ -49,8 +49,8 @@ class PredictorSettings(ServiceSettings, ModelSettings, GrpcSettings):
         0,
         ge=0,
         description=(
-            "For demonstrations only: wait this long before answering each gRPC ModelInfer "
-            "(a slow model without burning CPU). Leave 0 in real use."
+            "For demonstrations only: wait this long before answering each inference, gRPC "
+            "ModelInfer or REST infer (a slow model without burning CPU). Leave 0 in real use."
         ),
     )
 
@@ -74,7 +74,7 @@ def build_app(repository: ModelRepository, settings: PredictorSettings) -> FastA
         description="Open Inference Protocol (KServe V2) over REST; gRPC on GRPC_PORT.",
         readiness=readiness,
     )
-    add_v2_routes(app, repository)
+    add_v2_routes(app, repository, delay_s=settings.delay_ms / 1000)
     return app
 
 
@@ -134,7 +134,7 @@ async def serve(settings: PredictorSettings) -> None:
         record_model(model.metadata.name, model.metadata.version)
     if settings.delay_ms:
         log.warning(
-            "DELAY_MS=%g: every ModelInfer waits that long (demonstrations only)", settings.delay_ms
+            "DELAY_MS=%g: every inference waits that long (demonstrations only)", settings.delay_ms
         )
     grpc_server = build_grpc_server(repository, settings)
 

@@ -45,4 +45,4 @@ def test_a_missing_pattern_is_na_not_a_crash(tmp_path: Path) -> None:
     write(tmp_path, {"web-single": FIGURES["web-single"]})
     (tmp_path / "broken.json").write_text("{not json")
     lines = table(load_figures(tmp_path), "s").splitlines()
-    assert sum("| n/a | " in line for line in lines) == 8
+    assert sum("| n/a | " in line for line in lines) == 10

@@ -13,6 +13,7 @@ from loadtests.breakdown import (
     BETWEEN,
     CLIENT_SIDE,
     POLLING,
+    QUEUED,
     client_mean,
     e2e_mean,
     markdown,
@@ -26,8 +27,9 @@ FIGURES = {
     "mlsp_http_request_duration_seconds_sum": {"api": 3.0, "predictor": 0.05},
     "mlsp_http_request_duration_seconds_count": {"api": 1000.0},
     "mlsp_grpc_request_duration_seconds_sum": {"predictor": 0.5},
-    "mlsp_outbound_duration_seconds_sum": {"api": 2.0},
 }
+# Time on peers, by (service, peer): the calls', and (where kept) each request's own view.
+PEER_FIGURES = {"mlsp_outbound_duration_seconds_sum": {("api", "predictor"): 2.0}}
 STAGES = {("api", "decode"): 0.1, ("predictor", "inference"): 0.3}
 ROUTES = {("POST", "/predict"): 1000.0}  # what the api answered, by method and route
 # An async run of 500 jobs, by (metric, label filter): the worker's stages, the api's submits.
@@ -56,10 +58,17 @@ class FakePrometheus(BaseHTTPRequestHandler):
                 {"metric": {"service": s, "stage": st}, "value": [0, str(v)]}
                 for (s, st), v in STAGES.items()
             ]
-        else:
-            metric = next(name for name in FIGURES if name in expr)
+        elif "sum by (peer, service)" in expr:
+            metric = next((name for name in PEER_FIGURES if name in expr), None)
             result = [
-                {"metric": {"service": s}, "value": [0, str(v)]} for s, v in FIGURES[metric].items()
+                {"metric": {"service": s, "peer": p}, "value": [0, str(v)]}
+                for (s, p), v in PEER_FIGURES.get(metric, {}).items()
+            ]
+        else:
+            metric = next((name for name in FIGURES if name in expr), None)
+            result = [
+                {"metric": {"service": s}, "value": [0, str(v)]}
+                for s, v in FIGURES.get(metric, {}).items()
             ]
         body = json.dumps({"status": "success", "data": {"result": result}}).encode()
         self.send_response(200)
@@ -94,6 +103,25 @@ def test_segments_split_the_client_mean(prometheus: str, tmp_path: Path) -> None
     assert json.loads((tmp_path / "sync_breakdown.json").read_text())[0]["pattern"] == "sync"
     assert "| sync | 4.000 | 75% |" in (tmp_path / "sync_breakdown.md").read_text()
     assert (tmp_path / "sync_breakdown.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_shared_calls_count_each_requests_own_time_and_their_wait(
+    prometheus: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Coalesced: the calls took 1 s in all, but the 1000 requests spent 2.5 s on the
+    # predictor (several rode each call), 0.8 s of it waiting for their call to leave.
+    monkeypatch.setitem(
+        PEER_FIGURES["mlsp_outbound_duration_seconds_sum"], ("api", "predictor"), 1.0
+    )
+    monkeypatch.setitem(
+        PEER_FIGURES, "mlsp_outbound_request_duration_seconds_sum", {("api", "predictor"): 2.5}
+    )
+    monkeypatch.setitem(FIGURES, "mlsp_outbound_queue_seconds_sum", {"api": 0.8})
+    result = measure(prometheus, "sync", client_mean_ms=4.0, start=0, end=60)
+    assert result.segments["api"] == pytest.approx(0.5)  # 3 s inside - 2.5 s on the peer
+    assert result.segments[QUEUED] == pytest.approx(0.8)
+    assert result.segments[BETWEEN] == pytest.approx(2.5 - 0.8 - 0.55)
+    assert result.attributed_ms == pytest.approx(3.0)
 
 
 def test_client_mean_weighs_every_request_entry(tmp_path: Path, stats_csv) -> None:
@@ -135,6 +163,8 @@ def test_mixed_traffic_is_said(prometheus: str, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_calls_outside_requests_are_said(prometheus: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(FIGURES["mlsp_outbound_duration_seconds_sum"], "api", 4.0)  # > 3 s inside
+    monkeypatch.setitem(
+        PEER_FIGURES["mlsp_outbound_duration_seconds_sum"], ("api", "predictor"), 4.0
+    )  # > 3 s inside
     result = measure(prometheus, "parallel", client_mean_ms=4.0, start=0, end=60)
     assert "calls its peers outside requests" in result.note

@@ -184,5 +184,12 @@ async def test_concurrent_requests_to_a_real_predictor_get_their_own_answers(
     calls = REGISTRY.get_sample_value("mlsp_outbound_requests_per_call_count", {"peer": "shared"})
     carried = REGISTRY.get_sample_value("mlsp_outbound_requests_per_call_sum", {"peer": "shared"})
     assert carried == len(requests)
+    on_peer = REGISTRY.get_sample_value(
+        "mlsp_outbound_request_duration_seconds_count", {"peer": "shared"}
+    )
+    queued = REGISTRY.get_sample_value("mlsp_outbound_queue_seconds_sum", {"peer": "shared"})
+    assert on_peer == len(requests)  # each request's own time on the peer
+    assert queued is not None
+    assert queued > 0
     assert calls is not None
     assert calls < len(requests)

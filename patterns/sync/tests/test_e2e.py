@@ -1,4 +1,5 @@
-"""sync end to end: api -> predictor over gRPC, the predictor stopped and paused under it."""
+"""sync end to end: api -> predictor over gRPC (and over REST), the predictor stopped and
+paused under it."""
 
 import time
 from collections.abc import Iterator
@@ -12,9 +13,20 @@ pytestmark = pytest.mark.e2e
 ROW = [5.1, 3.5, 1.4, 0.2]
 
 
+PREDICTOR_URLS = {"grpc": "predictor:8081", "rest": "http://predictor:8080"}
+# The predictor's access log line for one inference, by protocol.
+INFER_LOG = {"grpc": "ModelInfer OK", "rest": "POST /v2/models/iris/versions/1/infer 200"}
+
+
+@pytest.fixture(scope="module", params=sorted(PREDICTOR_URLS))
+def protocol(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def stack() -> Iterator[ComposeStack]:
-    with ComposeStack("sync", PREDICTOR_TIMEOUT_S="0.5") as stack:
+def stack(protocol: str) -> Iterator[ComposeStack]:
+    url = PREDICTOR_URLS[protocol]
+    with ComposeStack("sync", PREDICTOR_TIMEOUT_S="0.5", PREDICTOR_URL=url) as stack:
         yield stack
 
 
@@ -55,14 +67,14 @@ def test_bad_input_gets_422_from_the_api(stack: ComposeStack) -> None:
     assert answer.json()["error"]["field"] == "instances[0][1]"
 
 
-def test_the_request_id_travels_to_the_predictor(stack: ComposeStack) -> None:
+def test_the_request_id_travels_to_the_predictor(stack: ComposeStack, protocol: str) -> None:
     assert predict(stack, **{"X-Request-ID": "sync-e2e-7"}).status_code == 200
     api = [line for line in stack.log_lines("api") if line.get("request_id") == "sync-e2e-7"]
     predictor = [
         line for line in stack.log_lines("predictor") if line.get("request_id") == "sync-e2e-7"
     ]
     assert api[0]["msg"] == "POST /predict 200"
-    assert predictor[0]["msg"] == "ModelInfer OK"
+    assert predictor[0]["msg"] == INFER_LOG[protocol]
 
 
 def test_a_slow_predictor_gives_504_and_recovers(stack: ComposeStack) -> None:
