@@ -41,9 +41,10 @@ class V2RestClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:  # made on first use, inside the running event loop
-            self._session = aiohttp.ClientSession(
-                self.target, connector=aiohttp.TCPConnector(keepalive_timeout=30)
-            )
+            # No DNS cache: a restarted predictor (new address) is found at once, and a
+            # stopped one (no address) fails the call at once, as gRPC's channel does.
+            connector = aiohttp.TCPConnector(keepalive_timeout=30, use_dns_cache=False)
+            self._session = aiohttp.ClientSession(self.target, connector=connector)
         return self._session
 
     async def close(self) -> None:
@@ -97,24 +98,32 @@ class V2RestClient:
                 self._path(model, version, "/infer"),
                 data=body,
                 headers={"content-type": "application/json", **self._headers()},
-                timeout=aiohttp.ClientTimeout(total=deadline),
+                # A LAN connect takes well under a millisecond: one not made within half
+                # the deadline is a peer that is down (503), not one that is slow (504).
+                timeout=aiohttp.ClientTimeout(total=deadline, sock_connect=deadline / 2),
             ) as answer:
                 payload = await answer.read()
                 if answer.status != 200:
                     outcome = f"http_{answer.status}"
                     raise self._refusal(answer.status, payload)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if isinstance(exc, aiohttp.ConnectionTimeoutError):  # not even connected: down
+                outcome = "unavailable"
+                raise self._unavailable(exc) from None
             outcome = "deadline_exceeded"
             raise DependencyTimeout(
                 f"{self.peer} did not answer within {round(deadline, 3)} s"
             ) from None
         except aiohttp.ClientError as exc:
             outcome = "unavailable"
-            log.warning("%s at %s is unavailable: %s", self.peer, self.target, exc)
-            raise DependencyUnavailable(f"{self.peer} is unavailable; retry shortly") from None
+            raise self._unavailable(exc) from None
         finally:
             OUTBOUND_LATENCY.labels(self.peer, outcome).observe(time.perf_counter() - started)
         return self._outputs(payload)
+
+    def _unavailable(self, exc: Exception) -> DependencyUnavailable:
+        log.warning("%s at %s is unavailable: %s", self.peer, self.target, exc)
+        return DependencyUnavailable(f"{self.peer} is unavailable; retry shortly")
 
     def _refusal(self, status: int, payload: bytes) -> ServiceError:
         message = _error_message(payload)
