@@ -1,9 +1,13 @@
 """JSON logs, one object per line, carrying the request id of the current request."""
 
+import io
 import logging
+import os
 import sys
+import threading
 import time
 from contextvars import ContextVar
+from typing import TextIO
 
 import orjson
 
@@ -57,8 +61,52 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send every logger's records (uvicorn's included) to stdout as JSON lines."""
+class BufferedStreamHandler(logging.StreamHandler):
+    """A stream handler that writes lines into a buffer flushed every ``interval_s``
+    (and at once for a WARNING or worse, and at exit), not once per line.
+
+    One write per line is one system call, and on Docker one wake-up of the
+    daemon that copies the container's output into its log: for an api that
+    logs every request, that cost more than the request (web-single 3.3k -> 4.5k
+    req/s without it). Lines of the last ``interval_s`` can be lost if the
+    process is killed outright (SIGKILL, out of memory); an orderly stop flushes.
+    """
+
+    def __init__(self, interval_s: float, stream: TextIO | None = None) -> None:
+        if stream is None:  # stdout, with a buffer of its own (PYTHONUNBUFFERED leaves it none)
+            stream = io.TextIOWrapper(
+                io.BufferedWriter(io.FileIO(os.dup(sys.stdout.fileno()), "w"), 1 << 16),
+                encoding="utf-8",
+            )
+        super().__init__(stream)
+        self.interval_s = interval_s
+        self._stopped = threading.Event()
+        threading.Thread(target=self._flush_every_interval, name="log-flush", daemon=True).start()
+
+    def _flush_every_interval(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            self.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            with self.lock:  # type: ignore[union-attr]
+                self.stream.write(line)
+                if record.levelno >= logging.WARNING:
+                    self.stream.flush()
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        self._stopped.set()
+        self.flush()
+        super().close()
+
+
+def configure_logging(service: str, level: str = "INFO", flush_interval_s: float = 0.0) -> None:
+    """Send every logger's records (uvicorn's included) to stdout as JSON lines;
+    with ``flush_interval_s`` > 0, buffered and written that often
+    (:class:`BufferedStreamHandler`)."""
     # What the lines never show need not be gathered for every record: the caller's
     # file and line (a stack walk) and the thread/process names. These are the
     # switches the logging HOWTO's "Optimization" section names.
@@ -66,7 +114,11 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stdout)
+    handler = (
+        BufferedStreamHandler(flush_interval_s)
+        if flush_interval_s > 0
+        else logging.StreamHandler(sys.stdout)
+    )
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]

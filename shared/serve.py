@@ -33,7 +33,7 @@ def uvicorn_config(app: str | ASGIApplication, settings: ServiceSettings) -> uvi
 def run(app: str, settings: ServiceSettings | None = None) -> None:
     """Serve the ASGI app at import path ``app`` until SIGTERM or SIGINT."""
     settings = settings or ServiceSettings()
-    configure_logging(settings.service_name, settings.log_level)
+    configure_logging(settings.service_name, settings.log_level, settings.log_flush_interval_s)
     uvicorn.Server(uvicorn_config(app, settings)).run()
 
 

@@ -25,6 +25,12 @@ class ServiceSettings(_EnvSettings):
     port: int = Field(8080, ge=1, le=65535)
     log_level: str = "INFO"
     access_log: bool = Field(True, description="One JSON log line per request.")
+    log_flush_interval_s: float = Field(
+        0.2,
+        ge=0,
+        description="Log lines are buffered and written this often (warnings at once); "
+        "0 writes every line as it comes.",
+    )
     max_body_bytes: int = Field(1_048_576, ge=1, description="Larger bodies get 413.")
     graceful_shutdown_s: float = Field(
         10.0, ge=0, description="How long in-flight requests may finish after SIGTERM."

@@ -121,11 +121,19 @@ class ComposeStack:
             time.sleep(0.5)
         raise AssertionError(f"no log line of {service} says {text!r} within {timeout_s} s")
 
-    def traced(self, service: str, request_id: str) -> list[str]:
-        """The messages ``service`` logged for the request with id ``request_id``."""
-        return [
-            line["msg"] for line in self.log_lines(service) if line.get("request_id") == request_id
-        ]
+    def traced(self, service: str, request_id: str, timeout_s: float = 5) -> list[str]:
+        """The messages ``service`` logged for the request with id ``request_id``, once
+        there are any (servers write their lines every ``LOG_FLUSH_INTERVAL_S``)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [
+                line["msg"]
+                for line in self.log_lines(service)
+                if line.get("request_id") == request_id
+            ]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
 
     @contextmanager
     def paused(self, *services: str) -> Iterator[None]:

@@ -151,7 +151,7 @@ async def serve(settings: PredictorSettings) -> None:
 def main() -> None:
     """Command-line entry point."""
     settings = PredictorSettings()
-    configure_logging(settings.service_name, settings.log_level)
+    configure_logging(settings.service_name, settings.log_level, settings.log_flush_interval_s)
     import uvloop  # noqa: PLC0415 - only the server process needs it
 
     uvloop.run(serve(settings))

@@ -1,12 +1,15 @@
 """JSON log lines and typed settings from the environment."""
 
+import io
 import logging
+import os
+import time
 
 import orjson
 import pytest
 from pydantic import ValidationError
 
-from shared.logs import JsonFormatter, configure_logging, request_id_var
+from shared.logs import BufferedStreamHandler, JsonFormatter, configure_logging, request_id_var
 from shared.settings import ModelSettings, ServiceSettings
 
 
@@ -42,6 +45,51 @@ def test_configure_logging_routes_uvicorn_through_the_json_handler() -> None:
     assert isinstance(root.handlers[0].formatter, JsonFormatter)
     assert logging.getLogger("uvicorn.error").propagate
     assert logging.getLogger("uvicorn.access").disabled
+
+
+class Pipe:
+    """A pipe whose write end is a buffered text stream; ``read()`` takes what has arrived."""
+
+    def __init__(self) -> None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        self.reader = os.fdopen(read_fd, "rb", buffering=0)
+        self.writer = io.TextIOWrapper(io.BufferedWriter(io.FileIO(write_fd, "w")))
+
+    def read(self) -> str:
+        return (self.reader.read() or b"").decode()
+
+
+def test_buffered_lines_are_written_every_interval_warnings_at_once() -> None:
+    pipe = Pipe()
+    handler = BufferedStreamHandler(0.3, pipe.writer)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("test.buffered")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("first")  # a warning goes out at once
+        assert pipe.read() == "first\n"
+        logger.info("second")
+        logger.info("third")
+        assert pipe.read() == ""  # held until the next flush
+        time.sleep(0.6)
+        assert pipe.read() == "second\nthird\n"
+        logger.info("last")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()  # an orderly stop writes what is left
+    assert pipe.read() == "last\n"
+
+
+def test_configure_logging_buffers_only_when_asked() -> None:
+    configure_logging("api", "INFO", flush_interval_s=0.5)
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, BufferedStreamHandler)
+    assert handler.interval_s == 0.5
+    configure_logging("api", "INFO")
+    assert not isinstance(logging.getLogger().handlers[0], BufferedStreamHandler)
+    handler.close()
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

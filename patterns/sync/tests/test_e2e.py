@@ -69,12 +69,8 @@ def test_bad_input_gets_422_from_the_api(stack: ComposeStack) -> None:
 
 def test_the_request_id_travels_to_the_predictor(stack: ComposeStack, protocol: str) -> None:
     assert predict(stack, **{"X-Request-ID": "sync-e2e-7"}).status_code == 200
-    api = [line for line in stack.log_lines("api") if line.get("request_id") == "sync-e2e-7"]
-    predictor = [
-        line for line in stack.log_lines("predictor") if line.get("request_id") == "sync-e2e-7"
-    ]
-    assert api[0]["msg"] == "POST /predict 200"
-    assert predictor[0]["msg"] == INFER_LOG[protocol]
+    assert stack.traced("api", "sync-e2e-7") == ["POST /predict 200"]
+    assert stack.traced("predictor", "sync-e2e-7") == [INFER_LOG[protocol]]
 
 
 def test_a_slow_predictor_gives_504_and_recovers(stack: ComposeStack) -> None:

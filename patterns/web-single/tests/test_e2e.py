@@ -87,9 +87,7 @@ def test_readiness_metrics_and_request_id_in_the_logs(stack: ComposeStack) -> No
     assert 'mlsp_http_requests_total{method="POST",route="/predict",status="200"}' in metrics
     assert 'mlsp_http_requests_total{method="POST",route="/predict",status="422"}' in metrics
     assert 'mlsp_stage_duration_seconds_count{stage="inference"}' in metrics
-    traced = [line for line in stack.log_lines("api") if line.get("request_id") == "e2e-trace-1"]
-    assert traced
-    assert traced[0]["msg"] == "POST /predict 200"
+    assert stack.traced("api", "e2e-trace-1") == ["POST /predict 200"]
 
 
 def test_docs_are_served(stack: ComposeStack) -> None:
