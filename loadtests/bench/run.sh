@@ -9,13 +9,14 @@ cd "$(dirname "$0")/../.."
 
 SECONDS_PER_TARGET=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
+ROUNDS=${BENCH_ROUNDS:-3}
 out=loadtests/results/bench
 mkdir -p "$out" && rm -f "$out"/*.json
 compose() { ./compose/compose.sh -f "patterns/$1/compose.yaml" "${@:2}"; }
-wrk_in() { # pattern name url [--unique]
+wrk_in() { # pattern NAME=URL... [--one-connection NAME] [--unique NAME]: medians of ROUNDS turns
   compose "$1" run --rm --no-deps --entrypoint python loadtest -m loadtests.bench.wrk \
-    "$2" "$3" "/results/bench/$2.json" --seconds "$SECONDS_PER_TARGET" \
-    --connections "$CONNECTIONS" "${@:4}"
+    /results/bench "${@:2}" --seconds "$SECONDS_PER_TARGET" --connections "$CONNECTIONS" \
+    --rounds "$ROUNDS"
 }
 have() { [ -f "patterns/$1/compose.yaml" ]; }
 up() { compose "$1" up --build --wait --remove-orphans >/dev/null 2>&1 || { compose "$1" up --build --wait; }; }
@@ -25,31 +26,33 @@ echo "--- web-single, the bare endpoint, raw onnxruntime"
 up web-single
 compose web-single build loadtest >/dev/null 2>&1
 compose web-single --profile bench up -d --wait bare bare-fastapi >/dev/null 2>&1
-wrk_in web-single bare http://bare:8080/predict
-wrk_in web-single bare-fastapi http://bare-fastapi:8080/predict
-wrk_in web-single web-single http://api:8080/predict
-wrk_in web-single "web-single, 1 connection" http://api:8080/predict --connections 1
+# In turns, round after round: the serving-overhead and framework ratios compare
+# targets measured in the same rounds.
+wrk_in web-single bare=http://bare:8080/predict bare-fastapi=http://bare-fastapi:8080/predict \
+  web-single=http://api:8080/predict "web-single, 1 connection=http://api:8080/predict" \
+  --one-connection "web-single, 1 connection"
 compose web-single exec -T api python - <loadtests/bench/inference.py >"$out/inference.json"
 down web-single
 
 if have sync; then
   echo "--- sync: one predictor call a request, coalesced (the default), then over REST"
   PEER_MAX_CALLS_IN_FLIGHT=0 up sync
-  wrk_in sync "sync one call a request" http://api:8080/predict
+  wrk_in sync "sync one call a request=http://api:8080/predict"
   up sync  # recreates the api with the default
-  wrk_in sync sync http://api:8080/predict
-  wrk_in sync "sync, 1 connection" http://api:8080/predict --connections 1
+  wrk_in sync sync=http://api:8080/predict "sync, 1 connection=http://api:8080/predict" \
+    --one-connection "sync, 1 connection"
   PREDICTOR_URL=http://predictor:8080 up sync  # the same calls over the predictor's REST face
-  wrk_in sync "sync over REST" http://api:8080/predict
-  wrk_in sync "sync over REST, 1 connection" http://api:8080/predict --connections 1
+  wrk_in sync "sync over REST=http://api:8080/predict" \
+    "sync over REST, 1 connection=http://api:8080/predict" \
+    --one-connection "sync over REST, 1 connection"
   down sync
 fi
 
 if have prediction-cache; then
   echo "--- prediction-cache"
   up prediction-cache
-  wrk_in prediction-cache cache-hit http://api:8080/predict
-  wrk_in prediction-cache cache-miss http://api:8080/predict --unique
+  wrk_in prediction-cache cache-hit=http://api:8080/predict cache-miss=http://api:8080/predict \
+    --unique cache-miss
   down prediction-cache
 fi
 
@@ -61,5 +64,5 @@ if have batch && grep -q '^batch-bench:' Makefile; then
 fi
 
 compose web-single run --rm --no-deps --entrypoint python loadtest -m loadtests.bench.report \
-  /results/bench --settings "wrk, 1 thread, $CONNECTIONS connections, ${SECONDS_PER_TARGET} s per target after 2 s warm-up, one row per request"
+  /results/bench --settings "wrk, 1 thread, $CONNECTIONS connections (or 1 where said), ${SECONDS_PER_TARGET} s per target after 2 s warm-up, one row per request; the median of $ROUNDS rounds, the targets of one stack measured in turns"
 compose web-single down --remove-orphans >/dev/null 2>&1 || true

@@ -1,13 +1,23 @@
-"""Run wrk against one URL and keep its figures: ``python -m loadtests.bench.wrk NAME URL OUT``.
+"""Run wrk against one or more targets and keep their figures.
+
+    python -m loadtests.bench.wrk OUT_DIR NAME=URL [NAME=URL ...] [--rounds 3]
+        [--seconds 10] [--connections 16] [--one-connection NAME] [--unique NAME]
 
 wrk (C, one thread, 16 connections by default) is used rather than Locust for
 the ratios: it needs a fraction of a core where Locust needs one, so on two
 cores the server, not the load generator, is what saturates.
+
+The targets are measured in turns, round after round (A B C, A B C, ...), and
+each keeps the median of its rounds: on a shared machine a target's rate can
+move by a third from one minute to the next, and a ratio of two targets
+measured in the same rounds moves much less than either of them.
 """
 
 import argparse
+import itertools
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,11 +28,12 @@ wrk.method = "POST"
 wrk.body = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
 wrk.headers["Content-Type"] = "application/json"
 """
-# Unique rows per request: every request a cache miss (for the cache-value ratio).
+# Unique rows per request: every request a cache miss (for the cache-value ratio);
+# each run starts its count where no earlier run of the bench went.
 LUA_UNIQUE = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-counter = 0
+counter = {start}
 request = function()
   counter = counter + 1
   local body = string.format('{"instances": [[%d.%d, 3.5, 1.4, 0.2]]}', 4 + counter % 4, counter)
@@ -30,6 +41,8 @@ request = function()
 end
 """
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+FIGURES = ("rps", "p50_ms", "p90_ms", "p99_ms", "errors")
+_RUN_NUMBERS = itertools.count(1)  # numbers the wrk runs of this process (for unique rows)
 
 
 def _ms(text: str) -> float:
@@ -50,31 +63,67 @@ def parse(output: str) -> dict[str, float]:
 
 def run(url: str, seconds: int, connections: int, unique: bool) -> dict[str, float]:
     """Warm up for 2 s, then measure for ``seconds``."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA_UNIQUE if unique else LUA)
-    base = ["wrk", "-t1", f"-c{connections}", "-s", script.name, "--latency"]
-    subprocess.run([*base, "-d2s", url], check=True, capture_output=True)
-    done = subprocess.run([*base, f"-d{seconds}s", url], check=True, capture_output=True, text=True)
+    base = ["wrk", "-t1", f"-c{connections}", "--latency"]
+    for duration in (2, seconds):  # the first run warms up
+        start = next(_RUN_NUMBERS) * 10**8
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(LUA_UNIQUE.replace("{start}", str(start)) if unique else LUA)
+        done = subprocess.run(
+            [*base, "-s", script.name, f"-d{duration}s", url],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     return parse(done.stdout)
 
 
+def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the rounds (errors: their sum)."""
+    figures = {key: statistics.median([r[key] for r in rounds]) for key in FIGURES[:-1]}
+    figures["errors"] = sum(r["errors"] for r in rounds)
+    return figures
+
+
 def main() -> int:
-    """Command line: measure, print one line, write the figures as JSON."""
+    """Command line: measure the targets in turns; one line per measurement, one JSON each."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("name")
-    parser.add_argument("url")
-    parser.add_argument("out", type=Path)
+    parser.add_argument("out", type=Path, help="folder for one NAME.json per target")
+    parser.add_argument("targets", nargs="+", metavar="NAME=URL")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--unique", action="store_true", help="a different row every request")
-    args = parser.parse_args()
-    figures = run(args.url, args.seconds, args.connections, args.unique)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"name": args.name, **figures}))
-    print(
-        f"{args.name:>24}: {figures['rps']:8.0f} req/s  p50 {figures['p50_ms']:.2f} ms  "
-        f"p99 {figures['p99_ms']:.2f} ms  non-2xx {figures['errors']:.0f}"
+    parser.add_argument(
+        "--one-connection",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="measure this target with one connection (no queueing)",
     )
+    parser.add_argument(
+        "--unique",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a different row every request for this target",
+    )
+    args = parser.parse_args()  # fmt: skip
+    targets = dict(target.split("=", 1) for target in args.targets)
+    measured: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+    for round_ in range(1, args.rounds + 1):
+        for name, url in targets.items():
+            connections = 1 if name in args.one_connection else args.connections
+            figures = run(url, args.seconds, connections, name in args.unique)
+            measured[name].append(figures)
+            print(
+                f"round {round_} {name:>30}: {figures['rps']:8.0f} req/s  "
+                f"p50 {figures['p50_ms']:.2f} ms  p99 {figures['p99_ms']:.2f} ms  "
+                f"non-2xx {figures['errors']:.0f}",
+                flush=True,
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, rounds in measured.items():
+        record = {"name": name, **medians(rounds), "rounds": rounds}
+        (args.out / f"{name}.json").write_text(json.dumps(record))
     return 0
 
 

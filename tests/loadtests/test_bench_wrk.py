@@ -1,0 +1,40 @@
+"""wrk's output read into figures, and the median of a target's rounds."""
+
+from loadtests.bench.wrk import medians, parse
+
+OUTPUT = """Running 10s test @ http://api:8080/predict
+  1 threads and 16 connections
+  Latency Distribution
+     50%    4.27ms
+     75%    5.01ms
+     90%  780.00us
+     99%    1.20s
+  34730 requests in 10.00s, 9.84MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:   3472.81
+"""
+
+
+def test_wrk_output_becomes_figures_in_ms() -> None:
+    assert parse(OUTPUT) == {
+        "rps": 3472.81,
+        "p50_ms": 4.27,
+        "p90_ms": 0.78,
+        "p99_ms": 1200.0,
+        "errors": 3.0,
+    }
+
+
+def test_a_target_keeps_the_median_of_its_rounds_and_every_error() -> None:
+    rounds = [
+        {"rps": 3000.0, "p50_ms": 5.0, "p90_ms": 6.0, "p99_ms": 9.0, "errors": 0.0},
+        {"rps": 4500.0, "p50_ms": 3.0, "p90_ms": 4.0, "p99_ms": 7.0, "errors": 1.0},
+        {"rps": 3500.0, "p50_ms": 4.0, "p90_ms": 5.0, "p99_ms": 30.0, "errors": 2.0},
+    ]
+    assert medians(rounds) == {
+        "rps": 3500.0,
+        "p50_ms": 4.0,
+        "p90_ms": 5.0,
+        "p99_ms": 9.0,
+        "errors": 3.0,
+    }
