@@ -10,9 +10,15 @@ cd "$(dirname "$0")/../.."
 SECONDS_PER_TARGET=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 ROUNDS=${BENCH_ROUNDS:-3}
+# The bench's stacks are projects of their own (mlsp-bench-<pattern>), so a stack
+# left up by `make up` is neither reused nor taken down (nor its volumes wiped),
+# and wrk runs on each stack's own network: the api's published port only has to
+# be free.
+API_PORT=${BENCH_API_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export API_PORT
 out=loadtests/results/bench
 mkdir -p "$out" && rm -f "$out"/*.json
-compose() { ./compose/compose.sh -f "patterns/$1/compose.yaml" "${@:2}"; }
+compose() { COMPOSE_PROJECT_NAME="mlsp-bench-$1" ./compose/compose.sh -f "patterns/$1/compose.yaml" "${@:2}"; }
 wrk_in() { # pattern NAME=URL... [--one-connection NAME] [--unique NAME]: medians of ROUNDS turns
   compose "$1" run --rm --no-deps --entrypoint python loadtest -m loadtests.bench.wrk \
     /results/bench "${@:2}" --seconds "$SECONDS_PER_TARGET" --connections "$CONNECTIONS" \
@@ -59,10 +65,11 @@ fi
 if have batch && grep -q '^batch-bench:' Makefile; then
   echo "--- batch"
   # The bench prints its figures as one JSON line, last.
-  make --no-print-directory batch-bench | tee /dev/stderr | tail -n1 >"$out/batch.json"
+  COMPOSE_PROJECT_NAME=mlsp-bench-batch make --no-print-directory batch-bench \
+    | tee /dev/stderr | tail -n1 >"$out/batch.json"
   compose batch --profile "*" down --volumes --remove-orphans >/dev/null 2>&1 || true
 fi
 
 compose web-single run --rm --no-deps --entrypoint python loadtest -m loadtests.bench.report \
   /results/bench --settings "wrk, 1 thread, $CONNECTIONS connections (or 1 where said), ${SECONDS_PER_TARGET} s per target after 2 s warm-up, one row per request; the median of $ROUNDS rounds, the targets of one stack measured in turns"
-compose web-single down --remove-orphans >/dev/null 2>&1 || true
+compose web-single down --volumes --remove-orphans >/dev/null 2>&1 || true
