@@ -71,12 +71,22 @@ class DependencyUnavailable(ServiceError):
     def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
 
+    @classmethod
+    def peer_down(cls, peer: str) -> "DependencyUnavailable":
+        """``peer`` cannot be reached (the message every client of a peer gives)."""
+        return cls(f"{peer} is unavailable; retry shortly")
+
 
 class DependencyTimeout(ServiceError):
     """A peer did not answer within its deadline (504)."""
 
     status = 504
     code = "dependency_timeout"
+
+    @classmethod
+    def waited(cls, peer: str, seconds: float) -> "DependencyTimeout":
+        """``peer`` gave no answer within ``seconds`` (the message every caller of a peer gives)."""
+        return cls(f"{peer} did not answer within {round(seconds, 3)} s")
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:

@@ -138,7 +138,7 @@ async def fan_out(
             task.cancel()
     for task in pending:
         member = tasks[task]
-        error = DependencyTimeout(f"{member} did not answer within {deadline_s} s")
+        error = DependencyTimeout.waited(member, deadline_s)
         await _collect(MemberResult(member, _ms_since(started), error=error), results, on_result)
     return FanOutResult([results[member] for member in calls], deadline_s)
 

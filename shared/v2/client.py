@@ -70,10 +70,10 @@ class V2Client:
         code = exc.code()
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             waited = self.timeout_s if timeout_s is None else timeout_s
-            return DependencyTimeout(f"{self.peer} did not answer within {round(waited, 3)} s")
+            return DependencyTimeout.waited(self.peer, waited)
         if code == grpc.StatusCode.UNAVAILABLE:
             log.warning("%s at %s is unavailable: %s", self.peer, self.target, exc.details())
-            return DependencyUnavailable(f"{self.peer} is unavailable; retry shortly")
+            return DependencyUnavailable.peer_down(self.peer)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return InvalidInput(f"{self.peer} refused the input: {exc.details()}")
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:

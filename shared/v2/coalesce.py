@@ -121,9 +121,7 @@ class Coalescer:
             # shield: a waiter that gives up must not cancel the call the others share.
             return await asyncio.wait_for(asyncio.shield(waiting.answer), timeout_s)
         except TimeoutError:
-            raise DependencyTimeout(
-                f"{self.peer} did not answer within {round(timeout_s, 3)} s"
-            ) from None
+            raise DependencyTimeout.waited(self.peer, timeout_s) from None
         finally:
             if waiting in self.waiting:  # gave up before its call left: no work for it
                 self.waiting.remove(waiting)

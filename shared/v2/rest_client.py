@@ -111,9 +111,7 @@ class V2RestClient:
                 outcome = "unavailable"
                 raise self._unavailable(exc) from None
             outcome = "deadline_exceeded"
-            raise DependencyTimeout(
-                f"{self.peer} did not answer within {round(deadline, 3)} s"
-            ) from None
+            raise DependencyTimeout.waited(self.peer, deadline) from None
         except aiohttp.ClientError as exc:
             outcome = "unavailable"
             raise self._unavailable(exc) from None
@@ -123,7 +121,7 @@ class V2RestClient:
 
     def _unavailable(self, exc: Exception) -> DependencyUnavailable:
         log.warning("%s at %s is unavailable: %s", self.peer, self.target, exc)
-        return DependencyUnavailable(f"{self.peer} is unavailable; retry shortly")
+        return DependencyUnavailable.peer_down(self.peer)
 
     def _refusal(self, status: int, payload: bytes) -> ServiceError:
         message = _error_message(payload)
