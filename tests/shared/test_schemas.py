@@ -1,14 +1,25 @@
-"""decode_instances turns /predict bodies into arrays, and names the bad field otherwise."""
+"""decode_instances turns /predict bodies into arrays, and names the bad field otherwise.
+
+Every test runs twice: with the small-body path (checked in Python) and with
+the numpy path of large bodies, which must agree.
+"""
 
 import numpy as np
 import orjson
 import pytest
 
+from shared import schemas
 from shared.errors import InvalidInput
 from shared.model import ModelMetadata, TensorSpec
 from shared.schemas import PredictResponse, decode_instances, decode_rows, prediction_body
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@pytest.fixture(autouse=True, params=["checked in Python", "checked by numpy"])
+def body_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    limit = 10**9 if request.param == "checked in Python" else 0
+    monkeypatch.setattr(schemas, "CHECK_IN_PYTHON_UP_TO", limit)
 
 
 def decode(body: bytes | object, max_instances: int = 10) -> np.ndarray:
@@ -44,6 +55,8 @@ def test_objects_are_taken_in_feature_order() -> None:
         ({"instances": [[1, 2, True, 4]]}, "instances[0][2]", "got true"),
         ({"instances": [[1, 2, [3], 4]]}, "instances[0][2]", "got [3]"),
         ({"instances": [[1, 2, 3, 1e300]]}, "instances[0][3]", "float32 range"),
+        (b'{"instances": [[1, 2, 3, 1' + b"0" * 40 + b"]]}", "instances[0][3]", "float32 range"),
+        ({"instances": [[1, 2, 3, 4], [1, 2, 3, -4e38]]}, "instances[1][3]", "float32 range"),
         ({"instances": [5]}, "instances[0]", "list of 4 numbers"),
         ({"instances": [[1, 2, 3, 4], {"sepal_length": 1}]}, "instances[1]", "mixes lists"),
         ({"instances": [{"sepal_length": 1}]}, "instances[0]", "misses features"),

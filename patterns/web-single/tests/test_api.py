@@ -1,8 +1,11 @@
 """web-single's api in-process: the public contract, its errors and its docs."""
 
+import asyncio
+import re
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -83,3 +86,34 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
 
 def test_generated_requests_get_no_server_error(client: TestClient) -> None:
     assert_no_server_errors(client)
+
+
+async def test_concurrent_requests_share_model_runs_and_each_gets_its_own_answer(
+    load_service: Callable[..., ModuleType],
+) -> None:
+    service = load_service("web-single", "api")
+    rows = [[4.5 + i / 10, 3.0, 1.0 + i / 5, 0.1 + i / 20] for i in range(24)]
+    transport = httpx.ASGITransport(app=service.app)
+    async with (
+        service.lifespan(service.app),
+        httpx.AsyncClient(transport=transport, base_url="http://api") as client,
+    ):
+        alone = [(await client.post("/predict", json={"instances": [r]})).json() for r in rows]
+        runs_before = await model_runs(client)
+        together = await asyncio.gather(
+            *(client.post("/predict", json={"instances": [r]}) for r in rows)
+        )
+        assert [answer.json() for answer in together] == alone
+        runs, requests = (
+            after - before
+            for after, before in zip(await model_runs(client), runs_before, strict=True)
+        )
+        assert requests == len(rows)
+        assert runs < len(rows)  # runs were shared
+
+
+async def model_runs(client: httpx.AsyncClient) -> tuple[float, float]:
+    """(runs, requests they carried) so far, from ``mlsp_model_requests_per_run``."""
+    metrics = (await client.get("/metrics")).text
+    found = dict(re.findall(r"^mlsp_model_requests_per_run_(count|sum) (\S+)$", metrics, re.M))
+    return float(found["count"]), float(found["sum"])
