@@ -100,36 +100,45 @@ class Coalescer:
         self.in_flight = 0
         self.waiting: list[_Waiting] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # The peer's metric children, looked up once (a lookup takes a lock, per request).
+        self._requests_per_call = REQUESTS_PER_CALL.labels(peer)
+        self._queued = QUEUED.labels(peer)
+        self._on_peer = ON_PEER.labels(peer)
 
     async def infer(self, rows: np.ndarray, outputs: list[str], timeout_s: float) -> Outputs:
         """The model's ``outputs`` for ``rows``, from a call of their own or a shared one."""
         if self.in_flight < self.max_in_flight and not self.waiting:
             self.in_flight += 1
-            REQUESTS_PER_CALL.labels(self.peer).observe(1)
+            self._requests_per_call.observe(1)
             entered = time.perf_counter()
             try:
                 return await self.call(rows, outputs, timeout_s)
             finally:
                 self.in_flight -= 1
-                QUEUED.labels(self.peer).observe(0)
-                ON_PEER.labels(self.peer).observe(time.perf_counter() - entered)
+                self._queued.observe(0)
+                self._on_peer.observe(time.perf_counter() - entered)
                 self._dispatch()
         waiting = _Waiting(rows, tuple(outputs), time.monotonic() + timeout_s, request_id_var.get())
         self.waiting.append(waiting)
         self._dispatch()
+        # The answer is this request's own future: giving up on it (a timer, cheaper
+        # than wait_for) leaves the call the others share alone.
+        expiry = asyncio.get_running_loop().call_later(timeout_s, self._give_up, waiting, timeout_s)
         try:
-            # shield: a waiter that gives up must not cancel the call the others share.
-            return await asyncio.wait_for(asyncio.shield(waiting.answer), timeout_s)
-        except TimeoutError:
-            raise DependencyTimeout.waited(self.peer, timeout_s) from None
+            return await waiting.answer
         finally:
+            expiry.cancel()
             if waiting in self.waiting:  # gave up before its call left: no work for it
                 self.waiting.remove(waiting)
             if not waiting.answer.done():  # gave up: its call's answer has nobody to go to
                 waiting.answer.cancel()
             ended = time.perf_counter()
-            QUEUED.labels(self.peer).observe((waiting.left or ended) - waiting.entered)
-            ON_PEER.labels(self.peer).observe(ended - waiting.entered)
+            self._queued.observe((waiting.left or ended) - waiting.entered)
+            self._on_peer.observe(ended - waiting.entered)
+
+    def _give_up(self, waiting: _Waiting, timeout_s: float) -> None:
+        if not waiting.answer.done():
+            waiting.answer.set_exception(DependencyTimeout.waited(self.peer, timeout_s))
 
     async def wait_closed(self) -> None:
         """Wait for the calls in flight (at shutdown)."""
@@ -158,7 +167,7 @@ class Coalescer:
 
     async def _run(self, group: list[_Waiting]) -> None:
         try:
-            REQUESTS_PER_CALL.labels(self.peer).observe(len(group))
+            self._requests_per_call.observe(len(group))
             left = time.perf_counter()
             for waiting in group:
                 waiting.left = left
