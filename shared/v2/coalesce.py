@@ -121,13 +121,17 @@ class Coalescer:
         waiting = _Waiting(rows, tuple(outputs), time.monotonic() + timeout_s, request_id_var.get())
         self.waiting.append(waiting)
         self._dispatch()
-        # The answer is this request's own future: giving up on it (a timer, cheaper
-        # than wait_for) leaves the call the others share alone.
-        expiry = asyncio.get_running_loop().call_later(timeout_s, self._give_up, waiting, timeout_s)
         try:
-            return await waiting.answer
+            # The answer is this request's own future, so giving up on it leaves the
+            # shared call alone. A timer on that future costs ~7 µs less a request
+            # than wait_for and shield, but measured slower under load (sync, 16
+            # connections: 3.6k against 4.1k requests/s, same requests per call): the
+            # extra hops let the loop poll between waking the waiters, so the peer's
+            # next answer is read, and the next call sent, sooner.
+            return await asyncio.wait_for(asyncio.shield(waiting.answer), timeout_s)
+        except TimeoutError:
+            raise DependencyTimeout.waited(self.peer, timeout_s) from None
         finally:
-            expiry.cancel()
             if waiting in self.waiting:  # gave up before its call left: no work for it
                 self.waiting.remove(waiting)
             if not waiting.answer.done():  # gave up: its call's answer has nobody to go to
@@ -135,10 +139,6 @@ class Coalescer:
             ended = time.perf_counter()
             self._queued.observe((waiting.left or ended) - waiting.entered)
             self._on_peer.observe(ended - waiting.entered)
-
-    def _give_up(self, waiting: _Waiting, timeout_s: float) -> None:
-        if not waiting.answer.done():
-            waiting.answer.set_exception(DependencyTimeout.waited(self.peer, timeout_s))
 
     async def wait_closed(self) -> None:
         """Wait for the calls in flight (at shutdown)."""
