@@ -5,9 +5,11 @@ feature values in the model's order or an object keyed by feature name, and
 answers ``{"predictions": [...], "model_name": ..., "model_version": ...}``.
 
 The pydantic models here document the contract (OpenAPI) and type the tests;
-requests are decoded by :func:`decode_instances`, which turns the body into a
-float32 array in one numpy call and only walks the rows to name the bad field
-when that call fails.
+requests are decoded by :func:`decode_instances`. A small body (a few rows) is
+checked value by value in Python and becomes a float32 array in one numpy
+call; a large one is turned into an array by numpy first, and its rows are only
+walked to name the bad field when that fails. Answers are built the same way:
+in Python when small, with numpy when large.
 """
 
 from typing import Any
