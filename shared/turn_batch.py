@@ -84,8 +84,8 @@ class TurnBatcher:
             return self._run(rows)
 
     def _run_together(self, batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]) -> None:
-        rows = batch[0][0] if len(batch) == 1 else np.concatenate([r for r, _ in batch])
-        try:
+        try:  # joining the rows can fail too (rows of other widths): each then runs alone
+            rows = batch[0][0] if len(batch) == 1 else np.concatenate([r for r, _ in batch])
             outputs = self._timed_run(rows, requests=len(batch))
         except Exception as exc:  # handed to the requests that asked
             if len(batch) == 1:

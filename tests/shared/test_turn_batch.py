@@ -90,6 +90,15 @@ async def test_a_failing_request_fails_alone() -> None:
     ]
 
 
+async def test_rows_that_cannot_be_joined_run_alone() -> None:
+    model = Model()
+    batcher = TurnBatcher(model)
+    wide = np.full((1, 3), 5, dtype=np.float32)
+    answers = await in_one_turn(batcher, rows_of(1), rows_of(2), wide)
+    assert answers[1].tolist() == (rows_of(2) * 2).tolist()
+    assert answers[2].tolist() == (wide * 2).tolist()
+
+
 async def test_a_request_that_goes_away_leaves_the_others_their_answers() -> None:
     model = Model()
     batcher = TurnBatcher(model)
