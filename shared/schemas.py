@@ -24,8 +24,9 @@ from shared.model import ModelMetadata
 Instance = list[float] | dict[str, float]
 
 # Up to this many values a body is checked value by value in Python and turned
-# into an array in one call: cheaper than numpy's several calls (each a few µs)
-# for the one-row requests of an online api. Larger bodies are checked by numpy.
+# into an array in one call, and an answer is rounded in Python: cheaper than
+# numpy's several calls (each a few µs) for the one-row requests of an online
+# api. Larger bodies and answers go through numpy.
 CHECK_IN_PYTHON_UP_TO = 128
 _JSON_NUMBERS = (int, float)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -181,24 +182,24 @@ def _raise_for_first_bad_value(instances: list[Any], n_features: int) -> None:
 def prediction_body(metadata: ModelMetadata, probabilities: np.ndarray) -> dict[str, Any]:
     """The ``/predict`` answer for a (rows, classes) probability array."""
     labels = metadata.labels
+    best, rounded = _best_and_rounded(probabilities)
     return {
         "predictions": [
-            {"label": labels[best], "probabilities": dict(zip(labels, row, strict=True))}
-            for best, row in zip(_best_classes(probabilities), _rounded(probabilities), strict=True)
+            {"label": labels[k], "probabilities": dict(zip(labels, row, strict=True))}
+            for k, row in zip(best, rounded, strict=True)
         ],
         "model_name": metadata.name,
         "model_version": metadata.version,
     }
 
 
-def _best_classes(probabilities: np.ndarray) -> list[int]:
+def _best_and_rounded(probabilities: np.ndarray) -> tuple[list[int], list[list[float]]]:
+    """Each row's best class, and its probabilities to 6 decimals (float32's ~7
+    significant digits, without the noise)."""
     if probabilities.size <= CHECK_IN_PYTHON_UP_TO:
-        return [row.index(max(row)) for row in probabilities.tolist()]
-    return probabilities.argmax(axis=1).tolist()
-
-
-def _rounded(probabilities: np.ndarray) -> list[list[float]]:
-    """Probabilities to 6 decimals (float32's ~7 significant digits, without the noise)."""
-    if probabilities.size <= CHECK_IN_PYTHON_UP_TO:
-        return [[round(p, 6) for p in row] for row in probabilities.tolist()]
-    return np.round(probabilities.astype(np.float64), 6).tolist()
+        rows = probabilities.tolist()
+        return [row.index(max(row)) for row in rows], [[round(p, 6) for p in row] for row in rows]
+    return (
+        probabilities.argmax(axis=1).tolist(),
+        np.round(probabilities.astype(np.float64), 6).tolist(),
+    )
