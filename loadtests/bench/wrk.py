@@ -80,7 +80,9 @@ def run(url: str, seconds: int, connections: int, unique: bool) -> dict[str, flo
 
 def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
     """Each figure's median over the rounds (errors: their sum)."""
-    figures = {key: statistics.median([r[key] for r in rounds]) for key in FIGURES[:-1]}
+    figures = {
+        key: statistics.median([r[key] for r in rounds]) for key in FIGURES if key != "errors"
+    }
     figures["errors"] = sum(r["errors"] for r in rounds)
     return figures
 
