@@ -79,6 +79,19 @@ def patterns() -> list[str]:
     return sorted(p.parent.name for p in PATTERNS_DIR.glob("*/compose.yaml"))
 
 
+def compose_command() -> list[str]:
+    """The compose CLI that reads the compose files (``config`` needs no engine).
+
+    ``DOCKER_COMPOSE`` when set; else the ``docker-compose`` that ``make test`` installs
+    into the virtual environment (compose/requirements/dev.txt), so every machine reads
+    the compose files with the same pinned version; else ``docker compose``.
+    """
+    if "DOCKER_COMPOSE" in os.environ:
+        return os.environ["DOCKER_COMPOSE"].split()
+    pinned = Path(sys.executable).parent / "docker-compose"
+    return [str(pinned)] if pinned.is_file() else ["docker", "compose"]
+
+
 def compose_config(pattern: str, profiles: str = "") -> Doc:
     """``docker compose config`` of the pattern, with defaults only and sentinel secrets.
 
@@ -86,9 +99,8 @@ def compose_config(pattern: str, profiles: str = "") -> Doc:
     """
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
     env |= {name: sentinel(name) for name in SECRETS}
-    compose = os.environ.get("DOCKER_COMPOSE", "docker compose").split()
     command = [
-        *compose,
+        *compose_command(),
         "--env-file",
         os.devnull,
         "-f",
@@ -104,7 +116,10 @@ def compose_config(pattern: str, profiles: str = "") -> Doc:
             check=False,
         )
     except FileNotFoundError as exc:
-        raise K8sError("needs the docker CLI with the compose v2 plugin (no engine)") from exc
+        raise K8sError(
+            "needs the compose CLI: `make test` installs docker-compose into .venv "
+            "(compose/requirements/dev.txt), or install the docker compose v2 plugin"
+        ) from exc
     if done.returncode != 0:
         raise K8sError(f"docker compose config failed for {pattern}: {done.stderr.strip()}")
     return json.loads(done.stdout)

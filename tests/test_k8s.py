@@ -8,7 +8,6 @@ import functools
 import itertools
 import math
 import re
-import shutil
 import socket
 import subprocess
 from typing import Any
@@ -26,18 +25,6 @@ PATTERNS = k8s.patterns()
 WORKLOADS = {"Deployment", "StatefulSet", "CronJob"}
 
 Doc = dict[str, Any]
-
-
-def _have_compose() -> bool:
-    if not shutil.which("docker"):
-        return False
-    done = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    return done.returncode == 0
-
-
-needs_compose = pytest.mark.skipif(
-    not _have_compose(), reason="needs the docker CLI with the compose v2 plugin"
-)
 
 
 @functools.cache
@@ -98,7 +85,6 @@ def seconds(duration: str) -> int:
 # -- in step, valid ----------------------------------------------------------------------
 
 
-@needs_compose
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_committed_tree_is_what_the_compose_file_gives(pattern: str) -> None:
     assert k8s.generate(pattern, config(pattern)) == k8s.on_disk(pattern), (
@@ -146,7 +132,6 @@ def test_validation_rejects_what_kubernetes_would() -> None:
 # -- equivalent to compose ---------------------------------------------------------------
 
 
-@needs_compose
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_containers_match_their_compose_services(pattern: str) -> None:
     cronjobs = (config(pattern).get("x-kubernetes") or {}).get("cronjobs") or {}
@@ -222,7 +207,6 @@ def check_security(name: str, svc: Doc, pod: Doc, container: Doc) -> None:
         assert mount.get("readOnly", False) is volume.get("read_only", False), name
 
 
-@needs_compose
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_ports_published_and_named_by_peers_are_served(pattern: str) -> None:
     services = objects(pattern, "Service")
@@ -242,7 +226,6 @@ def test_ports_published_and_named_by_peers_are_served(pattern: str) -> None:
         assert service["spec"]["selector"].items() <= labels.items()
 
 
-@needs_compose
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_one_shots_run_as_init_containers_before_the_services(pattern: str) -> None:
     services = config(pattern)["services"]
@@ -265,7 +248,6 @@ def test_one_shots_run_as_init_containers_before_the_services(pattern: str) -> N
                 assert not mount.get("readOnly")
 
 
-@needs_compose
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_called_services_autoscale_and_workers_keep_compose_replicas(pattern: str) -> None:
     hpas = objects(pattern, "HorizontalPodAutoscaler")
@@ -286,7 +268,6 @@ def test_called_services_autoscale_and_workers_keep_compose_replicas(pattern: st
             assert deployments[name]["spec"]["replicas"] == svc["deploy"]["replicas"]
 
 
-@needs_compose
 def test_batch_scheduler_is_a_cronjob_and_stores_are_statefulsets() -> None:
     cronjob = workload("batch", "scheduler")
     assert cronjob["kind"] == "CronJob"
@@ -423,6 +404,5 @@ def test_render_prints_the_overlay(capsys: pytest.CaptureFixture[str]) -> None:
         k8s.main(["render", "nope"])
 
 
-@needs_compose
 def test_check_says_whether_trees_are_in_step() -> None:
     assert k8s.main(["check", "web-single"]) == 0

@@ -13,13 +13,8 @@ import pytest
 
 from tests.compose_config import (
     DUMMY_SECRETS,
-    compose_cli_available,
     compose_config,
     patterns,
-)
-
-pytestmark = pytest.mark.skipif(
-    not compose_cli_available(), reason="needs the docker compose CLI (no daemon)"
 )
 
 #: (service, rule) -> why the service may break the rule. Keep it short and justified.

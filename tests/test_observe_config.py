@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.compose_config import compose_cli_available, compose_config, patterns
+from tests.compose_config import compose_config, patterns
 
 REPO = Path(__file__).resolve().parent.parent
 # Services that serve no /metrics: one-shot jobs and image builds, stores with their own
@@ -26,7 +26,6 @@ def scraped_names() -> set[str]:
     }
 
 
-@pytest.mark.skipif(not compose_cli_available(), reason="needs the docker compose CLI")
 @pytest.mark.parametrize("pattern", patterns())
 def test_every_service_with_metrics_is_scraped(pattern: str) -> None:
     services = set(compose_config(pattern)["services"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from compose.starter import StarterError, write_starter
+from compose.starter import StarterError, mentions_of, write_starter
 from conftest import REPO_ROOT
 from tests.compose_stack import free_port
 
@@ -119,3 +119,43 @@ def test_an_ejected_starter_builds_runs_and_passes_its_tests(
         assert " passed" in tests.stdout
     finally:
         subprocess.run([*make, "down"], env=env, capture_output=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("checkout", "text", "names_it"),
+    [
+        ("/p", "POST /predict", False),
+        ("/p", "cd /p/compose", True),
+        ("/app", "WORKDIR /app", True),
+        ("/app", "/apps/x and /app.old", False),
+        ("/tmp/my repo", 'cd "/tmp/my repo"', True),
+    ],
+)
+def test_a_checkout_path_is_found_as_a_path_not_as_a_substring(
+    checkout: str, text: str, names_it: bool
+) -> None:
+    assert (mentions_of(Path(checkout), text) > 0) == names_it
+
+
+def test_a_checkout_at_a_path_with_spaces_ejects_every_pattern(tmp_path: Path) -> None:
+    checkout = tmp_path / "my checkout" / "app"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True, text=True
+    ).stdout.split("\0")
+    for rel in filter(None, tracked):
+        if (REPO_ROOT / rel).is_file():
+            (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
+            (checkout / rel).write_bytes((REPO_ROOT / rel).read_bytes())
+    patterns = sorted(p.parent.name for p in (checkout / "patterns").glob("*/compose.yaml"))
+    for pattern in patterns:
+        dest = tmp_path / "starters" / pattern
+        done = subprocess.run(
+            [sys.executable, "compose/starter.py", pattern, str(dest)],
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert (dest / "compose.yaml").is_file()
+        assert str(checkout) not in (dest / "Makefile").read_text()
