@@ -1,14 +1,13 @@
 """The lock files of compose/requirements: compile them, and tell when one is stale.
 
     python3 compose/locks.py compile [--upgrade] [--uv PATH]   # make lock
-    python3 compose/locks.py check                             # what tests/test_locks.py asserts
 
 Each ``<name>.in`` that something installs has a ``<name>.lock`` beside it: every
 package of that environment pinned with its sha256 hashes, compiled by uv for the
 images' platform (Linux x86_64, Python 3.11) wherever ``make lock`` runs. A lock's
 first line records the sha256 of its inputs (the ``.in`` file and every file it
-``-r`` includes), so a stale lock is found with no network. Standard library only,
-so a starter can check its locks before anything is installed.
+``-r`` includes), so a stale lock is found with no network (tests/test_locks.py). Standard library
+only: ``make lock`` runs it with the uv of the dev venv.
 """
 
 from __future__ import annotations
@@ -145,9 +144,14 @@ def compile_locks(uv: str = "uv", upgrade: bool = False) -> None:
     """Compile every lock (the dev lock first: the others take it as constraints)."""
     for name in sorted(LOCKED, key=lambda n: (n != DEV, n)):
         subprocess.run(compile_command(name, uv, upgrade), cwd=REQUIREMENTS.parents[1], check=True)
-        lock = lock_of(name)
-        digest = inputs_digest(REQUIREMENTS / f"{name}.in")
-        lock.write_text(DIGEST_LINE.format(digest=digest) + DIGEST.sub("", lock.read_text()))
+        stamp(name)
+
+
+def stamp(name: str, requirements: Path = REQUIREMENTS) -> None:
+    """Record in a lock's first line the digest of the inputs it was compiled from."""
+    lock = lock_of(name, requirements)
+    digest = inputs_digest(requirements / f"{name}.in")
+    lock.write_text(DIGEST_LINE.format(digest=digest) + DIGEST.sub("", lock.read_text()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,15 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     compile_parser = commands.add_parser("compile", help="compile every lock (make lock)")
     compile_parser.add_argument("--uv", default="uv", help="the uv executable")
     compile_parser.add_argument("--upgrade", action="store_true", help="newest allowed versions")
-    commands.add_parser("check", help="exit 1 when a lock is stale")
     args = parser.parse_args(argv)
-    if args.command == "compile":
-        compile_locks(args.uv, args.upgrade)
-        return 0
-    problems = check()
-    if problems:
-        print(f"{'; '.join(problems)}: run make lock", file=sys.stderr)
-        return 1
+    compile_locks(args.uv, args.upgrade)
     return 0
 
 
