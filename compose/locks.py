@@ -133,7 +133,7 @@ def check(requirements: Path = REQUIREMENTS) -> list[str]:
 def compile_command(name: str, uv: str, upgrade: bool = False) -> list[str]:
     """The uv command that compiles one lock, with paths relative to the repository root."""
     folder = REQUIREMENTS.relative_to(REQUIREMENTS.parents[1]).as_posix()
-    command = [uv, "pip", "compile", f"{folder}/{name}.in", "--output-file", f"{folder}/{name}.lock"]
+    command = [uv, "pip", "compile", f"{folder}/{name}.in", "-o", f"{folder}/{name}.lock"]
     command += ["--generate-hashes", *PLATFORM, "--custom-compile-command", "make lock", "--quiet"]
     if name != DEV and name not in APART:
         command += ["--constraint", f"{folder}/{DEV}.lock"]

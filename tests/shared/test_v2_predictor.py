@@ -35,10 +35,10 @@ def test_stock_tritonclient_grpc_and_http_interoperate(
         "PREDICTOR_GRPC": predictor_server.grpc_target,
         "PREDICTOR_REST": predictor_server.rest_url.removeprefix("http://"),
     }
+    # --confcutdir: the repository's conftest.py needs packages only the dev venv has.
+    pytest_options = ["-q", "-p", "no:cacheprovider", "--confcutdir", str(INTEROP.parent)]
     result = subprocess.run(
-        # --confcutdir: the repository's conftest.py needs packages only the dev venv has.
-        [interop_python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        + ["--confcutdir", str(INTEROP.parent), str(INTEROP)],
+        [interop_python, "-m", "pytest", *pytest_options, str(INTEROP)],
         env=env,
         capture_output=True,
         text=True,
