@@ -6,8 +6,8 @@ Each ``<name>.in`` that something installs has a ``<name>.lock`` beside it: ever
 package of that environment pinned with its sha256 hashes, compiled by uv for the
 images' platform (Linux x86_64, Python 3.11) wherever ``make lock`` runs. A lock's
 first line records the sha256 of its inputs (the ``.in`` file and every file it
-``-r`` includes), so a stale lock is found with no network (tests/test_locks.py). Standard library
-only: ``make lock`` runs it with the uv of the dev venv.
+``-r`` includes), so a stale lock is found with no network (tests/test_locks.py).
+Standard library only: ``make lock`` runs it with the uv of the dev venv.
 """
 
 from __future__ import annotations
