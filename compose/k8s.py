@@ -738,7 +738,7 @@ def write(pattern: str, files: dict[str, str]) -> None:
 
 
 def kustomize_command() -> list[str]:
-    """``kubectl kustomize`` from PATH or .venv (compose/requirements/kubectl.lock), or kustomize."""
+    """``kubectl kustomize`` from PATH or .venv (requirements/kubectl.lock), or kustomize."""
     for candidate in (shutil.which("kubectl"), Path(sys.executable).parent / "kubectl"):
         if candidate and Path(candidate).is_file():
             return [str(candidate), "kustomize"]
