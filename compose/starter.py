@@ -27,6 +27,7 @@ IGNORE = shutil.ignore_patterns(
 ALWAYS = [
     "compose/Dockerfile",
     "compose/compose.sh",
+    "compose/locks.py",
     "compose/service.yaml",
     "compose/offline",
     "compose/observe",
@@ -38,6 +39,7 @@ ALWAYS = [
     "tests/api_fuzz.py",
     "tests/compose_stack.py",
     "tests/local_servers.py",
+    "tests/test_locks.py",
     ".dockerignore",
     ".gitignore",
     "pyproject.toml",
@@ -164,10 +166,14 @@ load: up ## Headless Locust (USERS, DURATION); report in loadtests/results/
 \t  --run-time $(DURATION) --host http://api:8080 --out /results/{pattern}
 
 STUBS := {stubs}
-$(VENV)/.installed: compose/requirements/*.txt
+$(VENV)/.installed: compose/requirements/dev.lock
 \t$(PYTHON) -m venv $(VENV)
-\t$(VENV)/bin/pip install -q -r compose/requirements/dev.txt
+\t$(VENV)/bin/pip install -q --require-hashes --no-deps -r compose/requirements/dev.lock
 \t@touch $@
+
+.PHONY: lock
+lock: $(VENV)/.installed ## Compile compose/requirements/*.in into *.lock (UPGRADE=1: newest)
+\t$(VENV)/bin/python compose/locks.py compile --uv $(VENV)/bin/uv $(if $(UPGRADE),--upgrade)
 
 .PHONY: test
 test: $(VENV)/.installed $(STUBS) ## Unit tests (no Docker needed)

@@ -10,6 +10,7 @@ or outlier scores (task ``anomaly``) as scikit-learn before it writes anything.
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import orjson
 import skl2onnx
 import sklearn
 from skl2onnx import convert_sklearn
+from skl2onnx.common import tree_ensemble
 from skl2onnx.common.data_types import FloatTensorType
 
 from models.specs import SEED, SPECS, ModelSpec, TrainedModel
@@ -31,6 +33,24 @@ TARGET_OPSET = 17
 ANOMALY_OPSET = {"": TARGET_OPSET, "ai.onnx.ml": 3}
 MAX_ABS_DIFF = 1e-4  # onnxruntime vs scikit-learn probabilities, float32 arithmetic
 N_EXAMPLES_PER_CLASS = 2
+
+
+def _int_missing_value_flags(add_node: Callable[..., None]) -> Callable[..., None]:
+    """skl2onnx 1.20 gives the leaves of HistGradientBoosting trees a Python ``False`` as
+    their missing-value flag, an integer attribute: protobuf 6 warned, protobuf 7 refuses
+    it. This wraps its ``add_node`` to pass the flag as the int ONNX wants."""
+
+    def with_int_flag(*args: object, nodes_missing_value_tracks_true: int = 0, **kwargs: object):
+        return add_node(
+            *args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs
+        )
+
+    with_int_flag.wraps_for_int_flags = add_node  # type: ignore[attr-defined]
+    return with_int_flag
+
+
+if not hasattr(tree_ensemble.add_node, "wraps_for_int_flags"):
+    tree_ensemble.add_node = _int_missing_value_flags(tree_ensemble.add_node)
 
 
 def to_onnx_bytes(trained: TrainedModel) -> bytes:

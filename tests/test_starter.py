@@ -1,6 +1,7 @@
 """make starter: a standalone copy of a pattern, with nothing pointing back at the playground."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from compose import locks
 from compose.starter import StarterError, mentions_of, write_starter
 from conftest import REPO_ROOT
 from tests.compose_stack import free_port
@@ -48,8 +50,30 @@ def test_a_pattern_built_from_the_repository_root_is_built_from_the_starters(
     assert "      context: .\n      dockerfile: Dockerfile\n" in compose
     dockerfile = (tmp_path / "dc" / "Dockerfile").read_text()
     assert "patterns/" not in dockerfile
-    assert "COPY compose/requirements/image.txt" in dockerfile
-    assert (tmp_path / "dc" / "compose" / "requirements" / "image.txt").is_file()
+    assert "COPY compose/requirements/image.lock" in dockerfile
+    assert (tmp_path / "dc" / "compose" / "requirements" / "image.lock").is_file()
+
+
+@pytest.mark.parametrize("pattern", ["web-single", "sync", "data-cache"])
+def test_a_starter_carries_the_locks_its_dockerfiles_and_makefile_install(
+    pattern: str, tmp_path: Path
+) -> None:
+    dest = tmp_path / "s"
+    write_starter(pattern, dest)
+    requirements = dest / "compose" / "requirements"
+    assert locks.check(requirements) == []  # fresh, and in agreement
+    installed = {
+        lock
+        for path in [*dest.rglob("Dockerfile"), dest / "Makefile"]
+        for lock in re.findall(r"--require-hashes --no-deps -r (\S+\.lock)", path.read_text())
+    }
+    assert {"/tmp/requirements/serve.lock", "compose/requirements/dev.lock"} <= installed
+    for lock in installed:
+        assert (requirements / Path(lock).name).is_file(), lock
+    assert "pip install -r" not in (dest / "Makefile").read_text()
+    assert "\nlock: " in (dest / "Makefile").read_text()
+    assert (dest / "compose" / "locks.py").is_file()
+    assert (dest / "tests" / "test_locks.py").is_file()
 
 
 def test_every_pattern_can_be_ejected(tmp_path: Path) -> None:

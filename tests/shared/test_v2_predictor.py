@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import grpc
@@ -10,23 +9,36 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest import PredictorProcess
+from compose.locks import lock_of
+from conftest import REPO_ROOT, PredictorProcess
 from shared.v2.proto import inference_pb2 as pb
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
+from tests.venvs import locked_venv
 
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
 INTEROP = Path(__file__).with_name("tritonclient_interop.py")
 
 
-def test_stock_tritonclient_grpc_and_http_interoperate(predictor_server: PredictorProcess) -> None:
-    """Health, metadata, inference and the protocol's errors through tritonclient."""
+@pytest.fixture(scope="session")
+def interop_python() -> Path:
+    """The Python of .venv-interop: tritonclient and its protobuf < 7, apart from ours."""
+    return locked_venv(REPO_ROOT / ".venv-interop", lock_of("interop"))
+
+
+def test_stock_tritonclient_grpc_and_http_interoperate(
+    predictor_server: PredictorProcess, interop_python: Path
+) -> None:
+    """Health, metadata, inference and the protocol's errors through tritonclient,
+    run in its own venv against the predictor this test started."""
     env = {
         **os.environ,
         "PREDICTOR_GRPC": predictor_server.grpc_target,
         "PREDICTOR_REST": predictor_server.rest_url.removeprefix("http://"),
     }
+    # --confcutdir: the repository's conftest.py needs packages only the dev venv has.
+    pytest_options = ["-q", "-p", "no:cacheprovider", "--confcutdir", str(INTEROP.parent)]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(INTEROP)],
+        [interop_python, "-m", "pytest", *pytest_options, str(INTEROP)],
         env=env,
         capture_output=True,
         text=True,

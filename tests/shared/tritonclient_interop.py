@@ -1,9 +1,10 @@
 """Stock tritonclient clients against our predictor (run by test_v2_predictor.py).
 
-Not collected on its own: tritonclient registers the protocol's protobuf
-messages under the same names as our stubs, and one process cannot hold both,
-so test_v2_predictor.py runs this file in a pytest of its own with the
-predictor's addresses in PREDICTOR_GRPC and PREDICTOR_REST.
+Not collected on its own: test_v2_predictor.py runs this file in a pytest of
+its own, with the Python of .venv-interop (compose/requirements/interop.lock) and
+the predictor's addresses in PREDICTOR_GRPC and PREDICTOR_REST. tritonclient
+needs protobuf < 7, which the images have outgrown (see interop.in), and it
+registers the protocol's protobuf messages under the same names as our stubs.
 """
 
 import os
