@@ -28,6 +28,7 @@ IGNORE = shutil.ignore_patterns(
 ALWAYS = [
     "compose/Dockerfile",
     "compose/compose.sh",
+    "compose/secrets.sh",
     "compose/service.yaml",
     "compose/offline",
     "compose/observe",

@@ -23,6 +23,7 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     assert (dest / "api" / "main.py").is_file()
     assert (dest / "tests" / "test_e2e.py").is_file()
     assert (dest / "models" / "export.py").is_file()
+    assert (dest / "compose" / "secrets.sh").is_file()  # compose.sh sources it
     compose = (dest / "compose.yaml").read_text()
     assert "name: my-service" in compose
     assert "../../" not in compose
