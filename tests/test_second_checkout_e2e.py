@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 TAG = os.environ.get("MLSP_TAG", "dev")
 # Rows a user added, and how to count them, per pattern.
 ADD_ROWS = {
-    "batch": ["make", "batch-load", "ROWS=25"],
+    "batch": ["batch-load", "ROWS=25"],
     "data-cache": None,  # the seed's 1797 items, plus one written by hand below
 }
 MARKER_ITEM = "INSERT INTO items (id, image, label) VALUES (900001, 'x', 'mine')"
