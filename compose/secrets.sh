@@ -76,7 +76,8 @@ starts_containers() { # whether the parsed subcommand starts containers
 removes_volumes() { # whether the parsed subcommand is `down` with --volumes
   [ "$compose_command" = down ] || return 1
   local arg
-  for arg in "${compose_command_args[@]}"; do
+  # (The +-form: bash 3.2, macOS's, calls an empty array unbound under set -u.)
+  for arg in ${compose_command_args[@]+"${compose_command_args[@]}"}; do
     case $arg in -v | --volumes | --volumes=true) return 0 ;; esac
   done
   return 1
