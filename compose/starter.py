@@ -5,9 +5,9 @@
 The starter holds the pattern's services, compose file, README and tests; the
 modules of ``shared/`` its services import (followed transitively); the
 model-export step with the training code of the models the pattern exports and
-its tests name (see :func:`model_modules`); the compose pieces it includes with their Dockerfile and
-offline stand-ins; the Locust harness; a Makefile with up/down/ps/logs/load/
-test/e2e. No path in it points outside it. Standard library only, so it runs
+its tests name (see :func:`model_modules`); the compose pieces it includes with
+their Dockerfile and offline stand-ins; the Locust harness; a Makefile with
+up/down/ps/logs/load/test/e2e. No path in it points outside it. Standard library only, so it runs
 before anything is installed.
 """
 
