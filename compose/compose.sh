@@ -9,7 +9,8 @@
 # from Debian packages by compose/offline/build-standins.sh are used instead,
 # and built first when missing. The choice is remembered in .mlsp/images.env
 # (`make clean` forgets it). The passwords of Redis and PostgreSQL are made
-# once per checkout and kept in .mlsp/secrets.env.
+# once per compose project, which shares its volumes with every checkout, and
+# kept outside the checkout (compose/secrets.sh says where and why).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,21 +79,18 @@ if [ -f "$root/.env" ]; then
   done <"$root/.env"
 fi
 
-# Passwords of the stateful services (Redis, PostgreSQL): made once per checkout and
-# kept in .mlsp/secrets.env (mode 600), so no password is written in a compose file.
-# Variables set by the caller (or .env) win.
-secrets=$root/.mlsp/secrets.env
-if [ ! -f "$secrets" ]; then
-  mkdir -p "$(dirname "$secrets")"
-  (umask 077
-   for name in REDIS_PASSWORD POSTGRES_PASSWORD; do
-     echo "$name=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-   done >"$secrets.tmp")
-  mv "$secrets.tmp" "$secrets"
-fi
-while IFS='=' read -r name value; do
-  [ -n "${!name:-}" ] || export "$name=$value"
-done <"$secrets"
+# Passwords of the stateful services (Redis, PostgreSQL): one pair per compose project,
+# shared by every checkout that uses the project, so no password is written in a compose
+# file and a second clone finds its data (see compose/secrets.sh). Variables set by the
+# caller (or .env) win.
+. "$root/compose/secrets.sh"
+parse_compose_args "$@"
+use_project_secrets "$root"
 
 export HOST_UID=${HOST_UID:-$(id -u)} HOST_GID=${HOST_GID:-$(id -g)}
+if removes_volumes; then  # the passwords go with the data they protect
+  ${DOCKER_COMPOSE:-docker compose} "$@" && status=0 || status=$?
+  [ "$status" != 0 ] || forget_project_secrets
+  exit "$status"
+fi
 exec ${DOCKER_COMPOSE:-docker compose} "$@"

@@ -4,9 +4,10 @@
 
 The starter holds the pattern's services, compose file, README and tests; the
 modules of ``shared/`` its services import (followed transitively); the
-model-export step; the compose pieces it includes with their Dockerfile and
-offline stand-ins; the Locust harness; a Makefile with up/down/ps/logs/load/
-test/e2e. No path in it points outside it. Standard library only, so it runs
+model-export step with the training code of the models the pattern exports and
+its tests name (see :func:`model_modules`); the compose pieces it includes with
+their Dockerfile and offline stand-ins; the Locust harness; a Makefile with
+up/down/ps/logs/load/test/e2e. No path in it points outside it. Standard library only, so it runs
 before anything is installed.
 """
 
@@ -28,11 +29,14 @@ ALWAYS = [
     "compose/Dockerfile",
     "compose/compose.sh",
     "compose/locks.py",
+    "compose/secrets.sh",
     "compose/service.yaml",
     "compose/offline",
     "compose/observe",
     "compose/requirements",
-    "models",
+    "models/__init__.py",
+    "models/export.py",
+    "models/specs.py",
     "loadtests",
     "conftest.py",
     "tests/__init__.py",
@@ -50,10 +54,12 @@ class StarterError(Exception):
     """The starter cannot be written as asked."""
 
 
-def shared_modules(sources: list[Path], run: set[str] = frozenset()) -> set[str]:
-    """``run`` and the ``shared.*`` modules the sources import, followed through shared/."""
+def shared_modules(
+    sources: list[Path], run: set[str] = frozenset(), package: str = "shared"
+) -> set[str]:
+    """``run`` and the ``<package>.*`` modules the sources import, followed through it."""
     pending = list(sources) + [p for p in map(_module_path, run) if p is not None]
-    found: set[str] = {"shared", *run}
+    found: set[str] = {package, *run}
     seen: set[Path] = set()
     while pending:
         source = pending.pop()
@@ -67,7 +73,7 @@ def shared_modules(sources: list[Path], run: set[str] = frozenset()) -> set[str]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             for name in names:
-                if name == "shared" or not name.startswith("shared."):
+                if not name.startswith(f"{package}."):
                     continue
                 path = _module_path(name)
                 if path is not None and name not in found:
@@ -92,6 +98,33 @@ def modules_run_by(pattern_dir: Path, pieces: list[Path]) -> set[str]:
     texts.append((pattern_dir / "compose.yaml").read_text())
     names = {n for text in texts for n in re.findall(r"\b(shared(?:\.\w+)+)", text)}
     return {name for name in names if _module_path(name) is not None}
+
+
+def model_modules(compose_text: str, tests: list[Path]) -> set[str]:
+    """The training modules (``models.*``) of the models a pattern exports (``--only`` in its
+    compose file) and of those its tests name in a string, from ``TRAINING`` in models/specs.py.
+    """
+    specs = REPO / "models" / "specs.py"
+    table = next(
+        node.value
+        for node in ast.parse(specs.read_text()).body
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and node.target.id == "TRAINING"
+    )
+    training: dict[str, tuple[str, str, str]] = ast.literal_eval(table)
+    only = re.search(r'"--only",\s*([^\]]*)\]', compose_text)
+    names = set(re.findall(r'"([\w.-]+)"', only.group(1))) if only else set(training)
+    texts = [
+        node.value
+        for test in tests
+        for node in ast.walk(ast.parse(test.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+    for name in training:
+        if any(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) for text in texts):
+            names.add(name)
+    return {training[name][1] for name in names if name in training}
 
 
 def shared_files(modules: set[str]) -> set[Path]:
@@ -196,10 +229,12 @@ The model repository is made by `models/export.py` from the specs in
 `models/specs.py`, and mounted read-only at `/models` in every service, laid
 out as `<name>/<version>/model.onnx` + `metadata.json`. To serve your model:
 
-1. Either add a `ModelSpec` with your training function to `models/specs.py`
-   (the export then writes the ONNX file and its metadata, checking ONNX
-   against scikit-learn), or replace the `model-export` service's command in
-   `compose/base.yaml` by a step that copies your own files into `/models`.
+1. Either name your training function in `TRAINING` in `models/specs.py` and
+   add the model's name after `--only` in the `model-export` command of
+   `compose.yaml` (the export then writes the ONNX file and its metadata,
+   checking ONNX against scikit-learn, and trains it again only when its code
+   changes), or replace that command by a step that copies your own files
+   into `/models`.
 2. `metadata.json` must say (see `shared.model.ModelMetadata`): `name` and
    `version` (equal to the folder names), `inputs` and `outputs` (names, numpy
    dtypes, shapes with `null` for free dimensions), `labels` (class names in
@@ -230,14 +265,17 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
     compose_text = (source / "compose.yaml").read_text()
     copies = [*ALWAYS, *included_compose_files(compose_text)]
     sources = [p for p in source.rglob("*.py") if "tests" not in p.parts]
-    sources += list((REPO / "models").rglob("*.py"))
+    tests = [p for p in source.rglob("*.py") if "tests" in p.parts]
+    models = shared_modules([], model_modules(compose_text, tests), package="models")
+    sources += [path for path in map(_module_path, models) if path is not None]
+    sources += [REPO / rel for rel in ALWAYS if rel.startswith("models/")]
     sources += [p for p in (REPO / "loadtests").rglob("*.py")]
     for rel in sorted(set(copies)):
         _copy(REPO / rel, dest / rel)
     # The shared Dockerfile names shared.v2 only to generate stubs when it is there.
     pieces = [REPO / rel for rel in copies if rel.endswith((".yaml", ".yml"))]
     run = modules_run_by(source, pieces)
-    for path in sorted(shared_files(shared_modules(sources, run))):
+    for path in sorted(shared_files(shared_modules(sources, run) | models)):
         _copy(path, dest / path.relative_to(REPO))
     for item in source.iterdir():
         if item.name != "compose.yaml":

@@ -1,13 +1,23 @@
 """Export every model in :data:`models.specs.SPECS` to an ONNX model repository.
 
-    python -m models.export --out models/build [--only iris]
+    python -m models.export --out models/build [--only iris] [--force]
 
 writes ``<out>/<name>/<version>/model.onnx`` and ``metadata.json`` for each
 model, and checks that onnxruntime gives the same probabilities (classifiers)
 or outlier scores (task ``anomaly``) as scikit-learn before it writes anything.
+
+A model whose folder already holds what this code would write is not trained
+again (``--force`` trains it anyway). Training is deterministic (fixed seeds),
+so "what this code would write" is known without training: the metadata records
+the :func:`fingerprint` of the training code and of the packages it ran on, and
+the model file must still match the metadata's sha256.
 """
 
 import argparse
+import ast
+import hashlib
+import importlib.metadata
+import importlib.util
 import logging
 import sys
 from collections.abc import Callable
@@ -33,6 +43,63 @@ TARGET_OPSET = 17
 ANOMALY_OPSET = {"": TARGET_OPSET, "ai.onnx.ml": 3}
 MAX_ABS_DIFF = 1e-4  # onnxruntime vs scikit-learn probabilities, float32 arithmetic
 N_EXAMPLES_PER_CLASS = 2
+# The packages whose versions can change the exported bytes (numerics, conversion).
+FINGERPRINTED_PACKAGES = ("numpy", "scipy", "scikit-learn", "skl2onnx", "onnx")
+
+
+def training_sources(module: str) -> set[Path]:
+    """The files of ``module`` and of the ``models.*`` modules it imports, transitively."""
+    found: set[Path] = set()
+    pending = [module]
+    while pending:
+        path = _module_file(pending.pop())
+        if path is None or path in found:
+            continue
+        found.add(path)
+        for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            pending += [name for name in names if name.startswith("models.")]
+    return found
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of module ``name``; None for a name that is no module (``models.x.f``)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError:  # the parent is a module, not a package
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin is not None else None
+
+
+def fingerprint(spec: ModelSpec) -> str:
+    """What decides the exported bytes of ``spec``: its name and version, the source of its
+    training code (with the ``models`` modules it uses) and of this export step, and the
+    versions of Python and of the numeric and conversion packages."""
+    digest = hashlib.sha256(f"{spec.name}/{spec.version}\n".encode())
+    for path in sorted(training_sources(spec.train.__module__) | {Path(__file__)}):
+        digest.update(f"{path.name}\n".encode() + path.read_bytes())
+    versions = [f"python=={sys.version_info.major}.{sys.version_info.minor}"]
+    versions += [f"{name}=={importlib.metadata.version(name)}" for name in FINGERPRINTED_PACKAGES]
+    digest.update("\n".join(versions).encode())
+    return digest.hexdigest()
+
+
+def is_exported(spec: ModelSpec, out: Path) -> bool:
+    """Whether ``out`` already holds what :func:`export` would write for ``spec``: metadata
+    with the same fingerprint, and a model file that still has the metadata's sha256."""
+    folder = out / spec.name / spec.version
+    try:
+        metadata = orjson.loads((folder / METADATA_FILE).read_bytes())
+        recorded = metadata["training"]["fingerprint"], metadata["sha256"]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return False
+    model = folder / MODEL_FILE
+    return model.is_file() and recorded == (fingerprint(spec), sha256_of(model))
 
 
 def _int_missing_value_flags(add_node: Callable[..., None]) -> Callable[..., None]:
@@ -169,6 +236,7 @@ def export(spec: ModelSpec, out: Path) -> ModelMetadata:
             "scikit_learn": sklearn.__version__,
             "skl2onnx": skl2onnx.__version__,
             "onnx_opset": TARGET_OPSET,
+            "fingerprint": fingerprint(spec),
         },
         examples=examples(trained),
         sha256=sha256_of(folder / MODEL_FILE),
@@ -184,10 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("models/build"))
     parser.add_argument("--only", nargs="*", choices=sorted(SPECS), help="models to export")
+    parser.add_argument("--force", action="store_true", help="train even when up to date")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     for name in args.only or sorted(SPECS):
-        metadata = export(SPECS[name], args.out)
+        spec = SPECS[name]
+        if not args.force and is_exported(spec, args.out):
+            log.info("%s v%s is up to date in %s: not trained again", name, spec.version, args.out)
+            continue
+        metadata = export(spec, args.out)
         log.info(
             "exported %s v%s to %s (%s, sha256 %s)",
             metadata.name,

@@ -64,6 +64,25 @@ async def connect_async(
     )
 
 
+PASSWORD_REFUSED = (
+    "PostgreSQL refused the password: its data volume was made with another POSTGRES_PASSWORD."
+    " Start empty with `make down PATTERN=<pattern> WIPE=1` (deletes the data), or set"
+    " POSTGRES_PASSWORD to the password the volume was made with."
+)
+
+
+def password_refused(exc: BaseException) -> str | None:
+    """:data:`PASSWORD_REFUSED` when ``exc`` is PostgreSQL refusing the password, else None.
+
+    For the one-shot services (migrations, seeds): one line a user can act on instead of
+    a traceback, when the database's volume was made with another password.
+    """
+    refused = isinstance(exc, psycopg.OperationalError) and (
+        "password authentication failed" in str(exc)
+    )
+    return PASSWORD_REFUSED if refused else None
+
+
 @contextmanager
 def postgres_errors(action: str, retry_after_s: int = 2) -> Iterator[None]:
     """Raise the matching :mod:`shared.errors` error when PostgreSQL fails during ``action``."""

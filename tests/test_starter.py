@@ -25,6 +25,7 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     assert (dest / "api" / "main.py").is_file()
     assert (dest / "tests" / "test_e2e.py").is_file()
     assert (dest / "models" / "export.py").is_file()
+    assert (dest / "compose" / "secrets.sh").is_file()  # compose.sh sources it
     compose = (dest / "compose.yaml").read_text()
     assert "name: my-service" in compose
     assert "../../" not in compose
@@ -32,6 +33,24 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     assert "make up" in (dest / "README.md").read_text()
     assert "Serving your own model" in (dest / "README.md").read_text()
     assert "\nup: " in (dest / "Makefile").read_text()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "modules"),
+    [
+        ("web-single", set()),  # iris is trained in models/specs.py itself
+        ("prediction-cache", {"boosted.py", "iris_data.py"}),
+        # serial.py: the tests check that a member with other classes (iris-specialist) is refused
+        ("parallel", {"ensemble.py", "iris_data.py", "serial.py"}),
+        ("data-cache", {"digits.py"}),
+    ],
+)
+def test_a_starter_takes_only_the_model_code_its_pattern_uses(
+    tmp_path: Path, pattern: str, modules: set[str]
+) -> None:
+    write_starter(pattern, tmp_path / pattern)
+    copied = {p.name for p in (tmp_path / pattern / "models").glob("*.py")}
+    assert copied == {"__init__.py", "export.py", "specs.py"} | modules
 
 
 def test_sync_brings_the_predictor_and_its_pieces(tmp_path: Path) -> None:

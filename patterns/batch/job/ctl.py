@@ -22,6 +22,7 @@ from typing import Any
 import jobs
 import numpy as np
 import orjson
+import psycopg
 import store
 from pydantic import Field
 from rq import Queue
@@ -29,7 +30,7 @@ from rq.job import Job
 
 from shared.jobs import QueueSettings
 from shared.model_metadata import read_metadata
-from shared.postgres import PostgresSettings, connect
+from shared.postgres import PostgresSettings, connect, password_refused
 from shared.redis_client import RedisSettings
 from shared.redis_client import connect as connect_redis
 from shared.settings import ModelSettings
@@ -190,18 +191,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     bencher.add_argument("--rounds", type=int, default=1, help="runs of each kind (default 1)")
     args = parser.parse_args(argv)
     settings = Settings()
-    if args.command == "migrate":
-        with connect(settings, "batch-migrate") as connection:
-            store.migrate(connection)
-        print("batch tables ready")
-    elif args.command == "load":
-        load(settings, args.rows, args.seed)
-    elif args.command == "run":
-        run(settings, args.wait)
-    elif args.command == "status":
-        status(settings)
-    else:
-        bench(settings, args.rows, args.seed, args.rounds)
+    try:
+        if args.command == "migrate":
+            with connect(settings, "batch-migrate") as connection:
+                store.migrate(connection)
+            print("batch tables ready")
+        elif args.command == "load":
+            load(settings, args.rows, args.seed)
+        elif args.command == "run":
+            run(settings, args.wait)
+        elif args.command == "status":
+            status(settings)
+        else:
+            bench(settings, args.rows, args.seed, args.rounds)
+    except psycopg.OperationalError as exc:
+        if (advice := password_refused(exc)) is None:
+            raise
+        print(f"ctl {args.command}: {advice}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -268,3 +268,19 @@ def test_the_scheduler_enqueues_a_run_every_interval(
     jobs = queue.jobs
     assert {j.func_name for j in jobs} == {"jobs.start_run"}
     assert {j.kwargs["trigger"] for j in jobs} == {"cron"}
+
+
+def test_a_refused_password_is_one_line_naming_the_ways_out(
+    ctl: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise psycopg.OperationalError(
+            'connection failed: FATAL:  password authentication failed for user "mlsp"'
+        )
+
+    monkeypatch.setattr(ctl, "connect", refuse)
+    assert ctl.main(["migrate"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("ctl migrate: PostgreSQL refused the password")
+    assert "make down PATTERN=<pattern> WIPE=1" in line
+    assert "set POSTGRES_PASSWORD" in line

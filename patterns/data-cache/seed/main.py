@@ -14,6 +14,7 @@ row that already holds the same bytes is left alone, so a second run reports
 
 import io
 import logging
+import sys
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -22,7 +23,7 @@ from sklearn.datasets import load_digits
 
 from shared.imageprep import render_digit
 from shared.logs import configure_logging
-from shared.postgres import PostgresSettings, connect
+from shared.postgres import PostgresSettings, connect, password_refused
 
 log = logging.getLogger("seed")
 
@@ -87,12 +88,18 @@ def seed(connection: psycopg.Connection, items: Iterable[tuple[int, bytes, str]]
     }
 
 
-def main() -> None:
+def main() -> int:
     """Seed the database named by ``DATABASE_URL``."""
     settings = PostgresSettings()
     configure_logging("seed")
-    with connect(settings, "data-cache-seed") as connection:
-        counts = seed(connection, digit_items())
+    try:
+        with connect(settings, "data-cache-seed") as connection:
+            counts = seed(connection, digit_items())
+    except psycopg.OperationalError as exc:
+        if (advice := password_refused(exc)) is None:
+            raise
+        log.error(advice)
+        return 2
     log.info(
         "items: inserted %d, updated %d, unchanged %d (%d in all)",
         counts["inserted"],
@@ -101,7 +108,8 @@ def main() -> None:
         counts["total"],
         extra=counts,
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -39,3 +39,23 @@ def test_a_changed_row_is_put_back(seed_module: ModuleType, postgres_url: str) -
         (image,) = connection.execute("SELECT image FROM items WHERE id = 3").fetchone()
     assert again == {"inserted": 1, "updated": 1, "unchanged": 18, "total": 20}
     assert image == items[3][1]
+
+
+def test_a_refused_password_is_one_log_line_naming_the_ways_out(
+    seed_module: ModuleType,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise psycopg.OperationalError(
+            'connection failed: FATAL:  password authentication failed for user "mlsp"'
+        )
+
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    monkeypatch.setattr(seed_module, "connect", refuse)
+    assert seed_module.main() == 2
+    written = capsys.readouterr()
+    (line,) = (written.out + written.err).splitlines()
+    assert "PostgreSQL refused the password" in line
+    assert "Traceback" not in line
