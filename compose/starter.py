@@ -38,6 +38,7 @@ ALWAYS = [
     "tests/api_fuzz.py",
     "tests/compose_stack.py",
     "tests/local_servers.py",
+    "tests/metrics_text.py",
     ".dockerignore",
     ".gitignore",
     "pyproject.toml",

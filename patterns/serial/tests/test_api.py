@@ -97,14 +97,20 @@ def test_only_the_stages_needed_are_called(client: TestClient) -> None:
     assert [s["stage"] for s in sure["stages"]] == ["gate", "classifier"]
 
 
-def test_the_chain_is_described_and_bad_input_never_reaches_it(client: TestClient) -> None:
+def test_the_chain_is_described_and_bad_input_never_reaches_it(
+    client: TestClient, predictor_server: PredictorProcess
+) -> None:
     chain = client.get("/model").json()
     assert set(chain["models"]) == {"gate", "classifier", "specialist"}
     assert chain["models"]["gate"]["task"] == "anomaly"
+    calls = predictor_server.infer_calls()  # every stage of this chain is that predictor
     answer = client.post("/predict", json={"instances": [[1, 2, 3]]})
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "instances[0]"
+    assert predictor_server.infer_calls() == calls
     assert client.get("/health/ready").json() == {"status": "ready"}
+    assert client.post("/predict", json={"instances": [SETOSA]}).status_code == 200
+    assert predictor_server.infer_calls() == calls + 2  # gate, classifier: the count sees them
     metrics = client.get("/metrics").text
     assert 'mlsp_outbound_duration_seconds_count{outcome="ok",peer="gate"}' in metrics
     assert 'mlsp_stage_duration_seconds_count{stage="gate_call"}' in metrics

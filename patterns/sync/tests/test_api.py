@@ -43,10 +43,16 @@ def test_predictions_come_from_the_predictor(client: TestClient) -> None:
     )
 
 
-def test_bad_input_is_refused_before_calling_the_predictor(client: TestClient) -> None:
+def test_bad_input_is_refused_before_calling_the_predictor(
+    client: TestClient, predictor_server: PredictorProcess
+) -> None:
+    calls = predictor_server.infer_calls()
     answer = client.post("/predict", json={"instances": [[1, 2, 3]]})
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "instances[0]"
+    assert predictor_server.infer_calls() == calls
+    assert client.post("/predict", json={"instances": [ROW]}).status_code == 200
+    assert predictor_server.infer_calls() == calls + 1  # the count does see a call
 
 
 def test_predictor_down_is_503_and_not_ready(client_without_predictor: TestClient) -> None:
