@@ -14,11 +14,21 @@ from tests.compose_stack import ComposeStack
 pytestmark = pytest.mark.e2e
 
 RETRY_S = 0.5  # CACHE_RETRY_S of the stack: how long the api bypasses Redis after a failure
+CACHE_TIMEOUT_S = 0.25  # the longest the api waits on Redis
+PREDICTOR_TIMEOUT_S = 1.0  # the longest it waits on the predictor
+#: What the api promises a request costs at most with Redis hung: one Redis timeout, then
+#: the predictor's; checked with a 5x margin for a loaded machine.
+PROMISED_S = CACHE_TIMEOUT_S + PREDICTOR_TIMEOUT_S
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ComposeStack]:
-    with ComposeStack("prediction-cache", CACHE_RETRY_S=str(RETRY_S)) as stack:
+    with ComposeStack(
+        "prediction-cache",
+        CACHE_RETRY_S=str(RETRY_S),
+        CACHE_TIMEOUT_S=str(CACHE_TIMEOUT_S),
+        PREDICTOR_TIMEOUT_S=str(PREDICTOR_TIMEOUT_S),
+    ) as stack:
         yield stack
 
 
@@ -123,6 +133,8 @@ def test_with_redis_stopped_the_api_answers_from_the_predictor_and_recovers(
         answers = [predict(stack, body) for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 200]
         assert [a.headers["x-cache"] for a in answers] == ["bypass"] * 3
+        seconds = [a.elapsed.total_seconds() for a in answers]
+        assert max(seconds) < 5 * PROMISED_S, seconds  # the client's own timeout is 10 s
         assert answers[0].json()["predictions"][0]["label"] == "virginica"
         assert stack.get("/health/ready").status_code == 200  # Redis is not a dependency
         assert metric(stack, 'mlsp_cache_available{cache="predictions"}') == 0
@@ -145,6 +157,8 @@ def test_with_redis_hung_the_api_answers_within_its_timeout_and_recovers(
         answers = [predict(stack, body) for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 200]
         assert [a.headers["x-cache"] for a in answers] == ["bypass"] * 3
+        seconds = [a.elapsed.total_seconds() for a in answers]
+        assert max(seconds) < 5 * PROMISED_S, seconds  # the client's own timeout is 10 s
     finally:
         stack.compose("unpause", "redis")
     wait_until_cached(stack, body)
