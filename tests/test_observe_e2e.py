@@ -40,8 +40,9 @@ def test_every_service_is_scraped_with_the_shared_metric_names(stack: ComposeSta
             {r["metric"]["service"] for r in prometheus_query(stack, "up == 1")}
             >= {"api", "predictor"}
             and prometheus_query(stack, 'mlsp_grpc_requests_total{method="ModelInfer"}')
+            and prometheus_query(stack, 'mlsp_outbound_duration_seconds_count{service="api"}')
         ),
-        "Prometheus to scrape api and predictor",
+        "Prometheus to scrape api and predictor after the requests",
     )
     names = {
         r["metric"]["__name__"]: r["metric"]["service"]
