@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from tests.compose_stack import ComposeStack
+from tests.metrics_text import MetricsChange
 
 pytestmark = pytest.mark.e2e
 
@@ -112,14 +113,12 @@ def test_a_stampede_on_one_new_input_calls_the_predictor_once(stack: ComposeStac
 
 def test_the_metrics_count_hits_and_misses(stack: ComposeStack) -> None:
     body = b'{"instances": [[5.555, 2.5, 3.9, 1.1]]}'
+    change = MetricsChange(lambda: stack.get("/metrics").text)
     for _ in range(3):
         predict(stack, body)
-    hits = metric(stack, 'mlsp_cache_requests_total{cache="predictions",result="hit"}')
-    misses = metric(stack, 'mlsp_cache_requests_total{cache="predictions",result="miss"}')
-    ratio = metric(stack, 'mlsp_cache_hit_ratio{cache="predictions"}')
-    assert hits >= 2
-    assert misses >= 1
-    assert 0 < ratio < 1
+    assert change.increase("mlsp_cache_requests_total", cache="predictions", result="hit") == 2
+    assert change.increase("mlsp_cache_requests_total", cache="predictions", result="miss") == 1
+    assert 0 < metric(stack, 'mlsp_cache_hit_ratio{cache="predictions"}') < 1
     assert metric(stack, 'mlsp_cache_available{cache="predictions"}') == 1
 
 

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api_fuzz import assert_no_server_errors
+from tests.metrics_text import MetricsChange, sample_total
 
 
 @pytest.fixture
@@ -66,11 +67,13 @@ def test_bad_input_gets_a_clear_error(
 
 def test_ready_once_the_model_is_loaded_and_metrics_show_inference(client: TestClient) -> None:
     assert client.get("/health/ready").json() == {"status": "ready"}
+    change = MetricsChange(lambda: client.get("/metrics").text)
     client.post("/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
     metrics = client.get("/metrics").text
-    assert 'mlsp_model_info{model="iris",version="1"} 1.0' in metrics
-    assert 'mlsp_stage_duration_seconds_count{stage="inference"}' in metrics
-    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="200"}' in metrics
+    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1") == 1
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="inference") == 1
+    predict = {"method": "POST", "route": "/predict"}
+    assert change.increase("mlsp_http_requests_total", **predict, status="200") == 1
 
 
 def test_openapi_documents_the_contract(client: TestClient) -> None:

@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from tests.compose_stack import ComposeStack
+from tests.metrics_text import MetricsChange, sample_total
 
 pytestmark = pytest.mark.e2e
 
@@ -81,12 +82,15 @@ def test_oversized_body_gets_413_and_the_service_keeps_serving(stack: ComposeSta
 def test_readiness_metrics_and_request_id_in_the_logs(stack: ComposeStack) -> None:
     assert stack.get("/health/live").json() == {"status": "alive"}
     assert stack.get("/health/ready").json() == {"status": "ready"}
+    change = MetricsChange(lambda: stack.get("/metrics").text)
     stack.post("/predict", json={"instances": [GOOD_ROW]}, headers={"X-Request-ID": "e2e-trace-1"})
+    assert stack.post("/predict", json={"instances": [[1, 2]]}).status_code == 422
     metrics = stack.get("/metrics").text
-    assert 'mlsp_model_info{model="iris",version="1"} 1.0' in metrics
-    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="200"}' in metrics
-    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="422"}' in metrics
-    assert 'mlsp_stage_duration_seconds_count{stage="inference"}' in metrics
+    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1") == 1
+    predict = {"method": "POST", "route": "/predict"}
+    assert change.increase("mlsp_http_requests_total", **predict, status="200") == 1
+    assert change.increase("mlsp_http_requests_total", **predict, status="422") == 1
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="inference") == 1
     assert stack.traced("api", "e2e-trace-1") == ["POST /predict 200"]
 
 
