@@ -1,8 +1,6 @@
 """OBSERVE=1: Prometheus scrapes every service of a pattern, and the breakdown adds up."""
 
-import csv
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -58,32 +56,30 @@ def test_every_service_is_scraped_with_the_shared_metric_names(stack: ComposeSta
     assert {("api", "decode"), ("predictor", "inference")} <= stages
 
 
-def test_the_breakdown_counts_the_clients_requests_and_attributes_no_more_than_it_saw(
+def test_the_breakdown_attributes_to_each_hop_no_more_than_the_client_waited(
     stack: ComposeStack,
 ) -> None:
     """The servers' side (Prometheus) against the client's (Locust), two separate records:
-    the api counted the requests Locust sent, and the time the breakdown attributes to the
-    services fits in the time the client waited. How much of it the servers see is a
-    figure of the machine: printed here, reported by ``make load OBSERVE=1``."""
+    every hop gets a share, and what the breakdown gives the services fits in the time the
+    client waited. How much of it the servers see is a figure of the machine: printed
+    here, reported by ``make load OBSERVE=1``. (Request counts are not compared: Prometheus
+    extrapolates a short window's increase; per-request means divide that out.)"""
     stack.compose(
         "run", "--rm", "-e", "PATTERN=sync", "-e", "PROMETHEUS_URL=http://prometheus:9090",
         "-e", "WAIT_SECONDS=0.05", "loadtest", "--users", "1", "--spawn-rate", "1",
         "--run-time", "10s", "--host", "http://api:8080", "--out", "/results/e2e-sync-observe",
     )  # fmt: skip
-    prefix = REPO_ROOT / "loadtests" / "results" / "e2e-sync-observe"
-    (result,) = orjson.loads(Path(f"{prefix}_breakdown.json").read_bytes())
-    with open(f"{prefix}_stats.csv", newline="") as file:
-        client = next(row for row in csv.DictReader(file) if row["Name"] == "Aggregated")
-    assert int(client["Request Count"]) > 0
-    # increase() extrapolates to the window's edges: a few requests either way.
-    assert result["requests"] == pytest.approx(int(client["Request Count"]), rel=0.1)
+    (result,) = orjson.loads(
+        (REPO_ROOT / "loadtests" / "results" / "e2e-sync-observe_breakdown.json").read_bytes()
+    )
+    assert result["requests"] > 0
     segments = result["segments"]
     assert {"api", "predictor", "between services", "client side"} <= set(segments)
     assert segments["api"] > 0
     assert segments["predictor"] > 0
     assert result["stages"]["predictor: inference"] > 0
     attributed = sum(v for k, v in segments.items() if k != "client side")
-    assert attributed <= 1.05 * result["client_mean_ms"]  # 5%: the same extrapolation
+    assert attributed <= 1.05 * result["client_mean_ms"]  # 5%: scrape-window rounding
     print(
         f"servers saw {attributed:.2f} ms of the client's {result['client_mean_ms']:.2f} ms "
         f"({attributed / result['client_mean_ms']:.0%})"

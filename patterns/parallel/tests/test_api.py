@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port, running_predictor
 from shared.model import ModelError, OnnxModel
 from tests.api_fuzz import assert_no_server_errors
+from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 2.8, 5.1, 1.5], [6.7, 3.0, 5.2, 2.3]]
 MEMBERS = ("iris", "iris-forest", "iris-bayes")
@@ -96,6 +98,24 @@ def test_a_member_past_the_deadline_is_left_out_and_named(
     np.testing.assert_allclose(
         probabilities(body), soft_vote(model_repo, "iris", "iris-forest"), atol=1e-5
     )
+
+
+@pytest.mark.parametrize("path", ["/predict", "/jobs"])
+@pytest.mark.parametrize("case", bad_inputs(), ids=str)
+def test_bad_input_gets_a_clear_error_and_starts_no_work(
+    start: Callable[..., TestClient],
+    predictor_server: PredictorProcess,
+    redis_url: str,
+    path: str,
+    case: BadInput,
+) -> None:
+    client = start()
+    calls = predictor_server.infer_calls()
+    store = redis.Redis.from_url(redis_url)
+    assert_refused(client.post(path, content=case.body), case)
+    assert predictor_server.infer_calls() == calls
+    assert store.dbsize() == 0  # no job stored
+    assert client.post(path, json={"instances": [GOOD_ROW]}).status_code in (200, 202)
 
 
 def test_a_member_that_is_down_is_left_out_and_the_api_stays_ready(

@@ -6,10 +6,12 @@ from types import ModuleType
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
 from tests.api_fuzz import assert_no_server_errors
+from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
 from tests.metrics_text import MetricsChange, sample_total
 
 MODEL = "iris-boosted"
@@ -117,6 +119,19 @@ def test_bad_input_is_refused_before_the_cache_and_the_predictor(
     assert "x-cache" not in answer.headers
     assert change.increase("mlsp_cache_requests_total") == 0
     assert predictor_server.infer_calls() == calls
+
+
+@pytest.mark.parametrize("case", bad_inputs(), ids=str)
+def test_bad_input_gets_a_clear_error_and_reaches_no_cache_or_predictor(
+    client: TestClient, predictor_server: PredictorProcess, redis_url: str, case: BadInput
+) -> None:
+    calls = predictor_server.infer_calls()
+    change = MetricsChange(lambda: client.get("/metrics").text)
+    assert_refused(client.post("/predict", content=case.body), case)
+    assert predictor_server.infer_calls() == calls
+    assert change.increase("mlsp_cache_requests_total") == 0
+    assert redis.Redis.from_url(redis_url).dbsize() == 0  # nothing stored
+    assert client.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
 def test_without_redis_the_api_answers_from_the_predictor_and_stays_ready(

@@ -9,6 +9,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
 from tests.metrics_text import MetricsChange
 
@@ -74,6 +75,16 @@ def test_redis_is_a_bounded_lru_cache_behind_a_password(stack: ComposeStack) -> 
     assert int(settings["maxmemory"]) == 64 * 1024 * 1024
     anonymous = stack.compose("exec", "-T", "-e", "REDISCLI_AUTH=", "redis", "redis-cli", "ping")
     assert "NOAUTH" in anonymous
+
+
+@pytest.mark.parametrize("case", bad_inputs(), ids=str)
+def test_bad_input_gets_a_clear_error_and_reaches_no_cache_or_predictor(
+    stack: ComposeStack, case: BadInput
+) -> None:
+    change = MetricsChange(lambda: stack.get("/metrics").text)
+    assert_refused_by_the_stack(stack, "/predict", case)
+    assert change.increase("mlsp_cache_requests_total") == 0
+    assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
 def test_a_repeat_is_a_hit_also_when_written_differently(stack: ComposeStack) -> None:

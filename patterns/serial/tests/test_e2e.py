@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
@@ -70,6 +71,14 @@ def test_each_row_shows_its_path_and_each_stage_its_time(stack: ComposeStack) ->
         ("specialist", 1),
     ]
     assert all(s["ms"] > 0 for s in body["stages"])
+
+
+@pytest.mark.parametrize("case", bad_inputs(), ids=str)
+def test_bad_input_gets_a_clear_error_and_no_stage_is_called(
+    stack: ComposeStack, case: BadInput
+) -> None:
+    assert_refused_by_the_stack(stack, "/predict", case)
+    assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
 def test_the_request_id_travels_along_the_chain(stack: ComposeStack) -> None:
