@@ -36,6 +36,7 @@ ALWAYS = [
     "conftest.py",
     "tests/__init__.py",
     "tests/api_fuzz.py",
+    "tests/bad_input.py",
     "tests/compose_stack.py",
     "tests/local_servers.py",
     "tests/metrics_text.py",
