@@ -143,7 +143,7 @@ $(STUBS): shared/v2/proto/inference.proto $(VENV)/.installed
 	$(VENV)/bin/python -m shared.v2.codegen
 
 .PHONY: test
-test: $(STUBS) ## Unit tests and lint (no Docker needed)
+test: $(STUBS) ## Unit tests, in random order (the seed is printed), and lint (no Docker needed)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -m "not e2e"

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
 import redis
 
 from models.export import export
 from models.specs import SPECS
 from tests.local_servers import fresh_database, postgres_server, redis_server
+from tests.metrics_text import infer_calls
 
 REPO_ROOT = Path(__file__).resolve().parent
 _databases = itertools.count()
@@ -99,6 +101,10 @@ class PredictorProcess:
     process: subprocess.Popen[bytes]
     rest_url: str
     grpc_target: str
+
+    def infer_calls(self) -> float:
+        """ModelInfer calls it has answered so far (gRPC and REST), read from its /metrics."""
+        return infer_calls(httpx.get(f"{self.rest_url}/metrics", timeout=5).text)
 
 
 @contextmanager

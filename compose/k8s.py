@@ -97,6 +97,12 @@ def compose_config(pattern: str, profiles: str = "") -> Doc:
 
     ``profiles`` adds the services of those profiles (``"*"``: all of them).
     """
+    return compose_file_config(PATTERNS_DIR / pattern / "compose.yaml", profiles)
+
+
+def compose_file_config(compose_file: Path, profiles: str = "") -> Doc:
+    """``docker compose config`` of any compose file (a pattern's, an ejected starter's),
+    with defaults only and sentinel secrets."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
     env |= {name: sentinel(name) for name in SECRETS}
     command = [
@@ -104,7 +110,7 @@ def compose_config(pattern: str, profiles: str = "") -> Doc:
         "--env-file",
         os.devnull,
         "-f",
-        str(PATTERNS_DIR / pattern / "compose.yaml"),
+        str(compose_file),
         *(["--profile", profiles] if profiles else []),
     ]
     try:
@@ -121,7 +127,7 @@ def compose_config(pattern: str, profiles: str = "") -> Doc:
             "(compose/requirements/dev.txt), or install the docker compose v2 plugin"
         ) from exc
     if done.returncode != 0:
-        raise K8sError(f"docker compose config failed for {pattern}: {done.stderr.strip()}")
+        raise K8sError(f"docker compose config failed for {compose_file}: {done.stderr.strip()}")
     return json.loads(done.stdout)
 
 

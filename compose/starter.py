@@ -41,9 +41,11 @@ ALWAYS = [
     "conftest.py",
     "tests/__init__.py",
     "tests/api_fuzz.py",
+    "tests/bad_input.py",
     "tests/compose_stack.py",
     "tests/local_servers.py",
     "tests/test_locks.py",
+    "tests/metrics_text.py",
     ".dockerignore",
     ".gitignore",
     "pyproject.toml",
@@ -293,7 +295,7 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
     readme = readme.replace("make up PATTERN=" + pattern, "make up").replace(
         f"patterns/{pattern}/", ""
     )
-    readme = re.sub(r"make (\w+) PATTERN=" + re.escape(pattern), r"make \1", readme)
+    readme = re.sub(r"make (\w+)\s+PATTERN=" + re.escape(pattern), r"make \1", readme)
     (dest / "README.md").write_text(
         f"{readme.rstrip()}\n{OWN_MODEL}\nEjected from the ML serving patterns playground "
         f"with `make starter PATTERN={pattern}`.\n"

@@ -1,4 +1,5 @@
-"""Generated requests against a public api: no answer may be a 5xx.
+"""Generated requests against a public api: no answer may be a 5xx, and every request
+that breaks the api's schema must be refused with a 4xx.
 
 Two generators, both sent in-process through the test's ``TestClient`` (so the app's
 lifespan has run and its dependencies, the test predictor, Redis and PostgreSQL, are
@@ -6,7 +7,10 @@ real):
 
 * schemathesis reads the api's own OpenAPI schema and makes, for every operation,
   requests that fit it (positive) and requests that break it (negative: wrong types,
-  missing fields, odd headers and content types);
+  missing fields, odd headers and content types), which must get a 4xx. An operation
+  for which it makes no case at all fails the check (a schema the generator cannot
+  satisfy tests nothing); only an operation with nothing to break (no parameter, no
+  body) may have no negative case;
 * the schema cannot say how wide a row is, so nearly all of those stop at the 422 of
   the row check; :func:`rows` makes bodies with rows of the model's width (from
   ``GET /model``) and any JSON numbers in them (huge, tiny, negative zero, 64-bit
@@ -16,6 +20,7 @@ Example counts are bounded and generation is derandomised: the same cases every 
 second or two per api.
 """
 
+import contextlib
 from typing import Any
 
 import orjson
@@ -98,7 +103,9 @@ def _request_kwargs(case: Any) -> dict[str, Any]:
     return kwargs
 
 
-def _send(client: TestClient, failures: list[str], **kwargs: Any) -> None:
+def _send(client: TestClient, failures: list[str], refused: bool = False, **kwargs: Any) -> None:
+    """Send one generated request; record it in ``failures`` when it got a 5xx, or
+    anything but a 4xx when it must be ``refused``."""
     what = f"{kwargs['method']} {kwargs['url']}"
     try:
         answer = client.request(**kwargs)
@@ -107,26 +114,63 @@ def _send(client: TestClient, failures: list[str], **kwargs: Any) -> None:
         return
     if answer.status_code >= 500:
         failures.append(f"{what} -> {answer.status_code} {answer.text[:200]}: {kwargs}")
+    elif refused and not 400 <= answer.status_code < 500:
+        failures.append(f"{what} -> {answer.status_code}, not a 4xx, for bad input: {kwargs}")
+
+
+#: Keywords of a string's schema that some string breaks.
+STRING_CONSTRAINTS = {"pattern", "format", "minLength", "maxLength", "enum", "const"}
+
+
+def _has_input(operation: Any) -> bool:
+    """True when a request can break the operation's schema: it takes a body, or a
+    parameter other than a path segment that may be any string (``/jobs/{job_id}``)."""
+    definition = operation.definition.raw
+    if definition.get("requestBody"):
+        return True
+    for parameter in definition.get("parameters", []):
+        schema = parameter.get("schema", {})
+        any_string = schema.get("type") == "string" and not STRING_CONSTRAINTS & set(schema)
+        if not (parameter.get("in") == "path" and any_string):
+            return True
+    return False
+
+
+def _send_cases(client: TestClient, operation: Any, mode: Any, failures: list[str]) -> int:
+    """Send the cases of ``mode`` for one operation; returns how many were made."""
+    refused = mode == GenerationMode.NEGATIVE
+    sent = 0
+
+    @SETTINGS
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def check(case: Any) -> None:
+        nonlocal sent
+        sent += 1
+        _send(client, failures, refused=refused, **_request_kwargs(case))
+
+    with contextlib.suppress(Unsatisfiable):  # counted below: no case at all
+        check()
+    return sent
+
+
+def _fuzz_operation(client: TestClient, operation: Any, failures: list[str]) -> None:
+    """Positive and negative cases of one operation, counted: none at all is a failure."""
+    label = f"{operation.method.upper()} {operation.path}"
+    if not _send_cases(client, operation, GenerationMode.POSITIVE, failures):
+        failures.append(f"{label}: no positive case could be generated")
+    sent = _send_cases(client, operation, GenerationMode.NEGATIVE, failures)
+    if not sent and _has_input(operation):
+        failures.append(f"{label}: no negative case could be generated")
 
 
 def server_errors(client: TestClient) -> list[str]:
-    """The generated requests that got a 5xx, as ``METHOD url -> status body: request``."""
+    """The generated requests that got a 5xx, or no 4xx when they broke the schema, as
+    ``METHOD url -> status body: request``, and the operations no case was made for."""
     spec = client.get("/openapi.json").json()
     schema = schemathesis.openapi.from_dict(spec)
     failures: list[str] = []
     for result in schema.get_all_operations():
-        operation = result.ok()
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @SETTINGS
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def check(case: Any) -> None:
-                _send(client, failures, **_request_kwargs(case))
-
-            try:
-                check()
-            except Unsatisfiable:  # nothing to break (e.g. no negative case for GET /model)
-                continue
+        _fuzz_operation(client, result.ok(), failures)
     model = client.get("/model")
     feature_names = served_model(model.json()).get("feature_names") if model.is_success else None
     if feature_names:
@@ -151,12 +195,10 @@ def _post_rows(
 
 
 def assert_no_server_errors(client: TestClient) -> None:
-    """Fail, listing the first ten, when generated requests get a 5xx or the schema's own
-    examples are refused."""
+    """Fail, listing the first ten, when generated requests get a 5xx, bad ones get no 4xx,
+    an operation gets no case, or the schema's own examples are refused."""
     failures = example_errors(client) + server_errors(client)
-    assert not failures, f"{len(failures)} generated requests got a 5xx:\n" + "\n".join(
-        failures[:10]
-    )
+    assert not failures, f"{len(failures)} generated requests failed:\n" + "\n".join(failures[:10])
 
 
 def _paths_taking_instances(spec: dict[str, Any]) -> list[str]:

@@ -205,7 +205,12 @@ class ComposeStack:
             time.sleep(0.5)
 
     def __enter__(self) -> "ComposeStack":
-        self.up()
+        try:
+            self.up()
+        except BaseException:  # __exit__ will not run: leave no half-started stack behind
+            self.http.close()
+            self.down()
+            raise
         return self
 
     def __exit__(

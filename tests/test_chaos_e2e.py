@@ -2,9 +2,12 @@
 
 ``make chaos`` runs every fault of every pattern (tests/chaos.py) and writes the report;
 this runs the faults that cover each kind of dependency: the predictor of a sync
-pattern, the worker and the Redis of a queueing one. Asserted: the pattern recovers
-and no accepted job is lost or run twice. Failed-request counts and recovery times are
-printed (``-s``), not asserted: they depend on the machine.
+pattern, the worker and the Redis of a queueing one. Asserted, per fault
+(:meth:`tests.chaos.FaultResult.problems`): the pattern recovers; where work is queued,
+no accepted job is lost or run twice (``lost == 0``, ``duplicated == 0``); where none is,
+the failed requests are bounded by the seconds the dependency was down at the load's
+request rate (by zero once ``FAILURES_ALLOWED_WHILE_DOWN`` is switched off, with replicas).
+Recovery times are printed (``-s``).
 """
 
 import pytest
@@ -21,7 +24,8 @@ def test_the_pattern_recovers_and_loses_nothing(pattern: str, services: list[str
     results = run_pattern(pattern, services)
     assert [r.service for r in results] == services
     for result in results:
-        assert result.recovered, f"{pattern} did not recover from a stopped {result.service}"
         assert result.requests > 0
-        assert not result.lost, f"{pattern}: {result.lost} accepted jobs lost"
-        assert not result.duplicated, f"{pattern}: {result.duplicated} jobs run twice"
+        assert result.request_rate > 0
+        assert result.queued == (pattern != "sync")
+    problems = [problem for result in results for problem in result.problems()]
+    assert problems == []

@@ -95,9 +95,23 @@ def test_the_public_api_is_published_on_localhost_only(pattern: str) -> None:
     assert [p["host_ip"] for p in published["api"]] == ["127.0.0.1"]
 
 
+STORE_URL_SCHEMES = ("redis://", "rediss://", "postgresql://", "postgres://")
+
+
 @pytest.mark.parametrize("pattern", patterns())
-def test_redis_and_postgres_passwords_come_from_the_environment(pattern: str) -> None:
+def test_store_passwords_come_from_the_environment_and_storeless_patterns_have_none(
+    pattern: str,
+) -> None:
     config = compose_config(pattern)["services"]
+    store_urls = {
+        (name, key): str(value)
+        for name, service in config.items()
+        for key, value in (service.get("environment") or {}).items()
+        if any(scheme in str(value) for scheme in STORE_URL_SCHEMES)
+    }
+    if not {"redis", "postgres"} & set(config):
+        assert store_urls == {}, f"{pattern} has no store, yet its services name one"
+        return
     redis = config.get("redis")
     if redis is not None:
         command = redis["command"]
@@ -105,11 +119,7 @@ def test_redis_and_postgres_passwords_come_from_the_environment(pattern: str) ->
     postgres = config.get("postgres")
     if postgres is not None:
         assert postgres["environment"]["POSTGRES_PASSWORD"] == DUMMY_SECRETS["POSTGRES_PASSWORD"]
-    for name, service in config.items():
-        for key, value in (service.get("environment") or {}).items():
-            if key.endswith(("_URL", "_URLS")) and "redis://" in str(value):
-                assert f":{DUMMY_SECRETS['REDIS_PASSWORD']}@" in value, f"{pattern}/{name}: {key}"
-            if key.endswith("_URL") and "postgresql://" in str(value):
-                assert f":{DUMMY_SECRETS['POSTGRES_PASSWORD']}@" in value, (
-                    f"{pattern}/{name}: {key}"
-                )
+    assert store_urls, f"{pattern} runs a store that no service is given the URL of"
+    for (name, key), value in store_urls.items():
+        secret = "REDIS_PASSWORD" if value.startswith("redis") else "POSTGRES_PASSWORD"
+        assert f":{DUMMY_SECRETS[secret]}@" in value, f"{pattern}/{name}: {key}"

@@ -1,5 +1,6 @@
 """make starter: a standalone copy of a pattern, with nothing pointing back at the playground."""
 
+import ast
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from compose import locks
+from compose import k8s, locks
 from compose.starter import StarterError, mentions_of, write_starter
 from conftest import REPO_ROOT
 from tests.compose_stack import free_port
@@ -95,9 +96,53 @@ def test_a_starter_carries_the_locks_its_dockerfiles_and_makefile_install(
     assert (dest / "tests" / "test_locks.py").is_file()
 
 
-def test_every_pattern_can_be_ejected(tmp_path: Path) -> None:
-    for compose in sorted((REPO_ROOT / "patterns").glob("*/compose.yaml")):
-        write_starter(compose.parent.name, tmp_path / compose.parent.name)
+#: Top-level packages of the playground that a starter's Python may import.
+OWN_PACKAGES = {"shared", "models", "loadtests", "tests", "conftest", "compose"}
+#: Imports made only when the module they name is there (conftest makes the gRPC stubs).
+GUARDED_IMPORTS = {"conftest.py: shared.v2.codegen"}
+
+
+def unresolved_imports(tree: Path) -> list[str]:
+    """``file: module`` for each import of the playground's packages that ``tree`` lacks.
+
+    Generated gRPC stubs (``*_pb2*``) are left out: the starter's Makefile makes them.
+    """
+    missing = []
+    for source in tree.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] not in OWN_PACKAGES or "_pb2" in name:
+                    continue
+                base = tree.joinpath(*name.split("."))
+                if not (base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()):
+                    missing.append(f"{source.relative_to(tree)}: {name}")
+    return [item for item in missing if item not in GUARDED_IMPORTS]
+
+
+@pytest.mark.parametrize("pattern", k8s.patterns())
+def test_every_pattern_ejects_to_a_tree_that_builds_from_itself_alone(
+    tmp_path: Path, pattern: str
+) -> None:
+    dest = tmp_path / f"my-{pattern}"
+    write_starter(pattern, dest)
+    source = REPO_ROOT / "patterns" / pattern
+    assert {p.name for p in source.iterdir()} <= {p.name for p in dest.iterdir()}
+    config = k8s.compose_file_config(dest / "compose.yaml", profiles="*")
+    assert config["name"] == f"my-{pattern}"
+    builds = {name: s["build"] for name, s in config["services"].items() if "build" in s}
+    assert builds, f"{pattern}: no service is built"
+    for name, build in builds.items():
+        context = Path(build["context"])
+        assert context.is_relative_to(dest), f"{name} is built from {context}"
+        assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
+    assert unresolved_imports(dest) == []
+    assert "PATTERN=" not in (dest / "README.md").read_text().replace(f"PATTERN={pattern}`", "")
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -198,21 +199,25 @@ async def test_a_hung_redis_is_bypassed_within_the_timeout_and_used_again_after(
         client = server.client()
         client.set("other", b"stored before the hang")
         client.close()
-        cache = make_cache(server.url, "hung", cache_timeout_s=0.1, cache_retry_s=0.3)
+        # The retry period is 10x the timeout: the second call surely falls inside it.
+        cache = make_cache(server.url, "hung", cache_timeout_s=0.1, cache_retry_s=1.0)
         compute = Computation()
         try:
             assert (await cache.get_or_compute(KEY, compute)).result == "miss"
             server.pause()
+            started = time.perf_counter()
             hung = await cache.get_or_compute("fresh", compute)
+            hung_s = time.perf_counter() - started
             skipped = await cache.get_or_compute("fresh", compute)  # no Redis call at all
             assert sample("mlsp_cache_errors_total", cache="hung", operation="lookup") == 1
             server.resume()
-            await asyncio.sleep(0.35)
+            await asyncio.sleep(1.05)
             with caplog.at_level(logging.INFO, logger="shared.cache"):
                 back = await cache.get_or_compute("other", compute)
         finally:
             await cache.close()
     assert (hung.result, skipped.result) == ("bypass", "bypass")
+    assert hung_s < 5 * 0.1  # its timeout, with a 5x margin for a loaded machine
     # The connection that timed out was dropped: no late answer is read as this one's.
     assert (back.result, back.value) == ("hit", b"stored before the hang")
     assert any("Redis answers again" in r.getMessage() for r in caplog.records)

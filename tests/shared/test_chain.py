@@ -27,8 +27,9 @@ async def test_each_stage_gets_what_the_ones_before_left() -> None:
     budgets: list[float] = []
     assert await chain.call("gate", stage_taking(0.1, "in", budgets), model="m1", rows=2) == "in"
     assert await chain.call("classifier", stage_taking(0.0, "done", budgets), rows=2) == "done"
-    assert budgets[0] == pytest.approx(1.0, abs=0.02)
-    assert budgets[1] == pytest.approx(0.9, abs=0.05)
+    assert 0 < budgets[0] <= 1.0
+    # what the first stage took is gone from the second's budget (at least that much)
+    assert 0 < budgets[1] <= budgets[0] - chain.timings[0]["ms"] / 1000 + 1e-3
     assert [t["stage"] for t in chain.timings] == ["gate", "classifier"]
     assert chain.timings[0]["model"] == "m1"
     assert chain.timings[0]["rows"] == 2
@@ -38,9 +39,9 @@ async def test_each_stage_gets_what_the_ones_before_left() -> None:
 
 async def test_a_stage_past_the_whole_chains_deadline_is_a_504_naming_it() -> None:
     chain = Chain(deadline_s=0.3)
-    await chain.call("gate", stage_taking(0.2))
+    await chain.call("gate", stage_taking(0.05))  # 6x inside the deadline
     with pytest.raises(DependencyTimeout) as caught:
-        await chain.call("specialist", stage_taking(0.5))
+        await chain.call("specialist", stage_taking(5))
     message = caught.value.message
     assert message.startswith("stage specialist did not answer within the request deadline")
     assert re.search(r"\(0\.3 s for the whole chain, 0\.\d+ s left for this stage\)$", message)

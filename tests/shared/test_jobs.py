@@ -21,6 +21,7 @@ from shared.jobs import (
 )
 from shared.settings import ServiceSettings
 from shared.worker import LiveWorker, WorkerSettings
+from tests.metrics_text import MetricsChange
 
 
 def run_burst(client: redis.Redis, queue_name: str = "test") -> None:
@@ -126,14 +127,14 @@ def test_the_job_route_answers_and_documents_the_id(client: redis.Redis) -> None
     add_job_route(app, client, "/runs")
     job = Queue("test", connection=client).enqueue("tests.shared.jobfuncs.add", 2, 2)
     with TestClient(app) as http:
+        change = MetricsChange(lambda: http.get("/metrics").text)
         assert http.get(f"/runs/{job.id}").json()["status"] == "queued"
         missing = http.get("/runs/nope")
         assert missing.status_code == 404
         assert missing.json()["error"]["field"] == "job_id"
         operation = http.get("/openapi.json").json()["paths"]["/runs/{job_id}"]["get"]
         assert operation["parameters"][0]["name"] == "job_id"
-        metrics = http.get("/metrics").text
-        assert 'route="/runs/{job_id}"' in metrics
+        assert change.increase("mlsp_http_requests_total", route="/runs/{job_id}") == 2
 
 
 def test_redis_down_is_a_503_with_retry_after() -> None:

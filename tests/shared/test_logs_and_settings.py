@@ -62,10 +62,11 @@ class Pipe:
 
 def test_buffered_lines_are_written_every_interval_warnings_at_once() -> None:
     pipe = Pipe()
-    handler = BufferedStreamHandler(0.3, pipe.writer)
+    handler = BufferedStreamHandler(1.0, pipe.writer)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("test.buffered")
     logger.propagate = False
+    logger.setLevel(logging.INFO)  # whatever level other tests left the root at
     logger.addHandler(handler)
     try:
         logger.warning("first")  # a warning goes out at once
@@ -73,11 +74,16 @@ def test_buffered_lines_are_written_every_interval_warnings_at_once() -> None:
         logger.info("second")
         logger.info("third")
         assert pipe.read() == ""  # held until the next flush
-        time.sleep(0.6)
-        assert pipe.read() == "second\nthird\n"
+        flushed = ""
+        deadline = time.monotonic() + 5  # 5x the interval
+        while not flushed and time.monotonic() < deadline:
+            time.sleep(0.05)
+            flushed = pipe.read()
+        assert flushed == "second\nthird\n"
         logger.info("last")
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
         handler.close()  # an orderly stop writes what is left
     assert pipe.read() == "last\n"
 

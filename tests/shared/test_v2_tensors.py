@@ -17,9 +17,11 @@ def grpc_input(datatype: str = "FP32", shape: tuple[int, ...] = (2, 4)) -> pb.Mo
 
 
 def test_raw_bytes_decode_without_copying_per_element() -> None:
-    array = tensors.from_grpc(grpc_input(), ROWS.tobytes())
+    raw = ROWS.tobytes()
+    array = tensors.from_grpc(grpc_input(), raw)
     np.testing.assert_array_equal(array, ROWS)
     assert array.dtype == np.float32
+    assert np.shares_memory(array, np.frombuffer(raw, dtype=np.uint8))  # a view of the bytes
 
 
 def test_typed_contents_decode() -> None:

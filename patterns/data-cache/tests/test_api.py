@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from conftest import _free_port
 from shared import imageprep
 from tests.api_fuzz import assert_no_server_errors
+from tests.metrics_text import MetricsChange, sample_total
 
 SEEDED = 60  # items 0..59 are in the test database
 TTL_S = 600
@@ -181,19 +182,20 @@ def test_the_stored_image_is_served_as_png(client: TestClient, seed_module: Modu
 def test_the_metrics_count_hits_and_misses_and_time_the_stages(
     client: TestClient, variant: str
 ) -> None:
+    change = MetricsChange(lambda: client.get("/metrics").text)
     for _ in range(3):
         client.post("/predict", json={"ids": [30]})
+    assert change.increase("mlsp_cache_requests_total", cache=variant, result="miss") == 1
+    assert change.increase("mlsp_cache_requests_total", cache=variant, result="hit") == 2
     metrics = client.get("/metrics").text
-    for line in (
-        f'mlsp_cache_requests_total{{cache="{variant}",result="hit"}}',
-        f'mlsp_cache_requests_total{{cache="{variant}",result="miss"}}',
-        f'mlsp_cache_hit_ratio{{cache="{variant}"}}',
-        f'mlsp_cache_available{{cache="{variant}"}} 1.0',
-        'mlsp_model_info{model="digits",version="1"} 1.0',
-    ):
-        assert line in metrics
-    for name in ("decode", "cache_lookup", "db_fetch", "preprocess", "inference"):
-        assert stage_count(client, name) > 0
+    assert 0 < sample_total(metrics, "mlsp_cache_hit_ratio", cache=variant) <= 1
+    assert sample_total(metrics, "mlsp_cache_available", cache=variant) == 1
+    assert sample_total(metrics, "mlsp_model_info", model="digits", version="1") == 1
+    for name in ("decode", "cache_lookup", "inference"):
+        assert change.increase("mlsp_stage_duration_seconds_count", stage=name) == 3, name
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="db_fetch") == 1  # a miss
+    preprocessed = 3 if variant == "raw" else 1  # the tensor variant caches its output
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="preprocess") == preprocessed
 
 
 async def test_concurrent_misses_on_one_item_read_the_database_once(api: ModuleType) -> None:

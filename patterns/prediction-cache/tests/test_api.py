@@ -1,16 +1,18 @@
 """prediction-cache's api in-process, against a real predictor process and a real redis-server."""
 
 import asyncio
-import re
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
 from tests.api_fuzz import assert_no_server_errors
+from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
+from tests.metrics_text import MetricsChange, sample_total
 
 MODEL = "iris-boosted"
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -45,19 +47,12 @@ def client(api: ModuleType) -> Iterator[TestClient]:
         yield client
 
 
-def model_infer_calls(predictor: PredictorProcess) -> float:
-    """How many ModelInfer calls the predictor has answered, from its /metrics."""
-    text = httpx.get(f"{predictor.rest_url}/metrics").text
-    found = re.search(r'mlsp_grpc_requests_total\{code="OK",method="ModelInfer"\} (\S+)', text)
-    return float(found.group(1)) if found else 0.0
-
-
 def test_a_repeated_input_is_answered_from_the_cache(
     client: TestClient, predictor_server: PredictorProcess
 ) -> None:
     examples = client.get("/model").json()["examples"]
     body = {"instances": [e["input"] for e in examples]}
-    before = model_infer_calls(predictor_server)
+    before = predictor_server.infer_calls()
     miss = client.post("/predict", json=body)
     hit = client.post("/predict", json=body)
     assert (miss.status_code, hit.status_code) == (200, 200)
@@ -66,7 +61,7 @@ def test_a_repeated_input_is_answered_from_the_cache(
     answer = hit.json()
     assert [p["label"] for p in answer["predictions"]] == [e["label"] for e in examples]
     assert (answer["model_name"], answer["model_version"]) == (MODEL, "1")
-    assert model_infer_calls(predictor_server) == before + 1
+    assert predictor_server.infer_calls() == before + 1
 
 
 def test_equal_inputs_written_differently_hit_the_same_entry(client: TestClient) -> None:
@@ -83,7 +78,7 @@ def test_equal_inputs_written_differently_hit_the_same_entry(client: TestClient)
 async def test_concurrent_misses_on_one_input_make_one_predictor_call(
     api: ModuleType, predictor_server: PredictorProcess
 ) -> None:
-    before = model_infer_calls(predictor_server)
+    before = predictor_server.infer_calls()
     transport = httpx.ASGITransport(app=api.app)
     async with (
         api.app.router.lifespan_context(api.app),
@@ -96,29 +91,47 @@ async def test_concurrent_misses_on_one_input_make_one_predictor_call(
     results = [a.headers["x-cache"] for a in answers]
     assert results.count("miss") == 1
     assert set(results) <= {"miss", "coalesced", "hit"}
-    assert model_infer_calls(predictor_server) == before + 1
+    assert predictor_server.infer_calls() == before + 1
 
 
 def test_the_metrics_count_hits_and_misses_and_time_the_stages(client: TestClient) -> None:
+    change = MetricsChange(lambda: client.get("/metrics").text)
     for _ in range(3):
         client.post("/predict", json={"instances": [[6.0, 2.9, 4.5, 1.5]]})
+    cache = {"cache": "predictions"}
+    assert change.increase("mlsp_cache_requests_total", **cache, result="miss") == 1
+    assert change.increase("mlsp_cache_requests_total", **cache, result="hit") == 2
     metrics = client.get("/metrics").text
-    for line in (
-        'mlsp_cache_requests_total{cache="predictions",result="hit"}',
-        'mlsp_cache_requests_total{cache="predictions",result="miss"}',
-        'mlsp_cache_hit_ratio{cache="predictions"}',
-        'mlsp_cache_available{cache="predictions"} 1.0',
-        'mlsp_stage_duration_seconds_count{stage="cache_lookup"}',
-        'mlsp_stage_duration_seconds_count{stage="predictor_call"}',
-    ):
-        assert line in metrics
+    assert 0 < sample_total(metrics, "mlsp_cache_hit_ratio", **cache) <= 1
+    assert sample_total(metrics, "mlsp_cache_available", **cache) == 1
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="cache_lookup") == 3
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="predictor_call") == 1
 
 
-def test_bad_input_is_refused_before_the_cache_and_the_predictor(client: TestClient) -> None:
+def test_bad_input_is_refused_before_the_cache_and_the_predictor(
+    client: TestClient, predictor_server: PredictorProcess
+) -> None:
+    calls = predictor_server.infer_calls()
+    change = MetricsChange(lambda: client.get("/metrics").text)
     answer = client.post("/predict", json={"instances": [[1, 2, 3]]})
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "instances[0]"
     assert "x-cache" not in answer.headers
+    assert change.increase("mlsp_cache_requests_total") == 0
+    assert predictor_server.infer_calls() == calls
+
+
+@pytest.mark.parametrize("case", bad_inputs(), ids=str)
+def test_bad_input_gets_a_clear_error_and_reaches_no_cache_or_predictor(
+    client: TestClient, predictor_server: PredictorProcess, redis_url: str, case: BadInput
+) -> None:
+    calls = predictor_server.infer_calls()
+    change = MetricsChange(lambda: client.get("/metrics").text)
+    assert_refused(client.post("/predict", content=case.body), case)
+    assert predictor_server.infer_calls() == calls
+    assert change.increase("mlsp_cache_requests_total") == 0
+    assert redis.Redis.from_url(redis_url).dbsize() == 0  # nothing stored
+    assert client.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
 def test_without_redis_the_api_answers_from_the_predictor_and_stays_ready(
@@ -135,7 +148,8 @@ def test_without_redis_the_api_answers_from_the_predictor_and_stays_ready(
         assert [a.headers["x-cache"] for a in answers] == ["bypass", "bypass"]
         assert answers[0].json()["predictions"][0]["label"] == "setosa"
         assert client.get("/health/ready").json() == {"status": "ready"}
-        assert 'mlsp_cache_available{cache="predictions"} 0.0' in client.get("/metrics").text
+        metrics = client.get("/metrics").text
+        assert sample_total(metrics, "mlsp_cache_available", cache="predictions") == 0
 
 
 def test_without_the_predictor_a_miss_is_503_and_nothing_is_cached(

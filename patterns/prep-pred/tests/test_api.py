@@ -3,6 +3,7 @@
 The prep process runs with onnxruntime made unimportable, as in its image.
 """
 
+import asyncio
 import io
 import sys
 from collections.abc import Callable, Iterator
@@ -17,7 +18,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from conftest import REPO_ROOT, PredictorProcess, _free_port, grpc_process, running_predictor
+from shared.imageprep import opened_to_digits
 from tests.api_fuzz import assert_no_server_errors
+from tests.metrics_text import MetricsChange
 
 PATTERN = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((PATTERN / "samples").iterdir())
@@ -107,6 +110,7 @@ def test_the_sample_images_are_recognised(client: TestClient, variant: str) -> N
 
 
 def test_the_answer_names_each_stage_and_who_ran_it(client: TestClient, variant: str) -> None:
+    change = MetricsChange(lambda: client.get("/metrics").text)
     answer = client.post(
         "/predict", content=SAMPLES[0].read_bytes(), headers={"Content-Type": "image/png"}
     )
@@ -123,8 +127,7 @@ def test_the_answer_names_each_stage_and_who_ran_it(client: TestClient, variant:
     else:
         assert stages == [("prep", "api"), ("preprocess", "prep"), ("pred", "api")]
     assert all(s["ms"] > 0 for s in body["stages"])
-    metrics = client.get("/metrics").text
-    assert 'mlsp_outbound_duration_seconds_count{outcome="ok",peer="prep"}' in metrics
+    assert change.increase("mlsp_outbound_duration_seconds_count", outcome="ok", peer="prep") == 1
 
 
 def test_a_multipart_upload_works(client: TestClient) -> None:
@@ -212,16 +215,39 @@ def test_prep_down_is_503_and_not_ready(
         assert "prep at" in ready.json()["checks"]["prep"]
 
 
-def test_a_large_photo_is_decoded_in_a_worker_thread(client: TestClient) -> None:
+def large_photo() -> bytes:
+    """The sample 3 as a 1600 x 1600 JPEG photo (2.56 megapixels)."""
     three = PATTERN / "samples" / "digit-3-0.png"
     photo = Image.open(three).resize((1600, 1600), Image.Resampling.NEAREST).convert("RGB")
     buffer = io.BytesIO()
     photo.save(buffer, format="JPEG", quality=85)
-    answer = client.post(
-        "/predict", content=buffer.getvalue(), headers={"Content-Type": "image/jpeg"}
-    )
+    return buffer.getvalue()
+
+
+def test_a_large_photo_is_recognised(client: TestClient) -> None:
+    answer = client.post("/predict", content=large_photo(), headers={"Content-Type": "image/jpeg"})
     assert answer.status_code == 200, answer.text
     assert answer.json()["predictions"][0]["label"] == "3"
+
+
+async def test_a_large_photo_is_decoded_in_a_worker_thread_and_a_small_one_on_the_loop(
+    load_service: Callable[..., ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prep = load_service("prep-pred", "prep", VARIANT="microservice", MAX_PIXELS="4000000")
+    decoded_on_loop: list[bool] = []
+
+    def recording(*args: object) -> np.ndarray:
+        try:
+            asyncio.get_running_loop()
+            decoded_on_loop.append(True)
+        except RuntimeError:  # no event loop in this thread: a worker thread
+            decoded_on_loop.append(False)
+        return opened_to_digits(*args)
+
+    monkeypatch.setattr(prep, "opened_to_digits", recording)
+    assert (await prep.preprocess(large_photo())).shape == (1, 64)
+    assert (await prep.preprocess(SAMPLES[0].read_bytes())).shape == (1, 64)
+    assert decoded_on_loop == [False, True]
 
 
 def test_the_docs_describe_the_image_upload(client: TestClient) -> None:

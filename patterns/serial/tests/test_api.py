@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from conftest import PredictorProcess, _free_port
 from shared.model import METADATA_FILE, ModelError, OnnxModel
 from tests.api_fuzz import assert_no_server_errors
+from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
+from tests.metrics_text import MetricsChange
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]  # the classifier is sure
 BORDERLINE = [6.3, 2.8, 5.1, 1.5]  # versicolor or virginica: the classifier is unsure
@@ -97,17 +99,33 @@ def test_only_the_stages_needed_are_called(client: TestClient) -> None:
     assert [s["stage"] for s in sure["stages"]] == ["gate", "classifier"]
 
 
-def test_the_chain_is_described_and_bad_input_never_reaches_it(client: TestClient) -> None:
+def test_the_chain_is_described_and_bad_input_never_reaches_it(
+    client: TestClient, predictor_server: PredictorProcess
+) -> None:
     chain = client.get("/model").json()
     assert set(chain["models"]) == {"gate", "classifier", "specialist"}
     assert chain["models"]["gate"]["task"] == "anomaly"
+    calls = predictor_server.infer_calls()  # every stage of this chain is that predictor
+    change = MetricsChange(lambda: client.get("/metrics").text)
     answer = client.post("/predict", json={"instances": [[1, 2, 3]]})
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "instances[0]"
+    assert predictor_server.infer_calls() == calls
     assert client.get("/health/ready").json() == {"status": "ready"}
-    metrics = client.get("/metrics").text
-    assert 'mlsp_outbound_duration_seconds_count{outcome="ok",peer="gate"}' in metrics
-    assert 'mlsp_stage_duration_seconds_count{stage="gate_call"}' in metrics
+    assert client.post("/predict", json={"instances": [SETOSA]}).status_code == 200
+    assert predictor_server.infer_calls() == calls + 2  # gate, classifier: the count sees them
+    assert change.increase("mlsp_outbound_duration_seconds_count", outcome="ok", peer="gate") == 1
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="gate_call") == 1
+
+
+@pytest.mark.parametrize("case", bad_inputs(), ids=str)
+def test_bad_input_gets_a_clear_error_and_no_stage_is_called(
+    client: TestClient, predictor_server: PredictorProcess, case: BadInput
+) -> None:
+    calls = predictor_server.infer_calls()
+    assert_refused(client.post("/predict", content=case.body), case)
+    assert predictor_server.infer_calls() == calls
+    assert client.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
 def test_a_stage_that_is_down_is_a_503_naming_it_only_when_a_row_needs_it(

