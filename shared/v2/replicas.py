@@ -146,8 +146,9 @@ class Addresses:
     """Every address of ``host``, one after the other: the replicas of a REST peer.
 
     Looked up on first use, again every ``refresh_s`` (in the background: a call never
-    waits for it while addresses are known) and after a failed connection, whose
-    address leaves the rotation until the next lookup lists it again.
+    waits for it while addresses are known) and soon after a failed connection, whose
+    address is skipped for ``refresh_s`` (unless no other is left), as gRPC's round
+    robin skips a replica it cannot reach.
     """
 
     def __init__(self, host: str, port: int, refresh_s: float) -> None:
@@ -155,6 +156,7 @@ class Addresses:
         self.port = port
         self.refresh_s = refresh_s
         self.addresses: list[str] = []
+        self._skipped_until: dict[str, float] = {}
         self._turn = 0
         self._resolved_at = float("-inf")
         self._refresh: asyncio.Task[None] | None = None
@@ -165,14 +167,15 @@ class Addresses:
             await self.resolve()
         elif time.monotonic() - self._resolved_at > self.refresh_s and self._refresh is None:
             self._refresh = asyncio.get_running_loop().create_task(self._refresh_quietly())
-        address = self.addresses[self._turn % len(self.addresses)]
+        now = time.monotonic()
+        reachable = [a for a in self.addresses if self._skipped_until.get(a, 0) <= now]
+        turn = reachable or self.addresses
         self._turn += 1
-        return address
+        return turn[self._turn % len(turn)]
 
     def failed(self, address: str) -> None:
-        """A connection to ``address`` failed: skip it until the next lookup, and look soon."""
-        if address in self.addresses and len(self.addresses) > 1:
-            self.addresses.remove(address)
+        """A connection to ``address`` failed: skip it for a while, and look the host up soon."""
+        self._skipped_until[address] = time.monotonic() + self.refresh_s
         self._resolved_at = float("-inf")
 
     async def resolve(self) -> None:
