@@ -62,4 +62,6 @@ def test_a_second_signal_stops_at_once(model_repo: Path) -> None:
 
 
 def _rest_body() -> dict[str, object]:
-    return {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": ROWS[0].tolist()}]}
+    return {
+        "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": ROWS[0].tolist()}]
+    }
