@@ -152,9 +152,9 @@ def test_the_budget_is_grpc_retry_throttling() -> None:
 
 async def test_a_failed_address_is_skipped_for_a_while_and_the_host_looked_up() -> None:
     addresses = TwoAddresses("predictor", 8080, refresh_s=0.2)
-    assert sorted([await addresses.next() for _ in range(4)]) == ["127.0.0.1"] * 2 + [
-        "127.0.0.2"
-    ] * 2
+    assert (
+        sorted([await addresses.next() for _ in range(4)]) == ["127.0.0.1"] * 2 + ["127.0.0.2"] * 2
+    )
     addresses.failed("127.0.0.2")
     assert [await addresses.next() for _ in range(3)] == ["127.0.0.1"] * 3
     await asyncio.sleep(0)  # the lookup the failure asked for, in the background
