@@ -35,7 +35,9 @@ def stack(protocol: str) -> Iterator[ComposeStack]:
 
 def scale(stack: ComposeStack, replicas: int) -> list[str]:
     """``replicas`` predictors running and healthy; their container ids."""
-    stack.compose("up", "-d", "--wait", "--scale", f"predictor={replicas}", "predictor")
+    stack.compose(
+        "up", "-d", "--wait", "--no-deps", "--scale", f"predictor={replicas}", "predictor"
+    )
     containers = stack.containers("predictor")
     assert len(containers) == replicas
     return containers
