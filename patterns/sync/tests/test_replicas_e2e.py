@@ -55,6 +55,15 @@ def infer_calls(stack: ComposeStack, container: str, protocol: str) -> float:
     return total
 
 
+def retries(stack: ComposeStack) -> float:
+    """The api's retries of predictor calls so far, from its metrics."""
+    for family in text_string_to_metric_families(stack.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "mlsp_outbound_retries_total":
+                return sample.value
+    return 0.0
+
+
 def calls_by_replica(stack: ComposeStack, containers: list[str], protocol: str) -> list[float]:
     return [infer_calls(stack, container, protocol) for container in containers]
 
@@ -100,9 +109,13 @@ def test_a_replica_stopped_or_killed_under_load_fails_no_request(
 ) -> None:
     first, second = scale(stack, 2)
     before = calls_by_replica(stack, [first, second], protocol)
+    retried = retries(stack)
     load = under_load(stack, [how, first])
     failed = sum(not sample.ok for sample in load.samples)
-    print(f"\n{protocol}, docker {how} of 1 of 2 replicas: {failed} of {len(load.samples)} failed")
+    print(
+        f"\n{protocol}, docker {how} of 1 of 2 replicas: {failed} of {len(load.samples)} "
+        f"requests failed, {retries(stack) - retried:g} calls retried"
+    )
     served = infer_calls(stack, second, protocol) - before[1]
     try:
         assert failed == 0
