@@ -83,7 +83,7 @@ def previous_attempts(metadata: grpc.aio.Metadata | None) -> int:
     """How many attempts came before the call the predictor answered (0: none, or a
     predictor that does not say)."""
     for key, value in metadata or ():
-        if key == PREVIOUS_ATTEMPTS_KEY:
+        if key == PREVIOUS_ATTEMPTS_KEY and str(value).isdigit():
             return int(value)
     return 0
 
