@@ -194,7 +194,11 @@ class Addresses:
     async def _refresh_quietly(self) -> None:
         try:
             await self.resolve()
-        except OSError:  # keep the known addresses; a failed connection will say more
+        except socket.gaierror as exc:
+            if exc.errno == socket.EAI_NONAME:  # no replica left: the next call fails at once
+                self.addresses = []
+            self._resolved_at = time.monotonic()  # else a blip: keep the known addresses
+        except OSError:
             self._resolved_at = time.monotonic()
         finally:
             self._refresh = None

@@ -4,6 +4,7 @@ the retry budget. Real aiohttp servers on 127.0.0.1 and 127.0.0.2, one port; the
 lookup answers those two addresses (what DNS gives for a scaled service)."""
 
 import asyncio
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -163,6 +164,18 @@ async def test_a_failed_address_is_skipped_for_a_while_and_the_host_looked_up() 
     assert {await addresses.next() for _ in range(2)} == {"127.0.0.1", "127.0.0.2"}
     await asyncio.sleep(0.25)
     assert {await addresses.next() for _ in range(2)} == {"127.0.0.1", "127.0.0.2"}
+
+
+async def test_a_host_whose_name_is_gone_leaves_no_address_to_call() -> None:
+    addresses = Addresses("127.0.0.1", 8080, refresh_s=60)
+    assert await addresses.next() == "127.0.0.1"
+    addresses.host = "no-such-host.invalid"  # every replica stopped: the name is gone
+    addresses.failed("127.0.0.1")
+    await addresses.next()  # asks for a lookup, in the background
+    await asyncio.sleep(0.5)
+    assert addresses.addresses == []
+    with pytest.raises(socket.gaierror):
+        await addresses.next()
 
 
 async def test_a_host_with_no_address_is_503() -> None:
