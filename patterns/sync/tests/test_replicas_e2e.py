@@ -35,12 +35,25 @@ def stack(protocol: str) -> Iterator[ComposeStack]:
 
 def scale(stack: ComposeStack, replicas: int) -> list[str]:
     """``replicas`` predictors running and healthy; their container ids."""
-    stack.compose(
-        "up", "-d", "--wait", "--no-deps", "--scale", f"predictor={replicas}", "predictor"
-    )
+    # Not --wait: on a busy machine a healthcheck may time out once, and --wait gives up.
+    stack.compose("up", "-d", "--no-deps", "--scale", f"predictor={replicas}", "predictor")
     containers = stack.containers("predictor")
     assert len(containers) == replicas
+    stack.wait_for(
+        lambda: all(map(healthy, containers)), f"{replicas} healthy predictors", timeout_s=120
+    )
     return containers
+
+
+def healthy(container: str) -> bool:
+    """True when the container's healthcheck says healthy."""
+    status = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Health.Status}}", container],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return status.stdout.strip() == "healthy"
 
 
 def infer_calls(stack: ComposeStack, container: str, protocol: str) -> float:
@@ -75,19 +88,7 @@ def docker(*args: str) -> None:
 def restart(stack: ComposeStack, container: str) -> None:
     """Start ``container`` again and wait until it is healthy and the api is ready."""
     docker("start", container)
-    stack.wait_for(
-        lambda: (
-            subprocess.run(
-                ["docker", "inspect", "-f", "{{.State.Health.Status}}", container],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            == "healthy"
-        ),
-        f"{container} healthy again",
-        timeout_s=60,
-    )
+    stack.wait_for(lambda: healthy(container), f"{container} healthy again", timeout_s=120)
     stack.wait_ready()
 
 
