@@ -36,7 +36,9 @@ def stack(protocol: str) -> Iterator[ComposeStack]:
 def scale(stack: ComposeStack, replicas: int) -> list[str]:
     """``replicas`` predictors running and healthy; their container ids."""
     # Not --wait: on a busy machine a healthcheck may time out once, and --wait gives up.
-    stack.compose("up", "-d", "--no-deps", "--scale", f"predictor={replicas}", "predictor")
+    stack.compose(
+        "up", "-d", "--no-deps", "--no-recreate", "--scale", f"predictor={replicas}", "predictor"
+    )
     containers = stack.containers("predictor")
     assert len(containers) == replicas
     stack.wait_for(
