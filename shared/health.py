@@ -3,7 +3,9 @@
 Liveness says the process answers. Readiness says it can do its job: the
 model is loaded and every dependency answers. Services register one async
 check per dependency; ``GET /health/ready`` runs them all and answers 503
-with ``Retry-After`` and the failing checks' reasons while any fails.
+with ``Retry-After`` and the failing checks' reasons while any fails. A
+service that is about to stop says so first (:meth:`Readiness.drain`): it
+fails readiness while it still serves, so that callers move away.
 """
 
 import asyncio
@@ -26,13 +28,27 @@ class Readiness:
 
     def __init__(self) -> None:
         self.checks: dict[str, Check] = {}
+        self.draining = False
+        self._on_drain: list[Callable[[], Awaitable[None]]] = []
 
     def add(self, name: str, check: Check) -> None:
         """Register ``check`` under ``name`` (e.g. ``model``, ``redis``)."""
         self.checks[name] = check
 
+    def on_drain(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` when the service starts draining (e.g. tell gRPC health NOT_SERVING)."""
+        self._on_drain.append(hook)
+
+    async def drain(self) -> None:
+        """From now on, not ready (the service is stopping); run the drain hooks."""
+        self.draining = True
+        for hook in self._on_drain:
+            await hook()
+
     async def failures(self) -> dict[str, str]:
         """The reasons of the checks that fail now, by name (empty when ready)."""
+        if self.draining:
+            return {"shutdown": "draining: the service is stopping"}
         results = await asyncio.gather(*(self._run(check) for check in self.checks.values()))
         return {name: reason for name, reason in zip(self.checks, results, strict=True) if reason}
 

@@ -35,6 +35,12 @@ class ServiceSettings(_EnvSettings):
     graceful_shutdown_s: float = Field(
         10.0, ge=0, description="How long in-flight requests may finish after SIGTERM."
     )
+    drain_s: float = Field(
+        0.0,
+        ge=0,
+        description="After SIGTERM, fail readiness but keep serving this long before "
+        "stopping, so that callers move to other replicas first (called tiers).",
+    )
 
 
 class ModelSettings(_EnvSettings):

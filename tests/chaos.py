@@ -131,6 +131,7 @@ class Load:
     example: Any = None
     content_type: str = "application/json"
     image: bytes = b""
+    pause_s: float = PAUSE_S  # between one thread's requests (0: back to back)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -195,7 +196,7 @@ class Load:
                 with self._lock:
                     self.samples.append(Sample(sent, time.monotonic(), ok))
                     self.accepted.extend(ids)
-                time.sleep(PAUSE_S)
+                time.sleep(self.pause_s)
 
     def rate(self, start: float, end: float) -> float:
         """Requests per second sent in ``[start, end)``."""

@@ -135,6 +135,25 @@ class ComposeStack:
                 return found
             time.sleep(0.1)
 
+    def containers(self, service: str) -> list[str]:
+        """The ids of ``service``'s running containers (one per replica), in a stable order."""
+        return sorted(self.compose("ps", "-q", service).split())
+
+    def metrics_of(self, container: str, port: int = 8080) -> str:
+        """The ``/metrics`` page of one container (its port need not be published)."""
+        script = (
+            "import urllib.request as u; print(u.urlopen("
+            f"'http://127.0.0.1:{port}/metrics', timeout=5).read().decode())"
+        )
+        result = subprocess.run(
+            ["docker", "exec", container, "python", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return result.stdout
+
     @contextmanager
     def paused(self, *services: str) -> Iterator[None]:
         """``services`` frozen (``docker compose pause``) for the block: too slow to answer."""

@@ -1,13 +1,16 @@
 """Call a V2 predictor over gRPC from an async service.
 
 One :class:`V2Client` per peer, made at start and closed at shutdown: it keeps
-one channel (HTTP/2 connection reused by every call), puts a deadline on every
-call, passes the request id along, and turns the predictor's failures into
-the errors a client of the api can act on: 503 (down: connection refused, no
-address) or 504 (too slow), each naming the peer. The channel reconnects by
-itself, with a short backoff, when the predictor comes back.
+one channel (an HTTP/2 connection to each replica, reused by every call), puts a
+deadline on every call, passes the request id along, and turns the predictor's
+failures into the errors a client of the api can act on: 503 (down: connection
+refused, no address) or 504 (too slow), each naming the peer. The channel spreads
+calls over the peer's replicas and retries a call that failed as UNAVAILABLE once
+on another (:mod:`shared.v2.replicas`), and reconnects by itself, with a short
+backoff, when a predictor comes back.
 """
 
+import json
 import logging
 import time
 from typing import Any
@@ -27,6 +30,12 @@ from shared.logs import request_id_var
 from shared.metrics import LATENCY_BUCKETS
 from shared.v2.proto import inference_pb2 as pb
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
+from shared.v2.replicas import (
+    OUTBOUND_RETRIES,
+    PREVIOUS_ATTEMPTS_KEY,
+    ReplicaSettings,
+    grpc_service_config,
+)
 from shared.v2.tensors import DTYPES, datatype_of
 
 log = logging.getLogger("shared.v2.client")
@@ -39,24 +48,65 @@ OUTBOUND_LATENCY = Histogram(
 )
 
 # Reconnect quickly after the peer restarts (gRPC's defaults back off up to two minutes).
-CHANNEL_OPTIONS = [
+RECONNECT_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.enable_retries", 0),
 ]
+#: A call whose request is larger than this is not retried (gRPC keeps it to replay it).
+RETRY_BUFFER_BYTES = 8 * 1024 * 1024
+
+
+def channel_target(target: str) -> str:
+    """``target`` as a gRPC target: ``host:port`` through the DNS resolver, so that every
+    replica's address is found; a target naming its resolver (``ipv4:``, ``dns:///``) as is."""
+    if "://" in target or target.startswith(("ipv4:", "ipv6:", "unix:")):
+        return target
+    return f"dns:///{target}"
+
+
+def channel_options(settings: ReplicaSettings) -> list[tuple[str, str | int]]:
+    """The options of a channel to a peer: its service config, retries on, how often
+    DNS may be asked again, fast reconnects."""
+    return [
+        ("grpc.service_config", json.dumps(grpc_service_config(settings))),
+        ("grpc.service_config_disable_resolution", 1),  # the config is ours, not DNS's
+        ("grpc.enable_retries", 1 if settings.peer_retries else 0),
+        ("grpc.per_rpc_retry_buffer_size", RETRY_BUFFER_BYTES),
+        ("grpc.dns_min_time_between_resolutions_ms", int(settings.peer_resolve_interval_s * 1000)),
+        *RECONNECT_OPTIONS,
+    ]
+
+
+def previous_attempts(metadata: grpc.aio.Metadata | None) -> int:
+    """How many attempts came before the call the predictor answered (0: none, or a
+    predictor that does not say)."""
+    for key, value in metadata or ():
+        if key == PREVIOUS_ATTEMPTS_KEY and str(value).isdigit():
+            return int(value)
+    return 0
 
 
 class V2Client:
-    """An Open Inference Protocol client for one predictor (``host:port``)."""
+    """An Open Inference Protocol client for one predictor (``host:port``, any number of
+    replicas behind the name); ``replicas``: how calls spread and retry (the defaults of
+    :class:`ReplicaSettings` when None)."""
 
-    def __init__(self, target: str, timeout_s: float, peer: str = "predictor") -> None:
+    def __init__(
+        self,
+        target: str,
+        timeout_s: float,
+        peer: str = "predictor",
+        replicas: ReplicaSettings | None = None,
+    ) -> None:
         self.target = target
         self.timeout_s = timeout_s
         self.peer = peer
-        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        options = channel_options(replicas or ReplicaSettings())
+        self.channel = grpc.aio.insecure_channel(channel_target(target), options=options)
         self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+        self._retries = OUTBOUND_RETRIES.labels(peer)
 
     async def close(self) -> None:
         """Close the channel (waits for calls in flight)."""
@@ -65,6 +115,11 @@ class V2Client:
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         request_id = request_id_var.get()
         return (("x-request-id", request_id),) if request_id else ()
+
+    def _count_retries(self, metadata: grpc.aio.Metadata | None) -> None:
+        retried = previous_attempts(metadata)
+        if retried:
+            self._retries.inc(retried)
 
     def _error(self, exc: grpc.aio.AioRpcError, timeout_s: float | None = None) -> ServiceError:
         code = exc.code()
@@ -131,11 +186,12 @@ class V2Client:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            answer = await self.stub.ModelInfer(
-                request, timeout=deadline, metadata=self._metadata()
-            )
+            call = self.stub.ModelInfer(request, timeout=deadline, metadata=self._metadata())
+            answer = await call
+            self._count_retries(await call.trailing_metadata())
         except grpc.aio.AioRpcError as exc:
             outcome = exc.code().name.lower()
+            self._count_retries(exc.trailing_metadata())
             raise self._error(exc, deadline) from None
         finally:
             OUTBOUND_LATENCY.labels(self.peer, outcome).observe(time.perf_counter() - started)

@@ -24,6 +24,7 @@ from shared.metrics import LATENCY_BUCKETS, stage
 from shared.v2 import tensors
 from shared.v2.proto import inference_pb2 as pb
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
+from shared.v2.replicas import PREVIOUS_ATTEMPTS_KEY
 from shared.v2.repository import ModelNotFound, ModelRepository, infer
 from shared.v2.tensors import TensorError
 
@@ -55,11 +56,16 @@ Response = TypeVar("Response")
 Servicer = TypeVar("Servicer", bound=pb_grpc.GRPCInferenceServiceServicer)
 
 
-def _request_id(context: grpc.aio.ServicerContext) -> str | None:
+def _request_context(context: grpc.aio.ServicerContext) -> str | None:
+    """The caller's request id; says how many attempts came before this call (a retry by
+    the caller's channel) in the answer's trailing metadata, for the caller to count."""
+    request_id = None
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id":
-            return value if isinstance(value, str) else value.decode()
-    return None
+            request_id = value if isinstance(value, str) else value.decode()
+        elif key == "grpc-previous-rpc-attempts":
+            context.set_trailing_metadata(((PREVIOUS_ATTEMPTS_KEY, str(value)),))
+    return request_id
 
 
 def rpc(
@@ -72,7 +78,7 @@ def rpc(
         self: Servicer, request: Request, context: grpc.aio.ServicerContext
     ) -> Response:
         started = time.perf_counter()
-        token = request_id_var.set(_request_id(context))
+        token = request_id_var.set(_request_context(context))
         code = grpc.StatusCode.OK
         try:
             return await method(self, request, context)

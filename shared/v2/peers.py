@@ -21,14 +21,16 @@ import numpy as np
 from pydantic import Field
 
 from shared.model import ModelError, ModelMetadata, load_metadata
-from shared.settings import ModelSettings, _EnvSettings
+from shared.settings import ModelSettings
 from shared.v2.client import V2Client
 from shared.v2.coalesce import Coalescer, batchable
+from shared.v2.replicas import ReplicaSettings
 from shared.v2.rest_client import V2RestClient
 
 
-class PeerCallSettings(_EnvSettings):
-    """How an api's calls to a predictor share the way (:mod:`shared.v2.coalesce`)."""
+class PeerCallSettings(ReplicaSettings):
+    """How an api's calls to a predictor share the way (:mod:`shared.v2.coalesce`), spread
+    over its replicas and are retried (:class:`ReplicaSettings`)."""
 
     peer_max_calls_in_flight: int = Field(
         1,
@@ -48,11 +50,14 @@ class PredictorPeerSettings(ModelSettings, PeerCallSettings):
     predictor_timeout_s: float = Field(1.0, gt=0, description="Deadline of one predictor call.")
 
 
-def v2_client(url: str, timeout_s: float, peer: str) -> V2Client | V2RestClient:
-    """The client for a predictor at ``url``: REST for ``http(s)://host:port``, else gRPC."""
+def v2_client(
+    url: str, timeout_s: float, peer: str, replicas: ReplicaSettings | None = None
+) -> V2Client | V2RestClient:
+    """The client for a predictor at ``url``: REST for ``http(s)://host:port``, else gRPC;
+    ``replicas``: how its calls spread and retry."""
     if url.startswith(("http://", "https://")):
-        return V2RestClient(url, timeout_s, peer)
-    return V2Client(url, timeout_s, peer)
+        return V2RestClient(url, timeout_s, peer, replicas)
+    return V2Client(url, timeout_s, peer, replicas)
 
 
 class ModelPeer:
@@ -103,7 +108,7 @@ class ModelPeer:
         """Open the channel; calls get ``timeout_s`` unless they say otherwise, and share
         the way as ``calls`` says (the defaults of :class:`PeerCallSettings` when None)."""
         calls = calls or PeerCallSettings()
-        self.client = v2_client(self.url, timeout_s, self.role)
+        self.client = v2_client(self.url, timeout_s, self.role, calls)
         if calls.peer_max_calls_in_flight and batchable(self.metadata):
             self.coalescer = Coalescer(
                 self.role, self._call, calls.peer_max_calls_in_flight, calls.peer_max_batch_rows

@@ -3,8 +3,12 @@
 Serves the models of the repository over the Open Inference Protocol, gRPC
 on ``GRPC_PORT`` (with the standard ``grpc.health.v1`` service, for
 healthchecks) and REST on ``PORT`` (plus ``/health/*`` and ``/metrics``), in
-one process and one event loop. SIGTERM stops taking new calls, lets the ones
-in flight finish (``GRACEFUL_SHUTDOWN_S``) and exits.
+one process and one event loop. SIGTERM first drains (``DRAIN_S``): readiness
+fails and the gRPC health service says NOT_SERVING, so that callers move to
+other replicas, while every call is still served; then it stops taking new
+calls, lets the ones in flight finish (``GRACEFUL_SHUTDOWN_S``) and exits. Each
+gRPC connection is closed gracefully after ``GRPC_MAX_CONNECTION_AGE_S``, so
+that callers look the replicas up again and spread over new ones.
 """
 
 import logging
@@ -12,7 +16,6 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import grpc
-import uvicorn
 from fastapi import FastAPI
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pydantic import Field
@@ -21,7 +24,7 @@ from shared.app import create_app
 from shared.health import Readiness
 from shared.logs import configure_logging
 from shared.metrics import record_model
-from shared.serve import uvicorn_config
+from shared.serve import server_for
 from shared.settings import ModelSettings, ServiceSettings, _EnvSettings
 from shared.v2.grpc_server import InferenceServicer
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
@@ -38,12 +41,29 @@ class GrpcSettings(_EnvSettings):
     grpc_max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Larger gRPC messages are refused."
     )
+    grpc_max_connection_age_s: float = Field(
+        5.0,
+        gt=0,
+        description="Each client connection is closed gracefully after about this long: "
+        "the client reconnects at once and looks the replicas up again, so that new "
+        "replicas get calls within seconds.",
+    )
+
+
+#: How long calls in flight on a connection closed for its age may take to finish.
+CONNECTION_AGE_GRACE_MS = 30_000
 
 
 class PredictorSettings(ServiceSettings, ModelSettings, GrpcSettings):
     """The predictor's settings: its two ports and the models it serves."""
 
     service_name: str = "predictor"
+    drain_s: float = Field(
+        2.0,
+        ge=0,
+        description="After SIGTERM, fail readiness (gRPC health NOT_SERVING) but keep "
+        "serving this long before stopping, so that callers move to other replicas first.",
+    )
     models: str = Field("", description="Comma-separated name[:version]; empty serves every model.")
     delay_ms: float = Field(
         0,
@@ -92,6 +112,8 @@ def grpc_server_for(
         ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
         ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
         ("grpc.so_reuseport", 0),
+        ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", CONNECTION_AGE_GRACE_MS),
     ]
     server = grpc.aio.server(options=options)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
@@ -103,23 +125,27 @@ def grpc_server_for(
 
 
 def serving(
-    grpc_server: grpc.aio.Server, port: int, grace_s: float
+    grpc_server: grpc.aio.Server, port: int, grace_s: float, readiness: Readiness | None = None
 ) -> AbstractAsyncContextManager[None]:
-    """Serve ``grpc_server`` for the life of the block (an app's lifespan), then drain it.
+    """Serve ``grpc_server`` for the life of the block (an app's lifespan), then stop it.
 
-    Health says SERVING once it listens, NOT_SERVING when the block ends; calls in
-    flight get ``grace_s`` to finish.
+    Health says SERVING once it listens, NOT_SERVING when ``readiness`` drains (the
+    service is stopping: callers that watch health, as :mod:`shared.v2.client` does,
+    move away at once) or the block ends; calls in flight get ``grace_s`` to finish.
     """
+    health_servicer = grpc_server.health  # type: ignore[attr-defined]
+    if readiness is not None:
+        readiness.on_drain(health_servicer.enter_graceful_shutdown)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         await grpc_server.start()
-        await grpc_server.health.set("", health_pb2.HealthCheckResponse.SERVING)  # type: ignore[attr-defined]
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("gRPC listening on port %d", port)
         try:
             yield
         finally:
-            await grpc_server.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
+            await health_servicer.enter_graceful_shutdown()
             await grpc_server.stop(grace_s)
 
     return lifespan()
@@ -137,15 +163,18 @@ async def serve(settings: PredictorSettings) -> None:
             "DELAY_MS=%g: every inference waits that long (demonstrations only)", settings.delay_ms
         )
     grpc_server = build_grpc_server(repository, settings)
+    app = build_app(repository, settings)
+    grpc_serving = serving(
+        grpc_server, settings.grpc_port, settings.graceful_shutdown_s, app.state.readiness
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with serving(grpc_server, settings.grpc_port, settings.graceful_shutdown_s):
+        async with grpc_serving:
             yield
 
-    app = build_app(repository, settings)
     app.router.lifespan_context = lifespan
-    await uvicorn.Server(uvicorn_config(app, settings)).serve()
+    await server_for(app, settings).serve()
 
 
 def main() -> None:

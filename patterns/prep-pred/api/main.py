@@ -97,7 +97,7 @@ if pred is not None:
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """One channel to prep (and to the predictor) for the life of the process."""
     global prep  # noqa: PLW0603 - the one client this process uses
-    prep = V2Client(settings.prep_url, settings.request_timeout_s, peer="prep")
+    prep = V2Client(settings.prep_url, settings.request_timeout_s, "prep", settings)
     async with connected([pred] if pred is not None else [], settings.request_timeout_s, settings):
         yield
     await prep.close()

@@ -236,7 +236,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     record_model(PREP_MODEL, metadata.version)
     async with (
         connected([pred] if pred is not None else [], settings.pred_timeout_s, settings),
-        serving(grpc_server, settings.grpc_port, settings.graceful_shutdown_s),
+        serving(grpc_server, settings.grpc_port, settings.graceful_shutdown_s, readiness),
     ):
         yield
 
