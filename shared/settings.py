@@ -35,6 +35,12 @@ class ServiceSettings(_EnvSettings):
     graceful_shutdown_s: float = Field(
         10.0, ge=0, description="How long in-flight requests may finish after SIGTERM."
     )
+    web_concurrency: int = Field(
+        1,
+        ge=1,
+        description="Server processes in the container, on one port (shared.serve; "
+        "HTTP apis only).",
+    )
 
 
 class ModelSettings(_EnvSettings):
