@@ -4,6 +4,8 @@
 # on that stack's network (no docker-proxy in the path), with the same settings
 # for every target; figures go to loadtests/results/bench/, ratios to the screen
 # and loadtests/results/bench/ratios.md. Patterns not present are reported n/a.
+# BENCH_ONLY=web-single,scaling (a comma-separated list of the sections below:
+# web-single, sync, prediction-cache, batch, scaling) runs only those, in a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,22 +27,26 @@ wrk_in() { # pattern NAME=URL... [--one-connection NAME] [--unique NAME]: median
     --rounds "$ROUNDS"
 }
 have() { [ -f "patterns/$1/compose.yaml" ]; }
+wanted() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 up() { compose "$1" up --build --wait --remove-orphans >/dev/null 2>&1 || { compose "$1" up --build --wait; }; }
 down() { compose "$1" --profile bench down --volumes --remove-orphans >/dev/null 2>&1 || true; }
 
-echo "--- web-single, the bare endpoint, raw onnxruntime"
-up web-single
-compose web-single build loadtest >/dev/null 2>&1
-compose web-single --profile bench up -d --wait bare bare-fastapi >/dev/null 2>&1
-# In turns, round after round: the serving-overhead and framework ratios compare
-# targets measured in the same rounds.
-wrk_in web-single bare=http://bare:8080/predict bare-fastapi=http://bare-fastapi:8080/predict \
-  web-single=http://api:8080/predict "web-single, 1 connection=http://api:8080/predict" \
-  --one-connection "web-single, 1 connection"
-compose web-single exec -T api python - <loadtests/bench/inference.py >"$out/inference.json"
-down web-single
+if wanted web-single; then
+  echo "--- web-single in 1 and 2 server processes, the bare endpoint, nginx, raw onnxruntime"
+  up web-single
+  compose web-single build loadtest nginx >/dev/null 2>&1
+  compose web-single --profile bench up -d --wait bare bare-fastapi nginx api-2-processes \
+    >/dev/null 2>&1
+  # In turns, round after round: each ratio compares targets measured in the same rounds.
+  wrk_in web-single nginx=http://nginx:8080/predict bare=http://bare:8080/predict \
+    bare-fastapi=http://bare-fastapi:8080/predict web-single=http://api:8080/predict \
+    "web-single, 2 processes=http://api-2-processes:8080/predict" \
+    "web-single, 1 connection=http://api:8080/predict" --one-connection "web-single, 1 connection"
+  compose web-single exec -T api python - <loadtests/bench/inference.py >"$out/inference.json"
+  down web-single
+fi
 
-if have sync; then
+if have sync && wanted sync; then
   echo "--- sync: one predictor call a request, coalesced (the default), then over REST"
   PEER_MAX_CALLS_IN_FLIGHT=0 up sync
   wrk_in sync "sync one call a request=http://api:8080/predict"
@@ -54,7 +60,7 @@ if have sync; then
   down sync
 fi
 
-if have prediction-cache; then
+if have prediction-cache && wanted prediction-cache; then
   echo "--- prediction-cache"
   up prediction-cache
   wrk_in prediction-cache cache-hit=http://api:8080/predict cache-miss=http://api:8080/predict \
@@ -62,12 +68,25 @@ if have prediction-cache; then
   down prediction-cache
 fi
 
-if have batch && grep -q '^batch-bench:' Makefile; then
+if have batch && wanted batch && grep -q '^batch-bench:' Makefile; then
   echo "--- batch"
   # The bench prints its figures as one JSON line, last.
   COMPOSE_PROJECT_NAME=mlsp-bench-batch make --no-print-directory batch-bench \
     | tee /dev/stderr | tail -n1 >"$out/batch.json"
   compose batch --profile "*" down --volumes --remove-orphans >/dev/null 2>&1 || true
+fi
+
+if have prediction-cache && wanted scaling; then
+  echo "--- scaling: prediction-cache's predictor (iris-boosted, CPU-bound), 1 and 2 replicas"
+  # Each replica by its own address: the tier's capacity, whichever client spreads the calls.
+  compose prediction-cache up --build --wait --remove-orphans --scale predictor=2 >/dev/null 2>&1
+  infer=8080/v2/models/iris-boosted/infer
+  replica() { echo "http://mlsp-bench-prediction-cache-predictor-$1:$infer"; }
+  body='{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}'
+  wrk_in prediction-cache "predictor, 1 replica=$(replica 1)" \
+    "predictor, 2 replicas=$(replica 1),$(replica 2)" \
+    --body "predictor, 1 replica=$body" --body "predictor, 2 replicas=$body"
+  down prediction-cache
 fi
 
 compose web-single run --rm --no-deps --entrypoint python loadtest -m loadtests.bench.report \
