@@ -8,6 +8,11 @@
 # web-single, sync, prediction-cache, batch, scaling) runs only those, in a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+SECTIONS="web-single sync prediction-cache batch scaling"
+for section in ${BENCH_ONLY//,/ }; do
+  [[ " $SECTIONS " == *" $section "* ]] || {
+    echo "Unknown section '$section' in BENCH_ONLY. Choose from: ${SECTIONS// /, }" >&2; exit 2; }
+done
 
 SECONDS_PER_TARGET=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}

@@ -103,7 +103,7 @@ def run(
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            for url, share in zip(urls, _shares(connections, len(urls)), strict=True)
+            for url, share in zip(urls, connection_shares(connections, len(urls)), strict=True)
         ]  # fmt: skip
         outputs = [wrk.communicate()[0] for wrk in wrks]
         for wrk, url in zip(wrks, urls, strict=True):
@@ -112,7 +112,7 @@ def run(
     return combined([parse(output) for output in outputs])
 
 
-def _shares(connections: int, parts: int) -> list[int]:
+def connection_shares(connections: int, parts: int) -> list[int]:
     """``connections`` split as evenly as they go into ``parts``."""
     return [connections // parts + (i < connections % parts) for i in range(parts)]
 
