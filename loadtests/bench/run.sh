@@ -17,7 +17,7 @@ done
 SECONDS_PER_TARGET=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 ROUNDS=${BENCH_ROUNDS:-3}
-# The bench's stacks are projects of their own (mlsp-bench-<pattern>), so a stack
+# The bench's stacks are projects of their own (mlsp-bench-<pattern>[-MLSP_TAG]), so a stack
 # left up by `make up` is neither reused nor taken down (nor its volumes wiped),
 # and wrk runs on each stack's own network: the api's published port only has to
 # be free.
@@ -25,7 +25,9 @@ API_PORT=${BENCH_API_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.b
 export API_PORT
 out=loadtests/results/bench
 mkdir -p "$out" && rm -f "$out"/*.json
-compose() { COMPOSE_PROJECT_NAME="mlsp-bench-$1" ./compose/compose.sh -f "patterns/$1/compose.yaml" "${@:2}"; }
+# MLSP_TAG (when set) names the projects too, so two checkouts' benches never share one.
+project() { echo "mlsp-bench-$1${MLSP_TAG:+-$MLSP_TAG}"; }
+compose() { COMPOSE_PROJECT_NAME=$(project "$1") ./compose/compose.sh -f "patterns/$1/compose.yaml" "${@:2}"; }
 wrk_in() { # pattern NAME=URL... [--one-connection NAME] [--unique NAME]: medians of ROUNDS turns
   compose "$1" run --rm --no-deps --entrypoint python loadtest -m loadtests.bench.wrk \
     /results/bench "${@:2}" --seconds "$SECONDS_PER_TARGET" --connections "$CONNECTIONS" \
@@ -33,14 +35,17 @@ wrk_in() { # pattern NAME=URL... [--one-connection NAME] [--unique NAME]: median
 }
 have() { [ -f "patterns/$1/compose.yaml" ]; }
 wanted() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
-up() { compose "$1" up --build --wait --remove-orphans >/dev/null 2>&1 || { compose "$1" up --build --wait; }; }
+up() { # pattern [up options...]; the output is shown only when the first try fails
+  compose "$1" up --build --wait --remove-orphans "${@:2}" >/dev/null 2>&1 \
+    || compose "$1" up --build --wait "${@:2}"
+}
 down() { compose "$1" --profile bench down --volumes --remove-orphans >/dev/null 2>&1 || true; }
 
 if wanted web-single; then
   echo "--- web-single in 1 and 2 server processes, the bare endpoint, nginx, raw onnxruntime"
   up web-single
   compose web-single build loadtest nginx >/dev/null 2>&1
-  compose web-single --profile bench up -d --wait bare bare-fastapi nginx api-2-processes \
+  compose web-single --profile bench up -d --wait --no-deps bare bare-fastapi nginx api-2-processes \
     >/dev/null 2>&1
   # In turns, round after round: each ratio compares targets measured in the same rounds.
   wrk_in web-single nginx=http://nginx:8080/predict bare=http://bare:8080/predict \
@@ -76,7 +81,7 @@ fi
 if have batch && wanted batch && grep -q '^batch-bench:' Makefile; then
   echo "--- batch"
   # The bench prints its figures as one JSON line, last.
-  COMPOSE_PROJECT_NAME=mlsp-bench-batch make --no-print-directory batch-bench \
+  COMPOSE_PROJECT_NAME=$(project batch) make --no-print-directory batch-bench \
     | tee /dev/stderr | tail -n1 >"$out/batch.json"
   compose batch --profile "*" down --volumes --remove-orphans >/dev/null 2>&1 || true
 fi
@@ -84,9 +89,8 @@ fi
 if have prediction-cache && wanted scaling; then
   echo "--- scaling: prediction-cache's predictor (iris-boosted, CPU-bound), 1 and 2 replicas"
   # Each replica by its own address: the tier's capacity, whichever client spreads the calls.
-  compose prediction-cache up --build --wait --remove-orphans --scale predictor=2 >/dev/null 2>&1
-  infer=8080/v2/models/iris-boosted/infer
-  replica() { echo "http://mlsp-bench-prediction-cache-predictor-$1:$infer"; }
+  up prediction-cache --scale predictor=2
+  replica() { echo "http://$(project prediction-cache)-predictor-$1:8080/v2/models/iris-boosted/infer"; }
   body='{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}'
   wrk_in prediction-cache "predictor, 1 replica=$(replica 1)" \
     "predictor, 2 replicas=$(replica 1),$(replica 2)" \
