@@ -34,32 +34,39 @@ def _need(figures: Figures, *names: str) -> bool:
     return all(name in figures for name in names)
 
 
-def _rps_over(
-    numerator: str, denominator: str, shown_as: tuple[str, str] | None = None
+# How each figure a ratio can compare is shown in its inputs.
+_SHOWN = {"rps": "{:.0f} req/s", "p50_ms": "p50 {:.2f} ms"}
+
+
+def _ratio_of(
+    figure: str, numerator: str, denominator: str, shown_as: tuple[str, str] | None = None
 ) -> Callable[[Figures], tuple[float, str] | None]:
-    """The ratio of two targets' requests/s, each named as its figure file is
-    (and shown in the inputs as ``shown_as``, when given)."""
+    """The ratio of two targets' ``figure``, each target named as its figure
+    file is (and shown in the inputs as ``shown_as``, when given)."""
     shown = shown_as or (numerator, denominator)
 
     def compute(f: Figures) -> tuple[float, str] | None:
         if not _need(f, numerator, denominator):
             return None
-        a, b = f[numerator]["rps"], f[denominator]["rps"]
-        return a / b, f"{shown[0]} {a:.0f} req/s / {shown[1]} {b:.0f} req/s"
+        a, b = f[numerator][figure], f[denominator][figure]
+        return (
+            a / b,
+            f"{shown[0]} {_SHOWN[figure].format(a)} / {shown[1]} {_SHOWN[figure].format(b)}",
+        )
 
     return compute
+
+
+def _rps_over(
+    numerator: str, denominator: str, shown_as: tuple[str, str] | None = None
+) -> Callable[[Figures], tuple[float, str] | None]:
+    """The ratio of two targets' requests/s."""
+    return _ratio_of("rps", numerator, denominator, shown_as)
 
 
 def _p50_over(numerator: str, denominator: str) -> Callable[[Figures], tuple[float, str] | None]:
-    """The ratio of two targets' p50, each named as its figure file is."""
-
-    def compute(f: Figures) -> tuple[float, str] | None:
-        if not _need(f, numerator, denominator):
-            return None
-        a, b = f[numerator]["p50_ms"], f[denominator]["p50_ms"]
-        return a / b, f"{numerator} p50 {a:.2f} ms / {denominator} p50 {b:.2f} ms"
-
-    return compute
+    """The ratio of two targets' p50."""
+    return _ratio_of("p50_ms", numerator, denominator)
 
 
 def _batch(f: Figures) -> tuple[float, str] | None:
