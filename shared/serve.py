@@ -33,6 +33,10 @@ from shared.logs import configure_logging
 from shared.settings import ServiceSettings
 
 MULTIPROC_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
+# How long a server process may take to answer its supervisor's ping before it is
+# killed and replaced. uvicorn's 5 s is less than a start (numpy, onnxruntime, the
+# model) takes on a loaded 2-core machine: processes were replaced in a loop.
+WORKER_HEALTHCHECK_TIMEOUT_S = 60
 
 
 class ServiceConfig(uvicorn.Config):
@@ -82,6 +86,7 @@ def uvicorn_config(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT_S,
         lifespan="on",
     )
 

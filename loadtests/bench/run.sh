@@ -45,8 +45,9 @@ if wanted web-single; then
   echo "--- web-single in 1 and 2 server processes, the bare endpoint, nginx, raw onnxruntime"
   up web-single
   compose web-single build loadtest nginx >/dev/null 2>&1
-  compose web-single --profile bench up -d --wait --no-deps bare bare-fastapi nginx api-2-processes \
-    >/dev/null 2>&1
+  bench_targets=(bare bare-fastapi nginx api-2-processes)
+  compose web-single --profile bench up -d --wait --no-deps "${bench_targets[@]}" >/dev/null 2>&1 \
+    || compose web-single --profile bench up -d --wait --no-deps "${bench_targets[@]}"
   # In turns, round after round: each ratio compares targets measured in the same rounds.
   wrk_in web-single nginx=http://nginx:8080/predict bare=http://bare:8080/predict \
     bare-fastapi=http://bare-fastapi:8080/predict web-single=http://api:8080/predict \
