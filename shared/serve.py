@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import tempfile
+from typing import Any
 
 import uvicorn
 from uvicorn._types import ASGIApplication
@@ -47,7 +48,9 @@ class ServiceConfig(uvicorn.Config):
     lines are the same JSON lines, buffered the same way.
     """
 
-    def __init__(self, app: str | ASGIApplication, settings: ServiceSettings, **kwargs) -> None:
+    def __init__(
+        self, app: str | ASGIApplication, settings: ServiceSettings, **kwargs: Any
+    ) -> None:
         self.service_settings = settings  # read by configure_logging, which __init__ calls
         super().__init__(app, **kwargs)
 

@@ -24,6 +24,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 API_PORT=${BENCH_API_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 export API_PORT
 out=loadtests/results/bench
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$out" && rm -f "$out"/*.json
 # MLSP_TAG (when set) names the projects too, so two checkouts' benches never share one.
 project() { echo "mlsp-bench-$1${MLSP_TAG:+-$MLSP_TAG}"; }
@@ -100,5 +101,5 @@ if have prediction-cache && wanted scaling; then
 fi
 
 compose web-single run --rm --no-deps --entrypoint python loadtest -m loadtests.bench.report \
-  /results/bench --settings "wrk, 1 thread, $CONNECTIONS connections (or 1 where said), ${SECONDS_PER_TARGET} s per target after 2 s warm-up, one row per request; the median of $ROUNDS rounds, the targets of one stack measured in turns"
+  /results/bench --settings "load average at the start $load_at_start (other work on the machine); wrk, 1 thread, $CONNECTIONS connections (or 1 where said), ${SECONDS_PER_TARGET} s per target after 2 s warm-up, one row per request; the median of $ROUNDS rounds, the targets of one stack measured in turns"
 compose web-single down --volumes --remove-orphans >/dev/null 2>&1 || true
