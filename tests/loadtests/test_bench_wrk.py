@@ -2,7 +2,7 @@
 
 import pytest
 
-from loadtests.bench.wrk import combined, connection_shares, medians, parse, run
+from loadtests.bench.wrk import FIGURES, combined, connection_shares, medians, parse, run
 
 OUTPUT = """Running 10s test @ http://api:8080/predict
   1 threads and 16 connections
@@ -44,16 +44,10 @@ def test_a_target_keeps_the_median_of_its_rounds_and_every_error() -> None:
 
 def test_a_load_over_several_urls_sums_the_rates_and_keeps_the_worst_percentiles() -> None:
     parts = [
-        {"rps": 1000.0, "p50_ms": 5.0, "p90_ms": 9.0, "p99_ms": 20.0, "errors": 1.0},
-        {"rps": 1200.0, "p50_ms": 4.0, "p90_ms": 10.0, "p99_ms": 15.0, "errors": 0.0},
+        dict(zip(FIGURES, values, strict=True))
+        for values in [(1000.0, 5.0, 9.0, 20.0, 1.0), (1200.0, 4.0, 10.0, 15.0, 0.0)]
     ]
-    assert combined(parts) == {
-        "rps": 2200.0,
-        "p50_ms": 5.0,
-        "p90_ms": 10.0,
-        "p99_ms": 20.0,
-        "errors": 1.0,
-    }
+    assert combined(parts) == dict(zip(FIGURES, (2200.0, 5.0, 10.0, 20.0, 1.0), strict=True))
 
 
 def test_connections_are_split_evenly_over_the_urls() -> None:
