@@ -88,9 +88,11 @@ compare: ## Same load on each of PATTERNS in turn (USERS, DURATION; OBSERVE=1 ad
 	@echo "Report: loadtests/reports/comparison.md and comparison.png"
 
 .PHONY: bench
-bench: ## Ratios side by side in one run: serving overhead, hop cost, cache value, batch, raw inference
-	./loadtests/bench/run.sh
-	@mkdir -p loadtests/reports && cp loadtests/results/bench/ratios.md loadtests/reports/bench.md
+bench: ## Ratios side by side in one run: transport ceiling (nginx) at 1 and 2 api processes, serving overhead, hop cost, cache value, batch, scaling, raw inference; BENCH_ONLY=web-single,scaling for a few minutes
+	BENCH_ONLY="$(BENCH_ONLY)" ./loadtests/bench/run.sh
+	@if [ -z "$(BENCH_ONLY)" ]; then mkdir -p loadtests/reports \
+	  && cp loadtests/results/bench/ratios.md loadtests/reports/bench.md; \
+	else echo "BENCH_ONLY: loadtests/reports/bench.md left as it was (ratios: loadtests/results/bench/ratios.md)"; fi
 
 .PHONY: starter
 starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORCE=1 to write over)

@@ -7,19 +7,28 @@
   (``decode``, ``inference``, ``cache_lookup``, ...), via :func:`stage`.
 * ``mlsp_model_info{model,version}``: which model a service serves.
 
-One process per container (scale with replicas), so the default registry is
-the whole story and no multiprocess mode is needed.
+An api served by several processes (``WEB_CONCURRENCY``, :mod:`shared.serve`)
+runs prometheus_client in multiprocess mode: each process writes its values
+to files in ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` answers their sum,
+whichever process serves the scrape. A gauge says how its processes' values
+combine (``multiprocess_mode``); one that does not is reported per process,
+with a ``pid`` label.
 """
 
+import functools
+import os
 import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
 )
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,7 +55,12 @@ STAGE_LATENCY = Histogram(
     ["stage"],
     buckets=LATENCY_BUCKETS,
 )
-MODEL_INFO = Gauge("mlsp_model_info", "The model a service serves (value 1).", ["model", "version"])
+MODEL_INFO = Gauge(
+    "mlsp_model_info",
+    "The model a service serves (value 1).",
+    ["model", "version"],
+    multiprocess_mode="max",  # every process serves the same model: one series
+)
 
 
 class stage:  # noqa: N801 - used like a function: `with stage("inference"):`
@@ -78,6 +92,17 @@ def record_model(name: str, version: str) -> None:
     MODEL_INFO.labels(name, version).set(1)
 
 
+@functools.cache
+def scraped_registry() -> CollectorRegistry:
+    """What ``/metrics`` reports: this process's registry, or with
+    ``PROMETHEUS_MULTIPROC_DIR`` set, the sum of every process's values."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
 async def metrics_endpoint(_: Request) -> Response:
     """``GET /metrics`` in the Prometheus text format."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(scraped_registry()), media_type=CONTENT_TYPE_LATEST)

@@ -41,6 +41,12 @@ class ServiceSettings(_EnvSettings):
         description="After SIGTERM, fail readiness but keep serving this long before "
         "stopping, so that callers move to other replicas first (called tiers).",
     )
+    web_concurrency: int = Field(
+        1,
+        ge=1,
+        description="Server processes in the container, on one port (shared.serve; "
+        "HTTP apis only).",
+    )
 
 
 class ModelSettings(_EnvSettings):

@@ -52,3 +52,9 @@ def test_batch_commands_work_on_the_batch_stack_whatever_pattern_says() -> None:
     assert "compose.sh -f patterns/batch/compose.yaml ps --services --status running" in dry.stdout
     assert "|| ./compose/compose.sh -f patterns/batch/compose.yaml up --build --wait" in dry.stdout
     assert "compose.sh -f patterns/batch/compose.yaml run --rm ctl run --wait" in dry.stdout
+
+
+def test_an_unknown_bench_section_is_refused_before_anything_starts() -> None:
+    result = make("bench", "BENCH_ONLY=web-single,nope")
+    assert result.returncode != 0
+    assert "Unknown section 'nope' in BENCH_ONLY. Choose from: web-single, sync," in result.stderr

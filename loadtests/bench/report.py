@@ -34,30 +34,39 @@ def _need(figures: Figures, *names: str) -> bool:
     return all(name in figures for name in names)
 
 
-def _serving_overhead(f: Figures) -> tuple[float, str] | None:
-    if not _need(f, "web-single", "bare"):
-        return None
-    ws, bare = f["web-single"]["rps"], f["bare"]["rps"]
-    return ws / bare, f"web-single {ws:.0f} req/s / bare endpoint {bare:.0f} req/s"
+# How each figure a ratio can compare is shown in its inputs.
+_SHOWN = {"rps": "{:.0f} req/s", "p50_ms": "p50 {:.2f} ms"}
 
 
-def _framework(f: Figures) -> tuple[float, str] | None:
-    if not _need(f, "bare", "bare-fastapi"):
-        return None
-    ours, plain = f["bare"]["rps"], f["bare-fastapi"]["rps"]
-    return ours / plain, f"bare endpoint {ours:.0f} req/s / plain FastAPI route {plain:.0f} req/s"
-
-
-def _p50_over(numerator: str, denominator: str) -> Callable[[Figures], tuple[float, str] | None]:
-    """The ratio of two targets' p50, each named as its figure file is."""
+def _ratio_of(
+    figure: str, numerator: str, denominator: str, shown_as: tuple[str, str] | None = None
+) -> Callable[[Figures], tuple[float, str] | None]:
+    """The ratio of two targets' ``figure``, each target named as its figure
+    file is (and shown in the inputs as ``shown_as``, when given)."""
+    shown = shown_as or (numerator, denominator)
 
     def compute(f: Figures) -> tuple[float, str] | None:
         if not _need(f, numerator, denominator):
             return None
-        a, b = f[numerator]["p50_ms"], f[denominator]["p50_ms"]
-        return a / b, f"{numerator} p50 {a:.2f} ms / {denominator} p50 {b:.2f} ms"
+        a, b = f[numerator][figure], f[denominator][figure]
+        return (
+            a / b,
+            f"{shown[0]} {_SHOWN[figure].format(a)} / {shown[1]} {_SHOWN[figure].format(b)}",
+        )
 
     return compute
+
+
+def _rps_over(
+    numerator: str, denominator: str, shown_as: tuple[str, str] | None = None
+) -> Callable[[Figures], tuple[float, str] | None]:
+    """The ratio of two targets' requests/s."""
+    return _ratio_of("rps", numerator, denominator, shown_as)
+
+
+def _p50_over(numerator: str, denominator: str) -> Callable[[Figures], tuple[float, str] | None]:
+    """The ratio of two targets' p50."""
+    return _ratio_of("p50_ms", numerator, denominator)
 
 
 def _batch(f: Figures) -> tuple[float, str] | None:
@@ -84,16 +93,34 @@ def _raw_inference(f: Figures) -> tuple[float, str] | None:
 
 RATIOS = [
     Ratio(
+        "transport ceiling",
+        "share of nginx's rate (a fixed answer, C) web-single keeps, one server process",
+        ">= 0.5",
+        _rps_over("web-single", "nginx"),
+    ),
+    Ratio(
+        "transport ceiling, 2 processes",
+        "the same with the api in two server processes (WEB_CONCURRENCY=2)",
+        ">= 0.5",
+        _rps_over("web-single, 2 processes", "nginx"),
+    ),
+    Ratio(
+        "server processes",
+        "web-single in two server processes over one",
+        "(report)",
+        _rps_over("web-single, 2 processes", "web-single"),
+    ),
+    Ratio(
         "serving overhead",
         "share of a bare endpoint's rate web-single keeps",
         ">= 0.70",
-        _serving_overhead,
+        _rps_over("web-single", "bare", ("web-single", "bare endpoint")),
     ),
     Ratio(
         "framework",
         "the apis' stack (request id, metrics, access log) over a plain FastAPI route, both bare",
         "(report)",
-        _framework,
+        _rps_over("bare", "bare-fastapi", ("bare endpoint", "plain FastAPI route")),
     ),
     Ratio(
         "hop cost",
@@ -132,6 +159,13 @@ RATIOS = [
         _p50_over("cache-hit", "cache-miss"),
     ),
     Ratio("batch", "rows/s with inference over the database-only rows/s", "(report)", _batch),
+    Ratio(
+        "scaling",
+        "a CPU-bound predictor (iris-boosted, REST) in two replicas over one, each replica "
+        "loaded by its own address; 2 cores shared with the load generator",
+        "(report)",
+        _rps_over("predictor, 2 replicas", "predictor, 1 replica"),
+    ),
     Ratio(
         "raw inference",
         "batched over single-row onnxruntime rows/s (the physical limit)",

@@ -1,7 +1,8 @@
 """Run wrk against one or more targets and keep their figures.
 
-    python -m loadtests.bench.wrk OUT_DIR NAME=URL [NAME=URL ...] [--rounds 3]
+    python -m loadtests.bench.wrk OUT_DIR NAME=URL[,URL...] [NAME=URL ...] [--rounds 3]
         [--seconds 10] [--connections 16] [--one-connection NAME] [--unique NAME]
+        [--body NAME=JSON]
 
 wrk (C, one thread, 16 connections by default) is used rather than Locust for
 the ratios: it needs a fraction of a core where Locust needs one, so on two
@@ -11,6 +12,10 @@ The targets are measured in turns, round after round (A B C, A B C, ...), and
 each keeps the median of its rounds: on a shared machine a target's rate can
 move by a third from one minute to the next, and a ratio of two targets
 measured in the same rounds moves much less than either of them.
+
+A target of several URLs (the replicas of one tier, each by its own address)
+is loaded through all of them at once, the connections split evenly, one wrk
+each: its rate is their sum, its percentiles the highest of theirs.
 """
 
 import argparse
@@ -23,9 +28,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+BODY = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
 LUA = """
 wrk.method = "POST"
-wrk.body = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 """
 # Unique rows per request: every request a cache miss (for the cache-value ratio).
@@ -62,20 +68,53 @@ def parse(output: str) -> dict[str, float]:
     return figures
 
 
-def run(url: str, seconds: int, connections: int, unique: bool) -> dict[str, float]:
-    """Warm up for 2 s, then measure for ``seconds``."""
-    base = ["wrk", "-t1", f"-c{connections}", "--latency"]
-    for duration in (2, seconds):  # the first run warms up
-        run_number = next(_RUN_NUMBERS)
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(LUA_UNIQUE.replace("{run}", str(run_number)) if unique else LUA)
-        done = subprocess.run(
-            [*base, "-s", script.name, f"-d{duration}s", url],
-            check=True,
-            capture_output=True,
-            text=True,
+def _script(unique: bool, body: str) -> str:
+    """A wrk Lua script file for one run."""
+    run_number = next(_RUN_NUMBERS)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            LUA_UNIQUE.replace("{run}", str(run_number)) if unique else LUA.replace("{body}", body)
         )
-    return parse(done.stdout)
+    return script.name
+
+
+def combined(parts: list[dict[str, float]]) -> dict[str, float]:
+    """The figures of one load spread over several URLs: rates and errors
+    summed, each percentile the highest of the parts'."""
+    return {
+        key: (sum if key in ("rps", "errors") else max)(part[key] for part in parts)
+        for key in FIGURES
+    }
+
+
+def run(
+    urls: list[str], seconds: int, connections: int, unique: bool, body: str = BODY
+) -> dict[str, float]:
+    """Warm up for 2 s, then measure for ``seconds``, through all ``urls`` at once."""
+    if connections < len(urls):
+        raise ValueError(f"{connections} connections cannot load {len(urls)} URLs")
+    for duration in (2, seconds):  # the first run warms up
+        wrks = [
+            subprocess.Popen(
+                [
+                    "wrk", "-t1", f"-c{share}", "--latency", "-s", _script(unique, body),
+                    f"-d{duration}s", url,
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for url, share in zip(urls, connection_shares(connections, len(urls)), strict=True)
+        ]  # fmt: skip
+        outputs = [wrk.communicate()[0] for wrk in wrks]
+        for wrk, url in zip(wrks, urls, strict=True):
+            if wrk.returncode:
+                raise subprocess.CalledProcessError(wrk.returncode, f"wrk {url}")
+    return combined([parse(output) for output in outputs])
+
+
+def connection_shares(connections: int, parts: int) -> list[int]:
+    """``connections`` split as evenly as they go into ``parts``."""
+    return [connections // parts + (i < connections % parts) for i in range(parts)]
 
 
 def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
@@ -109,13 +148,23 @@ def main() -> int:
         metavar="NAME",
         help="a different row every request for this target",
     )
+    parser.add_argument(
+        "--body",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="the request body for this target (default: one iris row for /predict)",
+    )
     args = parser.parse_args()  # fmt: skip
-    targets = dict(target.split("=", 1) for target in args.targets)
+    targets = {name: urls.split(",") for name, urls in (t.split("=", 1) for t in args.targets)}
+    bodies = dict(body.split("=", 1) for body in args.body)
     measured: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     for round_ in range(1, args.rounds + 1):
-        for name, url in targets.items():
+        for name, urls in targets.items():
             connections = 1 if name in args.one_connection else args.connections
-            figures = run(url, args.seconds, connections, name in args.unique)
+            figures = run(
+                urls, args.seconds, connections, name in args.unique, bodies.get(name, BODY)
+            )
             measured[name].append(figures)
             print(
                 f"round {round_} {name:>30}: {figures['rps']:8.0f} req/s  "

@@ -6,6 +6,10 @@ from pathlib import Path
 from loadtests.bench.report import load_figures, table
 
 FIGURES = {
+    "nginx": {"rps": 12000.0, "p50_ms": 1.0},
+    "web-single, 2 processes": {"rps": 4500.0, "p50_ms": 3.0},
+    "predictor, 1 replica": {"rps": 1000.0, "p50_ms": 16.0},
+    "predictor, 2 replicas": {"rps": 1700.0, "p50_ms": 9.0},
     "bare": {"rps": 6000.0, "p50_ms": 2.0},
     "bare-fastapi": {"rps": 4000.0, "p50_ms": 3.0},
     "web-single": {"rps": 3000.0, "p50_ms": 4.0},
@@ -31,6 +35,19 @@ def test_each_ratio_is_printed_with_its_inputs(tmp_path: Path) -> None:
         in rows["| serving overhead"]
     )
     assert "| 1.50 |" in rows["| framework"]
+    assert (
+        "| 0.25 | >= 0.5 | web-single 3000 req/s / nginx 12000 req/s |"
+        in rows["| transport ceiling"]
+    )
+    assert (
+        "| 0.38 | >= 0.5 | web-single, 2 processes 4500 req/s / nginx 12000 req/s |"
+        in rows["| transport ceiling, 2 processes"]
+    )
+    assert "| 1.50 | (report) | web-single, 2 processes 4500 req/s / " in rows["| server processes"]
+    assert (
+        "| 1.70 | (report) | predictor, 2 replicas 1700 req/s / predictor, 1 replica 1000 req/s |"
+        in rows["| scaling"]
+    )
     assert "| 1.50 | <= 1.5 | sync p50 6.00 ms / web-single p50 4.00 ms |" in rows["| hop cost"]
     assert (
         "| 3.00 | (report) | sync one call a request p50 12.00 ms / web-single p50 4.00 ms |"
@@ -45,4 +62,4 @@ def test_a_missing_pattern_is_na_not_a_crash(tmp_path: Path) -> None:
     write(tmp_path, {"web-single": FIGURES["web-single"]})
     (tmp_path / "broken.json").write_text("{not json")
     lines = table(load_figures(tmp_path), "s").splitlines()
-    assert sum("| n/a | " in line for line in lines) == 10
+    assert sum("| n/a | " in line for line in lines) == 14

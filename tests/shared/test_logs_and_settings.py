@@ -9,7 +9,14 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from shared.logs import BufferedStreamHandler, JsonFormatter, configure_logging, request_id_var
+from shared.logs import (
+    PIPE_BUF,
+    BufferedStreamHandler,
+    JsonFormatter,
+    configure_logging,
+    line_aligned_chunks,
+    request_id_var,
+)
 from shared.settings import ModelSettings, ServiceSettings
 
 
@@ -48,13 +55,13 @@ def test_configure_logging_routes_uvicorn_through_the_json_handler() -> None:
 
 
 class Pipe:
-    """A pipe whose write end is a buffered text stream; ``read()`` takes what has arrived."""
+    """A pipe whose write end is a raw binary stream; ``read()`` takes what has arrived."""
 
     def __init__(self) -> None:
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         self.reader = os.fdopen(read_fd, "rb", buffering=0)
-        self.writer = io.TextIOWrapper(io.BufferedWriter(io.FileIO(write_fd, "w")))
+        self.writer = io.FileIO(write_fd, "w")
 
     def read(self) -> str:
         return (self.reader.read() or b"").decode()
@@ -86,6 +93,14 @@ def test_buffered_lines_are_written_every_interval_warnings_at_once() -> None:
         logger.setLevel(logging.NOTSET)
         handler.close()  # an orderly stop writes what is left
     assert pipe.read() == "last\n"
+
+
+def test_buffered_lines_go_out_in_whole_lines_of_at_most_pipe_buf_bytes() -> None:
+    lines = [b"a" * 1000 + b"\n"] * 9 + [b"b" * (PIPE_BUF + 10) + b"\n", b"c\n"]
+    chunks = list(line_aligned_chunks(lines))
+    assert b"".join(chunks) == b"".join(lines)
+    assert all(chunk.endswith(b"\n") for chunk in chunks)
+    assert [len(chunk) for chunk in chunks] == [4004, 4004, 1001, PIPE_BUF + 11, 2]
 
 
 def test_configure_logging_buffers_only_when_asked() -> None:
