@@ -6,6 +6,10 @@
 * ``mlsp_stage_duration_seconds{stage}``: time in each stage a service owns
   (``decode``, ``inference``, ``cache_lookup``, ...), via :func:`stage`.
 * ``mlsp_model_info{model,version}``: which model a service serves.
+* ``mlsp_http_requests_in_flight`` and ``mlsp_http_requests_shed_total``: the
+  in-flight bound's count and what it turned away (:mod:`shared.overload`).
+* ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read at scrape time
+  by the api that fills it (:mod:`shared.jobs`).
 
 One process per container (scale with replicas), so the default registry is
 the whole story and no multiprocess mode is needed.
@@ -45,6 +49,9 @@ STAGE_LATENCY = Histogram(
     "Time spent in one stage of the work a service owns.",
     ["stage"],
     buckets=LATENCY_BUCKETS,
+)
+QUEUE_DEPTH = Gauge(
+    "mlsp_queue_depth", "Jobs waiting in the queue, read at scrape time.", ["queue"]
 )
 MODEL_INFO = Gauge("mlsp_model_info", "The model a service serves (value 1).", ["model", "version"])
 
