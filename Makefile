@@ -103,6 +103,13 @@ bench: ## Ratios side by side in one run: serving overhead, hop cost, cache valu
 	./loadtests/bench/run.sh
 	@mkdir -p loadtests/reports && cp loadtests/results/bench/ratios.md loadtests/reports/bench.md
 
+# make overload: the api's capacity in req/s; empty: measured first (closed loop, 32 clients).
+CAPACITY ?=
+.PHONY: overload
+overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capacity (CAPACITY=), bound on and off; loadtests/reports/overload.md
+	$(VENV)/bin/python -m loadtests.overload $(PATTERN) --port $(API_PORT) \
+	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT))
+
 .PHONY: starter
 starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORCE=1 to write over)
 	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
