@@ -96,7 +96,8 @@ class Tally:
     def summary(self, seconds: float) -> dict[str, Any]:
         """The run's figures: offered and good rates, latency percentiles, statuses."""
         statuses = self.statuses
-        sent = sum(n for status, n in statuses.items() if status != NOT_SENT)
+        due = sum(statuses.values())
+        sent = due - statuses[NOT_SENT]
         accepted = sum(n for status, n in statuses.items() if 200 <= status < 300)
         return {
             "offered_per_s": sent / seconds,
@@ -104,7 +105,7 @@ class Tally:
             "accepted_p50_ms": percentile(self.accepted_ms, 0.5),
             "accepted_p99_ms": percentile(self.accepted_ms, 0.99),
             "shed_p99_ms": percentile(self.shed_ms, 0.99),
-            "late_share": self.late / sent if sent else 0.0,
+            "late_share": self.late / due if due else 0.0,
             "statuses": {_status_name(s): n for s, n in sorted(statuses.items())},
         }
 

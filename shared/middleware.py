@@ -101,18 +101,23 @@ class RequestContextMiddleware:
         finally:
             if admitted:
                 limit.in_flight -= 1
-            self._record(scope, status, time.perf_counter() - started)
+            self._record(scope, status, time.perf_counter() - started, quiet=shed)
             request_id_var.reset(token)
 
-    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
-        """The request in the metrics and the access log."""
+    def _record(self, scope: Scope, status: int, elapsed: float, *, quiet: bool) -> None:
+        """The request in the metrics and the access log (``quiet``: at DEBUG).
+
+        Shed requests are logged at DEBUG: they are counted in the metrics, and a log
+        line each would spend, past capacity, the CPU that shedding saves.
+        """
         route = scope.get("route")
         path = route.path if route is not None else "unmatched"
         method = scope["method"]
         _request_counter(path, method, status).inc()
         _latency_histogram(path, method).observe(elapsed)
         if self.log_requests:
-            level = logging.DEBUG if path.startswith(_QUIET_PREFIXES) else logging.INFO
+            quiet = quiet or path.startswith(_QUIET_PREFIXES)
+            level = logging.DEBUG if quiet else logging.INFO
             if access_log.isEnabledFor(level):
                 access_log.log(
                     level,

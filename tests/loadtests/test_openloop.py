@@ -131,7 +131,7 @@ def test_the_report_shows_each_run_and_the_goals() -> None:
         "- met: accepted p99 at 2x <= 3x the p99 at 80% (2.0 vs 2.0 ms)",
         "- met: 503 p99 < 5 ms (1.0 ms)",
         "- met: api memory growth < 20 MB (1.0 MB)",
-        "- met: only 200 and 503 (200, 503)",
+        "- met: only 200 and 503 (of the requests sent) (200, 503)",
     ]
     report = markdown([result])
     assert "## sync" in report
