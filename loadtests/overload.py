@@ -80,9 +80,12 @@ class Stack:
         self.pattern = pattern
         self.port = port
         self.compose = ["./compose/compose.sh", "-f", f"patterns/{pattern}/compose.yaml"]
+        # A project of its own: a stack left up by `make up` is neither reused nor taken down.
+        tag = os.environ.get("MLSP_TAG", "dev")
+        self.project = f"mlsp-overload-{pattern}" + ("" if tag == "dev" else f"-{tag}")
 
     def run(self, *args: str, bound: int | None = None) -> str:
-        env = os.environ | {"API_PORT": str(self.port)}
+        env = os.environ | {"API_PORT": str(self.port), "COMPOSE_PROJECT_NAME": self.project}
         if bound is not None:
             env["MAX_REQUESTS_IN_FLIGHT"] = str(bound)
         done = subprocess.run(
