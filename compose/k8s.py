@@ -637,27 +637,32 @@ def claim(name: str) -> Doc:
     }
 
 
-def hpa(name: str, min_replicas: int) -> Doc:
-    """Scale a stateless, called Deployment on CPU."""
+def autoscaler(api_version: str, kind: str, name: str, spec: Doc) -> Doc:
+    """An object of ``kind`` that scales the Deployment ``name`` (HPA, KEDA ScaledObject)."""
     return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
+        "apiVersion": api_version,
+        "kind": kind,
         "metadata": {"name": name, "labels": labels(name)},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": min_replicas,
-            "maxReplicas": HPA_MAX_REPLICAS,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": HPA_CPU_PERCENT},
-                    },
-                }
-            ],
+            **spec,
         },
     }
+
+
+def hpa(name: str, min_replicas: int) -> Doc:
+    """Scale a stateless, called Deployment on CPU."""
+    cpu = {"type": "Utilization", "averageUtilization": HPA_CPU_PERCENT}
+    return autoscaler(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        name,
+        {
+            "minReplicas": min_replicas,
+            "maxReplicas": HPA_MAX_REPLICAS,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": cpu}}],
+        },
+    )
 
 
 def scaled_object(name: str, min_replicas: int, address: str, db: str, queue: str) -> Doc:
@@ -665,28 +670,26 @@ def scaled_object(name: str, min_replicas: int, address: str, db: str, queue: st
 
     The password comes from the worker container's own ``REDIS_PASSWORD`` (the Secret).
     """
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": name, "labels": labels(name)},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicaCount": min_replicas,
-            "maxReplicaCount": max(HPA_MAX_REPLICAS, min_replicas),
-            "triggers": [
-                {
-                    "type": "redis",
-                    "metadata": {
-                        "address": address,
-                        "databaseIndex": db,
-                        "passwordFromEnv": "REDIS_PASSWORD",
-                        "listName": f"rq:queue:{queue}",
-                        "listLength": str(KEDA_JOBS_PER_REPLICA),
-                    },
-                }
-            ],
+    trigger = {
+        "type": "redis",
+        "metadata": {
+            "address": address,
+            "databaseIndex": db,
+            "passwordFromEnv": "REDIS_PASSWORD",
+            "listName": f"rq:queue:{queue}",
+            "listLength": str(KEDA_JOBS_PER_REPLICA),
         },
     }
+    return autoscaler(
+        "keda.sh/v1alpha1",
+        "ScaledObject",
+        name,
+        {
+            "minReplicaCount": min_replicas,
+            "maxReplicaCount": max(HPA_MAX_REPLICAS, min_replicas),
+            "triggers": [trigger],
+        },
+    )
 
 
 def disruption_budget(name: str) -> Doc:
