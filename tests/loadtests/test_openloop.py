@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from loadtests.openloop import (
     NO_ANSWER,
@@ -82,13 +83,8 @@ async def server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/predict", predict)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/predict"
-    await runner.cleanup()
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("/predict"))
 
 
 async def test_every_due_request_is_sent_and_tallied(server: str) -> None:
