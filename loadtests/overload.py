@@ -99,7 +99,13 @@ class Stack:
         return done.stdout
 
     def up(self, bound: int) -> None:
-        self.run("up", "--build", "--wait", "--remove-orphans", bound=bound)
+        """Start (or recreate) the stack with ``bound``; once more if a service was
+        unhealthy (a healthcheck may time out on a machine still busy with the last load)."""
+        try:
+            self.run("up", "--build", "--wait", "--remove-orphans", bound=bound)
+        except LoadError:
+            time.sleep(10)
+            self.run("up", "--build", "--wait", "--remove-orphans", bound=bound)
 
     def down(self) -> None:
         self.run("down", "--volumes", "--remove-orphans")
