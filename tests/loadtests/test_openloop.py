@@ -134,3 +134,16 @@ def test_the_report_shows_each_run_and_the_goals() -> None:
     assert (
         "| 8 | 2x | 100 | 95 | 95% | 1.0 | 2.0 | 1.0 | 0% | 200: 95, 503: 5 | 1.0 (2.0) |" in report
     )
+
+
+def test_a_goal_without_its_figure_is_not_met() -> None:
+    run = {
+        "offered_per_s": 100.0, "goodput_per_s": 0.0, "accepted_p50_ms": None,
+        "accepted_p99_ms": None, "shed_p99_ms": None, "late_share": 0.0,
+        "statuses": {"no answer": 100},
+    }  # fmt: skip
+    result = {
+        "capacity": 100.0, "bound": 8,
+        "runs": [run | {"bound": 8, "load": "80%"}, run | {"bound": 8, "load": "2x"}],
+    }  # fmt: skip
+    assert [line.split(":")[0] for line in goals(result)] == ["- NOT met"] * 5
