@@ -26,6 +26,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PROMETHEUS_PORT ?= 9090
 OBSERVE ?=
+# Replicas of every scalable tier of PATTERN (its stateless internal services: predictors, prep,
+# queue workers; never the api, Redis, PostgreSQL or a scheduler), and of single ones with
+# SCALE="predictor=3 prep=2" (which wins over REPLICAS); compose's --scale underneath.
+# Default: each compose file's own count, 1 (the queue workers: WORKERS, 2). One replica keeps
+# the stack light on a small machine, and the figures of compare/bench are per replica; 2 is
+# what survives the loss of one (make chaos, docs/reliability.md).
+REPLICAS ?=
+SCALE ?=
 COMPOSE := ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml $(if $(OBSERVE),--profile observe)
 export API_PORT PROMETHEUS_PORT VARIANT
 
@@ -37,6 +45,8 @@ help: ## Show this help
 	@echo
 	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) REPEAT_SHARE=0..1 OBSERVE=1 MLSP_OFFLINE=0|1"
 	@echo "           VARIANT=simple|microservice (prep-pred)"
+	@echo "           REPLICAS=N (every scalable tier) SCALE=\"predictor=3 prep=2\" (single ones)"
+	@echo "           MAX_REQUESTS_IN_FLIGHT=64 (per api; more: 503 + Retry-After) CAPACITY=req/s (overload)"
 
 .PHONY: check-pattern
 check-pattern:
@@ -44,10 +54,11 @@ check-pattern:
 	  echo "Unknown PATTERN '$(PATTERN)'. Choose one of: $(ALL_PATTERNS)" >&2; exit 2; fi
 
 .PHONY: up
-up: check-pattern ## Build and start PATTERN's stack, wait until healthy, print its URL
-	@start=$$(date +%s); \
-	$(COMPOSE) up --build --wait --remove-orphans && \
-	echo "$(PATTERN)$(if $(VARIANT), ($(VARIANT))) is up in $$(( $$(date +%s) - start )) s: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
+up: check-pattern ## Build and start PATTERN's stack (REPLICAS=N, SCALE="svc=N ..."), wait until healthy
+	@scale=$$($(PYTHON) -m compose.scale $(PATTERN) --replicas '$(REPLICAS)' --scale '$(SCALE)') || exit 2; \
+	start=$$(date +%s); \
+	$(COMPOSE) up --build --wait --remove-orphans $$scale && \
+	echo "$(PATTERN)$(if $(VARIANT), ($(VARIANT))) is up in $$(( $$(date +%s) - start )) s$${scale:+ ($${scale//--scale /})}: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
 	$(if $(OBSERVE),&& echo "Prometheus: http://127.0.0.1:$(PROMETHEUS_PORT)  (recording rules: service:*, service_stage:*, service_cache:*)")
 
 .PHONY: down
@@ -93,6 +104,13 @@ bench: ## Ratios side by side in one run: transport ceiling (nginx) at 1 and 2 a
 	@if [ -z "$(BENCH_ONLY)" ]; then mkdir -p loadtests/reports \
 	  && cp loadtests/results/bench/ratios.md loadtests/reports/bench.md; \
 	else echo "BENCH_ONLY: loadtests/reports/bench.md left as it was (ratios: loadtests/results/bench/ratios.md)"; fi
+
+# make overload: the api's capacity in req/s; empty: measured first (closed loop, 32 clients).
+CAPACITY ?=
+.PHONY: overload
+overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capacity (CAPACITY=), bound on and off; loadtests/reports/overload.md
+	$(VENV)/bin/python -m loadtests.overload $(PATTERN) --port $(API_PORT) \
+	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT))
 
 .PHONY: starter
 starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORCE=1 to write over)

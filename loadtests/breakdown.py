@@ -20,6 +20,8 @@ the mean the client observed (Locust's ``Average Response Time``):
 
 A run with an end-to-end entry (async jobs) gets a second row, per job: the
 submit, the queue wait, the worker's time and the rest (:func:`measure_jobs`).
+Each row also says how hard the api was pressed (:func:`pressure`): the requests
+it shed past its in-flight bound, the most it had in flight, the longest its queue was.
 
 Writes ``<prefix>_breakdown.json``, ``.md`` and ``.png`` (a stacked bar).
 Standard library only for the queries; matplotlib for the chart.
@@ -55,6 +57,7 @@ class Breakdown:
     segments: dict[str, float] = field(default_factory=dict)
     stages: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    pressure: dict[str, float] = field(default_factory=dict)
 
     @property
     def attributed_ms(self) -> float:
@@ -138,11 +141,32 @@ def measure(
     if outbound:
         result.segments[BETWEEN] = max(hops, 0.0) * per_request
     result.segments[CLIENT_SIDE] = client_mean_ms - result.attributed_ms
+    result.pressure = pressure(prometheus, window, end)
     stage_expr = f"sum by (service, stage) (increase(mlsp_stage_duration_seconds_sum[{window}]))"
     for labels, value in sorted(query(prometheus, stage_expr, end).items()):
         service, stage = labels[0], labels[1]
         result.stages[f"{service}: {stage}"] = value * per_request
     return result
+
+
+def pressure(prometheus: str, window: str, at: float) -> dict[str, float]:
+    """The api's requests shed and most in flight, and the longest queue, over the window."""
+    found: dict[str, float] = {}
+    shed = _by_service(prometheus, "mlsp_http_requests_shed_total", "", window, at)
+    if ENTRY_SERVICE in shed:
+        found["requests shed"] = shed[ENTRY_SERVICE]
+    for name, expr in (
+        (
+            "most in flight",
+            f'max(max_over_time(mlsp_http_requests_in_flight{{service="{ENTRY_SERVICE}"}}'
+            f"[{window}]))",
+        ),
+        ("longest queue", f"max(max_over_time(mlsp_queue_depth[{window}]))"),
+    ):
+        values = query(prometheus, expr, at)
+        if values:
+            found[name] = max(values.values())
+    return found
 
 
 def measure_jobs(
@@ -232,6 +256,10 @@ def markdown(breakdowns: Sequence[Breakdown]) -> str:
     for b in breakdowns:
         if b.note:
             lines.append(f"\n{b.pattern}: {b.note}")
+    for b in breakdowns:
+        if b.pressure:
+            shown = ", ".join(f"{name} {value:.0f}" for name, value in b.pressure.items())
+            lines.append(f"\n{b.pattern} load on the api: {shown}")
     for b in breakdowns:
         if b.stages:
             stages = ", ".join(f"{name} {value:.3f}" for name, value in b.stages.items())

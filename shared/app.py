@@ -3,7 +3,8 @@
 :func:`create_app` gives a FastAPI app with the house conventions wired in:
 JSON errors (:mod:`shared.errors`), request ids, body limit, metrics and
 access log (:mod:`shared.middleware`), ``/health/live``, ``/health/ready``
-and ``/metrics``. The service adds its own routes.
+and ``/metrics``, and a bound on the requests in flight (:mod:`shared.overload`).
+The service adds its own routes.
 """
 
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from shared.errors import ServiceError, install_error_handlers, service_error_re
 from shared.health import Readiness, live, ready_endpoint
 from shared.metrics import metrics_endpoint
 from shared.middleware import RequestContextMiddleware
+from shared.overload import InFlightLimit
 from shared.schemas import ErrorResponse
 from shared.settings import ServiceSettings
 
@@ -33,7 +35,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in (
         (413, "The body is over the size limit."),
         (422, "The input is not what the endpoint takes; `field` names the bad part."),
-        (503, "A dependency is down; retry after `Retry-After` seconds."),
+        (
+            503,
+            "Over capacity (`overloaded`) or a dependency is down; "
+            "retry after `Retry-After` seconds.",
+        ),
         (504, "A dependency did not answer in time."),
     )
 }
@@ -60,11 +66,21 @@ class ServiceApp(FastAPI):
     ``@app.get`` routes) takes FastAPI's usual path, with the same middleware.
     """
 
-    def __init__(self, *, max_body_bytes: int, log_requests: bool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        max_body_bytes: int,
+        log_requests: bool,
+        in_flight: InFlightLimit | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.exact_hot_routes: dict[tuple[str, str], Route] = {}
         self.templated_hot_routes: list[Route] = []
-        self._hot_stack = RequestContextMiddleware(self._serve_hot, max_body_bytes, log_requests)
+        self.in_flight = in_flight or InFlightLimit(0)
+        self._hot_stack = RequestContextMiddleware(
+            self._serve_hot, max_body_bytes, log_requests, self.in_flight
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve hot routes directly; hand everything else to FastAPI."""
@@ -104,7 +120,9 @@ def create_app(
     readiness: Readiness | None = None,
     lifespan: Lifespan | None = None,
 ) -> ServiceApp:
-    """A FastAPI app with health, metrics, request context and JSON errors."""
+    """A FastAPI app with health, metrics, request context, an in-flight bound and JSON errors."""
+    in_flight = InFlightLimit(settings.max_requests_in_flight, settings.overload_retry_after_s)
+    in_flight.publish()
     app = ServiceApp(
         title=title,
         description=description,
@@ -112,12 +130,14 @@ def create_app(
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
         log_requests=settings.access_log,
+        in_flight=in_flight,
     )
     install_error_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         log_requests=settings.access_log,
+        in_flight=in_flight,
     )
     app.state.readiness = readiness or Readiness()
     for path, endpoint in (

@@ -15,8 +15,12 @@ RQ's finer states map onto those four (a job waiting for a retry is
 ``queued`` again). A failed job's error is one line a client can read, never
 a traceback: ``worker_lost`` when the worker running it died and no retry was
 left, ``timeout`` when it ran past its time limit, ``job_error`` otherwise.
+
+A submit finding the queue at its bound (``MAX_QUEUED_JOBS``) is answered
+``503`` + ``Retry-After`` with code ``queue_full`` (:func:`refuse_when_full`).
 """
 
+import math
 import re
 from datetime import datetime
 from typing import Any, Literal
@@ -25,6 +29,7 @@ import redis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
@@ -32,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.app import add_hot_route, json_response
-from shared.errors import NotFound
-from shared.metrics import stage
+from shared.errors import NotFound, ServiceError
+from shared.metrics import QUEUE_DEPTH, stage
 from shared.redis_client import redis_errors
 from shared.settings import _EnvSettings
 
@@ -67,6 +72,54 @@ class QueueSettings(_EnvSettings):
     result_ttl_s: int = Field(
         600, ge=1, description="Finished and failed jobs are forgotten this long after they end."
     )
+    max_queued_jobs: int = Field(
+        10_000,
+        ge=0,
+        description="A submit finding this many jobs waiting is answered 503 + Retry-After "
+        "(the queue never grows silently); 0: no bound.",
+    )
+    queue_full_retry_after_s: int = Field(
+        2, ge=1, description="The Retry-After of a submit refused because the queue is full."
+    )
+
+
+class QueueFull(ServiceError):
+    """The queue holds as many waiting jobs as it may (503 with Retry-After)."""
+
+    status = 503
+    code = "queue_full"
+
+    def __init__(self, waiting: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"the queue is full ({waiting} jobs waiting); retry after {retry_after_s} s",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+
+def refuse_when_full(queue: Queue, settings: QueueSettings) -> None:
+    """Raise :class:`QueueFull` when ``queue`` already holds ``max_queued_jobs`` waiting jobs.
+
+    One LLEN before the enqueue: two submits racing at the bound may both pass, so the
+    queue can overshoot by the number of apis, never grow without bound.
+    """
+    if not settings.max_queued_jobs:
+        return
+    with redis_errors("reading the queue's length"):
+        waiting = queue.count
+    if waiting >= settings.max_queued_jobs:
+        raise QueueFull(waiting, settings.queue_full_retry_after_s)
+
+
+def publish_queue_depth(queue: Queue) -> None:
+    """Read ``queue``'s length into ``mlsp_queue_depth`` at each scrape (NaN: Redis down)."""
+
+    def depth() -> float:
+        try:
+            return float(queue.count)
+        except redis.RedisError:
+            return math.nan
+
+    QUEUE_DEPTH.labels(queue.name).set_function(depth)
 
 
 class JobError(BaseModel):

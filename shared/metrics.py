@@ -6,6 +6,10 @@
 * ``mlsp_stage_duration_seconds{stage}``: time in each stage a service owns
   (``decode``, ``inference``, ``cache_lookup``, ...), via :func:`stage`.
 * ``mlsp_model_info{model,version}``: which model a service serves.
+* ``mlsp_http_requests_in_flight`` and ``mlsp_http_requests_shed_total``: the
+  in-flight bound's count and what it turned away (:mod:`shared.overload`).
+* ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read at scrape time
+  by the api that fills it (:mod:`shared.jobs`).
 
 An api served by several processes (``WEB_CONCURRENCY``, :mod:`shared.serve`)
 runs prometheus_client in multiprocess mode: each process writes its values
@@ -54,6 +58,12 @@ STAGE_LATENCY = Histogram(
     "Time spent in one stage of the work a service owns.",
     ["stage"],
     buckets=LATENCY_BUCKETS,
+)
+QUEUE_DEPTH = Gauge(
+    "mlsp_queue_depth",
+    "Jobs waiting in the queue, read at scrape time.",
+    ["queue"],
+    multiprocess_mode="max",  # every process reads the same queue
 )
 MODEL_INFO = Gauge(
     "mlsp_model_info",

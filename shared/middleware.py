@@ -4,7 +4,9 @@ It gives each request an id (the caller's ``X-Request-ID`` when it sends a
 sane one, else a new one), returns it in the answer and puts it in every log
 line written while the request runs; refuses bodies over the limit with 413
 (at once when ``Content-Length`` says so, else as soon as the count passes
-it); records the request in Prometheus; and writes one access log line.
+it); counts the requests in flight and answers those over the bound with 503
+at once (:mod:`shared.overload`); records the request in Prometheus; and
+writes one access log line.
 
 Written against ASGI directly rather than as ``BaseHTTPMiddleware``: that one
 costs a task and a stream per request, which is most of a fast endpoint's time.
@@ -22,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.errors import INTERNAL_ERROR_MESSAGE, PayloadTooLarge, error_response
 from shared.logs import request_id_var
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.overload import UNBOUNDED_PREFIXES, InFlightLimit
 
 access_log = logging.getLogger("access")
 log = logging.getLogger("shared.middleware")
@@ -33,12 +36,23 @@ _QUIET_PREFIXES = ("/health", "/metrics", "/v2/health")
 
 
 class RequestContextMiddleware:
-    """Request id, body limit, metrics and access log for every HTTP request."""
+    """Request id, body limit, in-flight bound, metrics and access log for every HTTP request.
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, log_requests: bool = True) -> None:
+    ``in_flight`` is shared by the middleware instances of one app (see
+    :class:`shared.overload.InFlightLimit`); None: a count of this instance's own, no bound.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        log_requests: bool = True,
+        in_flight: InFlightLimit | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.log_requests = log_requests
+        self.in_flight = in_flight or InFlightLimit(0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,8 +73,17 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
+        limit = self.in_flight
+        admitted = shed = False
+        if not scope["path"].startswith(UNBOUNDED_PREFIXES):
+            shed = limit.full()
+            admitted = not shed
+            if admitted:
+                limit.in_flight += 1
         try:
-            if declared_length is None:  # chunked: count the bytes as they arrive
+            if shed:
+                await limit.shed()(scope, receive, send_with_id)
+            elif declared_length is None:  # chunked: count the bytes as they arrive
                 await self.app(scope, self._limited(receive), send_with_id)
             elif declared_length > self.max_body_bytes:
                 await self._too_large(scope, receive, send_with_id)
@@ -76,24 +99,34 @@ class RequestContextMiddleware:
                 scope, receive, send_with_id
             )
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            path = route.path if route is not None else "unmatched"
-            method = scope["method"]
-            _request_counter(path, method, status).inc()
-            _latency_histogram(path, method).observe(elapsed)
-            if self.log_requests:
-                level = logging.DEBUG if path.startswith(_QUIET_PREFIXES) else logging.INFO
-                if access_log.isEnabledFor(level):
-                    access_log.log(
-                        level,
-                        "%s %s %d",
-                        method,
-                        scope["path"],
-                        status,
-                        extra={"status": status, "duration_ms": round(elapsed * 1000, 3)},
-                    )
+            if admitted:
+                limit.in_flight -= 1
+            self._record(scope, status, time.perf_counter() - started, quiet=shed)
             request_id_var.reset(token)
+
+    def _record(self, scope: Scope, status: int, elapsed: float, *, quiet: bool) -> None:
+        """The request in the metrics and the access log (``quiet``: at DEBUG).
+
+        Shed requests are logged at DEBUG: they are counted in the metrics, and a log
+        line each would spend, past capacity, the CPU that shedding saves.
+        """
+        route = scope.get("route")
+        path = route.path if route is not None else "unmatched"
+        method = scope["method"]
+        _request_counter(path, method, status).inc()
+        _latency_histogram(path, method).observe(elapsed)
+        if self.log_requests:
+            quiet = quiet or path.startswith(_QUIET_PREFIXES)
+            level = logging.DEBUG if quiet else logging.INFO
+            if access_log.isEnabledFor(level):
+                access_log.log(
+                    level,
+                    "%s %s %d",
+                    method,
+                    scope["path"],
+                    status,
+                    extra={"status": status, "duration_ms": round(elapsed * 1000, 3)},
+                )
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0

@@ -12,6 +12,11 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Measured (loadtests/reports/overload.md): high enough that 16 connections of `make bench` or
+#: `make load` never meet it, low enough that a request admitted past capacity waits for at most
+#: this many others instead of an unbounded queue.
+MAX_REQUESTS_IN_FLIGHT_DEFAULT = 64
+
 
 class _EnvSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", protected_namespaces=())
@@ -32,6 +37,15 @@ class ServiceSettings(_EnvSettings):
         "0 writes every line as it comes.",
     )
     max_body_bytes: int = Field(1_048_576, ge=1, description="Larger bodies get 413.")
+    max_requests_in_flight: int = Field(
+        MAX_REQUESTS_IN_FLIGHT_DEFAULT,
+        ge=0,
+        description="More requests at once are answered 503 + Retry-After at once "
+        "(shared/overload.py); 0: no bound.",
+    )
+    overload_retry_after_s: int = Field(
+        1, ge=1, description="The Retry-After of a request shed by the in-flight bound."
+    )
     graceful_shutdown_s: float = Field(
         10.0, ge=0, description="How long in-flight requests may finish after SIGTERM."
     )

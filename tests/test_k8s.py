@@ -6,13 +6,16 @@ Offline and without a Docker engine: ``docker compose config`` needs only the CL
 
 import functools
 import itertools
+import json
 import math
 import re
 import socket
 import subprocess
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -23,6 +26,10 @@ K8S_VERSION = "1.32"  # the oldest Kubernetes the manifests are checked against 
 K8S_VERSIONS = (K8S_VERSION, "1.37")  # ... and the newest whose schemas kubernetes-validate has
 PATTERNS = k8s.patterns()
 WORKLOADS = {"Deployment", "StatefulSet", "CronJob"}
+# Kinds Kubernetes does not define, checked against a schema kept here (see its $comment).
+CUSTOM_SCHEMAS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): k8s.ROOT / "tests/schemas/keda-scaledobject-v1alpha1.json"
+}
 
 Doc = dict[str, Any]
 
@@ -110,6 +117,10 @@ def test_every_rendered_manifest_is_valid_kubernetes(pattern: str) -> None:
     assert {d["kind"] for d in docs} >= {"Namespace", "Deployment", "Service"}
     for doc, version in itertools.product(docs, K8S_VERSIONS):
         where = f"{doc['kind']}/{doc['metadata']['name']} (Kubernetes {version})"
+        custom = CUSTOM_SCHEMAS.get((doc["apiVersion"], doc["kind"]))
+        if custom is not None:
+            validate_custom(doc, custom, f"{pattern}: {where}")
+            continue
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -119,6 +130,32 @@ def test_every_rendered_manifest_is_valid_kubernetes(pattern: str) -> None:
             pytest.fail(f"{pattern}: {where}: {exc.message}")
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == f"mlsp-{pattern}", where
+
+
+@functools.cache
+def custom_schema(path: Path) -> Doc:
+    return json.loads(path.read_text())
+
+
+def validate_custom(doc: Doc, schema_path: Path, where: str) -> None:
+    try:
+        jsonschema.validate(doc, custom_schema(schema_path))
+    except jsonschema.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.absolute_path)
+        pytest.fail(f"{where} is invalid at {path}: {exc.message}")
+
+
+def test_the_scaledobject_schema_rejects_a_misspelt_field() -> None:
+    (scaled,) = objects("async", "ScaledObject").values()
+    schema = CUSTOM_SCHEMAS["keda.sh/v1alpha1", "ScaledObject"]
+    validate_custom(scaled, schema, "async")
+    for broken in (
+        {**scaled, "spec": {**scaled["spec"], "minReplicas": 1}},
+        {**scaled, "spec": {**scaled["spec"], "triggers": []}},
+        {**scaled, "spec": {**scaled["spec"], "triggers": [{"type": "redis", "metadata": {}}]}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, custom_schema(schema))
 
 
 def test_validation_rejects_what_kubernetes_would() -> None:
@@ -259,6 +296,7 @@ def test_called_services_autoscale_and_workers_keep_compose_replicas(pattern: st
             "name": name,
         }
         assert "replicas" not in deployments[name]["spec"]  # the HPA owns it
+        assert hpa["spec"]["minReplicas"] >= k8s.MIN_CALLED_REPLICAS
     assert "api" in hpas
     for name, svc in long_running(pattern).items():
         if name.startswith("predictor"):
@@ -266,6 +304,61 @@ def test_called_services_autoscale_and_workers_keep_compose_replicas(pattern: st
         if name == "worker":
             assert name not in hpas
             assert deployments[name]["spec"]["replicas"] == svc["deploy"]["replicas"]
+
+
+def minimum_pods(pattern: str, name: str) -> int:
+    """The fewest pods a Deployment runs: its HPA's or KEDA's minimum, else its replicas."""
+    for kind, field in (
+        ("HorizontalPodAutoscaler", "minReplicas"),
+        ("ScaledObject", "minReplicaCount"),
+    ):
+        scaler = objects(pattern, kind).get(name)
+        if scaler is not None:
+            return scaler["spec"][field]
+    return objects(pattern, "Deployment")[name]["spec"]["replicas"]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_a_disruption_budget_keeps_every_deployment_of_two_or_more_serving(pattern: str) -> None:
+    budgets = objects(pattern, "PodDisruptionBudget")
+    for name, deployment in objects(pattern, "Deployment").items():
+        if minimum_pods(pattern, name) >= 2:
+            assert budgets[name]["spec"] == {
+                "maxUnavailable": 1,
+                "selector": deployment["spec"]["selector"],
+            }
+        else:
+            assert name not in budgets
+    assert set(budgets) <= set(objects(pattern, "Deployment"))
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_grpc_peers_have_headless_services(pattern: str) -> None:
+    for name, svc in objects(pattern, "Service").items():
+        grpc = any(p["name"] == "grpc" for p in svc["spec"]["ports"])
+        assert (svc["spec"].get("clusterIP") == "None") == grpc, name
+    if pattern == "sync":
+        assert objects("sync", "Service")["predictor"]["spec"]["clusterIP"] == "None"
+
+
+@pytest.mark.parametrize("pattern", ["async", "batch"])
+def test_rq_workers_scale_on_their_queue_with_keda(pattern: str) -> None:
+    (scaled,) = objects(pattern, "ScaledObject").values()
+    target = scaled["spec"]["scaleTargetRef"]
+    assert target == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"}
+    worker = config(pattern)["services"]["worker"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "redis"
+    meta = trigger["metadata"]
+    assert meta["listName"] == f"rq:queue:{worker['environment']['QUEUE_NAME']}"
+    url = urlsplit(worker["environment"]["REDIS_URL"])
+    assert meta["address"] == f"{url.hostname}:{url.port}"
+    # The address is the Redis Service, the password the worker container's own.
+    redis_ports = [p["port"] for p in objects(pattern, "Service")["redis"]["spec"]["ports"]]
+    assert url.port in redis_ports
+    container = k8s.pod_spec(workload(pattern, "worker"))["containers"][0]
+    assert meta["passwordFromEnv"] in {v["name"] for v in container["env"]}
+    assert scaled["spec"]["minReplicaCount"] == worker["deploy"]["replicas"]
 
 
 def test_batch_scheduler_is_a_cronjob_and_stores_are_statefulsets() -> None:
@@ -368,7 +461,12 @@ def test_build_only_services_vanish_and_unawaited_one_shots_are_jobs() -> None:
     ]
     (job,) = yaml.safe_load_all(files["base/seed.yaml"])
     api = list(yaml.safe_load_all(files["base/api.yaml"]))
-    assert [d["kind"] for d in api] == ["Deployment", "HorizontalPodAutoscaler", "Service"]
+    assert [d["kind"] for d in api] == [
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Service",
+    ]
     for doc in [job, *api]:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
     assert job["kind"] == "Job"

@@ -58,3 +58,26 @@ def test_an_unknown_bench_section_is_refused_before_anything_starts() -> None:
     result = make("bench", "BENCH_ONLY=web-single,nope")
     assert result.returncode != 0
     assert "Unknown section 'nope' in BENCH_ONLY. Choose from: web-single, sync," in result.stderr
+
+
+def test_replicas_and_scale_become_compose_scale_flags() -> None:
+    dry = make("-n", "up", "PATTERN=sync", "REPLICAS=2", "SCALE=predictor=3")
+    assert dry.returncode == 0, dry.stderr
+    assert "compose.scale sync --replicas '2' --scale 'predictor=3'" in dry.stdout
+    assert "up --build --wait --remove-orphans $scale" in dry.stdout
+
+
+def test_bad_replica_values_get_one_line_and_nothing_starts() -> None:
+    for args, message in (
+        (["REPLICAS=0"], "REPLICAS='0': give a whole number of replicas, 1 or more"),
+        (["REPLICAS=abc"], "REPLICAS='abc': give a whole number of replicas, 1 or more"),
+        (["SCALE=predictor"], "SCALE: 'predictor' is not service=N"),
+        (["SCALE=nope=2"], "SCALE: sync has no scalable service nope; choose from: predictor"),
+    ):
+        # Run for real: the check comes before compose, so nothing may start.
+        result = make("up", "PATTERN=sync", *args)
+        assert result.returncode != 0
+        lines = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
+        assert len(lines) == 1, result.stderr
+        assert message in lines[0]
+        assert "is up in" not in result.stdout

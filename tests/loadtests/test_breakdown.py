@@ -168,3 +168,11 @@ def test_calls_outside_requests_are_said(prometheus: str, monkeypatch: pytest.Mo
     )  # > 3 s inside
     result = measure(prometheus, "parallel", client_mean_ms=4.0, start=0, end=60)
     assert "calls its peers outside requests" in result.note
+
+
+def test_the_pressure_on_the_api_is_shown(prometheus: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(FIGURES, "mlsp_http_requests_shed_total", {"api": 7.0})
+    monkeypatch.setitem(FIGURES, "mlsp_http_requests_in_flight", {"api": 12.0})
+    result = measure(prometheus, "sync", client_mean_ms=4.0, start=0, end=60)
+    assert result.pressure == {"requests shed": 7.0, "most in flight": 12.0}
+    assert "sync load on the api: requests shed 7, most in flight 12" in markdown([result])

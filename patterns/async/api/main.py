@@ -2,7 +2,8 @@
 
 ``POST /predict`` validates the rows against the model's metadata (bad input
 is a 422 now, never a failed job later), puts a job on the Redis queue (RQ)
-and answers ``202`` with the job's URL. ``GET /jobs/{job_id}`` answers its
+and answers ``202`` with the job's URL; a full queue (``MAX_QUEUED_JOBS`` waiting)
+answers ``503`` + ``Retry-After`` instead. ``GET /jobs/{job_id}`` answers its
 status and, once it has ended, its result (the body web-single's ``/predict``
 answers) or its error. A body may name a ``callback_url`` that receives the
 same JSON when the job ends (hosts on ``CALLBACK_ALLOWED_HOSTS`` only).
@@ -20,7 +21,14 @@ from starlette.responses import Response
 from shared.app import add_hot_route, create_app
 from shared.callbacks import META_KEY, CallbackSettings, check_callback_url
 from shared.health import Readiness
-from shared.jobs import JobAccepted, QueueSettings, accepted, add_job_route
+from shared.jobs import (
+    JobAccepted,
+    QueueSettings,
+    accepted,
+    add_job_route,
+    publish_queue_depth,
+    refuse_when_full,
+)
 from shared.logs import request_id_var
 from shared.metrics import stage
 from shared.model_metadata import InputContract
@@ -54,6 +62,7 @@ contract = InputContract(settings)
 readiness = Readiness()
 readiness.add("model", contract.check)
 readiness.add("redis", redis_check(redis_conn))
+publish_queue_depth(queue)
 
 
 @asynccontextmanager
@@ -103,6 +112,7 @@ async def predict(request: Request) -> Response:
     body = await request.body()
     rows = contract.decode(body)
     callback_url = callback_url_of(body)
+    refuse_when_full(queue, settings)
     with stage("enqueue"), redis_errors("queueing the job", settings.redis_retry_after_s):
         job = queue.enqueue_call(
             PREDICT_JOB,

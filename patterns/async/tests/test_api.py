@@ -175,3 +175,18 @@ def test_redis_down_means_503_and_not_ready(load_service: Callable[..., ModuleTy
 
 def test_generated_requests_get_no_server_error(client: TestClient) -> None:
     assert_no_server_errors(client)
+
+
+def test_a_full_queue_refuses_submits_with_503_and_retry_after(
+    load_service: Callable[..., ModuleType], redis_url: str
+) -> None:
+    api = load_service("async", "api", REDIS_URL=redis_url, MAX_QUEUED_JOBS="2")
+    with TestClient(api.app) as client:
+        for _ in range(2):
+            assert client.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 202
+        refused = client.post("/predict", json={"instances": [GOOD_ROW]})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "2"
+        assert refused.json()["error"]["code"] == "queue_full"
+        assert queued(redis_url) == 2
+        assert 'mlsp_queue_depth{queue="predict"} 2.0' in client.get("/metrics").text

@@ -261,3 +261,23 @@ def wait_for_log(
                 return line
         time.sleep(0.3)
     raise AssertionError(f"no {service} log line about {job_id} says {text!r}")
+
+
+def test_a_full_queue_answers_503_instead_of_growing(stack: ComposeStack) -> None:
+    with stack.stopped("worker"):
+        with stack.overridden(MAX_QUEUED_JOBS="3"):
+            stack.compose("up", "-d", "--wait", "api")
+        try:
+            answers = [stack.post("/predict", json={"instances": [GOOD_ROW]}) for _ in range(6)]
+            codes = [a.status_code for a in answers]
+            assert codes.count(503) >= 3  # the queue held at most 3 jobs
+            assert codes == sorted(codes, key=lambda c: c == 503)  # accepted until full
+            refused = answers[-1]
+            assert refused.headers["retry-after"] == "2"
+            assert refused.json()["error"]["code"] == "queue_full"
+            assert 'mlsp_queue_depth{queue="predict"}' in stack.get("/metrics").text
+        finally:
+            stack.compose("up", "-d", "--wait", "api")  # the stack's own bound again
+    accepted = [a.json()["job_id"] for a in answers if a.status_code == 202]
+    for job_id in accepted:
+        assert wait_status(stack, job_id, {"finished", "failed"})["status"] == "finished"

@@ -1,8 +1,10 @@
 """web-single end to end: the real stack from docker compose, talked to over HTTP."""
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
@@ -104,3 +106,41 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
         stack.compose("restart", "api")
         stack.wait_ready()
     assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
+
+
+def test_past_the_in_flight_bound_the_api_sheds_with_503_and_serves_right_after(
+    stack: ComposeStack,
+) -> None:
+    body = orjson.dumps({"instances": [GOOD_ROW] * 100})
+
+    async def flood() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(base_url=stack.base_url, limits=limits, timeout=30) as client:
+            predicts = [
+                client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+                for _ in range(400)
+            ]
+            probes = [client.get("/health/ready") for _ in range(20)]
+            return await asyncio.gather(*predicts, *probes)
+
+    with stack.overridden(MAX_REQUESTS_IN_FLIGHT="2"):
+        stack.compose("up", "-d", "--wait", "api")
+    try:
+        answers = asyncio.run(flood())
+        predicts, probes = answers[:400], answers[400:]
+        assert {a.status_code for a in probes} == {200}  # probes are never shed
+        assert {a.status_code for a in predicts} == {200, 503}
+        for shed in (a for a in predicts if a.status_code == 503):
+            assert shed.headers["retry-after"] == "1"
+            error = shed.json()["error"]
+            assert error["code"] == "overloaded"
+            assert error["request_id"] == shed.headers["x-request-id"]
+        # Right after, one request at a time is never over the bound.
+        for _ in range(20):
+            assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
+        metrics = stack.get("/metrics").text
+        assert "mlsp_http_requests_in_flight 0.0" in metrics
+        shed_total = sum(a.status_code == 503 for a in predicts)
+        assert f"mlsp_http_requests_shed_total {float(shed_total)}" in metrics
+    finally:
+        stack.compose("up", "-d", "--wait", "api")  # the stack's own bound again

@@ -1,0 +1,319 @@
+"""``make overload``: a pattern past its capacity, with the in-flight bound on and off.
+
+    python -m loadtests.overload PATTERN [--capacity REQ_PER_S] [--bound 64] [--seconds 30]
+
+Brings the pattern up on ``--port`` (127.0.0.1), measures its capacity with a closed
+loop (or takes ``--capacity``), then for the bound on (``MAX_REQUESTS_IN_FLIGHT=bound``)
+and off (``0``) runs an open-loop load (:mod:`loadtests.openloop`) at 80% and at 2x
+that capacity, ``--seconds`` each, reading the api's memory from ``docker stats``.
+Writes ``loadtests/results/overload/<pattern>.json`` and rebuilds the report
+``loadtests/reports/overload.md`` from every pattern's results there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadtests.openloop import LoadError, Tally, closed_loop, open_loop
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "loadtests" / "results" / "overload"
+REPORT = ROOT / "loadtests" / "reports" / "overload.md"
+BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+LOADS = (("80%", 0.8), ("2x", 2.0))
+CAPACITY_USERS = 32
+CONNECTIONS = 256  # of the open loop, over all its processes: more than the bound
+CAPACITY_SECONDS = 10.0
+WARMUP_SECONDS = 3.0
+_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+def _in_process(url: str, rate: float, seconds: float, start: float, connections: int) -> Tally:
+    return asyncio.run(open_loop(url, BODY, rate, seconds, start=start, connections=connections))
+
+
+def _closed_in_process(url: str, users: int, seconds: float) -> Tally:
+    return asyncio.run(closed_loop(url, BODY, users, seconds))
+
+
+def spread(
+    pool: ProcessPoolExecutor, processes: int, url: str, rate: float, seconds: float
+) -> Tally:
+    """The open loop at ``rate`` shared by ``processes`` processes, their tallies merged."""
+    start = time.monotonic() + 0.5  # all processes start their clocks at the same moment
+    connections = max(CONNECTIONS // processes, 1)
+    shares = [
+        pool.submit(_in_process, url, rate / processes, seconds, start, connections)
+        for _ in range(processes)
+    ]
+    tally = Tally()
+    for share in shares:
+        tally.merge(share.result())
+    return tally
+
+
+def capacity(pool: ProcessPoolExecutor, processes: int, url: str) -> float:
+    """Requests/s answered 2xx by ``CAPACITY_USERS`` clients sending back to back."""
+    users = max(CAPACITY_USERS // processes, 1)
+    shares = [
+        pool.submit(_closed_in_process, url, users, CAPACITY_SECONDS) for _ in range(processes)
+    ]
+    tally = Tally()
+    for share in shares:
+        tally.merge(share.result())
+    return float(tally.summary(CAPACITY_SECONDS)["goodput_per_s"])
+
+
+class Stack:
+    """The pattern's compose stack, brought up with the given in-flight bound."""
+
+    def __init__(self, pattern: str, port: int) -> None:
+        self.pattern = pattern
+        self.port = port
+        self.compose = ["./compose/compose.sh", "-f", f"patterns/{pattern}/compose.yaml"]
+        # A project of its own: a stack left up by `make up` is neither reused nor taken down.
+        tag = os.environ.get("MLSP_TAG", "dev")
+        self.project = f"mlsp-overload-{pattern}" + ("" if tag == "dev" else f"-{tag}")
+
+    def run(self, *args: str, bound: int | None = None) -> str:
+        env = os.environ | {"API_PORT": str(self.port), "COMPOSE_PROJECT_NAME": self.project}
+        if bound is not None:
+            env["MAX_REQUESTS_IN_FLIGHT"] = str(bound)
+        done = subprocess.run(
+            [*self.compose, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise LoadError(f"compose {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
+        return done.stdout
+
+    def up(self, bound: int) -> None:
+        """Start (or recreate) the stack with ``bound``; once more if a service was
+        unhealthy (a healthcheck may time out on a machine still busy with the last load)."""
+        try:
+            self.run("up", "--build", "--wait", "--remove-orphans", bound=bound)
+        except LoadError:
+            time.sleep(10)
+            self.run("up", "--build", "--wait", "--remove-orphans", bound=bound)
+
+    def down(self) -> None:
+        self.run("down", "--volumes", "--remove-orphans")
+
+    def api_memory_bytes(self) -> float:
+        """The api container's memory use now (``docker stats``)."""
+        container = self.run("ps", "-q", "api").split()[0]
+        shown = subprocess.run(
+            ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return memory_bytes(shown.split("/")[0])
+
+
+def memory_bytes(text: str) -> float:
+    """``"45.3MiB"`` -> bytes."""
+    found = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]+)\s*", text)
+    if not found or found[2] not in _UNITS:
+        raise ValueError(f"not a docker stats memory figure: {text!r}")
+    return float(found[1]) * _UNITS[found[2]]
+
+
+class MemoryWatch:
+    """The api's memory sampled in a thread while a load runs: first and peak."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.first = stack.api_memory_bytes()
+        self.peak = self.first
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.stopped.wait(5.0):  # docker stats itself costs CPU
+            self.peak = max(self.peak, self.stack.api_memory_bytes())
+
+    def stop(self) -> dict[str, float]:
+        self.stopped.set()
+        self.thread.join()
+        last = self.stack.api_memory_bytes()
+        return {
+            "growth_mb": (last - self.first) / 1e6,
+            "peak_growth_mb": (self.peak - self.first) / 1e6,
+        }
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Capacity, then each bound setting at each load; the figures as one JSON document."""
+    stack = Stack(args.pattern, args.port)
+    url = f"http://127.0.0.1:{args.port}/predict"
+    result: dict[str, Any] = {
+        "pattern": args.pattern,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "bound": args.bound,
+        "seconds": args.seconds,
+        "processes": args.processes,
+        "runs": [],
+    }
+    with ProcessPoolExecutor(args.processes) as pool:
+        try:
+            stack.up(args.bound)
+            if args.capacity:
+                result["capacity"], result["capacity_how"] = args.capacity, "given"
+            else:
+                result["capacity"] = capacity(pool, args.processes, url)
+                result["capacity_how"] = (
+                    f"closed loop, {CAPACITY_USERS} clients, {CAPACITY_SECONDS:.0f} s"
+                )
+            print(f"{args.pattern}: capacity {result['capacity']:.0f} req/s", file=sys.stderr)
+            for bound in (args.bound, 0):
+                stack.up(bound)
+                spread(pool, args.processes, url, result["capacity"] * 0.5, WARMUP_SECONDS)
+                memory = MemoryWatch(stack)
+                for load, factor in LOADS:
+                    rate = result["capacity"] * factor
+                    tally = spread(pool, args.processes, url, rate, args.seconds)
+                    run = {"bound": bound, "load": load, "rate": rate} | tally.summary(args.seconds)
+                    result["runs"].append(run)
+                    print(json.dumps(run), file=sys.stderr)
+                result["runs"][-1] |= memory.stop()
+        finally:
+            stack.down()
+    return result
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _both(a: float | None, b: float | None, check: Callable[[float, float], bool]) -> bool:
+    """``check(a, b)``; False when either figure is missing (no such answers were seen)."""
+    return a is not None and b is not None and check(a, b)
+
+
+def goals(result: dict[str, Any]) -> list[str]:
+    """The goals of docs/reliability.md, met or not, for the run with the bound on."""
+    runs = {(r["bound"], r["load"]): r for r in result["runs"]}
+    at_80, at_2x = runs.get((result["bound"], "80%")), runs.get((result["bound"], "2x"))
+    if not (at_80 and at_2x):
+        return []
+    capacity = result["capacity"]
+    answered = (set(at_80["statuses"]) | set(at_2x["statuses"])) - {"not sent"}
+    checks = [
+        (
+            "goodput at 2x >= 90% of capacity",
+            at_2x["goodput_per_s"] >= 0.9 * capacity,
+            f"{at_2x['goodput_per_s'] / capacity:.0%}",
+        ),
+        (
+            "accepted p99 at 2x <= 3x the p99 at 80%",
+            _both(at_2x["accepted_p99_ms"], at_80["accepted_p99_ms"], lambda a, b: a <= 3 * b),
+            f"{_ms(at_2x['accepted_p99_ms'])} vs {_ms(at_80['accepted_p99_ms'])} ms",
+        ),
+        (
+            "503 p99 < 5 ms",
+            _both(at_2x["shed_p99_ms"], 5.0, lambda a, b: a < b),
+            f"{_ms(at_2x['shed_p99_ms'])} ms",
+        ),
+        (
+            "api memory growth < 20 MB",
+            _both(at_2x.get("growth_mb"), 20.0, lambda a, b: a < b),
+            f"{at_2x.get('growth_mb', 0):.1f} MB",
+        ),
+        (
+            "only 200 and 503 (of the requests sent)",
+            answered <= {"200", "503"},
+            ", ".join(sorted(answered)),
+        ),
+    ]
+    return [f"- {'met' if ok else 'NOT met'}: {name} ({shown})" for name, ok, shown in checks]
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The report: per pattern, its settings, one row per bound and load, the goals."""
+    lines = [
+        "# Overload: open-loop load at 80% and 2x capacity, in-flight bound on and off",
+        "",
+        "Generated by `make overload PATTERN=..` (loadtests/overload.py); do not edit.",
+        "Open loop (loadtests/openloop.py): requests sent at a fixed rate from the host to the",
+        "api's published port on 127.0.0.1, answered or not; latencies from each request's send.",
+        "`late` is the share of requests the generator sent over 5 ms after their due time (it",
+        "shares the 2 cores with the stack: a high share means the load, not the api, lagged);",
+        "Requests share 256 keep-alive connections, more than the bound, as many clients would",
+        "(a server cannot shed what a client's pool holds back; waiting for a connection counts in",
+        "the latency); `not sent`: due while 1000 requests were already waiting (the client's",
+        "bound), so never sent; `no answer`: timed out (5 s, the wait for a connection included),",
+        "refused or reset.",
+    ]
+    for result in results:
+        lines += [
+            "",
+            f"## {result['pattern']}",
+            "",
+            f"{result['date']}; capacity {result['capacity']:.0f} req/s ({result['capacity_how']});"
+            f" bound MAX_REQUESTS_IN_FLIGHT={result['bound']} vs 0 (none); {result['seconds']} s"
+            f" per load; {result['processes']} generator processes; one iris row per request.",
+            "",
+            "| bound | load | offered/s | goodput/s | of capacity | accepted p50 ms "
+            "| accepted p99 ms | 503 p99 ms | late | statuses | api memory growth (peak) MB |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        ]
+        for run in result["runs"]:
+            memory = (
+                f"{run['growth_mb']:.1f} ({run['peak_growth_mb']:.1f})"
+                if "growth_mb" in run
+                else ""
+            )
+            statuses = ", ".join(f"{s}: {n}" for s, n in run["statuses"].items())
+            lines.append(
+                f"| {run['bound'] or 'none'} | {run['load']} | {run['offered_per_s']:.0f} "
+                f"| {run['goodput_per_s']:.0f} | {run['goodput_per_s'] / result['capacity']:.0%} "
+                f"| {_ms(run['accepted_p50_ms'])} | {_ms(run['accepted_p99_ms'])} "
+                f"| {_ms(run['shed_p99_ms'])} | {run['late_share']:.0%} | {statuses} | {memory} |"
+            )
+        found = goals(result)
+        if found:
+            lines += ["", f"Goals, bound {result['bound']}, 2x capacity:", *found]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure one pattern, keep its JSON, rebuild the report from every pattern's."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("pattern")
+    parser.add_argument("--capacity", type=float, default=0.0, help="req/s; 0: measure it")
+    parser.add_argument("--bound", type=int, default=64, help="MAX_REQUESTS_IN_FLIGHT when on")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.bound < 1:
+        parser.error("--bound: give the bound to compare with none, 1 or more")
+    try:
+        result = measure(args)
+    except LoadError as exc:
+        print(f"overload: {exc}", file=sys.stderr)
+        return 2
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.pattern}.json").write_text(json.dumps(result, indent=1))
+    results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    REPORT.write_text(markdown(results))
+    print(markdown([result]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

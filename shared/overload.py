@@ -1,0 +1,62 @@
+"""Overload control: a bound on the requests a process serves at once.
+
+Past the bound a request is answered at once with ``503`` + ``Retry-After`` and the
+contract's JSON error (code ``overloaded``) instead of waiting behind the others: a
+client (or its load balancer) retries elsewhere or later, and the requests already
+admitted keep their latency. Health probes and ``/metrics`` are never shed, so an
+overloaded replica stays visibly alive and measurable.
+
+Uvicorn's ``limit_concurrency`` was the first choice but does not fit: it counts open
+connections as well as requests (idle keep-alive connections count against it) and
+answers a plain-text 503 without ``Retry-After``.
+"""
+
+from prometheus_client import Counter, Gauge
+from starlette.responses import Response
+
+from shared.errors import error_response
+
+REQUESTS_IN_FLIGHT = Gauge(
+    "mlsp_http_requests_in_flight", "HTTP requests being served now (probes and scrapes left out)."
+)
+REQUESTS_SHED = Counter(
+    "mlsp_http_requests_shed",
+    "HTTP requests answered 503 at once because the in-flight bound was reached.",
+)
+#: Paths that are never counted nor shed: probes and scrapes.
+UNBOUNDED_PREFIXES = ("/health", "/metrics", "/v2/health")
+
+
+class InFlightLimit:
+    """Counts the requests in flight of one process and says when one is over the bound.
+
+    One object per app, shared by every middleware instance that serves it (the hot
+    path's and FastAPI's). The event loop is single-threaded, so a plain int is the
+    whole counter: no lock, and the gauge reads it at scrape time.
+    """
+
+    __slots__ = ("in_flight", "max_in_flight", "retry_after_s")
+
+    def __init__(self, max_in_flight: int, retry_after_s: int = 1) -> None:
+        self.max_in_flight = max_in_flight  # 0: no bound (still counted)
+        self.in_flight = 0
+        self.retry_after_s = retry_after_s
+
+    def publish(self) -> None:
+        """Make this count the process's ``mlsp_http_requests_in_flight`` (read at scrape time)."""
+        REQUESTS_IN_FLIGHT.set_function(lambda: self.in_flight)
+
+    def full(self) -> bool:
+        """True when one more request would be over the bound."""
+        return 0 < self.max_in_flight <= self.in_flight
+
+    def shed(self) -> Response:
+        """The answer to a request over the bound (counted in ``mlsp_http_requests_shed``)."""
+        REQUESTS_SHED.inc()
+        return error_response(
+            503,
+            "overloaded",
+            f"over capacity ({self.max_in_flight} requests in flight); "
+            f"retry after {self.retry_after_s} s",
+            headers={"Retry-After": str(self.retry_after_s)},
+        )

@@ -1,0 +1,149 @@
+"""The open-loop generator's bookkeeping, and a short run against a local server."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from loadtests.openloop import (
+    NO_ANSWER,
+    NOT_SENT,
+    LoadError,
+    Tally,
+    check_load,
+    check_url,
+    open_loop,
+    percentile,
+)
+from loadtests.overload import goals, markdown, memory_bytes
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.99) == 99.0
+    assert percentile(values, 0.5) == 50.0
+    assert percentile([7.0], 0.99) == 7.0
+    assert percentile([], 0.99) is None
+
+
+def test_tally_counts_by_second_and_keeps_latencies_by_kind() -> None:
+    tally = Tally()
+    tally.add(0, 200, 0.002)
+    tally.add(0, 503, 0.0005)
+    tally.add(1, 200, 0.004)
+    tally.add(1, NO_ANSWER, None)
+    tally.add(1, NOT_SENT, None)
+    assert tally.per_second[0] == {200: 1, 503: 1}
+    assert tally.accepted_ms == pytest.approx([2.0, 4.0])
+    assert tally.shed_ms == pytest.approx([0.5])
+    summary = tally.summary(2.0)
+    assert summary["offered_per_s"] == 2.0  # four sent (not the one never sent) over 2 s
+    assert summary["goodput_per_s"] == 1.0
+    assert summary["accepted_p99_ms"] == pytest.approx(4.0)
+    assert summary["shed_p99_ms"] == pytest.approx(0.5)
+    assert summary["statuses"] == {"not sent": 1, "no answer": 1, "200": 2, "503": 1}
+
+
+def test_merge_adds_another_processes_tally() -> None:
+    one, two = Tally(), Tally()
+    one.add(0, 200, 0.001)
+    two.add(0, 200, 0.003)
+    two.add(3, 503, 0.001)
+    two.late = 2
+    one.merge(two)
+    assert one.statuses == {200: 2, 503: 1}
+    assert one.per_second[0][200] == 2
+    assert len(one.accepted_ms) == 2
+    assert one.late == 2
+
+
+def test_only_127_0_0_1_and_bounded_loads() -> None:
+    assert check_url("http://127.0.0.1:8000/predict")
+    for url in ("http://example.com/predict", "https://127.0.0.1/x", "http://localhost:80/"):
+        with pytest.raises(LoadError, match=r"127\.0\.0\.1 only"):
+            check_url(url)
+    for rate, seconds in ((0, 1), (10**6, 1), (10, 0), (10, 10**5)):
+        with pytest.raises(LoadError):
+            check_load(rate, seconds)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    """A local server answering 200 and 503 in turn, each after 50 ms."""
+    calls = 0
+
+    async def predict(_: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        status = 200 if calls % 2 else 503
+        await asyncio.sleep(0.05)
+        return web.json_response({}, status=status)
+
+    app = web.Application()
+    app.router.add_post("/predict", predict)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("/predict"))
+
+
+async def test_every_due_request_is_sent_and_tallied(server: str) -> None:
+    tally = await open_loop(server, b"{}", rate=100, seconds=1.0)
+    assert tally.statuses == {200: 50, 503: 50}
+    assert min(tally.accepted_ms) >= 50
+
+
+async def test_past_max_outstanding_requests_are_counted_not_queued(server: str) -> None:
+    # 100/s answered after 50 ms: about 5 wait at once, so a cap of 2 leaves some unsent.
+    tally = await open_loop(server, b"{}", rate=100, seconds=1.0, max_outstanding=2)
+    assert tally.statuses[NOT_SENT] > 0
+    assert sum(tally.statuses.values()) == 100
+
+
+def test_memory_figures_of_docker_stats() -> None:
+    assert memory_bytes("45.5MiB ") == 45.5 * 2**20
+    assert memory_bytes("1.2GiB") == 1.2 * 2**30
+    with pytest.raises(ValueError, match="docker stats"):
+        memory_bytes("--")
+
+
+def test_the_report_shows_each_run_and_the_goals() -> None:
+    run = {
+        "offered_per_s": 100.0, "goodput_per_s": 95.0, "accepted_p50_ms": 1.0,
+        "accepted_p99_ms": 2.0, "shed_p99_ms": 1.0, "late_share": 0.0,
+        "statuses": {"200": 95, "503": 5},
+    }  # fmt: skip
+    result = {
+        "pattern": "sync", "date": "2026-12-03 08:00 UTC", "capacity": 100.0,
+        "capacity_how": "given", "bound": 8, "seconds": 30, "processes": 2,
+        "runs": [
+            run | {"bound": 8, "load": "80%", "rate": 80.0},
+            run | {"bound": 8, "load": "2x", "rate": 200.0}
+            | {"growth_mb": 1.0, "peak_growth_mb": 2.0},
+        ],
+    }  # fmt: skip
+    assert goals(result) == [
+        "- met: goodput at 2x >= 90% of capacity (95%)",
+        "- met: accepted p99 at 2x <= 3x the p99 at 80% (2.0 vs 2.0 ms)",
+        "- met: 503 p99 < 5 ms (1.0 ms)",
+        "- met: api memory growth < 20 MB (1.0 MB)",
+        "- met: only 200 and 503 (of the requests sent) (200, 503)",
+    ]
+    report = markdown([result])
+    assert "## sync" in report
+    assert (
+        "| 8 | 2x | 100 | 95 | 95% | 1.0 | 2.0 | 1.0 | 0% | 200: 95, 503: 5 | 1.0 (2.0) |" in report
+    )
+
+
+def test_a_goal_without_its_figure_is_not_met() -> None:
+    run = {
+        "offered_per_s": 100.0, "goodput_per_s": 0.0, "accepted_p50_ms": None,
+        "accepted_p99_ms": None, "shed_p99_ms": None, "late_share": 0.0,
+        "statuses": {"no answer": 100},
+    }  # fmt: skip
+    result = {
+        "capacity": 100.0, "bound": 8,
+        "runs": [run | {"bound": 8, "load": "80%"}, run | {"bound": 8, "load": "2x"}],
+    }  # fmt: skip
+    assert [line.split(":")[0] for line in goals(result)] == ["- NOT met"] * 5
