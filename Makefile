@@ -149,9 +149,9 @@ test: $(STUBS) ## Unit tests, in random order (the seed is printed), and lint (n
 	$(VENV)/bin/pytest -m "not e2e"
 
 .PHONY: e2e
+# In file order: the tests of a module share one stack, and only batch's are checked to
+# pass in any order.
 e2e: $(STUBS) ## End-to-end tests: bring every pattern up with docker compose
-	# in file order: the tests of a module share one stack, and only batch's are checked
-	# to pass in any order
 	$(VENV)/bin/pytest -m e2e -p no:randomly
 
 .PHONY: chaos
