@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 NOT_SCRAPED = {
     "base", "prep-base", "model-export", "migrate", "seed", "ctl", "redis", "postgres",
     "prometheus", "loadtest", "bare", "bare-fastapi",
+    # make bench's other targets: the nginx transport ceiling, web-single in 2 processes.
+    "nginx", "api-2-processes",
 }  # fmt: skip
 
 
