@@ -41,6 +41,7 @@ ALWAYS = [
     ".dockerignore",
     ".gitignore",
     "pyproject.toml",
+    "LICENSE",
 ]
 
 

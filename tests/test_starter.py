@@ -30,6 +30,7 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     assert "make up" in (dest / "README.md").read_text()
     assert "Serving your own model" in (dest / "README.md").read_text()
     assert "\nup: " in (dest / "Makefile").read_text()
+    assert (dest / "LICENSE").read_text() == (REPO_ROOT / "LICENSE").read_text()
 
 
 def test_sync_brings_the_predictor_and_its_pieces(tmp_path: Path) -> None:
