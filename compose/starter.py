@@ -37,6 +37,7 @@ ALWAYS = [
     "tests/__init__.py",
     "tests/api_fuzz.py",
     "tests/compose_stack.py",
+    "tests/docs_pages.py",
     "tests/local_servers.py",
     ".dockerignore",
     ".gitignore",

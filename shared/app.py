@@ -2,8 +2,9 @@
 
 :func:`create_app` gives a FastAPI app with the house conventions wired in:
 JSON errors (:mod:`shared.errors`), request ids, body limit, metrics and
-access log (:mod:`shared.middleware`), ``/health/live``, ``/health/ready``
-and ``/metrics``. The service adds its own routes.
+access log (:mod:`shared.middleware`), ``/health/live``, ``/health/ready``,
+``/metrics``, and ``/docs`` and ``/redoc`` that need no network
+(:mod:`shared.docs`). The service adds its own routes.
 """
 
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from shared.docs import install_offline_docs
 from shared.errors import ServiceError, install_error_handlers, service_error_response
 from shared.health import Readiness, live, ready_endpoint
 from shared.metrics import metrics_endpoint
@@ -110,6 +112,8 @@ def create_app(
         description=description,
         version=version,
         lifespan=lifespan,
+        docs_url=None,  # install_offline_docs serves them without a CDN
+        redoc_url=None,
         max_body_bytes=settings.max_body_bytes,
         log_requests=settings.access_log,
     )
@@ -126,6 +130,7 @@ def create_app(
         ("/metrics", metrics_endpoint),
     ):
         app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
+    install_offline_docs(app)
     return app
 
 

@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from tests.compose_stack import ComposeStack
+from tests.docs_pages import docs_asset_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -120,3 +121,7 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
         stack.compose("restart", "api")
         stack.wait_ready()
     assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
+
+
+def test_docs_and_their_assets_answer_from_the_container(stack: ComposeStack) -> None:
+    assert docs_asset_problems(stack.get) == []
