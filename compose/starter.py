@@ -27,6 +27,7 @@ IGNORE = shutil.ignore_patterns(
 ALWAYS = [
     "compose/Dockerfile",
     "compose/compose.sh",
+    "compose/probe.sh",
     "compose/service.yaml",
     "compose/offline",
     "compose/observe",
@@ -34,6 +35,7 @@ ALWAYS = [
     "models",
     "loadtests",
     "conftest.py",
+    "shared/probe.py",  # conftest.py waits for predictors with it
     "tests/__init__.py",
     "tests/api_fuzz.py",
     "tests/compose_stack.py",
