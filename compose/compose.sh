@@ -35,11 +35,29 @@ standin_tag() { # kind -> tag, as build-standins.sh names them
   esac
 }
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+# A registry that does not answer can hang a pull: each is stopped after this long.
+pull_timeout_s=${MLSP_PULL_TIMEOUT_S:-120}
+
+bounded() { # SECONDS CMD...: CMD, stopped after SECONDS (GNU timeout, or a watchdog where
+  # there is none, as on stock macOS); fails when CMD fails or is stopped
+  local seconds=$1; shift
+  if command -v timeout >/dev/null 2>&1; then timeout "$seconds" "$@"; return; fi
+  "$@" &
+  local pid=$! status=0
+  (sleep "$seconds" & sleeper=$!
+   trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+   wait "$sleeper" && kill "$pid" 2>/dev/null) >/dev/null 2>&1 &
+  local watchdog=$!
+  wait "$pid" || status=$?
+  kill "$watchdog" 2>/dev/null || true
+  wait "$watchdog" 2>/dev/null || true
+  return "$status"
+}
 
 resolve() { # NAME PUBLIC KIND -> prints the image to use
   local name=$1 public=$2 kind=$3
   if [ "${MLSP_OFFLINE:-0}" != 1 ]; then
-    if have_image "$public" || timeout 120 docker pull -q "$public" >/dev/null 2>&1; then
+    if have_image "$public" || bounded "$pull_timeout_s" docker pull -q "$public" >/dev/null 2>&1; then
       echo "$public"; return
     fi
     echo "compose.sh: cannot pull $public; using the local stand-in for $name" >&2

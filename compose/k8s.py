@@ -243,9 +243,12 @@ class Pattern:
         if svc["image"].startswith("mlsp/"):
             named["http"] = HTTP_PORT
         probe = probe_url(svc)
+        grpc_port = (svc.get("environment") or {}).get("GRPC_PORT")
         if probe and probe[0] == "grpc":
             named["grpc"] = probe[1]
-        elif probe:
+        elif grpc_port:  # a gRPC server probed over its HTTP face
+            named["grpc"] = int(grpc_port)
+        if probe and probe[0] != "grpc":
             named.setdefault("http", probe[1])
         for number in sorted(numbers - set(named.values())):
             named[f"tcp-{number}"] = number
@@ -574,13 +577,18 @@ def labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name}
 
 
+# Healthcheck commands that take one URL: compose/probe.sh (in every image as `probe`),
+# and `python -m shared.probe`, which also speaks grpc://.
+URL_PROBES = (["CMD", "probe"], ["CMD", "python", "-m", "shared.probe"])
+
+
 def probe_url(svc: Doc) -> tuple[str, int, str] | None:
-    """``(scheme, port, path)`` of a ``python -m shared.probe URL`` healthcheck."""
+    """``(scheme, port, path)`` of a healthcheck that probes one URL (:data:`URL_PROBES`)."""
     healthcheck = svc.get("healthcheck") or {}
     test = healthcheck.get("test") or []
-    if healthcheck.get("disable") or test[:4] != ["CMD", "python", "-m", "shared.probe"]:
+    if healthcheck.get("disable") or test[:-1] not in URL_PROBES:
         return None
-    found = re.fullmatch(r"(https?|grpc)://[^:/]+:(\d+)(/.*)?", test[4])
+    found = re.fullmatch(r"(https?|grpc)://[^:/]+:(\d+)(/.*)?", test[-1])
     if not found:
         raise K8sError(f"cannot map the healthcheck {test}")
     return found[1], int(found[2]), found[3] or "/"

@@ -30,6 +30,7 @@ ALWAYS = [
     "compose/compose.sh",
     "compose/locks.py",
     "compose/secrets.sh",
+    "compose/probe.sh",
     "compose/service.yaml",
     "compose/offline",
     "compose/observe",
@@ -39,16 +40,19 @@ ALWAYS = [
     "models/specs.py",
     "loadtests",
     "conftest.py",
+    "shared/probe.py",  # conftest.py waits for predictors with it
     "tests/__init__.py",
     "tests/api_fuzz.py",
     "tests/bad_input.py",
     "tests/compose_stack.py",
+    "tests/docs_pages.py",
     "tests/local_servers.py",
     "tests/test_locks.py",
     "tests/metrics_text.py",
     ".dockerignore",
     ".gitignore",
     "pyproject.toml",
+    "LICENSE",
 ]
 
 

@@ -2,9 +2,10 @@
 
 :func:`create_app` gives a FastAPI app with the house conventions wired in:
 JSON errors (:mod:`shared.errors`), request ids, body limit, metrics and
-access log (:mod:`shared.middleware`), ``/health/live``, ``/health/ready``
-and ``/metrics``, and a bound on the requests in flight (:mod:`shared.overload`).
-The service adds its own routes.
+access log (:mod:`shared.middleware`), ``/health/live``, ``/health/ready``,
+``/metrics``, ``/docs`` and ``/redoc`` that need no network (:mod:`shared.docs`),
+and a bound on the requests in flight (:mod:`shared.overload`). The service adds
+its own routes.
 """
 
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from shared.docs import install_offline_docs
 from shared.errors import ServiceError, install_error_handlers, service_error_response
 from shared.health import Readiness, live, ready_endpoint
 from shared.metrics import metrics_endpoint
@@ -128,6 +130,8 @@ def create_app(
         description=description,
         version=version,
         lifespan=lifespan,
+        docs_url=None,  # install_offline_docs serves them without a CDN
+        redoc_url=None,
         max_body_bytes=settings.max_body_bytes,
         log_requests=settings.access_log,
         in_flight=in_flight,
@@ -146,6 +150,7 @@ def create_app(
         ("/metrics", metrics_endpoint),
     ):
         app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
+    install_offline_docs(app)
     return app
 
 

@@ -4,8 +4,8 @@ Queue workers and schedulers spend their time in a job loop; this runs a
 small standard-library HTTP server in a daemon thread beside it, with the same
 endpoints and answers as every HTTP service (:mod:`shared.health`):
 ``/health/live``, ``/health/ready`` (503 with the failing checks' reasons) and
-``/metrics``. So the house healthcheck, ``python -m shared.probe
-http://127.0.0.1:8080/health/ready``, works for them unchanged.
+``/metrics``. So the house healthcheck, ``probe
+http://127.0.0.1:8080/health/ready`` (compose/probe.sh), works for them unchanged.
 """
 
 import logging

@@ -1,11 +1,13 @@
-"""Container healthcheck: ``python -m shared.probe URL``.
+"""Health probes from Python: ``python -m shared.probe URL``, and the tests' probes.
 
 * ``http://127.0.0.1:8080/health/ready``: healthy when it answers 2xx.
 * ``grpc://127.0.0.1:8081``: healthy when the standard ``grpc.health.v1``
   service says SERVING.
 
-Exits 0 when healthy within the timeout, 1 otherwise. The images have no curl
-nor grpc_health_probe; this needs only what the base image has.
+Exits 0 when healthy within the timeout, 1 otherwise. The compose healthchecks
+use ``compose/probe.sh`` instead (bash built-ins: no interpreter start-up every
+few seconds; every service answers ``/health/ready`` over HTTP); this one is
+for a server that speaks only gRPC.
 """
 
 import sys

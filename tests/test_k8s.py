@@ -197,8 +197,8 @@ def check_probes(name: str, svc: Doc, container: Doc) -> None:
     healthcheck = svc["healthcheck"]
     test = healthcheck["test"]
     ready, live = container["readinessProbe"], container["livenessProbe"]
-    if test[:4] == ["CMD", "python", "-m", "shared.probe"]:
-        url = urlsplit(test[4])
+    if test[:-1] in k8s.URL_PROBES:
+        url = urlsplit(test[-1])
         if url.scheme == "grpc":
             assert ready["grpc"] == {"port": url.port}, name
         else:
@@ -438,7 +438,7 @@ SMALL = {
         "restart": "unless-stopped",
         "build": {"context": "api", "args": {"BASE_IMAGE": "mlsp/base:dev"}},
         "healthcheck": {
-            "test": ["CMD", "python", "-m", "shared.probe", "http://127.0.0.1:8080/health/ready"],
+            "test": ["CMD", "probe", "http://127.0.0.1:8080/health/ready"],
             "interval": "3s",
             "timeout": "3s",
             "retries": 3,

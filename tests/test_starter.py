@@ -22,6 +22,7 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     write_starter("web-single", dest)
     shared = {p.name for p in (dest / "shared").iterdir()}
     assert {"app.py", "model.py", "schemas.py", "serve.py", "probe.py"} <= shared
+    assert (dest / "compose" / "probe.sh").is_file()  # the healthcheck the images carry
     assert "v2" not in shared  # no predictor in this pattern
     assert (dest / "api" / "main.py").is_file()
     assert (dest / "tests" / "test_e2e.py").is_file()
@@ -34,6 +35,7 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     assert "make up" in (dest / "README.md").read_text()
     assert "Serving your own model" in (dest / "README.md").read_text()
     assert "\nup: " in (dest / "Makefile").read_text()
+    assert (dest / "LICENSE").read_text() == (REPO_ROOT / "LICENSE").read_text()
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ debian_mirror() {
 can_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 
 if ! can_install; then
-  engine_answers || say "no Docker engine answers. Install Docker Engine (https://docs.docker.com/engine/install/) and start it."
+  engine_answers || say "no Docker engine answers. Start Docker Desktop (macOS, Windows), or install Docker Engine (https://docs.docker.com/engine/install/) and start it."
   compose_answers || say "the Docker Compose v2 plugin is missing (docker compose version fails). Install docker-compose-plugin."
   exit 1
 fi

@@ -3,6 +3,7 @@
 import io
 import logging
 
+import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
@@ -12,10 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.app import add_hot_route, create_app, json_response
+from shared.docs import install_offline_docs
 from shared.errors import DependencyTimeout, DependencyUnavailable
 from shared.health import Readiness
 from shared.logs import JsonFormatter
 from shared.settings import ServiceSettings
+from tests.docs_pages import asset_urls, docs_asset_problems
 from tests.metrics_text import MetricsChange
 
 
@@ -171,3 +174,34 @@ def test_access_log_line_carries_the_request_id(client: TestClient) -> None:
     assert line["status"] == 200
     assert line["service"] == "api"
     assert line["duration_ms"] >= 0
+
+
+def test_docs_pages_load_their_assets_from_the_app_itself(client: TestClient) -> None:
+    assert docs_asset_problems(client.get) == []
+    swagger = asset_urls(client.get("/docs").text)
+    assert {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"} <= set(swagger)
+    assert "/docs-assets/redoc.standalone.js" in asset_urls(client.get("/redoc").text)
+    script_type = client.get("/docs-assets/swagger-ui-bundle.js").headers["content-type"]
+    assert "javascript" in script_type
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
+def test_an_asset_on_another_host_or_missing_is_reported() -> None:
+    pages = {
+        "/docs": '<link href="https://cdn.example/ui.css"><script src="/gone.js"></script>',
+        "/redoc": "<p>no script</p>",
+    }
+
+    def get(path: str) -> httpx.Response:
+        return httpx.Response(200, text=pages[path]) if path in pages else httpx.Response(404)
+
+    assert docs_asset_problems(get) == [
+        "/docs loads https://cdn.example/ui.css from another host",
+        "/docs loads /gone.js, which answered 404",
+        "/redoc loads no script: []",
+    ]
+
+
+def test_offline_docs_need_the_openapi_and_redirect_urls() -> None:
+    with pytest.raises(ValueError, match="need openapi_url"):
+        install_offline_docs(FastAPI(openapi_url=None, docs_url=None, redoc_url=None))

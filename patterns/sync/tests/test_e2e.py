@@ -84,6 +84,11 @@ def test_a_slow_predictor_gives_504_and_recovers(stack: ComposeStack) -> None:
     assert wait_until_predicting(stack) < 10
 
 
+def api_health(stack: ComposeStack) -> str:
+    """The api container's healthcheck status: healthy, unhealthy or starting."""
+    return stack.compose("ps", "--format", "{{.Health}}", "api").strip()
+
+
 def test_a_stopped_predictor_gives_503_and_the_api_recovers_by_itself(stack: ComposeStack) -> None:
     stack.compose("stop", "predictor")
     try:
@@ -92,10 +97,13 @@ def test_a_stopped_predictor_gives_503_and_the_api_recovers_by_itself(stack: Com
         assert answer.headers["retry-after"] == "1"
         assert answer.json()["error"]["code"] == "dependency_unavailable"
         assert stack.get("/health/ready").status_code == 503
+        # The healthcheck (compose/probe.sh) reports the unready api as unhealthy.
+        stack.wait_for(lambda: api_health(stack) == "unhealthy", "the api to turn unhealthy")
     finally:
         stack.compose("start", "predictor")
     assert wait_until_predicting(stack) < 30
     assert stack.get("/health/ready").status_code == 200
+    stack.wait_for(lambda: api_health(stack) == "healthy", "the api to turn healthy again")
 
 
 def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:

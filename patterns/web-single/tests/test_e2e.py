@@ -9,6 +9,7 @@ import pytest
 
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
+from tests.docs_pages import docs_asset_problems
 from tests.metrics_text import MetricsChange, sample_total
 
 pytestmark = pytest.mark.e2e
@@ -144,3 +145,7 @@ def test_past_the_in_flight_bound_the_api_sheds_with_503_and_serves_right_after(
         assert f"mlsp_http_requests_shed_total {float(shed_total)}" in metrics
     finally:
         stack.compose("up", "-d", "--wait", "api")  # the stack's own bound again
+
+
+def test_docs_and_their_assets_answer_from_the_container(stack: ComposeStack) -> None:
+    assert docs_asset_problems(stack.get) == []
