@@ -281,7 +281,14 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
     # The shared Dockerfile names shared.v2 only to generate stubs when it is there.
     pieces = [REPO / rel for rel in copies if rel.endswith((".yaml", ".yml"))]
     run = modules_run_by(source, pieces)
-    for path in sorted(shared_files(shared_modules(sources, run) | models)):
+    # The helpers of tests/ the pattern's tests import (the chaos load, say), and the
+    # modules of compose/ those helpers import in turn.
+    test_helpers = shared_modules(tests, package="tests")
+    helper_files = [path for path in map(_module_path, test_helpers) if path is not None]
+    tooling = shared_modules([*helper_files, REPO / "tests" / "test_locks.py"], package="compose")
+    for path in sorted(
+        shared_files(shared_modules(sources, run) | models | test_helpers | tooling)
+    ):
         _copy(path, dest / path.relative_to(REPO))
     for item in source.iterdir():
         if item.name != "compose.yaml":

@@ -14,11 +14,13 @@ import pytest
 from conftest import REPO_ROOT
 
 # The fake engine: answers `info`, `compose version`, `image inspect` (only the stand-ins
-# are there) and `pull` (the Python image's pull hangs until stopped; the others work).
+# are there), `volume inspect` (no volume yet) and `pull` (the Python image's pull hangs
+# until stopped; the others work).
 FAKE_DOCKER = """#!/usr/bin/env bash
 echo "$*" >>"$FAKE_DOCKER_LOG"
 case "$1 $2" in
   "image inspect") case $3 in mlsp-standin/*) exit 0 ;; *) exit 1 ;; esac ;;
+  "volume inspect") exit 1 ;;
   "pull -q")
     if [ "$3" = python:3.11.11-slim-bookworm ]; then
       sleep 300 & sleeper=$!
