@@ -61,7 +61,12 @@ def test_bad_input_gets_a_clear_error_and_starts_no_work(
     stack: ComposeStack, path: str, case: BadInput
 ) -> None:
     assert_refused_by_the_stack(stack, path, case)
-    assert stack.post(path, json={"instances": [GOOD_ROW]}).status_code in (200, 202)
+    good = stack.post(path, json={"instances": [GOOD_ROW]})
+    assert good.status_code in (200, 202)
+    if good.status_code == 202:  # the job's member calls end before the next test counts calls
+        url = good.json()["url"]
+        stack.wait_for(lambda: stack.get(url).json()["status"] != "running", "the good job", 15)
+        assert stack.get(url).json()["status"] == "done"
 
 
 def test_the_request_id_reaches_every_member(stack: ComposeStack) -> None:
