@@ -80,10 +80,7 @@ class K8sError(Exception):
 
 def compose_config(pattern: str, profiles: str = "") -> Doc:
     """:func:`compose.config.compose_config`, its failure as a :class:`K8sError`."""
-    try:
-        return config.compose_config(pattern, profiles)
-    except config.ComposeError as exc:
-        raise K8sError(str(exc)) from exc
+    return compose_file_config(PATTERNS_DIR / pattern / "compose.yaml", profiles)
 
 
 def compose_file_config(compose_file: Path, profiles: str = "") -> Doc:
