@@ -110,7 +110,8 @@ CAPACITY ?=
 .PHONY: overload
 overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capacity (CAPACITY=), bound on and off; loadtests/reports/overload.md
 	$(VENV)/bin/python -m loadtests.overload $(PATTERN) --port $(API_PORT) \
-	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT))
+	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT)) \
+	  $(if $(API_CPUS),--api-cpus $(API_CPUS))
 
 .PHONY: starter
 starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORCE=1 to write over)

@@ -80,9 +80,10 @@ def capacity(pool: ProcessPoolExecutor, processes: int, url: str) -> float:
 class Stack:
     """The pattern's compose stack, brought up with the given in-flight bound."""
 
-    def __init__(self, pattern: str, port: int) -> None:
+    def __init__(self, pattern: str, port: int, api_cpus: float = 0.0) -> None:
         self.pattern = pattern
         self.port = port
+        self.api_cpus = api_cpus  # 0: the compose file's limit
         self.compose = ["./compose/compose.sh", "-f", f"patterns/{pattern}/compose.yaml"]
         # A project of its own: a stack left up by `make up` is neither reused nor taken down.
         tag = os.environ.get("MLSP_TAG", "dev")
@@ -107,6 +108,18 @@ class Stack:
         except LoadError:
             time.sleep(10)
             self.run("up", "--build", "--wait", "--remove-orphans", bound=bound)
+        if self.api_cpus:
+            self.limit_api_cpus()
+
+    def limit_api_cpus(self) -> None:
+        """Cap the api container's CPU (``docker update --cpus``): on a machine shared with
+        the generator, a capped api leaves the generator room to send twice its capacity."""
+        for container in self.run("ps", "-q", "api").split():
+            subprocess.run(
+                ["docker", "update", "--cpus", str(self.api_cpus), container],
+                capture_output=True,
+                check=True,
+            )
 
     def down(self) -> None:
         self.run("down", "--volumes", "--remove-orphans")
@@ -158,7 +171,7 @@ class MemoryWatch:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Capacity, then each bound setting at each load; the figures as one JSON document."""
-    stack = Stack(args.pattern, args.port)
+    stack = Stack(args.pattern, args.port, args.api_cpus)
     url = f"http://127.0.0.1:{args.port}/predict"
     result: dict[str, Any] = {
         "pattern": args.pattern,
@@ -166,6 +179,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "bound": args.bound,
         "seconds": args.seconds,
         "processes": args.processes,
+        "api_cpus": args.api_cpus,
         "runs": [],
     }
     with ProcessPoolExecutor(args.processes) as pool:
@@ -197,6 +211,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def _cpus(api_cpus: float | None) -> str:
+    if not api_cpus:
+        return "the api's CPU as its compose file sets it"
+    return f"the api capped at {api_cpus:g} CPU (docker update --cpus), the rest left to the load"
 
 
 def _both(a: float | None, b: float | None, check: Callable[[float, float], bool]) -> bool:
@@ -265,7 +285,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             "",
             f"{result['date']}; capacity {result['capacity']:.0f} req/s ({result['capacity_how']});"
             f" bound MAX_REQUESTS_IN_FLIGHT={result['bound']} vs 0 (none); {result['seconds']} s"
-            f" per load; {result['processes']} generator processes; one iris row per request.",
+            f" per load; {result['processes']} generator processes; one iris row per request;"
+            f" {_cpus(result.get('api_cpus'))}.",
             "",
             "| bound | load | offered/s | goodput/s | of capacity | accepted p50 ms "
             "| accepted p99 ms | 503 p99 ms | late | statuses | api memory growth (peak) MB |",
@@ -299,7 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--api-cpus", type=float, default=0.0, help="cap the api container's CPU; 0: no cap"
+    )
     args = parser.parse_args(argv)
+    if args.api_cpus < 0:
+        parser.error("--api-cpus: give 0 (no cap) or a positive number of CPUs")
     if args.bound < 1:
         parser.error("--bound: give the bound to compare with none, 1 or more")
     try:
