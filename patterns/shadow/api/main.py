@@ -1,0 +1,149 @@
+"""shadow api: answers from the primary model, mirrors each request to a candidate model.
+
+The public contract is sync's: the api decodes the rows, calls the primary's predictor
+over gRPC and answers with its labels. Once it has the answer, it hands the same rows
+to the candidate's predictor in the background (:class:`shared.mirror.Mirror`) and
+returns without waiting: the candidate's answer, its latency and whether it agrees with
+the primary are recorded as metrics (``comparison.py``), never sent to the client.
+The mirror is bounded (``SHADOW_MAX_IN_FLIGHT``; past it a mirror is dropped and
+counted), has its own deadline (``CANDIDATE_TIMEOUT_S``) and counts its errors, so a
+slow or stopped candidate costs the primary's answers nothing. Readiness is the
+primary's alone.
+"""
+
+import functools
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import Field, field_validator
+from starlette.requests import Request
+from starlette.responses import Response
+
+from comparison import PRIMARY_LATENCY, Comparison
+from shared.app import add_hot_route, create_app, json_response
+from shared.health import Readiness
+from shared.metrics import stage
+from shared.mirror import Mirror
+from shared.model import ModelError, ModelMetadata
+from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
+from shared.settings import ServiceSettings
+from shared.v2.peers import ModelPeer, PredictorPeerSettings, check_same_inputs, connected
+
+
+class Settings(ServiceSettings, PredictorPeerSettings):
+    """The api's settings: the primary (as in sync), the candidate and how much to mirror."""
+
+    candidate_url: str = Field(
+        description="host:port of the candidate's predictor (gRPC); http://host:port for REST."
+    )
+    candidate_model: str = Field("iris-boosted", description="The candidate model's name.")
+    candidate_version: str | None = Field(
+        None, description="The candidate's version; empty: the highest in the repository."
+    )
+    candidate_timeout_s: float = Field(
+        1.0, gt=0, description="Deadline of one mirrored call, from the mirror to its answer."
+    )
+    shadow_share: float = Field(
+        1.0, ge=0, le=1, description="Share of requests mirrored to the candidate; 0: none."
+    )
+    shadow_max_in_flight: int = Field(
+        64, ge=1, description="Mirrored calls at once; more are dropped (and counted)."
+    )
+
+    @field_validator("candidate_version", mode="before")
+    @classmethod
+    def _empty_is_highest(cls, value: Any) -> Any:
+        return value or None
+
+
+settings = Settings()
+primary = ModelPeer.predictor(settings)
+candidate = ModelPeer.from_repository(
+    "candidate",
+    settings.candidate_url,
+    settings.model_dir,
+    settings.candidate_model,
+    version=settings.candidate_version,
+)
+check_same_inputs([primary, candidate])
+metadata: ModelMetadata = primary.metadata
+if candidate.metadata.labels != metadata.labels:
+    raise ModelError(
+        f"candidate {candidate.ref} has classes {candidate.metadata.labels}, "
+        f"primary {primary.ref} has {metadata.labels}: their answers cannot be compared"
+    )
+comparison = Comparison(metadata.labels)
+mirror = Mirror("candidate", settings.shadow_max_in_flight, settings.candidate_timeout_s)
+readiness = Readiness()
+readiness.add("predictor", primary.check_ready)  # never the candidate's: it must cost nothing
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """A channel to each predictor; mirrored calls in flight get a moment to end at shutdown."""
+    async with connected([primary, candidate], settings.predictor_timeout_s, settings):
+        yield
+        await mirror.aclose(grace_s=settings.candidate_timeout_s)
+
+
+app = create_app(
+    settings,
+    title="shadow",
+    description="Answers from the primary model; mirrors each request to a candidate model "
+    "in the background and records how their answers compare.",
+    readiness=readiness,
+    lifespan=lifespan,
+)
+
+
+def mirror_to_candidate(rows: Any, primary_best: Any) -> None:
+    """Mirror ``rows`` to the candidate (a ``SHADOW_SHARE`` of requests), without waiting."""
+    if settings.shadow_share < 1 and random.random() >= settings.shadow_share:  # noqa: S311
+        return
+    mirror.submit(
+        lambda: candidate.infer(rows, ["probabilities"], settings.candidate_timeout_s),
+        functools.partial(comparison.answered, primary_best),
+    )
+
+
+async def predict(request: Request) -> Response:
+    """Predict the class of each instance with the primary model (and mirror the rows)."""
+    with stage("decode"):
+        rows = decode_rows(await request.body(), metadata, settings.max_instances)
+    started = time.perf_counter()
+    with stage("predictor_call"):
+        probabilities = (await primary.infer(rows, ["probabilities"]))["probabilities"]
+    PRIMARY_LATENCY.observe(time.perf_counter() - started)
+    mirror_to_candidate(rows, probabilities.argmax(axis=1))
+    return json_response(prediction_body(metadata, probabilities))
+
+
+add_hot_route(
+    app, "/predict", predict, request_model=PredictRequest, response_model=PredictResponse
+)
+
+
+@app.get("/model", response_model=ModelMetadata)
+async def model_metadata() -> Response:
+    """The primary model's metadata: name, version, tensors, labels, metrics, sha256."""
+    return json_response(metadata.model_dump())
+
+
+@app.get("/shadow")
+async def shadow_state() -> Response:
+    """The candidate, how much is mirrored, and whether the candidate answers now."""
+    return json_response(
+        {
+            "primary": primary.ref,
+            "candidate": candidate.ref,
+            "candidate_url": settings.candidate_url,
+            "share": settings.shadow_share,
+            "max_in_flight": settings.shadow_max_in_flight,
+            "in_flight": mirror.in_flight,
+            "candidate_problem": await candidate.check_ready(),
+        }
+    )
