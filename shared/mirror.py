@@ -44,7 +44,7 @@ OUTCOMES = ("ok", "failed", "timeout", "dropped")
 
 
 class Mirror:
-    """Runs calls in the background, at most ``max_in_flight`` at once, each within ``timeout_s``."""
+    """Runs calls in the background: at most ``max_in_flight`` at once, each in ``timeout_s``."""
 
     def __init__(self, name: str, max_in_flight: int, timeout_s: float) -> None:
         if max_in_flight < 1:
@@ -93,7 +93,7 @@ class Mirror:
             on_answer(answer, time.perf_counter() - started)
         except TimeoutError:
             self._ended("timeout", f"no answer within {self.timeout_s:g} s")
-        except Exception as exc:  # noqa: BLE001 - a mirror's error must never reach the caller
+        except Exception as exc:  # a mirror's error must never reach the caller
             self._ended("failed", f"{type(exc).__name__}: {exc}")
         else:
             self._ended("ok", "")

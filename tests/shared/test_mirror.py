@@ -1,6 +1,7 @@
 """shared.mirror: bounded fire-and-forget calls whose errors are counted, never raised."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from prometheus_client import REGISTRY
@@ -27,7 +28,8 @@ def test_a_call_runs_in_the_background_and_its_answer_is_handed_on() -> None:
             return "label"
 
         accepted = mirror.submit(call, lambda answer, s: answers.append((answer, s)))
-        assert answers == [] and mirror.in_flight == 1  # submit did not wait for the call
+        assert answers == []  # submit did not wait for the call
+        assert mirror.in_flight == 1
         gate.set()
         await mirror.aclose(grace_s=1.0)
         return accepted
@@ -45,7 +47,7 @@ def test_past_the_bound_a_call_is_dropped_and_counted() -> None:
         mirror = Mirror("t-bound", max_in_flight=2, timeout_s=5.0)
         gate = asyncio.Event()
 
-        def call_number(i: int):  # noqa: ANN202
+        def call_number(i: int) -> Callable[[], Awaitable[int]]:
             async def call() -> int:
                 started.append(i)
                 await gate.wait()

@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from comparison import PRIMARY_LATENCY, Comparison
 from fastapi import FastAPI
 from pydantic import Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from comparison import PRIMARY_LATENCY, Comparison
 from shared.app import add_hot_route, create_app, json_response
 from shared.health import Readiness
 from shared.metrics import stage
@@ -102,7 +102,7 @@ app = create_app(
 
 def mirror_to_candidate(rows: Any, primary_best: Any) -> None:
     """Mirror ``rows`` to the candidate (a ``SHADOW_SHARE`` of requests), without waiting."""
-    if settings.shadow_share < 1 and random.random() >= settings.shadow_share:  # noqa: S311
+    if settings.shadow_share < 1 and random.random() >= settings.shadow_share:
         return
     mirror.submit(
         lambda: candidate.infer(rows, ["probabilities"], settings.candidate_timeout_s),

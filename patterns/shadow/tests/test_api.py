@@ -34,7 +34,7 @@ def shadow_client(
         clients.append(client.__enter__())
         return client
 
-    yield lambda **env: start(**env)
+    yield start
     for client in clients:
         client.__exit__(None, None, None)
 
