@@ -27,6 +27,7 @@ SCENARIOS: dict[str, str] = {
     "prediction-cache": "loadtests.scenarios.prediction_cache:CachedPredictUser",
     "data-cache": "loadtests.scenarios.data_cache:ItemIdUser",
     "prep-pred": "loadtests.scenarios.images:ImageUser",
+    "shadow": "loadtests.scenarios.shadow:ShadowUser",
 }
 
 

@@ -1,4 +1,4 @@
-"""The serial, parallel, data-cache and prep-pred scenarios are registered and load in Locust."""
+"""The serial, parallel, data-cache, prep-pred and shadow scenarios are registered and load in Locust."""
 
 import pytest
 
@@ -13,6 +13,7 @@ from tests.loadtests.test_scenarios import REPO_ROOT, _list_user_classes
         ("parallel", "ParallelUser"),
         ("data-cache", "ItemIdUser"),
         ("prep-pred", "ImageUser"),
+        ("shadow", "ShadowUser"),
     ],
 )
 def test_the_pattern_runs_its_user_class(pattern: str, user_class: str) -> None:

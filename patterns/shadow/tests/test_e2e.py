@@ -1,0 +1,110 @@
+"""shadow end to end: the primary answers, the candidate's answers are recorded, and a stopped
+or slow candidate fails no request."""
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.chaos import Load, fault
+from tests.compose_stack import ComposeStack
+from tests.metrics_text import MetricsChange
+
+pytestmark = pytest.mark.e2e
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[ComposeStack]:
+    with ComposeStack("shadow", CANDIDATE_TIMEOUT_S="0.5", ACCESS_LOG="true") as stack:
+        yield stack
+
+
+def metrics(stack: ComposeStack) -> MetricsChange:
+    return MetricsChange(lambda: stack.get("/metrics").text)
+
+
+def wait_for_increase(change: MetricsChange, name: str, at_least: float, **labels: str) -> float:
+    """The increase of a metric once it reaches ``at_least`` (the mirror ends after the answer)."""
+    deadline = time.monotonic() + 20
+    while (grown := change.increase(name, **labels)) < at_least:
+        assert time.monotonic() < deadline, f"{name}{labels} grew by {grown}, not {at_least}"
+        time.sleep(0.2)
+    return grown
+
+
+def test_only_the_api_is_published(stack: ComposeStack) -> None:
+    health = stack.compose("ps", "--format", "{{.Service}} {{.Health}} {{.Ports}}").splitlines()
+    by_service = {line.split()[0]: line for line in health if line}
+    assert set(by_service) == {"api", "predictor", "candidate"}
+    for service in by_service.values():
+        assert "healthy" in service
+    assert f"127.0.0.1:{stack.port}->8080/tcp" in by_service["api"]
+    assert "->" not in by_service["predictor"] + by_service["candidate"]
+
+
+def test_answers_are_the_primarys_and_the_candidates_are_recorded(stack: ComposeStack) -> None:
+    examples = stack.get("/model").json()["examples"]
+    change = metrics(stack)
+    answer = stack.post("/predict", json={"instances": [e["input"] for e in examples]})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert [p["label"] for p in body["predictions"]] == [e["label"] for e in examples]
+    assert [p["probabilities"] for p in body["predictions"]] == [
+        dict(zip(stack.get("/model").json()["labels"], e["probabilities"], strict=True))
+        for e in examples
+    ]  # the primary's (iris v1's) own answers, not the candidate's
+    assert (body["model_name"], body["model_version"]) == ("iris", "1")
+    rows = wait_for_increase(change, "mlsp_shadow_rows_total", len(examples))
+    assert rows == len(examples)
+    assert change.increase("mlsp_mirror_calls_total", mirror="candidate", outcome="ok") == 1
+    assert change.increase("mlsp_shadow_latency_seconds_count", model="candidate") == 1
+    assert stack.get("/shadow").json()["candidate"] == "iris-boosted:1"
+
+
+def test_the_request_id_travels_to_both_predictors(stack: ComposeStack) -> None:
+    answer = stack.post("/predict", json={"instances": [ROW]}, headers={"X-Request-ID": "shadow-7"})
+    assert answer.status_code == 200
+    assert stack.traced("api", "shadow-7") == ["POST /predict 200"]
+    assert stack.traced("predictor", "shadow-7") == ["ModelInfer OK"]
+    assert stack.traced("candidate", "shadow-7") == ["ModelInfer OK"]
+
+
+def test_a_stopped_candidate_fails_no_request(stack: ComposeStack) -> None:
+    change = metrics(stack)
+    load = Load(stack).start()
+    try:
+        result = fault(stack, load, "candidate")
+    finally:
+        load.stop()
+    assert result.requests > 0
+    assert result.failed == 0
+    assert result.problems() == []
+    assert change.increase("mlsp_mirror_calls_total", mirror="candidate", outcome="failed") > 0
+    assert stack.get("/health/ready").status_code == 200
+
+
+def test_a_slow_candidate_fails_no_request(stack: ComposeStack) -> None:
+    # Slower than the mirror's deadline (CANDIDATE_TIMEOUT_S=0.5): every mirror times out.
+    with stack.overridden(CANDIDATE_DELAY_MS="1000"):
+        stack.compose("up", "-d", "--wait", "candidate")
+    try:
+        change = metrics(stack)
+        load = Load(stack).start()
+        time.sleep(4)
+        load.stop()
+        assert load.samples
+        assert [s for s in load.samples if not s.ok] == []
+        timeouts = change.increase("mlsp_mirror_calls_total", mirror="candidate", outcome="timeout")
+        dropped = change.increase("mlsp_mirror_calls_total", mirror="candidate", outcome="dropped")
+        assert timeouts > 0
+        assert timeouts + dropped <= len(load.samples)
+    finally:
+        stack.compose("up", "-d", "--wait", "candidate")
+
+
+def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
+    total = stack.locust_smoke()["Aggregated"]
+    assert total["requests"] > 0
+    assert total["failures"] == 0
