@@ -1,4 +1,4 @@
-"""The serial, parallel, data-cache, prep-pred and shadow scenarios are registered and load in Locust."""
+"""The scenarios of the patterns beyond web-single and sync are registered and load in Locust."""
 
 import pytest
 
