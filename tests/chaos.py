@@ -53,6 +53,12 @@ WARM_UP_S = 2.0  # load before the first fault
 #: replicas: then a fault must fail no request at all.
 FAILURES_ALLOWED_WHILE_DOWN = True
 FAILURE_RATE_MARGIN = 1.5
+#: Services no answer waits for: losing or slowing one must fail no request at all, whatever
+#: FAILURES_ALLOWED_WHILE_DOWN says (shadow's candidate only gets mirrored copies).
+OFF_THE_ANSWER_PATH = {("shadow", "candidate")}
+#: Services also slowed under load (recreated with these settings for DOWN_S, then as they
+#: were): the predictor's DELAY_MS, well past the caller's deadline for them.
+SLOWED = {("shadow", "candidate"): {"CANDIDATE_DELAY_MS": "2000"}}
 #: Settings of the stacks under test: fast heartbeats, a batch run every 2 s.
 STACK_ENV = {
     "WORKER_HEARTBEAT_S": "0.5",
@@ -86,6 +92,7 @@ class FaultResult:
     queued: bool = False  # the pattern queues work (202 answers): lost/duplicated apply
     down_s: float = 0.0  # from the stop until the service was healthy again
     request_rate: float = 0.0  # requests/s of the load while the service was down
+    slowed: dict[str, str] | None = None  # the settings it was slowed with; None: stopped
 
     @property
     def recovered(self) -> bool:
@@ -95,14 +102,22 @@ class FaultResult:
     @property
     def failures_allowed(self) -> int:
         """The failed requests this fault may cost (see FAILURES_ALLOWED_WHILE_DOWN)."""
-        if not FAILURES_ALLOWED_WHILE_DOWN:
+        if not FAILURES_ALLOWED_WHILE_DOWN or (self.pattern, self.service) in OFF_THE_ANSWER_PATH:
             return 0
         return math.ceil(self.down_s * self.request_rate * FAILURE_RATE_MARGIN)
+
+    @property
+    def what(self) -> str:
+        """What was done to the service: stopped, or slowed with which settings."""
+        if self.slowed is None:
+            return f"{self.service} stopped"
+        settings = " ".join(f"{k}={v}" for k, v in self.slowed.items())
+        return f"{self.service} slowed ({settings})"
 
     def problems(self) -> list[str]:
         """What this fault broke that it must not: empty when the pattern held up."""
         found = []
-        where = f"{self.pattern}, {self.service} stopped"
+        where = f"{self.pattern}, {self.what}"
         if not self.recovered:
             found.append(f"{where}: not recovered within {RECOVERY_TIMEOUT_S:g} s")
         if self.queued:
@@ -275,12 +290,22 @@ def wait_healthy(stack: ComposeStack, service: str, deadline: float) -> float:
     return time.monotonic()
 
 
-def fault(stack: ComposeStack, load: Load, service: str) -> FaultResult:
-    """Stop ``service``, wait DOWN_S, start it, and measure until the pattern recovers."""
+def fault(
+    stack: ComposeStack, load: Load, service: str, slowed: dict[str, str] | None = None
+) -> FaultResult:
+    """Stop ``service`` (or recreate it with the settings ``slowed``), wait DOWN_S, start it
+    again as it was, and measure until the pattern recovers."""
     began = time.monotonic()
-    stack.compose("stop", service)
+    if slowed is None:
+        stack.compose("stop", service)
+    else:
+        with stack.overridden(**slowed):
+            stack.compose("up", "-d", "--wait", service)
     time.sleep(DOWN_S)
-    stack.compose("start", service)
+    if slowed is None:
+        stack.compose("start", service)
+    else:  # recreated with the stack's own settings
+        stack.compose("up", "-d", service)
     restarted = time.monotonic()
     healthy = wait_healthy(stack, service, restarted + RECOVERY_TIMEOUT_S)
     down_s = healthy - began
@@ -308,8 +333,9 @@ def fault(stack: ComposeStack, load: Load, service: str) -> FaultResult:
         queued=load.kind != "sync",
         down_s=round(down_s, 1),
         request_rate=round(rate, 1),
+        slowed=slowed,
     )
-    print(f"  {service}: {result}", flush=True)
+    print(f"  {result.what}: {result}", flush=True)
     return result
 
 
@@ -374,6 +400,11 @@ def run_pattern(pattern: str, services: list[str] | None = None) -> list[FaultRe
             time.sleep(WARM_UP_S)
             results = []
             results = [fault(stack, load, service) for service in services]
+            results += [
+                fault(stack, load, service, SLOWED[pattern, service])
+                for service in services
+                if (pattern, service) in SLOWED
+            ]
         finally:
             load.stop()
         if load.kind != "sync" and results:
@@ -394,9 +425,11 @@ def markdown(results: list[FaultResult], settings: str) -> str:
         "stop until recovery. *Recovery*: seconds from the restart until requests succeed "
         f"again ({STEADY_S:g} s without a failure) and, for queued work, the work accepted "
         "before the restart is done. *Lost / duplicated*: accepted jobs or rows never "
-        "finished, or finished twice, over the whole run of the pattern (must be 0).",
+        "finished, or finished twice, over the whole run of the pattern (must be 0). A "
+        "container *slowed* is recreated with those settings for as long, then as it was.",
         "",
-        "| pattern | container stopped | requests | failed | recovery (s) | lost | duplicated |",
+        "| pattern | container stopped (or slowed) | requests | failed | recovery (s) | lost "
+        "| duplicated |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -407,7 +440,8 @@ def markdown(results: list[FaultResult], settings: str) -> str:
         lost = "" if r.lost is None else str(r.lost)
         duplicated = "" if r.duplicated is None else str(r.duplicated)
         lines.append(
-            f"| {r.pattern} | {r.service} | {r.requests} | {r.failed} | {recovery} | "
+            f"| {r.pattern} | {r.service if r.slowed is None else r.what} | {r.requests} | "
+            f"{r.failed} | {recovery} | "
             f"{lost} | {duplicated} |"
         )
     return "\n".join(lines) + "\n"

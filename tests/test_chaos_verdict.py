@@ -33,3 +33,22 @@ def test_queued_work_must_be_neither_lost_nor_run_twice() -> None:
 
 def test_a_pattern_that_did_not_recover_is_a_problem() -> None:
     assert "not recovered" in result(recovery_s=None).problems()[0]
+
+
+def test_a_service_off_the_answer_path_may_fail_no_request() -> None:
+    candidate = result(pattern="shadow", service="candidate", down_s=4.0, request_rate=10.0)
+    assert candidate.failures_allowed == 0
+    (problem,) = result(
+        pattern="shadow", service="candidate", down_s=4.0, request_rate=10.0, failed=1
+    ).problems()
+    assert problem.startswith("shadow, candidate stopped: 1 requests failed")
+    primary = result(pattern="shadow", service="predictor", down_s=4.0, request_rate=10.0)
+    assert primary.failures_allowed == 60
+
+
+def test_a_slowed_service_is_named_with_its_settings() -> None:
+    slowed = result(pattern="shadow", service="candidate", slowed={"DELAY_MS": "2000"}, failed=2)
+    assert slowed.what == "candidate slowed (DELAY_MS=2000)"
+    assert "shadow, candidate slowed (DELAY_MS=2000): 2 requests failed" in slowed.problems()[0]
+    table = chaos.markdown([slowed], "settings")
+    assert "| shadow | candidate slowed (DELAY_MS=2000) | 100 | 2 | 1.0 |" in table
