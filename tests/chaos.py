@@ -76,6 +76,7 @@ class Sample:
     sent: float
     done: float
     ok: bool
+    outcome: str = ""  # the answer's status code, or the transport error's name
 
 
 @dataclass
@@ -93,6 +94,7 @@ class FaultResult:
     down_s: float = 0.0  # from the stop until the service was healthy again
     request_rate: float = 0.0  # requests/s of the load while the service was down
     slowed: dict[str, str] | None = None  # the settings it was slowed with; None: stopped
+    failed_by: dict[str, int] = field(default_factory=dict)  # failed requests by outcome
 
     @property
     def recovered(self) -> bool:
@@ -201,15 +203,16 @@ class Load:
                 ids: list[str] = []
                 try:
                     answer = client.post(self.path, content=self.body(rng), headers=headers)
+                    outcome = str(answer.status_code)
                     ok = answer.status_code in (200, 202)
                     if ok and self.kind == "jobs":
                         ids = [answer.json()["job_id"]]
                     elif ok and self.kind == "rows":
                         ids = [str(i) for i in answer.json()["ids"]]
-                except httpx.HTTPError:
-                    pass
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
                 with self._lock:
-                    self.samples.append(Sample(sent, time.monotonic(), ok))
+                    self.samples.append(Sample(sent, time.monotonic(), ok, outcome))
                     self.accepted.extend(ids)
                 time.sleep(self.pause_s)
 
@@ -329,6 +332,7 @@ def fault(
         service,
         requests=len(window),
         failed=sum(not s.ok for s in window),
+        failed_by=dict(Counter(s.outcome for s in window if not s.ok)),
         recovery_s=None if recovery is None else round(recovery, 1),
         queued=load.kind != "sync",
         down_s=round(down_s, 1),

@@ -13,12 +13,14 @@ def exported(pattern: str) -> set[str]:
 
 
 def served(pattern: str) -> set[str]:
-    """The models the pattern's services load: MODEL_NAME, MODELS and PREDICTOR_URLS."""
+    """The models the pattern's services load: MODEL_NAME, MODELS (``name[:version]``) and
+    PREDICTOR_URLS."""
     names: set[str] = set()
     for service in compose_config(pattern, profiles="")["services"].values():
         env = service.get("environment") or {}
         names.update(filter(None, [env.get("MODEL_NAME")]))
-        names.update(n.strip() for n in (env.get("MODELS") or "").split(",") if n.strip())
+        models = (env.get("MODELS") or "").split(",")
+        names.update(n.partition(":")[0].strip() for n in models if n.strip())
         urls = env.get("PREDICTOR_URLS") or ""
         names.update(item.split("=")[0].strip() for item in urls.split(",") if "=" in item)
     return names
