@@ -155,6 +155,13 @@ bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed 
 bench-data-cache: $(VENV)/.installed ## data-cache: p50 with a cold and a warm cache, both variants, one run
 	$(VENV)/bin/python -m loadtests.bench_data_cache --port $(API_PORT)
 
+.PHONY: shadow-report shadow-bench
+shadow-report: $(VENV)/.installed ## shadow: agreement rate, confusion table (primary x candidate), both latencies, from the api on API_PORT
+	$(VENV)/bin/python -m loadtests.shadow_report --url http://127.0.0.1:$(API_PORT)
+
+shadow-bench: $(VENV)/.installed ## shadow: primary p50 with the mirror off and on, candidate slow and stopped, one run; loadtests/reports/shadow.md
+	$(VENV)/bin/python -m loadtests.shadow_bench --port $(API_PORT)
+
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
 	$(VENV)/bin/python -m models.export --out models/build

@@ -78,19 +78,23 @@ def capacity(pool: ProcessPoolExecutor, processes: int, url: str) -> float:
 
 
 class Stack:
-    """The pattern's compose stack, brought up with the given in-flight bound."""
+    """The pattern's compose stack, brought up with the given in-flight bound (and settings)."""
 
-    def __init__(self, pattern: str, port: int, api_cpus: float = 0.0) -> None:
+    def __init__(
+        self, pattern: str, port: int, api_cpus: float = 0.0, purpose: str = "overload"
+    ) -> None:
         self.pattern = pattern
         self.port = port
         self.api_cpus = api_cpus  # 0: the compose file's limit
         self.compose = ["./compose/compose.sh", "-f", f"patterns/{pattern}/compose.yaml"]
         # A project of its own: a stack left up by `make up` is neither reused nor taken down.
         tag = os.environ.get("MLSP_TAG", "dev")
-        self.project = f"mlsp-overload-{pattern}" + ("" if tag == "dev" else f"-{tag}")
+        self.project = f"mlsp-{purpose}-{pattern}" + ("" if tag == "dev" else f"-{tag}")
 
-    def run(self, *args: str, bound: int | None = None) -> str:
-        env = os.environ | {"API_PORT": str(self.port), "COMPOSE_PROJECT_NAME": self.project}
+    def run(self, *args: str, bound: int | None = None, **settings: str) -> str:
+        """``docker compose ARGS`` on the stack, with ``settings`` added to its environment."""
+        env = os.environ | settings
+        env |= {"API_PORT": str(self.port), "COMPOSE_PROJECT_NAME": self.project}
         if bound is not None:
             env["MAX_REQUESTS_IN_FLIGHT"] = str(bound)
         done = subprocess.run(
