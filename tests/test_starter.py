@@ -46,6 +46,9 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
         # serial.py: the tests check that a member with other classes (iris-specialist) is refused
         ("parallel", {"ensemble.py", "iris_data.py", "serial.py"}),
         ("data-cache", {"digits.py"}),
+        # digits.py, serial.py: the tests check that a candidate with other inputs or classes
+        # (digits, iris-gate) is refused
+        ("shadow", {"boosted.py", "iris_data.py", "digits.py", "serial.py"}),
     ],
 )
 def test_a_starter_takes_only_the_model_code_its_pattern_uses(
