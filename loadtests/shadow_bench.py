@@ -69,9 +69,12 @@ def difference(after: ShadowFigures, before: ShadowFigures) -> ShadowFigures:
     return ShadowFigures(rows, buckets, mirrors)
 
 
-def measure(stack: Stack, run: Run, url: str, users: int, seconds: float) -> Run:
-    """Bring the stack to ``run``'s settings, warm it up, and measure it."""
-    stack.run("up", "--build", "--wait", "--remove-orphans", **run.settings)
+def measure(
+    stack: Stack, run: Run, url: str, users: int, seconds: float, *, bring_up: bool = True
+) -> Run:
+    """Bring the stack to ``run``'s settings (unless not ``bring_up``), warm it up, measure."""
+    if bring_up:
+        stack.run("up", "--build", "--wait", "--remove-orphans", **run.settings)
     asyncio.run(closed_loop(f"{url}/predict", BODY, users, WARMUP_SECONDS))
     before = parse(read_metrics(url))
     tally = asyncio.run(closed_loop(f"{url}/predict", BODY, users, seconds))
@@ -172,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.run("up", "--wait", SHADOW_SHARE="1")  # the candidate as it was
         iris = iris_agreement(url)
         stack.run("stop", "candidate")
-        runs.append(measure(stack, Run("on, candidate stopped", {"SHADOW_SHARE": "1"}), url,
-                            args.users, args.seconds))  # fmt: skip
+        stopped = Run("on, candidate stopped", {"SHADOW_SHARE": "1"})
+        runs.append(measure(stack, stopped, url, args.users, args.seconds, bring_up=False))
     finally:
         stack.down()
     settings = (
