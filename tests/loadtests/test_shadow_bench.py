@@ -1,0 +1,37 @@
+"""make shadow-bench: each run's own figures, and the goals the report checks."""
+
+from loadtests.shadow_bench import Run, difference, markdown
+from loadtests.shadow_report import ShadowFigures
+
+
+def figures(rows: float, primary: float, ok: float) -> ShadowFigures:
+    return ShadowFigures(
+        rows={("setosa", "setosa"): rows},
+        buckets={"primary": [(0.001, primary), (float("inf"), primary)]},
+        mirrors={"ok": ok},
+    )
+
+
+def test_a_run_counts_only_what_grew_during_it() -> None:
+    grown = difference(figures(10, 7, 5), figures(4, 3, 1))
+    assert grown.rows == {("setosa", "setosa"): 6}
+    assert grown.buckets["primary"] == [(0.001, 4), (float("inf"), 4)]
+    assert grown.mirrors == {"ok": 4}
+    assert difference(figures(2, 1, 1), ShadowFigures()).compared == 2  # a new api: all of it
+
+
+def test_the_report_states_both_goals() -> None:
+    runs = [
+        Run("off", {}, rps=100, p50_ms=2.0, p99_ms=5.0),
+        Run("on", {}, rps=98, p50_ms=2.1, p99_ms=5.0),
+        Run("off", {}, rps=100, p50_ms=2.0, p99_ms=5.0),
+        Run("on", {}, rps=98, p50_ms=2.1, p99_ms=5.0),
+        Run("on, candidate stopped", {}, rps=97, p50_ms=2.2, failed=0),
+    ]
+    text = markdown(runs, figures(150, 1, 1), "the settings")
+    assert "2.10 / 2.00 ms = 1.05 (goal <= 1.10): met" in text
+    assert "candidate slow or stopped: 0 (goal 0): met" in text
+    assert "| on, candidate stopped | 97 | 2.20 | n/a | 0 |" in text
+    assert "Agreement: 100.0% of 150 rows" in text
+    runs[-1].failed = 3
+    assert "candidate slow or stopped: 3 (goal 0): NOT met" in markdown(runs, figures(1, 1, 1), "")
