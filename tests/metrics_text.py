@@ -4,6 +4,7 @@ Counters live in one registry per process, so a test compares a value before and
 its action (or reads a process of its own) rather than asking whether a series exists.
 """
 
+import time
 from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -48,3 +49,14 @@ class MetricsChange:
         return sample_total(self._read(), name, **labels) - sample_total(
             self._before, name, **labels
         )
+
+    def wait_for_increase(
+        self, name: str, at_least: float, timeout_s: float = 20, **labels: str
+    ) -> float:
+        """:meth:`increase` once it has reached ``at_least`` (for what a service records
+        after it has answered, e.g. a mirrored call); fails after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while (grown := self.increase(name, **labels)) < at_least:
+            assert time.monotonic() < deadline, f"{name}{labels} grew by {grown}, not {at_least}"
+            time.sleep(0.1)
+        return grown

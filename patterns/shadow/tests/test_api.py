@@ -1,6 +1,5 @@
 """shadow's api in-process, against real predictor processes (and a candidate that is down)."""
 
-import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
@@ -43,15 +42,6 @@ def metrics_reader(client: TestClient) -> MetricsChange:
     return MetricsChange(lambda: client.get("/metrics").text)
 
 
-def wait_for_increase(change: MetricsChange, name: str, at_least: float, **labels: str) -> float:
-    """The increase of a metric once it reaches ``at_least`` (the mirror ends after the answer)."""
-    deadline = time.monotonic() + 10
-    while (grown := change.increase(name, **labels)) < at_least:
-        assert time.monotonic() < deadline, f"{name}{labels} grew by {grown}, not {at_least}"
-        time.sleep(0.05)
-    return grown
-
-
 def test_answers_are_the_primarys_and_the_candidates_are_recorded(
     shadow_client: ShadowClient,
 ) -> None:
@@ -64,7 +54,7 @@ def test_answers_are_the_primarys_and_the_candidates_are_recorded(
     assert [p["label"] for p in body["predictions"]] == [e["label"] for e in examples]
     assert (body["model_name"], body["model_version"]) == ("iris", "1")
     # The candidate (iris-boosted) answered each row in the background: counted by both labels.
-    rows = wait_for_increase(change, "mlsp_shadow_rows_total", len(examples))
+    rows = change.wait_for_increase("mlsp_shadow_rows_total", len(examples))
     assert rows == len(examples)
     agreed = sum(
         change.increase("mlsp_shadow_rows_total", primary_label=label, candidate_label=label)
@@ -86,8 +76,8 @@ def test_a_candidate_that_is_down_costs_the_answers_nothing(shadow_client: Shado
     change = metrics_reader(client)
     for _ in range(3):
         assert client.post("/predict", json={"instances": [ROW]}).status_code == 200
-    failed = wait_for_increase(
-        change, "mlsp_mirror_calls_total", 3, mirror="candidate", outcome="failed"
+    failed = change.wait_for_increase(
+        "mlsp_mirror_calls_total", 3, mirror="candidate", outcome="failed"
     )
     assert failed == 3
     assert change.increase("mlsp_shadow_rows_total") == 0
@@ -103,8 +93,8 @@ def test_a_slow_candidate_times_out_in_the_background(
     answer = client.post("/predict", json={"instances": [ROW]})
     assert answer.status_code == 200
     assert answer.json()["predictions"][0]["label"] == "setosa"
-    timeouts = wait_for_increase(
-        change, "mlsp_mirror_calls_total", 1, mirror="candidate", outcome="timeout"
+    timeouts = change.wait_for_increase(
+        "mlsp_mirror_calls_total", 1, mirror="candidate", outcome="timeout"
     )
     assert timeouts == 1
 

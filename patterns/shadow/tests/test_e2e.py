@@ -1,7 +1,6 @@
 """shadow end to end: the primary answers, the candidate's answers are recorded, and a stopped
 or slow candidate fails no request."""
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,15 +22,6 @@ def stack() -> Iterator[ComposeStack]:
 
 def metrics(stack: ComposeStack) -> MetricsChange:
     return MetricsChange(lambda: stack.get("/metrics").text)
-
-
-def wait_for_increase(change: MetricsChange, name: str, at_least: float, **labels: str) -> float:
-    """The increase of a metric once it reaches ``at_least`` (the mirror ends after the answer)."""
-    deadline = time.monotonic() + 20
-    while (grown := change.increase(name, **labels)) < at_least:
-        assert time.monotonic() < deadline, f"{name}{labels} grew by {grown}, not {at_least}"
-        time.sleep(0.2)
-    return grown
 
 
 def failed_answers(stack: ComposeStack) -> list[dict[str, object]]:
@@ -61,7 +51,7 @@ def test_answers_are_the_primarys_and_the_candidates_are_recorded(stack: Compose
         for e in examples
     ]  # the primary's (iris v1's) own answers, not the candidate's
     assert (body["model_name"], body["model_version"]) == ("iris", "1")
-    rows = wait_for_increase(change, "mlsp_shadow_rows_total", len(examples))
+    rows = change.wait_for_increase("mlsp_shadow_rows_total", len(examples))
     assert rows == len(examples)
     assert change.increase("mlsp_mirror_calls_total", mirror="candidate", outcome="ok") == 1
     assert change.increase("mlsp_shadow_latency_seconds_count", model="candidate") == 1
