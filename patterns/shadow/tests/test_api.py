@@ -27,6 +27,7 @@ def shadow_client(
             "PREDICTOR_URL": predictor_server.grpc_target,
             "CANDIDATE_URL": predictor_server.grpc_target,
             "MODEL_VERSION": "1",
+            "CANDIDATE_MODEL": "iris-boosted",
             **env,
         }
         client = TestClient(load_service("shadow", "api", **settings).app)

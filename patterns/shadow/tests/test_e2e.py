@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.chaos import Load, fault
+from tests.compose_config import compose_config
 from tests.compose_stack import ComposeStack
 from tests.metrics_text import MetricsChange
 
@@ -55,7 +56,10 @@ def test_answers_are_the_primarys_and_the_candidates_are_recorded(stack: Compose
     assert rows == len(examples)
     assert change.increase("mlsp_mirror_calls_total", mirror="candidate", outcome="ok") == 1
     assert change.increase("mlsp_shadow_latency_seconds_count", model="candidate") == 1
-    assert stack.get("/shadow").json()["candidate"] == "iris-boosted:1"
+    state = stack.get("/shadow").json()
+    assert state["primary"] == "iris:1"
+    candidate = compose_config("shadow")["services"]["api"]["environment"]["CANDIDATE_MODEL"]
+    assert state["candidate"].partition(":")[0] == candidate  # the compose file's choice
 
 
 def test_the_request_id_travels_to_both_predictors(stack: ComposeStack) -> None:
