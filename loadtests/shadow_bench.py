@@ -119,6 +119,10 @@ def markdown(runs: list[Run], iris: ShadowFigures, settings: str) -> str:
         for name in ("off", "on")
     }
     ratio = p50["on"] / p50["off"]
+    spread = {
+        name: max(v := [r.p50_ms for r in runs if r.name == name and r.p50_ms]) / min(v)
+        for name in ("off", "on")
+    }
     lines = [
         "# Shadow: what mirroring to a candidate costs the primary",
         "",
@@ -143,6 +147,8 @@ def markdown(runs: list[Run], iris: ShadowFigures, settings: str) -> str:
         f"- primary p50 with shadowing on / off (median of the rounds): {p50['on']:.2f} / "
         f"{p50['off']:.2f} ms = {ratio:.2f} (goal <= {GOAL_P50_RATIO:.2f}): "
         f"{'met' if ratio <= GOAL_P50_RATIO else 'NOT met'}",
+        f"  (between rounds of one setting the p50 varied by up to {spread['off']:.2f}x off "
+        f"and {spread['on']:.2f}x on: the machine's noise, next to which the ratio is read)",
         "- failed requests with the candidate slow or stopped: "
         f"{sum(r.failed for r in degraded)} (goal 0): "
         f"{'met' if degraded and not any(r.failed for r in degraded) else 'NOT met'}",

@@ -24,6 +24,8 @@ from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
 
+from shared.errors import DependencyTimeout
+
 log = logging.getLogger("shared.mirror")
 
 T = TypeVar("T")
@@ -91,7 +93,7 @@ class Mirror:
             async with asyncio.timeout(self.timeout_s):
                 answer = await call()
             on_answer(answer, time.perf_counter() - started)
-        except TimeoutError:
+        except (TimeoutError, DependencyTimeout):  # its deadline, or the peer client's
             self._ended("timeout", f"no answer within {self.timeout_s:g} s")
         except Exception as exc:  # a mirror's error must never reach the caller
             self._ended("failed", f"{type(exc).__name__}: {exc}")

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from prometheus_client import REGISTRY
 
+from shared.errors import DependencyTimeout
 from shared.mirror import Mirror
 
 
@@ -78,16 +79,19 @@ def test_errors_and_timeouts_are_counted_not_raised(caplog: pytest.LogCaptureFix
     async def hangs() -> None:
         await asyncio.sleep(10)
 
+    async def peer_deadline() -> None:  # the peer client's own deadline, as a 504 error
+        raise DependencyTimeout.waited("candidate", 0.05)
+
     async def scenario() -> None:
         mirror = Mirror("t-errors", max_in_flight=8, timeout_s=0.05)
-        for call in (fails, fails, hangs):
+        for call in (fails, fails, hangs, peer_deadline):
             assert mirror.submit(call, lambda *_: None)
         await mirror.aclose(grace_s=1.0)
         assert mirror.in_flight == 0
 
     asyncio.run(scenario())
     assert calls("t-errors", "failed") == 2
-    assert calls("t-errors", "timeout") == 1
+    assert calls("t-errors", "timeout") == 2
     warnings = [r.getMessage() for r in caplog.records if r.name == "shared.mirror"]
     assert warnings == [
         "mirror t-errors failing (counted, not raised): ConnectionError: candidate down"
