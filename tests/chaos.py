@@ -303,12 +303,12 @@ def fault(
         stack.compose("stop", service)
     else:
         with stack.overridden(**slowed):
-            stack.compose("up", "-d", "--wait", service)
+            stack.compose("up", "-d", "--wait", "--no-deps", service)
     time.sleep(DOWN_S)
     if slowed is None:
         stack.compose("start", service)
     else:  # recreated with the stack's own settings
-        stack.compose("up", "-d", service)
+        stack.compose("up", "-d", "--no-deps", service)
     restarted = time.monotonic()
     healthy = wait_healthy(stack, service, restarted + RECOVERY_TIMEOUT_S)
     down_s = healthy - began
