@@ -1,6 +1,6 @@
 """``make shadow-bench``: what shadowing costs the primary, measured side by side in one run.
 
-    python -m loadtests.shadow_bench [--port 8000] [--users 8] [--seconds 20] [--rounds 2]
+    python -m loadtests.shadow_bench [--port 8000] [--users 8] [--seconds 20] [--rounds 3]
 
 Brings the shadow pattern up in a project of its own and runs the same closed loop
 (``--users`` clients sending one iris row back to back, :func:`loadtests.openloop.closed_loop`,
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="the api's port on 127.0.0.1")
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rounds", type=int, default=2, help="off/on pairs")
+    parser.add_argument("--rounds", type=int, default=3, help="off/on pairs")
     parser.add_argument("--slow-ms", type=int, default=2000, help="the slow candidate's delay")
     parser.add_argument("--out", type=Path, default=REPORT)
     args = parser.parse_args(argv)
