@@ -1,6 +1,6 @@
 """make shadow-bench: each run's own figures, and the goals the report checks."""
 
-from loadtests.shadow_bench import Run, difference, markdown
+from loadtests.shadow_bench import Run, difference, markdown, p50_verdict
 from loadtests.shadow_report import ShadowFigures
 
 
@@ -35,3 +35,9 @@ def test_the_report_states_both_goals() -> None:
     assert "Agreement: 100.0% of 150 rows" in text
     runs[-1].failed = 3
     assert "candidate slow or stopped: 3 (goal 0): NOT met" in markdown(runs, figures(1, 1, 1), "")
+
+
+def test_noise_larger_than_the_margin_shows_nothing() -> None:
+    assert p50_verdict(1.05, spread=1.08) == "met"
+    assert p50_verdict(1.20, spread=1.08) == "NOT met"
+    assert p50_verdict(0.70, spread=4.0).startswith("not shown")
