@@ -1,28 +1,45 @@
-"""The fault suite: each internal container of a pattern stopped and restarted under load.
+"""The fault suite: each internal container of a pattern stopped or killed under load.
 
-For each pattern (a folder of ``patterns/`` with a compose file), the stack comes up
-once; a steady load of a few threads sends the pattern's own request (``POST /predict``,
-or ``POST /rows`` for batch, with the example body of the api's OpenAPI schema, its
-decimals jittered so caches miss, or a sample image for an api that takes images) to
-the public api; then each internal service (a
-long-running one that publishes no port, read from ``docker compose config``:
-predictors, workers, Redis, PostgreSQL, ...) is stopped, left down a few seconds and
-started again, one at a time. Recorded per fault:
+For each pattern (a folder of ``patterns/`` with a compose file; prep-pred in both its
+variants), the stack comes up once; a steady load of a few threads sends the pattern's
+own request (``POST /predict``, or ``POST /rows`` for batch, with the example body of
+the api's OpenAPI schema, its decimals jittered so caches miss, or a sample image for
+an api that takes images) to the public api. Then, one at a time:
 
-* requests that failed from the stop until the api answered again;
+* **one replica** (the compose files' default): each internal service (a long-running
+  one that publishes no port, read from ``docker compose config``: predictors,
+  workers, Redis, PostgreSQL, ...) is stopped gracefully (``docker compose stop``),
+  left down a few seconds and started again; the called tiers that can run replicas
+  (:func:`compose.config.scalable_services`) are also killed (SIGKILL: a crash);
+* **two replicas**, for the patterns that answer at once (not the queueing ones, whose
+  guarantee is that nothing is lost or run twice, not that nothing waits): every
+  scalable tier is scaled to 2 and, once both replicas get calls, one replica of each
+  in turn is stopped gracefully (``docker stop``: it drains) and, separately, killed
+  (``docker kill``), left down a few seconds and started again.
+
+Recorded per fault:
+
+* requests that failed from the fault until the api answered again;
+* the calls the callers retried on another replica (``mlsp_outbound_retries_total`` of
+  the api and of any other service that calls the faulted one);
 * seconds from the restart until full recovery: requests succeed again, and for
   patterns that queue work (202 answers: async jobs, batch rows), the work accepted
-  before the restart is done;
+  before the restart is done; with two replicas, also until the restarted replica
+  serves calls again;
 * for queued work, at the end: accepted jobs or rows lost (never finished) and
   duplicated (run twice: two ``job finished`` log lines, two prediction rows).
 
-``python -m tests.chaos [PATTERN ...]`` (``make chaos``) runs every fault of every
-pattern and writes ``loadtests/reports/chaos.md``; ``tests/test_chaos_e2e.py`` runs a
-few faults under the e2e marker and asserts nothing is lost and everything recovers.
+The verdict (:meth:`FaultResult.problems`): with two replicas a fault fails no request;
+with one, failures are bounded by the seconds the service was down.
+
+``python -m tests.chaos [PATTERN[:VARIANT] ...] [--replicas 1 2]`` (``make chaos``) runs
+every fault of every pattern and writes ``loadtests/reports/chaos.md``;
+``tests/test_chaos_e2e.py`` runs a few faults under the e2e marker and asserts the verdict.
 """
 
 import argparse
 import math
+import os
 import random
 import threading
 import time
@@ -34,9 +51,19 @@ from typing import Any
 import httpx
 import orjson
 
+from compose.config import scalable_services
 from tests.api_fuzz import example_body
-from tests.compose_config import internal_services, patterns
+from tests.chaos_report import markdown
+from tests.compose_config import compose_config, internal_services, patterns
 from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.replicas import (
+    callers,
+    docker,
+    outbound_retries,
+    scale,
+    wait_in_rotation,
+    wait_serving,
+)
 
 REPORT = REPO_ROOT / "loadtests" / "reports" / "chaos.md"
 THREADS = 4
@@ -44,15 +71,20 @@ PAUSE_S = 0.1  # between one thread's requests: a steady load the workers keep u
 DOWN_S = 3.0  # how long each container stays stopped
 STEADY_S = 2.0  # recovered = this long without a failed request
 RECOVERY_TIMEOUT_S = 90.0
+ROTATION_TIMEOUT_S = 60.0  # for a replica to get calls (after a scale-up or a restart)
+#: After every new replica got calls: long enough for every caller's channel to look the
+#: replicas up again (a predictor ends connections after GRPC_MAX_CONNECTION_AGE_S, 5 s).
+ROTATION_SETTLE_S = 8.0
 WARM_UP_S = 2.0  # load before the first fault
-#: Without a queue, a request sent while its dependency is down can only fail: with one
-#: replica per service (today) the failures are bounded by the seconds it was down (from
-#: the stop until its healthcheck passes) at the load's request rate over those seconds,
-#: times this margin (what fails in the moments after it is back, while the caller
-#: reconnects). Set FAILURES_ALLOWED_WHILE_DOWN to False once every called tier runs
-#: replicas: then a fault must fail no request at all.
-FAILURES_ALLOWED_WHILE_DOWN = True
+#: With one replica, a request sent while its dependency is down can only fail (without
+#: a queue): the failures are bounded by the seconds it was down (from the fault until
+#: its healthcheck passes) at the load's request rate over those seconds, times this
+#: margin (what fails in the moments after it is back, while the caller reconnects).
+#: With two or more, the other replica answers: a fault must fail no request at all.
 FAILURE_RATE_MARGIN = 1.5
+#: Patterns whose compose file has variants (``VARIANT``): each is run in every one.
+VARIANTS = {"prep-pred": ("simple", "microservice")}
+FAULTS = ("stop", "kill")  # docker stop (SIGTERM: a graceful stop), docker kill (SIGKILL)
 #: Settings of the stacks under test: fast heartbeats, a batch run every 2 s.
 STACK_ENV = {
     "WORKER_HEARTBEAT_S": "0.5",
@@ -74,9 +106,9 @@ class Sample:
 
 @dataclass
 class FaultResult:
-    """What stopping and restarting one service did to a pattern."""
+    """What stopping (or killing) and restarting one service did to a pattern."""
 
-    pattern: str
+    pattern: str  # with its variant, when it has several: "prep-pred (microservice)"
     service: str
     requests: int
     failed: int
@@ -84,8 +116,12 @@ class FaultResult:
     lost: int | None = None  # queued work only
     duplicated: int | None = None
     queued: bool = False  # the pattern queues work (202 answers): lost/duplicated apply
-    down_s: float = 0.0  # from the stop until the service was healthy again
+    down_s: float = 0.0  # from the fault until the service was healthy again
     request_rate: float = 0.0  # requests/s of the load while the service was down
+    how: str = "stop"  # "stop" (SIGTERM, graceful) or "kill" (SIGKILL, a crash)
+    replicas: int = 1  # replicas of the service when one of them was faulted
+    retries: int | None = None  # calls retried on another replica (None: not counted)
+    rejoined_s: float | None = None  # replicas >= 2: from the restart until it served again
 
     @property
     def recovered(self) -> bool:
@@ -94,15 +130,19 @@ class FaultResult:
 
     @property
     def failures_allowed(self) -> int:
-        """The failed requests this fault may cost (see FAILURES_ALLOWED_WHILE_DOWN)."""
-        if not FAILURES_ALLOWED_WHILE_DOWN:
+        """The failed requests this fault may cost: none when another replica was left,
+        else what the seconds it was down allow (see FAILURE_RATE_MARGIN)."""
+        if self.replicas >= 2:
             return 0
         return math.ceil(self.down_s * self.request_rate * FAILURE_RATE_MARGIN)
 
     def problems(self) -> list[str]:
         """What this fault broke that it must not: empty when the pattern held up."""
         found = []
-        where = f"{self.pattern}, {self.service} stopped"
+        verb = "stopped" if self.how == "stop" else "killed"
+        where = f"{self.pattern}, {self.service} {verb}"
+        if self.replicas >= 2:
+            where += f" (1 of {self.replicas} replicas)"
         if not self.recovered:
             found.append(f"{where}: not recovered within {RECOVERY_TIMEOUT_S:g} s")
         if self.queued:
@@ -110,6 +150,10 @@ class FaultResult:
                 found.append(f"{where}: {self.lost} accepted jobs or rows lost")
             if self.duplicated != 0:
                 found.append(f"{where}: {self.duplicated} jobs or rows run twice")
+        elif self.replicas >= 2 and self.failed:
+            found.append(
+                f"{where}: {self.failed} requests failed; with another replica up, none may"
+            )
         elif self.failed > self.failures_allowed:
             found.append(
                 f"{where}: {self.failed} requests failed, more than the "
@@ -275,12 +319,61 @@ def wait_healthy(stack: ComposeStack, service: str, deadline: float) -> float:
     return time.monotonic()
 
 
-def fault(stack: ComposeStack, load: Load, service: str) -> FaultResult:
-    """Stop ``service``, wait DOWN_S, start it, and measure until the pattern recovers."""
+@dataclass(frozen=True)
+class Fault:
+    """One fault to run: ``how`` ("stop" or "kill") on ``service`` while it runs ``replicas``
+    (one of them is faulted when there are several; all of it when one)."""
+
+    service: str
+    how: str = "stop"
+    replicas: int = 1
+
+
+def planned_faults(
+    services: list[str], scalable: list[str], replica_counts: tuple[int, ...]
+) -> list[Fault]:
+    """The faults of a pattern, in order: with 1 replica every service stopped (and the
+    ``scalable`` ones killed too); then with each larger count, every scalable one
+    stopped and killed."""
+    faults = []
+    if 1 in replica_counts:
+        for service in services:
+            faults += [
+                Fault(service, how) for how in FAULTS if how == "stop" or service in scalable
+            ]
+    for replicas in sorted(n for n in replica_counts if n > 1):
+        faults += [Fault(service, how, replicas) for service in scalable for how in FAULTS]
+    return faults
+
+
+def take_down(stack: ComposeStack, planned: Fault) -> str | None:
+    """Stop or kill ``planned.service`` (its first replica when there are several); the
+    container faulted, or None when the whole service was."""
+    if planned.replicas == 1:
+        if planned.how == "stop":
+            stack.compose("stop", planned.service)
+        else:
+            stack.compose("kill", "-s", "SIGKILL", planned.service)
+        return None
+    container = stack.containers(planned.service)[0]
+    docker(planned.how, container)
+    return container
+
+
+def fault(
+    stack: ComposeStack, load: Load, planned: Fault, callers: list[str] | None = None
+) -> FaultResult:
+    """Run ``planned``, wait DOWN_S, start the service (or replica) again, and measure until
+    the pattern recovers; ``callers``: the services whose retries are counted."""
+    service = planned.service
+    retried_before = outbound_retries(stack, callers) if callers else 0.0
     began = time.monotonic()
-    stack.compose("stop", service)
+    container = take_down(stack, planned)
     time.sleep(DOWN_S)
-    stack.compose("start", service)
+    if container is None:
+        stack.compose("start", service)
+    else:
+        docker("start", container)
     restarted = time.monotonic()
     healthy = wait_healthy(stack, service, restarted + RECOVERY_TIMEOUT_S)
     down_s = healthy - began
@@ -298,9 +391,12 @@ def fault(stack: ComposeStack, load: Load, service: str) -> FaultResult:
     recovery = None
     if answering is not None and drained is not None:
         recovery = max(answering, drained - restarted)
+    rejoined = None
+    if container is not None:
+        rejoined = wait_serving(stack, container, restarted, ROTATION_TIMEOUT_S)
     window = load.between(began, time.monotonic())
     result = FaultResult(
-        stack.pattern,
+        label(stack.pattern, stack.env.get("VARIANT", "")),
         service,
         requests=len(window),
         failed=sum(not s.ok for s in window),
@@ -308,9 +404,18 @@ def fault(stack: ComposeStack, load: Load, service: str) -> FaultResult:
         queued=load.kind != "sync",
         down_s=round(down_s, 1),
         request_rate=round(rate, 1),
+        how=planned.how,
+        replicas=planned.replicas,
+        retries=round(outbound_retries(stack, callers) - retried_before) if callers else None,
+        rejoined_s=None if rejoined is None else round(rejoined, 1),
     )
-    print(f"  {service}: {result}", flush=True)
+    print(f"  {service} {planned.how}, {planned.replicas} replica(s): {result}", flush=True)
     return result
+
+
+def label(pattern: str, variant: str = "") -> str:
+    """How the report names a pattern run in one of its variants."""
+    return f"{pattern} ({variant})" if variant else pattern
 
 
 def job_runs(stack: ComposeStack) -> Counter[str]:
@@ -363,17 +468,32 @@ def lost_and_duplicated(stack: ComposeStack, load: Load) -> tuple[int, int]:
     return len(accepted) - done, int(predicted)
 
 
-def run_pattern(pattern: str, services: list[str] | None = None) -> list[FaultResult]:
-    """Bring ``pattern`` up, fault each of ``services`` (default: every internal one)."""
+def run_pattern(
+    pattern: str,
+    services: list[str] | None = None,
+    replica_counts: tuple[int, ...] = (1,),
+    variant: str = "",
+) -> list[FaultResult]:
+    """Bring ``pattern`` (in ``variant``) up and run its faults (:func:`planned_faults`) on
+    ``services`` (default: every internal one) with each of ``replica_counts`` replicas;
+    the replicas > 1 only where the pattern answers at once (queued work: 1 only)."""
     services = services if services is not None else internal_services(pattern)
-    results = []
-    print(f"=== {pattern}: faults on {', '.join(services) or 'nothing (no internal service)'}")
-    with ComposeStack(pattern, **STACK_ENV) as stack:
+    scalable = [s for s in scalable_services(compose_config(pattern, "")) if s in services]
+    env = {**STACK_ENV, **({"VARIANT": variant} if variant else {})}
+    print(f"=== {label(pattern, variant)}: faults on {', '.join(services) or 'nothing'}")
+    results: list[FaultResult] = []
+    with ComposeStack(pattern, **env) as stack:
         load = Load(stack).start()
         try:
             time.sleep(WARM_UP_S)
-            results = []
-            results = [fault(stack, load, service) for service in services]
+            answers_at_once = load.kind == "sync"
+            counts = replica_counts if answers_at_once else (1,)
+            current = 1
+            for planned in planned_faults(services, scalable if answers_at_once else [], counts):
+                if planned.replicas != current:
+                    current = planned.replicas
+                    with_replicas(stack, scalable, current)
+                results.append(fault(stack, load, planned, callers(pattern, planned.service)))
         finally:
             load.stop()
         if load.kind != "sync" and results:
@@ -384,61 +504,81 @@ def run_pattern(pattern: str, services: list[str] | None = None) -> list[FaultRe
     return results
 
 
-def markdown(results: list[FaultResult], settings: str) -> str:
-    """The results as a markdown table."""
-    lines = [
-        "# Faults under load",
-        "",
-        f"Each internal container stopped, left down {DOWN_S:g} s and started again, one at a "
-        f"time, under a steady load ({settings}). *Failed*: requests that failed from the "
-        "stop until recovery. *Recovery*: seconds from the restart until requests succeed "
-        f"again ({STEADY_S:g} s without a failure) and, for queued work, the work accepted "
-        "before the restart is done. *Lost / duplicated*: accepted jobs or rows never "
-        "finished, or finished twice, over the whole run of the pattern (must be 0).",
-        "",
-        "| pattern | container stopped | requests | failed | recovery (s) | lost | duplicated |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        if r.service.startswith("("):  # no fault was run: a note in the service column
-            lines.append(f"| {r.pattern} | {r.service} | | | | | |")
-            continue
-        recovery = "not recovered" if r.recovery_s is None else f"{r.recovery_s:.1f}"
-        lost = "" if r.lost is None else str(r.lost)
-        duplicated = "" if r.duplicated is None else str(r.duplicated)
-        lines.append(
-            f"| {r.pattern} | {r.service} | {r.requests} | {r.failed} | {recovery} | "
-            f"{lost} | {duplicated} |"
-        )
-    return "\n".join(lines) + "\n"
+def with_replicas(stack: ComposeStack, services: list[str], count: int) -> None:
+    """Scale ``services`` to ``count`` replicas under the load, and wait until they are
+    healthy and every replica gets calls (and a few seconds more, so that every caller's
+    channel has looked the replicas up again)."""
+    print(f"  scaling {', '.join(services)} to {count} replicas", flush=True)
+    scale(stack, dict.fromkeys(services, count))
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+    for service in services:
+        wait_healthy(stack, service, deadline)
+    idle = wait_in_rotation(stack, services, ROTATION_TIMEOUT_S)
+    if idle:
+        print(f"  no calls within {ROTATION_TIMEOUT_S:g} s to {idle}", flush=True)
+    time.sleep(ROTATION_SETTLE_S)
+
+
+def runs(names: list[str]) -> list[tuple[str, str]]:
+    """``(pattern, variant)`` of each run: every pattern by default, those with variants
+    (:data:`VARIANTS`) in each one, or the one ``pattern:variant`` names (or ``VARIANT``)."""
+    chosen = os.environ.get("VARIANT", "")
+    found = []
+    for name in names or patterns():
+        pattern, _, variant = name.partition(":")
+        variants = (variant,) if variant else (chosen,) if chosen else VARIANTS.get(pattern, ("",))
+        found += [(pattern, v) for v in variants]
+    return found
 
 
 def main() -> None:
     """``make chaos``: every fault of every pattern (or those named); the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("patterns", nargs="*", help="default: every pattern")
+    parser.add_argument("patterns", nargs="*", help="PATTERN or PATTERN:VARIANT (default: all)")
     parser.add_argument("--out", type=Path, default=REPORT)
     parser.add_argument("--services", nargs="*", help="default: every internal service")
+    parser.add_argument(
+        "--replicas",
+        nargs="+",
+        type=int,
+        choices=(1, 2, 3),
+        default=[1, 2],
+        help="run the faults with each of these replica counts (default: 1 2)",
+    )
     args = parser.parse_args()
+    started = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load_average()}"
+    began = time.monotonic()
     results: list[FaultResult] = []
-    for pattern in args.patterns or patterns():
+    for pattern, variant in runs(args.patterns):
         if not internal_services(pattern):
             print(f"=== {pattern}: no internal container, nothing to stop")
             results.append(FaultResult(pattern, "(no internal container)", 0, 0, 0.0))
             continue
         try:
-            results += run_pattern(pattern, args.services)
+            results += run_pattern(pattern, args.services, tuple(args.replicas), variant)
         except Exception as exc:  # one pattern failing to come up does not stop the others
             print(f"  {pattern} failed: {exc}"[:2000], flush=True)
-            results.append(FaultResult(pattern, f"(run failed: {type(exc).__name__})", 0, 0, None))
-    settings = f"{THREADS} threads, one row per request, {PAUSE_S * 1000:g} ms between requests"
-    text = markdown(results, settings)
+            failure = f"(run failed: {type(exc).__name__})"
+            results.append(FaultResult(label(pattern, variant), failure, 0, 0, None))
+    minutes = (time.monotonic() - began) / 60
+    settings = (
+        f"{THREADS} threads, one row per request, {PAUSE_S * 1000:g} ms between requests; "
+        f"replicas {' and '.join(map(str, args.replicas))}; `make chaos` started {started}, "
+        f"took {minutes:.0f} min, load average at the end {load_average()} (a 2-core machine "
+        "shared with other builds and tests: the times wander from run to run, the zeros do not)"
+    )
+    text = markdown(results, settings, DOWN_S, STEADY_S)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
     problems = [problem for r in results for problem in r.problems()]
     print("\n".join(problems))
     raise SystemExit(1 if problems else 0)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages of the machine."""
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":
