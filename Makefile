@@ -46,7 +46,7 @@ help: ## Show this help
 	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) REPEAT_SHARE=0..1 OBSERVE=1 MLSP_OFFLINE=0|1"
 	@echo "           VARIANT=simple|microservice (prep-pred)"
 	@echo "           REPLICAS=N (every scalable tier) SCALE=\"predictor=3 prep=2\" (single ones)"
-	@echo "           MAX_REQUESTS_IN_FLIGHT=64 (per api; more: 503 + Retry-After) CAPACITY=req/s (overload)"
+	@echo "           MAX_REQUESTS_IN_FLIGHT=64 (per api process; more: 503 + Retry-After) CAPACITY=req/s (overload)"
 
 .PHONY: check-pattern
 check-pattern:
