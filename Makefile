@@ -112,6 +112,11 @@ overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capac
 	$(VENV)/bin/python -m loadtests.overload $(PATTERN) --port $(API_PORT) \
 	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT))
 
+.PHONY: spread
+spread: check-pattern $(VENV)/.installed ## make load with SCALE (predictor=3) replicas: each one's share of the calls; loadtests/reports/spread.md
+	$(VENV)/bin/python -m loadtests.spread $(PATTERN) --scale '$(or $(SCALE),predictor=3)' \
+	  --users $(USERS) --duration $(DURATION)
+
 .PHONY: starter
 starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORCE=1 to write over)
 	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
