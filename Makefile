@@ -179,11 +179,14 @@ test: $(STUBS) ## Unit tests, in random order (the seed is printed), and lint (n
 e2e: $(STUBS) ## End-to-end tests: bring every pattern up with docker compose
 	$(VENV)/bin/pytest -m e2e -p no:randomly
 
-.PHONY: chaos
-chaos: $(STUBS) ## Stop and restart each internal container of PATTERNS under load; loadtests/reports/chaos.md
+.PHONY: chaos check-chaos-replicas
+check-chaos-replicas:
+	@case "$(REPLICAS)" in ""|1|2) ;; *) echo "make chaos: REPLICAS='$(REPLICAS)': give 1 or 2 (or nothing: both)" >&2; exit 2;; esac
+
+chaos: check-chaos-replicas $(STUBS) ## Stop and kill each internal container of PATTERNS under load, with 1 and 2 replicas (REPLICAS=1|2: one); loadtests/reports/chaos.md
 	@for p in $(PATTERNS); do case " $(ALL_PATTERNS) " in *" $$p "*) ;; \
 	  *) echo "Unknown pattern '$$p' in PATTERNS. Choose from: $(ALL_PATTERNS)" >&2; exit 2;; esac; done
-	$(VENV)/bin/python -m tests.chaos $(PATTERNS)
+	$(VENV)/bin/python -m tests.chaos $(PATTERNS) $(if $(REPLICAS),--replicas $(REPLICAS))
 
 .PHONY: lint
 lint: $(VENV)/.installed ## Format and fix what ruff can
