@@ -16,15 +16,19 @@ import sys
 import time
 from pathlib import Path
 
-from compose.scale import parse_scale
+from tests.compose_stack import container_metrics
 from tests.metrics_text import infer_calls
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "loadtests" / "reports" / "spread.md"
-METRICS_SCRIPT = (
-    "import urllib.request as u; "
-    "print(u.urlopen('http://127.0.0.1:8080/metrics', timeout=5).read().decode())"
-)
+
+
+def one_tier(text: str) -> tuple[str, int]:
+    """``"predictor=3"`` -> ``("predictor", 3)`` (``make up`` checks the service)."""
+    service, _, count = text.partition("=")
+    if not service or not count.isdigit() or int(count) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one tier and 2 or more replicas")
+    return service, int(count)
 
 
 def make(*args: str) -> None:
@@ -46,14 +50,7 @@ def replicas(pattern: str, service: str) -> list[str]:
 
 def calls(container: str) -> float:
     """The inference calls one replica has answered, from its own ``/metrics``."""
-    scrape = subprocess.run(
-        ["docker", "exec", container, "python", "-c", METRICS_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return infer_calls(scrape.stdout)
+    return infer_calls(container_metrics(container))
 
 
 def shares(counts: list[float]) -> list[float]:
@@ -113,13 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     """Up, count, load, count, report; 1 when a share is off."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pattern")
-    parser.add_argument("--scale", default="predictor=3", help='one tier: "predictor=3"')
+    parser.add_argument(
+        "--scale", type=one_tier, default="predictor=3", help='one tier: "predictor=3"'
+    )
     parser.add_argument("--users", default="16")
     parser.add_argument("--duration", default="30s")
     parser.add_argument("--within", type=float, default=0.2)
     parser.add_argument("--out", type=Path, default=REPORT)
     args = parser.parse_args(argv)
-    ((service, count),) = parse_scale(args.scale).items()
+    service, count = args.scale
     scale = f"SCALE={service}={count}"
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     make("up", f"PATTERN={args.pattern}", scale)
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     counts = [calls(c) - b for c, b in zip(containers, before, strict=True)]
     settings = (
-        f"`python -m loadtests.spread {args.pattern} --scale {args.scale}` (`make spread`) "
+        f"`python -m loadtests.spread {args.pattern} --scale {service}={count}` (`make spread`) "
         f"on {started}: `make load` with {args.users} users for {args.duration}, the "
         f"compose files' other defaults; load average {load_before} before the load and "
         f"{load_average()} after, on a 2-core machine shared with other work"

@@ -1,6 +1,10 @@
 """make spread's arithmetic and report (loadtests/spread.py), without a stack."""
 
-from loadtests.spread import markdown, shares, uneven
+import argparse
+
+import pytest
+
+from loadtests.spread import markdown, one_tier, shares, uneven
 
 
 def test_shares_and_the_even_split_within_a_fraction() -> None:
@@ -18,3 +22,10 @@ def test_the_report_has_a_row_per_replica_and_says_which_are_off() -> None:
     off = markdown("sync", "predictor", [150, 75, 75], 0.2, "s")
     assert "| 1 | 150 | 50.0% | +50.0% |" in off
     assert "Replicas 1, 2, 3 are further than 20% from an even split" in off
+
+
+def test_one_tier_with_two_or_more_replicas() -> None:
+    assert one_tier("predictor=3") == ("predictor", 3)
+    for bad in ("predictor", "predictor=1", "=3", "predictor=x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="one tier and 2 or more"):
+            one_tier(bad)
