@@ -33,11 +33,14 @@ The verdict (:meth:`FaultResult.problems`): with two replicas a fault fails no r
 with one, failures are bounded by the seconds the service was down.
 
 ``python -m tests.chaos [PATTERN[:VARIANT] ...] [--replicas 1 2]`` (``make chaos``) runs
-every fault of every pattern and writes ``loadtests/reports/chaos.md``;
+every fault of every pattern and writes ``loadtests/reports/chaos.md`` (and each run's
+results to ``loadtests/results/chaos/``: a long suite run in parts becomes one report with
+``--merge FILE ...``);
 ``tests/test_chaos_e2e.py`` runs a few faults under the e2e marker and asserts the verdict.
 """
 
 import argparse
+import dataclasses
 import math
 import os
 import random
@@ -66,6 +69,7 @@ from tests.replicas import (
 )
 
 REPORT = REPO_ROOT / "loadtests" / "reports" / "chaos.md"
+RESULTS = REPO_ROOT / "loadtests" / "results" / "chaos"  # each run's results, for --merge
 THREADS = 4
 PAUSE_S = 0.1  # between one thread's requests: a steady load the workers keep up with
 DOWN_S = 3.0  # how long each container stays stopped
@@ -545,27 +549,23 @@ def main() -> None:
         default=[1, 2],
         help="run the faults with each of these replica counts (default: 1 2)",
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="run nothing: one report from the results of earlier runs (their JSON files)",
+    )
     args = parser.parse_args()
-    started = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load_average()}"
-    began = time.monotonic()
-    results: list[FaultResult] = []
-    for pattern, variant in runs(args.patterns):
-        if not internal_services(pattern):
-            print(f"=== {pattern}: no internal container, nothing to stop")
-            results.append(FaultResult(pattern, "(no internal container)", 0, 0, 0.0))
-            continue
-        try:
-            results += run_pattern(pattern, args.services, tuple(args.replicas), variant)
-        except Exception as exc:  # one pattern failing to come up does not stop the others
-            print(f"  {pattern} failed: {exc}"[:2000], flush=True)
-            failure = f"(run failed: {type(exc).__name__})"
-            results.append(FaultResult(label(pattern, variant), failure, 0, 0, None))
-    minutes = (time.monotonic() - began) / 60
+    if args.merge:
+        runs_done = [orjson.loads(path.read_bytes()) for path in args.merge]
+    else:
+        runs_done = [run_suite(args.patterns, args.services, tuple(args.replicas))]
+    results = [FaultResult(**fields) for run in runs_done for fields in run["results"]]
     settings = (
         f"{THREADS} threads, one row per request, {PAUSE_S * 1000:g} ms between requests; "
-        f"replicas {' and '.join(map(str, args.replicas))}; `make chaos` started {started}, "
-        f"took {minutes:.0f} min, load average at the end {load_average()} (a 2-core machine "
-        "shared with other builds and tests: the times wander from run to run, the zeros do not)"
+        + "; ".join(run["settings"] for run in runs_done)
+        + " (a 2-core machine shared with other builds and tests: the times wander from run "
+        "to run, the zeros do not)"
     )
     text = markdown(results, settings, DOWN_S, STEADY_S)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -574,6 +574,39 @@ def main() -> None:
     problems = [problem for r in results for problem in r.problems()]
     print("\n".join(problems))
     raise SystemExit(1 if problems else 0)
+
+
+def run_suite(
+    names: list[str], services: list[str] | None, replica_counts: tuple[int, ...]
+) -> dict[str, Any]:
+    """Every fault of the patterns ``names`` (all by default): their results and how they
+    were run, also written to ``loadtests/results/chaos/`` (for ``--merge``)."""
+    started = time.gmtime()
+    load_at_start = load_average()
+    began = time.monotonic()
+    results: list[FaultResult] = []
+    for pattern, variant in runs(names):
+        if not internal_services(pattern):
+            print(f"=== {pattern}: no internal container, nothing to stop")
+            results.append(FaultResult(pattern, "(no internal container)", 0, 0, 0.0))
+            continue
+        try:
+            results += run_pattern(pattern, services, replica_counts, variant)
+        except Exception as exc:  # one pattern failing to come up does not stop the others
+            print(f"  {pattern} failed: {exc}"[:2000], flush=True)
+            failure = f"(run failed: {type(exc).__name__})"
+            results.append(FaultResult(label(pattern, variant), failure, 0, 0, None))
+    done = {
+        "settings": f"`python -m tests.chaos {' '.join(names) or '(every pattern)'} --replicas "
+        f"{' '.join(map(str, replica_counts))}` started "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', started)} at load average {load_at_start}, "
+        f"took {(time.monotonic() - began) / 60:.0f} min, load average {load_average()} at "
+        "the end",
+        "results": [dataclasses.asdict(r) for r in results],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{time.strftime('%Y%m%dT%H%M%S', started)}.json").write_bytes(orjson.dumps(done))
+    return done
 
 
 def load_average() -> str:

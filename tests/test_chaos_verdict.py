@@ -1,7 +1,13 @@
 """The fault suite's plan, verdict and report (tests/chaos.py), without a stack."""
 
+import dataclasses
+import sys
+from pathlib import Path
+
+import orjson
 import pytest
 
+from tests import chaos
 from tests.chaos import Fault, FaultResult, planned_faults, runs
 from tests.chaos_report import markdown
 
@@ -75,3 +81,22 @@ def test_the_report_puts_one_replica_beside_two() -> None:
     assert "| sync | predictor | stop (SIGTERM) | 2 | 100 | 0 | 1 | 1.0 | 4.2 |  |  |" in text
     assert "| sync | redis | stop (SIGTERM) | 1 | 100 | 0 |  | 1.0 |  |  |  |" in text
     assert "Settings: settings." in text
+
+
+def test_runs_in_parts_merge_into_one_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = []
+    for name, fault in (("a", result()), ("b", result(pattern="serial", replicas=2, failed=3))):
+        part = tmp_path / f"{name}.json"
+        run = {"settings": f"run {name}", "results": [dataclasses.asdict(fault)]}
+        part.write_bytes(orjson.dumps(run))
+        parts.append(str(part))
+    out = tmp_path / "chaos.md"
+    monkeypatch.setattr(sys, "argv", ["chaos", "--out", str(out), "--merge", *parts])
+    with pytest.raises(SystemExit) as exited:
+        chaos.main()
+    assert exited.value.code == 1  # serial's 3 failures with 2 replicas
+    text = out.read_text()
+    assert "run a; run b" in text
+    assert "| serial | predictor | stop (SIGTERM) | 2 | 100 | 3 |" in text
