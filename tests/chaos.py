@@ -382,19 +382,7 @@ def fault(
     healthy = wait_healthy(stack, service, restarted + RECOVERY_TIMEOUT_S)
     down_s = healthy - began
     rate = load.rate(began, healthy)
-    backlog = load.last_accepted()  # queued before the restart: must be done to call it recovered
-    deadline = restarted + RECOVERY_TIMEOUT_S
-    answering = None
-    drained = None if load.kind != "sync" and backlog is not None else restarted
-    while time.monotonic() < deadline and (answering is None or drained is None):
-        if answering is None:
-            answering = load.recovered_since(restarted)
-        if drained is None and is_done(stack, load, backlog):
-            drained = time.monotonic()
-        time.sleep(0.2)
-    recovery = None
-    if answering is not None and drained is not None:
-        recovery = max(answering, drained - restarted)
+    recovery = wait_recovered(stack, load, restarted)
     rejoined = None
     if container is not None:
         rejoined = wait_serving(stack, container, restarted, ROTATION_TIMEOUT_S)
@@ -415,6 +403,24 @@ def fault(
     )
     print(f"  {service} {planned.how}, {planned.replicas} replica(s): {result}", flush=True)
     return result
+
+
+def wait_recovered(stack: ComposeStack, load: Load, restarted: float) -> float | None:
+    """Seconds from ``restarted`` until requests succeed again and the work queued before
+    it is done (None: not within RECOVERY_TIMEOUT_S)."""
+    backlog = load.last_accepted()  # queued before the restart: must be done to call it recovered
+    deadline = restarted + RECOVERY_TIMEOUT_S
+    answering = None
+    drained = None if load.kind != "sync" and backlog is not None else restarted
+    while time.monotonic() < deadline and (answering is None or drained is None):
+        if answering is None:
+            answering = load.recovered_since(restarted)
+        if drained is None and is_done(stack, load, backlog):
+            drained = time.monotonic()
+        time.sleep(0.2)
+    if answering is None or drained is None:
+        return None
+    return max(answering, drained - restarted)
 
 
 def label(pattern: str, variant: str = "") -> str:
