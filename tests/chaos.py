@@ -106,6 +106,7 @@ class Sample:
     sent: float
     done: float
     ok: bool
+    why: str = ""  # a failure: the status and the error's code ("503 dependency_unavailable")
 
 
 @dataclass
@@ -126,6 +127,7 @@ class FaultResult:
     replicas: int = 1  # replicas of the service when one of them was faulted
     retries: int | None = None  # calls retried on another replica (None: not counted)
     rejoined_s: float | None = None  # replicas >= 2: from the restart until it served again
+    failures: dict[str, int] = field(default_factory=dict)  # why requests failed: how many
 
     @property
     def recovered(self) -> bool:
@@ -156,7 +158,8 @@ class FaultResult:
                 found.append(f"{where}: {self.duplicated} jobs or rows run twice")
         elif self.replicas >= 2 and self.failed:
             found.append(
-                f"{where}: {self.failed} requests failed; with another replica up, none may"
+                f"{where}: {self.failed} requests failed ({self.failures or 'why not kept'}); "
+                "with another replica up, none may"
             )
         elif self.failed > self.failures_allowed:
             found.append(
@@ -231,6 +234,7 @@ class Load:
             while not self._stop.is_set():
                 sent = time.monotonic()
                 ok = False
+                why = ""
                 ids: list[str] = []
                 try:
                     answer = client.post(self.path, content=self.body(rng), headers=headers)
@@ -239,10 +243,12 @@ class Load:
                         ids = [answer.json()["job_id"]]
                     elif ok and self.kind == "rows":
                         ids = [str(i) for i in answer.json()["ids"]]
-                except httpx.HTTPError:
-                    pass
+                    elif not ok:
+                        why = f"{answer.status_code} {_error_code(answer)}"
+                except httpx.HTTPError as exc:
+                    why = type(exc).__name__
                 with self._lock:
-                    self.samples.append(Sample(sent, time.monotonic(), ok))
+                    self.samples.append(Sample(sent, time.monotonic(), ok, why))
                     self.accepted.extend(ids)
                 time.sleep(self.pause_s)
 
@@ -273,6 +279,15 @@ class Load:
         """The id of the latest job or row accepted so far."""
         with self._lock:
             return self.accepted[-1] if self.accepted else None
+
+
+def _error_code(answer: httpx.Response) -> str:
+    """The contract's error code of a failed answer (its message when it has none)."""
+    try:
+        error = answer.json().get("error", {})
+        return str(error.get("code") or error.get("message", ""))[:80]
+    except (ValueError, AttributeError):
+        return answer.text[:80]
 
 
 def _jittered(value: Any, rng: random.Random) -> Any:
@@ -392,6 +407,7 @@ def fault(
         service,
         requests=len(window),
         failed=sum(not s.ok for s in window),
+        failures=dict(Counter(s.why for s in window if not s.ok)),
         recovery_s=None if recovery is None else round(recovery, 1),
         queued=load.kind != "sync",
         down_s=round(down_s, 1),

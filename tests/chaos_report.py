@@ -26,6 +26,7 @@ class Result(Protocol):
     rejoined_s: float | None
     lost: int | None
     duplicated: int | None
+    failures: dict[str, int]
 
 
 def _cell(value: object, digits: int = 1) -> str:
@@ -73,26 +74,31 @@ def comparison(results: Iterable[Result]) -> list[str]:
     ]
 
 
+def _reasons(failures: dict[str, int]) -> str:
+    """``{"503 dependency_unavailable": 3}`` -> ``503 dependency_unavailable: 3``."""
+    return ", ".join(f"{why or 'no answer'}: {n}" for why, n in sorted(failures.items()))
+
+
 def every_fault(results: Iterable[Result]) -> list[str]:
     """One row per fault, the one-replica and two-replica rows of a service side by side."""
     lines = [
         "## Every fault",
         "",
         "| pattern | container | fault | replicas | requests | failed | retried | recovery (s) "
-        "| back in rotation (s) | lost | duplicated |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| back in rotation (s) | lost | duplicated | why they failed |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     ordered = sorted(results, key=lambda r: (r.pattern, r.service, r.how != "stop", r.replicas))
     for r in ordered:
         if r.service.startswith("("):  # no fault was run: a note in the service column
-            lines.append(f"| {r.pattern} | {r.service} | | | | | | | | | |")
+            lines.append(f"| {r.pattern} | {r.service} | | | | | | | | | | |")
             continue
         recovery = "not recovered" if r.recovery_s is None else f"{r.recovery_s:.1f}"
         rejoined = _cell(r.rejoined_s) or ("not seen" if r.replicas > 1 else "")
         lines.append(
             f"| {r.pattern} | {r.service} | {VERBS.get(r.how, r.how)} | {r.replicas} | "
             f"{r.requests} | {r.failed} | {_cell(r.retries)} | {recovery} | {rejoined} | "
-            f"{_cell(r.lost)} | {_cell(r.duplicated)} |"
+            f"{_cell(r.lost)} | {_cell(r.duplicated)} | {_reasons(r.failures)} |"
         )
     return lines
 

@@ -72,14 +72,15 @@ def test_runs_cover_every_variant_unless_one_is_named(monkeypatch: pytest.Monkey
 
 def test_the_report_puts_one_replica_beside_two() -> None:
     faults = [
-        result(failed=40, down_s=5.0, request_rate=10.0),
+        result(failed=40, down_s=5.0, request_rate=10.0, failures={"503 unavailable": 40}),
         result(replicas=2, retries=1, rejoined_s=4.2),
         result(service="redis", failed=0),
     ]
     text = markdown(faults, "settings", down_s=3.0, steady_s=2.0)
     assert "| sync | predictor | stop (SIGTERM) | 40 of 100 | 0 of 100 | 1 | 4.2 |" in text
-    assert "| sync | predictor | stop (SIGTERM) | 2 | 100 | 0 | 1 | 1.0 | 4.2 |  |  |" in text
-    assert "| sync | redis | stop (SIGTERM) | 1 | 100 | 0 |  | 1.0 |  |  |  |" in text
+    assert "| sync | predictor | stop (SIGTERM) | 2 | 100 | 0 | 1 | 1.0 | 4.2 |  |  |  |" in text
+    assert "| sync | redis | stop (SIGTERM) | 1 | 100 | 0 |  | 1.0 |  |  |  |  |" in text
+    assert "|  |  | 503 unavailable: 40 |" in text
     assert "Settings: settings." in text
 
 
