@@ -522,6 +522,11 @@ def run_pattern(
                 results.append(fault(stack, load, planned, callers(pattern, planned.service)))
         finally:
             load.stop()
+        if any(r.problems() for r in results if not r.queued):  # the evidence, for the why
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            saved = RESULTS / f"{stack.project}-logs.txt"
+            saved.write_text(stack.logs())
+            print(f"  logs of the stack: {saved}")
         if load.kind != "sync" and results:
             lost, duplicated = lost_and_duplicated(stack, load)
             print(f"  {len(load.accepted)} accepted, {lost} lost, {duplicated} duplicated")
