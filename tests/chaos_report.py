@@ -5,6 +5,12 @@ from typing import Protocol
 
 #: What a reader needs to know to read a pattern's rows (the load cannot show it).
 NOTES = {
+    "parallel": "its `/predict` needs 2 of its 3 members to answer within 0.5 s "
+    "(`PREDICT_TIMEOUT_S`); on a loaded machine two members miss that deadline at once now "
+    "and then, and the request fails with a 504 whether or not a fault is under way, more "
+    "often while a predictor process starts (its start takes a core for seconds). The 504s "
+    "in its rows are such requests: the api's log lines (kept in loadtests/results/chaos/ "
+    "when a 2-replica fault failed requests) name the members that missed the deadline.",
     "data-cache": "the load sends the schema's example ids (17, 42), which stay in the Redis "
     "cache, so a stopped PostgreSQL is not seen; with Redis stopped the api reads PostgreSQL "
     "instead.",
@@ -126,5 +132,5 @@ def markdown(results: list[Result], settings: str, down_s: float, steady_s: floa
         "",
     ]
     patterns = {r.pattern.split(" ")[0] for r in results}
-    notes = [f"{name}: {text}" for name, text in sorted(NOTES.items()) if name in patterns]
+    notes = [f"{name}: {text}\n" for name, text in sorted(NOTES.items()) if name in patterns]
     return "\n".join([*intro, *comparison(results), *every_fault(results), "", *notes]) + "\n"
