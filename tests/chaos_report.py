@@ -104,7 +104,8 @@ def every_fault(results: Iterable[Result]) -> list[str]:
         lines.append(
             f"| {r.pattern} | {r.service} | {VERBS.get(r.how, r.how)} | {r.replicas} | "
             f"{r.requests} | {r.failed} | {_cell(r.retries)} | {recovery} | {rejoined} | "
-            f"{_cell(r.lost)} | {_cell(r.duplicated)} | {_reasons(r.failures)} |"
+            f"{_cell(r.lost)} | {_cell(r.duplicated)} | "
+            f"{_reasons(r.failures) or ('not recorded' if r.failed else '')} |"
         )
     return lines
 
