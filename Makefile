@@ -46,7 +46,7 @@ help: ## Show this help
 	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) REPEAT_SHARE=0..1 OBSERVE=1 MLSP_OFFLINE=0|1"
 	@echo "           VARIANT=simple|microservice (prep-pred)"
 	@echo "           REPLICAS=N (every scalable tier) SCALE=\"predictor=3 prep=2\" (single ones)"
-	@echo "           MAX_REQUESTS_IN_FLIGHT=64 (per api; more: 503 + Retry-After) CAPACITY=req/s (overload)"
+	@echo "           MAX_REQUESTS_IN_FLIGHT=64 (per api process; more: 503 + Retry-After) CAPACITY=req/s (overload)"
 
 .PHONY: check-pattern
 check-pattern:
@@ -112,6 +112,11 @@ overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capac
 	$(VENV)/bin/python -m loadtests.overload $(PATTERN) --port $(API_PORT) \
 	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT)) \
 	  $(if $(API_CPUS),--api-cpus $(API_CPUS))
+
+.PHONY: spread
+spread: check-pattern $(VENV)/.installed ## make load with SCALE (predictor=3) replicas: each one's share of the calls; loadtests/reports/spread.md
+	$(VENV)/bin/python -m loadtests.spread $(PATTERN) --scale '$(or $(SCALE),predictor=3)' \
+	  --users $(USERS) --duration $(DURATION)
 
 .PHONY: starter
 starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORCE=1 to write over)
@@ -182,11 +187,14 @@ test: $(STUBS) ## Unit tests, in random order (the seed is printed), and lint (n
 e2e: $(STUBS) ## End-to-end tests: bring every pattern up with docker compose
 	$(VENV)/bin/pytest -m e2e -p no:randomly
 
-.PHONY: chaos
-chaos: $(STUBS) ## Stop and restart each internal container of PATTERNS under load; loadtests/reports/chaos.md
+.PHONY: chaos check-chaos-replicas
+check-chaos-replicas:
+	@case "$(REPLICAS)" in ""|1|2) ;; *) echo "make chaos: REPLICAS='$(REPLICAS)': give 1 or 2 (or nothing: both)" >&2; exit 2;; esac
+
+chaos: check-chaos-replicas $(STUBS) ## Stop and kill each internal container of PATTERNS under load, with 1 and 2 replicas (REPLICAS=1|2: one); loadtests/reports/chaos.md
 	@for p in $(PATTERNS); do case " $(ALL_PATTERNS) " in *" $$p "*) ;; \
 	  *) echo "Unknown pattern '$$p' in PATTERNS. Choose from: $(ALL_PATTERNS)" >&2; exit 2;; esac; done
-	$(VENV)/bin/python -m tests.chaos $(PATTERNS)
+	$(VENV)/bin/python -m tests.chaos $(PATTERNS) $(if $(REPLICAS),--replicas $(REPLICAS))
 
 .PHONY: lint
 lint: $(VENV)/.installed ## Format and fix what ruff can

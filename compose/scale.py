@@ -6,14 +6,24 @@ prints the ``docker compose up`` flags (``--scale predictor=2 ...``; nothing whe
 is given: each service keeps its compose file's count), or one line naming the bad value
 and exits 2, so that nothing starts. ``--replicas`` sets every scalable tier of the
 pattern (:func:`compose.config.scalable_services`); ``--scale`` then sets single ones.
+The values are checked first; then, to read the pattern's services, the compose CLI must
+answer: on a machine without an engine this makes sure of one as ``make up`` does
+(``compose/offline/ensure-docker.sh``), so a bad value never installs anything and a good
+one never fails for want of what ``make up`` would have installed.
 Standard library only: ``make up`` runs it with the system Python.
 """
 
 import argparse
 import re
+import subprocess
 import sys
 
-from compose.config import ComposeError, compose_config, scalable_services
+from compose.config import ROOT, ComposeError, compose_config, scalable_services
+
+#: Brings up a Docker engine and the compose plugin where none answers (or says what to
+#: install); does nothing when they answer.
+ENSURE_DOCKER = ROOT / "compose" / "offline" / "ensure-docker.sh"
+STDERR_FD = 2
 
 _COUNT = re.compile(r"[1-9][0-9]{0,2}")
 
@@ -48,6 +58,7 @@ def scale_flags(pattern: str, replicas: str, scale: str) -> list[str]:
     single = parse_scale(scale)
     if every is None and not single:
         return []
+    ensure_docker()
     services = scalable_services(compose_config(pattern))
     unknown = sorted(set(single) - set(services))
     if unknown:
@@ -58,6 +69,13 @@ def scale_flags(pattern: str, replicas: str, scale: str) -> list[str]:
     counts = dict.fromkeys(services, every) if every is not None else {}
     counts |= single
     return [flag for name, n in counts.items() for flag in ("--scale", f"{name}={n}")]
+
+
+def ensure_docker() -> None:
+    """Make sure the engine and compose answer (:data:`ENSURE_DOCKER`); ComposeError if not."""
+    # Its output (an install's) goes to stderr: stdout is the flags make reads.
+    if subprocess.run([str(ENSURE_DOCKER)], stdout=STDERR_FD, check=False).returncode != 0:
+        raise ComposeError("no Docker engine or compose plugin (see the lines above)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,7 @@ from starlette.responses import Response
 
 from shared.app import add_hot_route, json_response
 from shared.errors import NotFound, ServiceError
-from shared.metrics import QUEUE_DEPTH, stage
+from shared.metrics import QUEUE_DEPTH, before_each_scrape, stage
 from shared.redis_client import redis_errors
 from shared.settings import _EnvSettings
 
@@ -111,15 +111,17 @@ def refuse_when_full(queue: Queue, settings: QueueSettings) -> None:
 
 
 def publish_queue_depth(queue: Queue) -> None:
-    """Read ``queue``'s length into ``mlsp_queue_depth`` at each scrape (NaN: Redis down)."""
+    """Read ``queue``'s length into ``mlsp_queue_depth`` at each scrape (NaN: Redis down),
+    in whichever process serves it (:func:`shared.metrics.before_each_scrape`)."""
+    gauge = QUEUE_DEPTH.labels(queue.name)
 
-    def depth() -> float:
+    def read_depth() -> None:
         try:
-            return float(queue.count)
+            gauge.set(float(queue.count))
         except redis.RedisError:
-            return math.nan
+            gauge.set(math.nan)
 
-    QUEUE_DEPTH.labels(queue.name).set_function(depth)
+    before_each_scrape(read_depth)
 
 
 class JobError(BaseModel):

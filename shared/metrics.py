@@ -9,19 +9,24 @@
 * ``mlsp_http_requests_in_flight`` and ``mlsp_http_requests_shed_total``: the
   in-flight bound's count and what it turned away (:mod:`shared.overload`).
 * ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read at scrape time
-  by the api that fills it (:mod:`shared.jobs`).
+  by the api that fills it (:mod:`shared.jobs`, through :func:`before_each_scrape`).
 
 An api served by several processes (``WEB_CONCURRENCY``, :mod:`shared.serve`)
 runs prometheus_client in multiprocess mode: each process writes its values
 to files in ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` answers their sum,
 whichever process serves the scrape. A gauge says how its processes' values
 combine (``multiprocess_mode``); one that does not is reported per process,
-with a ``pid`` label.
+with a ``pid`` label. Gauges read by a callback at scrape time
+(``set_function``) are not written to those files, so they do not exist in that
+mode: a value read at scrape time is set by :func:`before_each_scrape` in the
+process that serves the scrape instead (``mostrecent``), and a count is kept
+with ``inc``/``dec`` (``livesum``: the live processes' sum).
 """
 
 import functools
 import os
 import time
+from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -63,7 +68,7 @@ QUEUE_DEPTH = Gauge(
     "mlsp_queue_depth",
     "Jobs waiting in the queue, read at scrape time.",
     ["queue"],
-    multiprocess_mode="max",  # every process reads the same queue
+    multiprocess_mode="mostrecent",  # set by the process serving the scrape, just before
 )
 MODEL_INFO = Gauge(
     "mlsp_model_info",
@@ -102,6 +107,38 @@ def record_model(name: str, version: str) -> None:
     MODEL_INFO.labels(name, version).set(1)
 
 
+_SCRAPE_HOOKS: list[Callable[[], None]] = []
+
+
+def before_each_scrape(hook: Callable[[], None]) -> None:
+    """Run ``hook`` (which sets gauges) in the process serving ``/metrics``, before each
+    scrape: what ``Gauge.set_function`` does, in multiprocess mode too."""
+    _SCRAPE_HOOKS.append(hook)
+
+
+def forget_dead_processes(directory: str | None = None) -> list[int]:
+    """Drop the ``live*`` gauge values of server processes that are gone (a crashed one
+    leaves its count behind); the pids dropped. Called by each process as it starts, so
+    a replacement cleans up after the one it replaces."""
+    directory = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return []
+    gone = set()
+    for name in os.listdir(directory):
+        if not (name.startswith("gauge_live") and name.endswith(".db")):
+            continue
+        pid = int(name.rsplit("_", 1)[1].removesuffix(".db"))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            gone.add(pid)
+        except PermissionError:  # alive, another user's
+            pass
+    for pid in gone:
+        multiprocess.mark_process_dead(pid, directory)
+    return sorted(gone)
+
+
 @functools.cache
 def scraped_registry() -> CollectorRegistry:
     """What ``/metrics`` reports: this process's registry, or with
@@ -115,4 +152,6 @@ def scraped_registry() -> CollectorRegistry:
 
 async def metrics_endpoint(_: Request) -> Response:
     """``GET /metrics`` in the Prometheus text format."""
+    for hook in _SCRAPE_HOOKS:
+        hook()
     return Response(generate_latest(scraped_registry()), media_type=CONTENT_TYPE_LATEST)

@@ -79,7 +79,7 @@ class RequestContextMiddleware:
             shed = limit.full()
             admitted = not shed
             if admitted:
-                limit.in_flight += 1
+                limit.enter()
         try:
             if shed:
                 await limit.shed()(scope, receive, send_with_id)
@@ -100,7 +100,7 @@ class RequestContextMiddleware:
             )
         finally:
             if admitted:
-                limit.in_flight -= 1
+                limit.leave()
             self._record(scope, status, time.perf_counter() - started, quiet=shed)
             request_id_var.reset(token)
 

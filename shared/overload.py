@@ -15,9 +15,12 @@ from prometheus_client import Counter, Gauge
 from starlette.responses import Response
 
 from shared.errors import error_response
+from shared.metrics import forget_dead_processes
 
 REQUESTS_IN_FLIGHT = Gauge(
-    "mlsp_http_requests_in_flight", "HTTP requests being served now (probes and scrapes left out)."
+    "mlsp_http_requests_in_flight",
+    "HTTP requests being served now (probes and scrapes left out).",
+    multiprocess_mode="livesum",  # WEB_CONCURRENCY > 1: the live processes' requests together
 )
 REQUESTS_SHED = Counter(
     "mlsp_http_requests_shed",
@@ -32,19 +35,39 @@ class InFlightLimit:
 
     One object per app, shared by every middleware instance that serves it (the hot
     path's and FastAPI's). The event loop is single-threaded, so a plain int is the
-    whole counter: no lock, and the gauge reads it at scrape time.
+    whole counter (no lock); once published, the gauge follows it (``inc``/``dec``,
+    which multiprocess mode writes to the process's file, where ``set_function``
+    would not exist).
+
+    The bound is per process: a container running ``WEB_CONCURRENCY`` processes admits
+    up to that many times ``MAX_REQUESTS_IN_FLIGHT`` (the gauge shows their sum).
     """
 
-    __slots__ = ("in_flight", "max_in_flight", "retry_after_s")
+    __slots__ = ("_gauge", "in_flight", "max_in_flight", "retry_after_s")
 
     def __init__(self, max_in_flight: int, retry_after_s: int = 1) -> None:
         self.max_in_flight = max_in_flight  # 0: no bound (still counted)
         self.in_flight = 0
         self.retry_after_s = retry_after_s
+        self._gauge: Gauge | None = None
 
     def publish(self) -> None:
-        """Make this count the process's ``mlsp_http_requests_in_flight`` (read at scrape time)."""
-        REQUESTS_IN_FLIGHT.set_function(lambda: self.in_flight)
+        """Count this app's requests in the process's ``mlsp_http_requests_in_flight``."""
+        forget_dead_processes()
+        self._gauge = REQUESTS_IN_FLIGHT
+        self._gauge.inc(self.in_flight)
+
+    def enter(self) -> None:
+        """A request was admitted."""
+        self.in_flight += 1
+        if self._gauge is not None:
+            self._gauge.inc()
+
+    def leave(self) -> None:
+        """An admitted request has been answered."""
+        self.in_flight -= 1
+        if self._gauge is not None:
+            self._gauge.dec()
 
     def full(self) -> bool:
         """True when one more request would be over the bound."""

@@ -41,7 +41,8 @@ class ServiceSettings(_EnvSettings):
         MAX_REQUESTS_IN_FLIGHT_DEFAULT,
         ge=0,
         description="More requests at once are answered 503 + Retry-After at once "
-        "(shared/overload.py); 0: no bound.",
+        "(shared/overload.py); 0: no bound. Per server process: with WEB_CONCURRENCY "
+        "processes a container admits up to that many times this.",
     )
     overload_retry_after_s: int = Field(
         1, ge=1, description="The Retry-After of a request shed by the in-flight bound."

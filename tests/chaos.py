@@ -1,28 +1,48 @@
-"""The fault suite: each internal container of a pattern stopped and restarted under load.
+"""The fault suite: each internal container of a pattern stopped or killed under load.
 
-For each pattern (a folder of ``patterns/`` with a compose file), the stack comes up
-once; a steady load of a few threads sends the pattern's own request (``POST /predict``,
-or ``POST /rows`` for batch, with the example body of the api's OpenAPI schema, its
-decimals jittered so caches miss, or a sample image for an api that takes images) to
-the public api; then each internal service (a
-long-running one that publishes no port, read from ``docker compose config``:
-predictors, workers, Redis, PostgreSQL, ...) is stopped, left down a few seconds and
-started again, one at a time. Recorded per fault:
+For each pattern (a folder of ``patterns/`` with a compose file; prep-pred in both its
+variants), the stack comes up once; a steady load of a few threads sends the pattern's
+own request (``POST /predict``, or ``POST /rows`` for batch, with the example body of
+the api's OpenAPI schema, its decimals jittered so caches miss, or a sample image for
+an api that takes images) to the public api. Then, one at a time:
 
-* requests that failed from the stop until the api answered again;
+* **one replica** (the compose files' default): each internal service (a long-running
+  one that publishes no port, read from ``docker compose config``: predictors,
+  workers, Redis, PostgreSQL, ...) is stopped gracefully (``docker compose stop``),
+  left down a few seconds and started again; the called tiers that can run replicas
+  (:func:`compose.config.scalable_services`) are also killed (SIGKILL: a crash);
+* **two replicas**, for the patterns that answer at once (not the queueing ones, whose
+  guarantee is that nothing is lost or run twice, not that nothing waits): every
+  scalable tier is scaled to 2 and, once both replicas get calls, one replica of each
+  in turn is stopped gracefully (``docker stop``: it drains) and, separately, killed
+  (``docker kill``), left down a few seconds and started again.
+
+Recorded per fault:
+
+* requests that failed from the fault until the api answered again;
+* the calls the callers retried on another replica (``mlsp_outbound_retries_total`` of
+  the api and of any other service that calls the faulted one);
 * seconds from the restart until full recovery: requests succeed again, and for
   patterns that queue work (202 answers: async jobs, batch rows), the work accepted
-  before the restart is done;
+  before the restart is done; with two replicas, also until the restarted replica
+  serves calls again;
 * for queued work, at the end: accepted jobs or rows lost (never finished) and
   duplicated (run twice: two ``job finished`` log lines, two prediction rows).
 
-``python -m tests.chaos [PATTERN ...]`` (``make chaos``) runs every fault of every
-pattern and writes ``loadtests/reports/chaos.md``; ``tests/test_chaos_e2e.py`` runs a
-few faults under the e2e marker and asserts nothing is lost and everything recovers.
+The verdict (:meth:`FaultResult.problems`): with two replicas a fault fails no request;
+with one, failures are bounded by the seconds the service was down.
+
+``python -m tests.chaos [PATTERN[:VARIANT] ...] [--replicas 1 2]`` (``make chaos``) runs
+every fault of every pattern and writes ``loadtests/reports/chaos.md`` (and each run's
+results to ``loadtests/results/chaos/``: a long suite run in parts becomes one report with
+``--merge FILE ...``);
+``tests/test_chaos_e2e.py`` runs a few faults under the e2e marker and asserts the verdict.
 """
 
 import argparse
+import dataclasses
 import math
+import os
 import random
 import threading
 import time
@@ -34,31 +54,49 @@ from typing import Any
 import httpx
 import orjson
 
+from compose.config import scalable_services
 from tests.api_fuzz import example_body
-from tests.compose_config import internal_services, patterns
+from tests.chaos_report import markdown
+from tests.compose_config import compose_config, internal_services, patterns
 from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.replicas import (
+    callers,
+    docker,
+    outbound_retries,
+    scale,
+    wait_in_rotation,
+    wait_serving,
+)
 
 REPORT = REPO_ROOT / "loadtests" / "reports" / "chaos.md"
+RESULTS = REPO_ROOT / "loadtests" / "results" / "chaos"  # each run's results, for --merge
 THREADS = 4
 PAUSE_S = 0.1  # between one thread's requests: a steady load the workers keep up with
 DOWN_S = 3.0  # how long each container stays stopped
 STEADY_S = 2.0  # recovered = this long without a failed request
 RECOVERY_TIMEOUT_S = 90.0
+ROTATION_TIMEOUT_S = 60.0  # for a replica to get calls (after a scale-up or a restart)
+#: After every new replica got calls: long enough for every caller's channel to look the
+#: replicas up again (a predictor ends connections after GRPC_MAX_CONNECTION_AGE_S, 5 s).
+ROTATION_SETTLE_S = 8.0
 WARM_UP_S = 2.0  # load before the first fault
-#: Without a queue, a request sent while its dependency is down can only fail: with one
-#: replica per service (today) the failures are bounded by the seconds it was down (from
-#: the stop until its healthcheck passes) at the load's request rate over those seconds,
-#: times this margin (what fails in the moments after it is back, while the caller
-#: reconnects). Set FAILURES_ALLOWED_WHILE_DOWN to False once every called tier runs
-#: replicas: then a fault must fail no request at all.
-FAILURES_ALLOWED_WHILE_DOWN = True
+#: With one replica, a request sent while its dependency is down can only fail (without
+#: a queue): the failures are bounded by the seconds it was down (from the fault until
+#: its healthcheck passes) at the load's request rate over those seconds, times this
+#: margin (what fails in the moments after it is back, while the caller reconnects).
+#: With two or more, the other replica answers: a fault must fail no request at all.
 FAILURE_RATE_MARGIN = 1.5
-#: Services no answer waits for: losing or slowing one must fail no request at all, whatever
-#: FAILURES_ALLOWED_WHILE_DOWN says (shadow's candidate only gets mirrored copies).
+#: Services no answer waits for: losing or slowing one must fail no request at all, even
+#: with one replica (shadow's candidate only gets mirrored copies).
 OFF_THE_ANSWER_PATH = {("shadow", "candidate")}
 #: Services also slowed under load (recreated with these settings for DOWN_S, then as they
 #: were): the predictor's DELAY_MS, well past the caller's deadline for them.
 SLOWED = {("shadow", "candidate"): {"CANDIDATE_DELAY_MS": "2000"}}
+#: What each way of faulting a service does to it, as the report says it.
+VERBS = {"stop": "stopped", "kill": "killed", "slow": "slowed"}
+#: Patterns whose compose file has variants (``VARIANT``): each is run in every one.
+VARIANTS = {"prep-pred": ("simple", "microservice")}
+FAULTS = ("stop", "kill")  # docker stop (SIGTERM: a graceful stop), docker kill (SIGKILL)
 #: Settings of the stacks under test: fast heartbeats, a batch run every 2 s.
 STACK_ENV = {
     "WORKER_HEARTBEAT_S": "0.5",
@@ -76,14 +114,14 @@ class Sample:
     sent: float
     done: float
     ok: bool
-    outcome: str = ""  # the answer's status code, or the transport error's name
+    why: str = ""  # a failure: the status and the error's code ("503 dependency_unavailable")
 
 
 @dataclass
 class FaultResult:
-    """What stopping and restarting one service did to a pattern."""
+    """What stopping (or killing) and restarting one service did to a pattern."""
 
-    pattern: str
+    pattern: str  # with its variant, when it has several: "prep-pred (microservice)"
     service: str
     requests: int
     failed: int
@@ -91,10 +129,13 @@ class FaultResult:
     lost: int | None = None  # queued work only
     duplicated: int | None = None
     queued: bool = False  # the pattern queues work (202 answers): lost/duplicated apply
-    down_s: float = 0.0  # from the stop until the service was healthy again
+    down_s: float = 0.0  # from the fault until the service was healthy again
     request_rate: float = 0.0  # requests/s of the load while the service was down
-    slowed: dict[str, str] | None = None  # the settings it was slowed with; None: stopped
-    failed_by: dict[str, int] = field(default_factory=dict)  # failed requests by outcome
+    how: str = "stop"  # "stop" (SIGTERM, graceful), "kill" (SIGKILL, a crash) or "slow"
+    replicas: int = 1  # replicas of the service when one of them was faulted
+    retries: int | None = None  # calls retried on another replica (None: not counted)
+    rejoined_s: float | None = None  # replicas >= 2: from the restart until it served again
+    failures: dict[str, int] = field(default_factory=dict)  # why requests failed: how many
 
     @property
     def recovered(self) -> bool:
@@ -102,24 +143,25 @@ class FaultResult:
         return self.recovery_s is not None
 
     @property
-    def failures_allowed(self) -> int:
-        """The failed requests this fault may cost (see FAILURES_ALLOWED_WHILE_DOWN)."""
-        if not FAILURES_ALLOWED_WHILE_DOWN or (self.pattern, self.service) in OFF_THE_ANSWER_PATH:
-            return 0
-        return math.ceil(self.down_s * self.request_rate * FAILURE_RATE_MARGIN)
+    def must_fail_nothing(self) -> bool:
+        """True when no request may fail: another replica was left, or no answer waits
+        for the service (OFF_THE_ANSWER_PATH)."""
+        return self.replicas >= 2 or (self.pattern, self.service) in OFF_THE_ANSWER_PATH
 
     @property
-    def what(self) -> str:
-        """What was done to the service: stopped, or slowed with which settings."""
-        if self.slowed is None:
-            return f"{self.service} stopped"
-        settings = " ".join(f"{k}={v}" for k, v in self.slowed.items())
-        return f"{self.service} slowed ({settings})"
+    def failures_allowed(self) -> int:
+        """The failed requests this fault may cost: none when :attr:`must_fail_nothing`,
+        else what the seconds it was down allow (see FAILURE_RATE_MARGIN)."""
+        if self.must_fail_nothing:
+            return 0
+        return math.ceil(self.down_s * self.request_rate * FAILURE_RATE_MARGIN)
 
     def problems(self) -> list[str]:
         """What this fault broke that it must not: empty when the pattern held up."""
         found = []
-        where = f"{self.pattern}, {self.what}"
+        where = f"{self.pattern}, {self.service} {VERBS[self.how]}"
+        if self.replicas >= 2:
+            where += f" (1 of {self.replicas} replicas)"
         if not self.recovered:
             found.append(f"{where}: not recovered within {RECOVERY_TIMEOUT_S:g} s")
         if self.queued:
@@ -127,6 +169,12 @@ class FaultResult:
                 found.append(f"{where}: {self.lost} accepted jobs or rows lost")
             if self.duplicated != 0:
                 found.append(f"{where}: {self.duplicated} jobs or rows run twice")
+        elif self.must_fail_nothing and self.failed:
+            why_none = "with another replica up" if self.replicas >= 2 else "off the answer's path"
+            found.append(
+                f"{where}: {self.failed} requests failed ({self.failures or 'why not kept'}); "
+                f"{why_none}, none may"
+            )
         elif self.failed > self.failures_allowed:
             found.append(
                 f"{where}: {self.failed} requests failed, more than the "
@@ -200,19 +248,21 @@ class Load:
             while not self._stop.is_set():
                 sent = time.monotonic()
                 ok = False
+                why = ""
                 ids: list[str] = []
                 try:
                     answer = client.post(self.path, content=self.body(rng), headers=headers)
-                    outcome = str(answer.status_code)
                     ok = answer.status_code in (200, 202)
                     if ok and self.kind == "jobs":
                         ids = [answer.json()["job_id"]]
                     elif ok and self.kind == "rows":
                         ids = [str(i) for i in answer.json()["ids"]]
+                    elif not ok:
+                        why = f"{answer.status_code} {_error_code(answer)}"
                 except httpx.HTTPError as exc:
-                    outcome = type(exc).__name__
+                    why = type(exc).__name__
                 with self._lock:
-                    self.samples.append(Sample(sent, time.monotonic(), ok, outcome))
+                    self.samples.append(Sample(sent, time.monotonic(), ok, why))
                     self.accepted.extend(ids)
                 time.sleep(self.pause_s)
 
@@ -243,6 +293,15 @@ class Load:
         """The id of the latest job or row accepted so far."""
         with self._lock:
             return self.accepted[-1] if self.accepted else None
+
+
+def _error_code(answer: httpx.Response) -> str:
+    """The contract's error code of a failed answer (its message when it has none)."""
+    try:
+        error = answer.json().get("error", {})
+        return str(error.get("code") or error.get("message", ""))[:80]
+    except (ValueError, AttributeError):
+        return answer.text[:80]
 
 
 def _jittered(value: Any, rng: random.Random) -> Any:
@@ -293,26 +352,98 @@ def wait_healthy(stack: ComposeStack, service: str, deadline: float) -> float:
     return time.monotonic()
 
 
+@dataclass(frozen=True)
+class Fault:
+    """One fault to run: ``how`` ("stop", "kill" or "slow": see SLOWED) on ``service`` while
+    it runs ``replicas`` (one of them is faulted when there are several; all of it when one)."""
+
+    service: str
+    how: str = "stop"
+    replicas: int = 1
+
+
+def planned_faults(
+    services: list[str], scalable: list[str], replica_counts: tuple[int, ...]
+) -> list[Fault]:
+    """The faults of a pattern, in order: with 1 replica every service stopped (and the
+    ``scalable`` ones killed too); then with each larger count, every scalable one
+    stopped and killed."""
+    faults = []
+    if 1 in replica_counts:
+        for service in services:
+            faults += [
+                Fault(service, how) for how in FAULTS if how == "stop" or service in scalable
+            ]
+    for replicas in sorted(n for n in replica_counts if n > 1):
+        faults += [Fault(service, how, replicas) for service in scalable for how in FAULTS]
+    return faults
+
+
+def take_down(stack: ComposeStack, planned: Fault) -> str | None:
+    """Stop or kill ``planned.service`` (its first replica when there are several); the
+    container faulted, or None when the whole service was."""
+    if planned.how == "slow":
+        with stack.overridden(**SLOWED[stack.pattern, planned.service]):
+            stack.compose("up", "-d", "--wait", "--no-deps", planned.service)
+        return None
+    if planned.replicas == 1:
+        if planned.how == "stop":
+            stack.compose("stop", planned.service)
+        else:
+            stack.compose("kill", "-s", "SIGKILL", planned.service)
+        return None
+    container = stack.containers(planned.service)[0]
+    docker(planned.how, container)
+    return container
+
+
 def fault(
-    stack: ComposeStack, load: Load, service: str, slowed: dict[str, str] | None = None
+    stack: ComposeStack, load: Load, planned: Fault, callers: list[str] | None = None
 ) -> FaultResult:
-    """Stop ``service`` (or recreate it with the settings ``slowed``), wait DOWN_S, start it
-    again as it was, and measure until the pattern recovers."""
+    """Run ``planned``, wait DOWN_S, start the service (or replica) again, and measure until
+    the pattern recovers; ``callers``: the services whose retries are counted."""
+    service = planned.service
+    retried_before = outbound_retries(stack, callers) if callers else 0.0
     began = time.monotonic()
-    if slowed is None:
-        stack.compose("stop", service)
-    else:
-        with stack.overridden(**slowed):
-            stack.compose("up", "-d", "--wait", "--no-deps", service)
+    container = take_down(stack, planned)
     time.sleep(DOWN_S)
-    if slowed is None:
-        stack.compose("start", service)
-    else:  # recreated with the stack's own settings
+    if planned.how == "slow":  # recreated with the stack's own settings
         stack.compose("up", "-d", "--no-deps", service)
+    elif container is None:
+        stack.compose("start", service)
+    else:
+        docker("start", container)
     restarted = time.monotonic()
     healthy = wait_healthy(stack, service, restarted + RECOVERY_TIMEOUT_S)
     down_s = healthy - began
     rate = load.rate(began, healthy)
+    recovery = wait_recovered(stack, load, restarted)
+    rejoined = None
+    if container is not None:
+        rejoined = wait_serving(stack, container, restarted, ROTATION_TIMEOUT_S)
+    window = load.between(began, time.monotonic())
+    result = FaultResult(
+        label(stack.pattern, stack.env.get("VARIANT", "")),
+        service,
+        requests=len(window),
+        failed=sum(not s.ok for s in window),
+        failures=dict(Counter(s.why for s in window if not s.ok)),
+        recovery_s=None if recovery is None else round(recovery, 1),
+        queued=load.kind != "sync",
+        down_s=round(down_s, 1),
+        request_rate=round(rate, 1),
+        how=planned.how,
+        replicas=planned.replicas,
+        retries=round(outbound_retries(stack, callers) - retried_before) if callers else None,
+        rejoined_s=None if rejoined is None else round(rejoined, 1),
+    )
+    print(f"  {service} {planned.how}, {planned.replicas} replica(s): {result}", flush=True)
+    return result
+
+
+def wait_recovered(stack: ComposeStack, load: Load, restarted: float) -> float | None:
+    """Seconds from ``restarted`` until requests succeed again and the work queued before
+    it is done (None: not within RECOVERY_TIMEOUT_S)."""
     backlog = load.last_accepted()  # queued before the restart: must be done to call it recovered
     deadline = restarted + RECOVERY_TIMEOUT_S
     answering = None
@@ -323,24 +454,14 @@ def fault(
         if drained is None and is_done(stack, load, backlog):
             drained = time.monotonic()
         time.sleep(0.2)
-    recovery = None
-    if answering is not None and drained is not None:
-        recovery = max(answering, drained - restarted)
-    window = load.between(began, time.monotonic())
-    result = FaultResult(
-        stack.pattern,
-        service,
-        requests=len(window),
-        failed=sum(not s.ok for s in window),
-        failed_by=dict(Counter(s.outcome for s in window if not s.ok)),
-        recovery_s=None if recovery is None else round(recovery, 1),
-        queued=load.kind != "sync",
-        down_s=round(down_s, 1),
-        request_rate=round(rate, 1),
-        slowed=slowed,
-    )
-    print(f"  {result.what}: {result}", flush=True)
-    return result
+    if answering is None or drained is None:
+        return None
+    return max(answering, drained - restarted)
+
+
+def label(pattern: str, variant: str = "") -> str:
+    """How the report names a pattern run in one of its variants."""
+    return f"{pattern} ({variant})" if variant else pattern
 
 
 def job_runs(stack: ComposeStack) -> Counter[str]:
@@ -393,24 +514,41 @@ def lost_and_duplicated(stack: ComposeStack, load: Load) -> tuple[int, int]:
     return len(accepted) - done, int(predicted)
 
 
-def run_pattern(pattern: str, services: list[str] | None = None) -> list[FaultResult]:
-    """Bring ``pattern`` up, fault each of ``services`` (default: every internal one)."""
+def run_pattern(
+    pattern: str,
+    services: list[str] | None = None,
+    replica_counts: tuple[int, ...] = (1,),
+    variant: str = "",
+) -> list[FaultResult]:
+    """Bring ``pattern`` (in ``variant``) up and run its faults (:func:`planned_faults`) on
+    ``services`` (default: every internal one) with each of ``replica_counts`` replicas;
+    the replicas > 1 only where the pattern answers at once (queued work: 1 only)."""
     services = services if services is not None else internal_services(pattern)
-    results = []
-    print(f"=== {pattern}: faults on {', '.join(services) or 'nothing (no internal service)'}")
-    with ComposeStack(pattern, **STACK_ENV) as stack:
+    scalable = [s for s in scalable_services(compose_config(pattern, "")) if s in services]
+    env = {**STACK_ENV, **({"VARIANT": variant} if variant else {})}
+    print(f"=== {label(pattern, variant)}: faults on {', '.join(services) or 'nothing'}")
+    results: list[FaultResult] = []
+    with ComposeStack(pattern, **env) as stack:
         load = Load(stack).start()
         try:
             time.sleep(WARM_UP_S)
-            results = []
-            results = [fault(stack, load, service) for service in services]
-            results += [
-                fault(stack, load, service, SLOWED[pattern, service])
-                for service in services
-                if (pattern, service) in SLOWED
-            ]
+            answers_at_once = load.kind == "sync"
+            counts = replica_counts if answers_at_once else (1,)
+            current = 1
+            planned_all = planned_faults(services, scalable if answers_at_once else [], counts)
+            planned_all += [Fault(s, "slow") for s in services if (pattern, s) in SLOWED]
+            for planned in planned_all:
+                if planned.replicas != current:
+                    current = planned.replicas
+                    with_replicas(stack, scalable, current)
+                results.append(fault(stack, load, planned, callers(pattern, planned.service)))
         finally:
             load.stop()
+        if any(r.problems() for r in results if not r.queued):  # the evidence, for the why
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            saved = RESULTS / f"{stack.project}-logs.txt"
+            saved.write_text(stack.logs())
+            print(f"  logs of the stack: {saved}")
         if load.kind != "sync" and results:
             lost, duplicated = lost_and_duplicated(stack, load)
             print(f"  {len(load.accepted)} accepted, {lost} lost, {duplicated} duplicated")
@@ -419,64 +557,110 @@ def run_pattern(pattern: str, services: list[str] | None = None) -> list[FaultRe
     return results
 
 
-def markdown(results: list[FaultResult], settings: str) -> str:
-    """The results as a markdown table."""
-    lines = [
-        "# Faults under load",
-        "",
-        f"Each internal container stopped, left down {DOWN_S:g} s and started again, one at a "
-        f"time, under a steady load ({settings}). *Failed*: requests that failed from the "
-        "stop until recovery. *Recovery*: seconds from the restart until requests succeed "
-        f"again ({STEADY_S:g} s without a failure) and, for queued work, the work accepted "
-        "before the restart is done. *Lost / duplicated*: accepted jobs or rows never "
-        "finished, or finished twice, over the whole run of the pattern (must be 0). A "
-        "container *slowed* is recreated with those settings for as long, then as it was.",
-        "",
-        "| pattern | container stopped (or slowed) | requests | failed | recovery (s) | lost "
-        "| duplicated |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        if r.service.startswith("("):  # no fault was run: a note in the service column
-            lines.append(f"| {r.pattern} | {r.service} | | | | | |")
-            continue
-        recovery = "not recovered" if r.recovery_s is None else f"{r.recovery_s:.1f}"
-        lost = "" if r.lost is None else str(r.lost)
-        duplicated = "" if r.duplicated is None else str(r.duplicated)
-        lines.append(
-            f"| {r.pattern} | {r.service if r.slowed is None else r.what} | {r.requests} | "
-            f"{r.failed} | {recovery} | "
-            f"{lost} | {duplicated} |"
-        )
-    return "\n".join(lines) + "\n"
+def with_replicas(stack: ComposeStack, services: list[str], count: int) -> None:
+    """Scale ``services`` to ``count`` replicas under the load, and wait until they are
+    healthy and every replica gets calls (and a few seconds more, so that every caller's
+    channel has looked the replicas up again)."""
+    print(f"  scaling {', '.join(services)} to {count} replicas", flush=True)
+    scale(stack, dict.fromkeys(services, count))
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+    for service in services:
+        wait_healthy(stack, service, deadline)
+    idle = wait_in_rotation(stack, services, ROTATION_TIMEOUT_S)
+    if idle:
+        print(f"  no calls within {ROTATION_TIMEOUT_S:g} s to {idle}", flush=True)
+    time.sleep(ROTATION_SETTLE_S)
+
+
+def runs(names: list[str]) -> list[tuple[str, str]]:
+    """``(pattern, variant)`` of each run: every pattern by default, those with variants
+    (:data:`VARIANTS`) in each one, or the one ``pattern:variant`` names (or ``VARIANT``)."""
+    chosen = os.environ.get("VARIANT", "")
+    found = []
+    for name in names or patterns():
+        pattern, _, variant = name.partition(":")
+        variants = (variant,) if variant else (chosen,) if chosen else VARIANTS.get(pattern, ("",))
+        found += [(pattern, v) for v in variants]
+    return found
 
 
 def main() -> None:
     """``make chaos``: every fault of every pattern (or those named); the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("patterns", nargs="*", help="default: every pattern")
+    parser.add_argument("patterns", nargs="*", help="PATTERN or PATTERN:VARIANT (default: all)")
     parser.add_argument("--out", type=Path, default=REPORT)
     parser.add_argument("--services", nargs="*", help="default: every internal service")
+    parser.add_argument(
+        "--replicas",
+        nargs="+",
+        type=int,
+        choices=(1, 2, 3),
+        default=[1, 2],
+        help="run the faults with each of these replica counts (default: 1 2)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="run nothing: one report from the results of earlier runs (their JSON files)",
+    )
     args = parser.parse_args()
-    results: list[FaultResult] = []
-    for pattern in args.patterns or patterns():
-        if not internal_services(pattern):
-            print(f"=== {pattern}: no internal container, nothing to stop")
-            results.append(FaultResult(pattern, "(no internal container)", 0, 0, 0.0))
-            continue
-        try:
-            results += run_pattern(pattern, args.services)
-        except Exception as exc:  # one pattern failing to come up does not stop the others
-            print(f"  {pattern} failed: {exc}"[:2000], flush=True)
-            results.append(FaultResult(pattern, f"(run failed: {type(exc).__name__})", 0, 0, None))
-    settings = f"{THREADS} threads, one row per request, {PAUSE_S * 1000:g} ms between requests"
-    text = markdown(results, settings)
+    if args.merge:
+        runs_done = [orjson.loads(path.read_bytes()) for path in args.merge]
+    else:
+        runs_done = [run_suite(args.patterns, args.services, tuple(args.replicas))]
+    results = [FaultResult(**fields) for run in runs_done for fields in run["results"]]
+    settings = (
+        f"{THREADS} threads, one row per request, {PAUSE_S * 1000:g} ms between requests; "
+        + "; ".join(run["settings"] for run in runs_done)
+        + " (a 2-core machine shared with other builds and tests: the times wander from run "
+        "to run, the zeros do not)"
+    )
+    text = markdown(results, settings, DOWN_S, STEADY_S)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
     problems = [problem for r in results for problem in r.problems()]
     print("\n".join(problems))
     raise SystemExit(1 if problems else 0)
+
+
+def run_suite(
+    names: list[str], services: list[str] | None, replica_counts: tuple[int, ...]
+) -> dict[str, Any]:
+    """Every fault of the patterns ``names`` (all by default): their results and how they
+    were run, also written to ``loadtests/results/chaos/`` (for ``--merge``)."""
+    started = time.gmtime()
+    load_at_start = load_average()
+    began = time.monotonic()
+    results: list[FaultResult] = []
+    for pattern, variant in runs(names):
+        if not internal_services(pattern):
+            print(f"=== {pattern}: no internal container, nothing to stop")
+            results.append(FaultResult(pattern, "(no internal container)", 0, 0, 0.0))
+            continue
+        try:
+            results += run_pattern(pattern, services, replica_counts, variant)
+        except Exception as exc:  # one pattern failing to come up does not stop the others
+            print(f"  {pattern} failed: {exc}"[:2000], flush=True)
+            failure = f"(run failed: {type(exc).__name__})"
+            results.append(FaultResult(label(pattern, variant), failure, 0, 0, None))
+    done = {
+        "settings": f"`python -m tests.chaos {' '.join(names) or '(every pattern)'} --replicas "
+        f"{' '.join(map(str, replica_counts))}` started "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', started)} at load average {load_at_start}, "
+        f"took {(time.monotonic() - began) / 60:.0f} min, load average {load_average()} at "
+        "the end",
+        "results": [dataclasses.asdict(r) for r in results],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{time.strftime('%Y%m%dT%H%M%S', started)}.json").write_bytes(orjson.dumps(done))
+    return done
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages of the machine."""
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

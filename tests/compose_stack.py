@@ -35,6 +35,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def container_metrics(container: str, port: int = 8080) -> str:
+    """The ``/metrics`` page of one container, read inside it (``docker exec``), so its
+    port need not be published."""
+    script = (
+        "import urllib.request as u; print(u.urlopen("
+        f"'http://127.0.0.1:{port}/metrics', timeout=5).read().decode())"
+    )
+    result = subprocess.run(
+        ["docker", "exec", container, "python", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return result.stdout
+
+
 class ComposeStack:
     """One pattern's stack, brought up on enter and removed (with volumes) on exit."""
 
@@ -141,18 +158,7 @@ class ComposeStack:
 
     def metrics_of(self, container: str, port: int = 8080) -> str:
         """The ``/metrics`` page of one container (its port need not be published)."""
-        script = (
-            "import urllib.request as u; print(u.urlopen("
-            f"'http://127.0.0.1:{port}/metrics', timeout=5).read().decode())"
-        )
-        result = subprocess.run(
-            ["docker", "exec", container, "python", "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        return result.stdout
+        return container_metrics(container, port)
 
     @contextmanager
     def paused(self, *services: str) -> Iterator[None]:

@@ -82,3 +82,14 @@ def test_bad_replica_values_get_one_line_and_nothing_starts() -> None:
         assert len(lines) == 1, result.stderr
         assert message in lines[0]
         assert "is up in" not in result.stdout
+
+
+def test_chaos_runs_one_replica_count_when_asked_and_refuses_others() -> None:
+    assert (
+        "-m tests.chaos sync --replicas 2"
+        in make("-n", "chaos", "PATTERNS=sync", "REPLICAS=2").stdout
+    )
+    assert "--replicas" not in make("-n", "chaos", "PATTERNS=sync").stdout
+    refused = make("chaos", "PATTERNS=sync", "REPLICAS=5")  # for real: refused before anything
+    assert refused.returncode != 0
+    assert "make chaos: REPLICAS='5': give 1 or 2 (or nothing: both)" in refused.stderr
