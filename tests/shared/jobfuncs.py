@@ -2,7 +2,9 @@
 
 import time
 
+from redis import Redis
 from rq import get_current_job
+from rq.job import Job
 
 
 def add(a: int, b: int) -> int:
@@ -23,3 +25,24 @@ def sleep_then_add(seconds: float, a: int, b: int) -> int:
         job.save_meta()
     time.sleep(seconds)
     return a + b
+
+
+def add_batch(calls: list[tuple[int, int]]) -> list[int]:
+    """The batch form of :func:`add`: one sum per call; fails when any call is bad."""
+    BATCHES.append(len(calls))
+    return [a + b for a, b in calls]
+
+
+def wrong_count_batch(calls: list[tuple[int, int]]) -> list[int]:
+    """A broken batch form: one result too few."""
+    return [a + b for a, b in calls][1:]
+
+
+#: The sizes of the batches :func:`add_batch` ran (the tests' worker runs in-process).
+BATCHES: list[int] = []
+
+
+def record_callback(job: Job, connection: Redis, *args: object) -> None:
+    """A success or failure callback: records the job's id in a Redis list."""
+    kind = "success" if len(args) == 1 else "failure"
+    connection.rpush(f"callbacks:{kind}", job.id)
