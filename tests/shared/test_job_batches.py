@@ -86,7 +86,7 @@ def test_a_batch_records_what_one_job_at_a_time_records(
             assert 0 < client.ttl(job.key) <= 600
         finished = sorted(queue.finished_job_registry.get_job_ids())
         registries = (finished, queue.started_job_registry.count)
-        keys = [key.decode() for key in client.keys()]
+        keys = [key.decode() for key in client.scan_iter()]
         for number, job_id in enumerate(ids):
             keys = [key.replace(job_id, f"<job {number}>") for key in keys]
         return [*seen, registries == (sorted(ids), 0), sorted(keys)]
