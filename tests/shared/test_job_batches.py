@@ -10,11 +10,10 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 
 from shared.jobs import fetch_job, job_view
-from shared.worker import LiveWorker, WorkerSettings
+from shared.worker import LiveWorker
 from tests.shared import jobfuncs
 
 ADD = "tests.shared.jobfuncs.add"
-BATCHES = {ADD: jobfuncs.add_batch}
 
 
 @pytest.fixture
@@ -33,14 +32,7 @@ def run(client: redis.Redis) -> Callable[..., LiveWorker]:
 
     def work(batch_size: int = 16, batch_functions: dict | None = None) -> LiveWorker:
         jobfuncs.BATCHES.clear()
-        worker = LiveWorker(
-            ["test"],
-            connection=client,
-            name="w",
-            settings=WorkerSettings(worker_batch_size=batch_size),
-            log_jobs=False,
-            batch_functions=BATCHES if batch_functions is None else batch_functions,
-        )
+        worker = jobfuncs.batching_worker(client, batch_size, batch_functions)
         worker.work(burst=True)
         return worker
 
@@ -174,28 +166,3 @@ def test_jobs_of_other_functions_wait_for_their_turn(
     assert job_view(fetch_job(queue.connection, other.id))["error"]["message"] == (
         "ValueError: not batched"
     )
-
-
-def test_a_batch_costs_a_few_redis_round_trips_in_all(
-    client: redis.Redis, queue: Queue, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for _ in range(48):
-        queue.enqueue(ADD, 1, 2, retry=Retry(max=1))
-    worker = LiveWorker(
-        ["test"],
-        connection=client,
-        name="w",
-        settings=WorkerSettings(worker_batch_size=16),
-        log_jobs=False,
-        batch_functions=BATCHES,
-    )
-    sent = []
-    original = redis.connection.Connection.send_packed_command
-    monkeypatch.setattr(
-        redis.connection.Connection,
-        "send_packed_command",
-        lambda self, *args, **kwargs: sent.append(1) or original(self, *args, **kwargs),
-    )
-    worker.work(burst=True)
-    assert queue.finished_job_registry.count == 48
-    assert len(sent) / 48 < 1.5  # one at a time: about 10 a job
