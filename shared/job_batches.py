@@ -41,6 +41,8 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import as_text, now
 from rq.worker import BaseWorker, WorkerStatus
 
+from shared.logs import request_id_var
+
 #: Answers one result per call, in order, for the positional arguments of each job.
 BatchFunction = Callable[[Sequence[tuple[Any, ...]]], Sequence[Any]]
 
@@ -155,17 +157,21 @@ def run_batch(
 
 
 def run_alone(worker: BaseWorker, job: Job, execution: Execution) -> Outcome:
-    """Run one job of a failed batch as RQ's worker runs it, under its own time limit."""
+    """Run one job of a failed batch as RQ's worker runs it, under its own time limit,
+    with its request id in the log context."""
+    token = request_id_var.set(job.meta.get("request_id"))
     try:
         with worker.death_penalty_class(
             job.timeout or worker.queue_class.DEFAULT_TIMEOUT, JobTimeoutException, job_id=job.id
         ):
             value = job.perform()
     except Exception:  # recorded as the job's failure by RQ
-        job.ended_at = now()
         return Outcome(job, execution, exc_info=sys.exc_info())
-    job.ended_at = now()
-    return Outcome(job, execution, value)
+    else:
+        return Outcome(job, execution, value)
+    finally:
+        job.ended_at = now()
+        request_id_var.reset(token)
 
 
 def settle(worker: BaseWorker, queue: Queue, outcomes: Sequence[Outcome]) -> None:
