@@ -26,7 +26,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 REPORT = Path(__file__).resolve().parent / "reports" / "async-jobs.md"
-E2E = "E2E job completed"
+E2E = "E2E"  # the Locust type of the end-to-end entry ("job completed")
 _METRICS = (
     "import urllib.request as u; "
     "print(u.urlopen('http://127.0.0.1:8080/metrics', timeout=5).read().decode())"
@@ -107,9 +107,9 @@ def e2e_row(stats_csv: Path) -> dict[str, str]:
     """The end-to-end row of a Locust stats CSV."""
     with stats_csv.open() as handle:
         for row in csv.DictReader(handle):
-            if row["Name"] == E2E:
+            if row["Type"] == E2E:
                 return row
-    raise SystemExit(f"{stats_csv}: no {E2E!r} row")
+    raise SystemExit(f"{stats_csv}: no end-to-end ({E2E}) row")
 
 
 def measure(checkout: Checkout, args: argparse.Namespace, out: str) -> Run:
