@@ -201,7 +201,8 @@ def settle(worker: BaseWorker, queue: Queue, outcomes: Sequence[Outcome]) -> Non
 
 
 def finish_all(worker: BaseWorker, queue: Queue, outcomes: Sequence[Outcome]) -> None:
-    """Record the successes of ``outcomes`` in one transaction, as RQ's ``handle_job_success``.
+    """Record the successes of ``outcomes`` in one transaction, as RQ's ``handle_job_success``,
+    and the worker idle again.
 
     RQ watches each job's dependents while it records the job's end; here each job's
     dependents are counted inside the same transaction instead, and the few jobs that
@@ -212,6 +213,7 @@ def finish_all(worker: BaseWorker, queue: Queue, outcomes: Sequence[Outcome]) ->
     with worker.connection.pipeline() as pipe:
         for outcome in outcomes:
             _record_success(worker, pipe, outcome)
+        worker.set_state(WorkerStatus.IDLE, pipeline=pipe)  # the last step of the turn
         for outcome in outcomes:
             pipe.scard(outcome.job.dependents_key)
         answers = pipe.execute()

@@ -15,7 +15,8 @@ so the model is loaded once, not per job) with three additions:
   between) goes back to the head of the queue within seconds (RQ: after a minute);
 * after losing Redis, it tries again every 2 s at most (RQ backs off up to 60 s);
 * fewer Redis round trips per job: RQ's own worker heartbeat is pipelined and
-  sent at most once a second, and an unchanged state is not written again;
+  sent at most once a second, so is its check for ``rq suspend``, and an unchanged
+  state is not written again;
 * jobs whose function has a batch form (``batch_functions``) run several at a time:
   the job RQ hands it and up to ``WORKER_BATCH_SIZE - 1`` more already waiting run as
   one call, with RQ's bookkeeping for all of them in a few round trips
@@ -213,6 +214,7 @@ class LiveWorker(SimpleWorker):
         self.batch_size = settings.worker_batch_size
         self._suspects: dict[str, float] = {}
         self._last_beat = 0.0
+        self._last_suspension_check = -1.0
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's worker heartbeat, in one round trip, and at most once a second by default.
@@ -233,6 +235,14 @@ class LiveWorker(SimpleWorker):
         with self.connection.pipeline() as pipe:
             super().heartbeat(timeout, pipe)
             pipe.execute()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's check for ``rq suspend`` (a Redis read each turn), at most once a second."""
+        now = time.monotonic()
+        if now - self._last_suspension_check < 1.0:
+            return
+        self._last_suspension_check = now
+        super().check_for_suspension(burst)
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         """RQ's set_state, without a round trip when the state does not change."""
