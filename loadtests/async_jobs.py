@@ -27,6 +27,28 @@ from prometheus_client.parser import text_string_to_metric_families
 
 REPORT = Path(__file__).resolve().parent / "reports" / "async-jobs.md"
 E2E = "E2E"  # the Locust type of the end-to-end entry ("job completed")
+#: Run in the api container: queue DRAIN_JOBS jobs at once (as the api queues them), then
+#: wait until the workers have finished them all; prints the seconds that took.
+_DRAIN = """
+import os, sys, time
+import redis
+from rq import Queue, Retry
+n = int(sys.argv[1])
+client = redis.Redis.from_url(os.environ["REDIS_URL"])
+queue = Queue(os.environ.get("QUEUE_NAME", "predict"), connection=client)
+done_before = queue.finished_job_registry.count
+started = time.perf_counter()
+with client.pipeline() as pipe:
+    for _ in range(n):
+        queue.enqueue_call("tasks.predict", args=([[5.1, 3.5, 1.4, 0.2]],), timeout=30,
+                           result_ttl=600, failure_ttl=600, retry=Retry(max=2), pipeline=pipe)
+    pipe.execute()
+while queue.finished_job_registry.count < done_before + n:
+    if time.perf_counter() - started > 300:
+        sys.exit("the workers did not finish the jobs in 300 s")
+    time.sleep(0.05)
+print(time.perf_counter() - started)
+"""
 _METRICS = (
     "import urllib.request as u; "
     "print(u.urlopen('http://127.0.0.1:8080/metrics', timeout=5).read().decode())"
@@ -66,15 +88,21 @@ class Run:
     worker_cpu_ms_per_job: float
     inference_ms_per_job: float
     jobs_per_batch: float | None
+    drain_jobs_per_s: float
     load_average: str
+
+
+def compose(checkout: Checkout, port: int, *args: str) -> str:
+    """``docker compose ARGS`` on the checkout's async stack; its output."""
+    return subprocess.run(
+        ["./compose/compose.sh", "-f", "patterns/async/compose.yaml", *args],
+        cwd=checkout.folder, env=checkout.env(port), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
 
 
 def workers_metrics(checkout: Checkout, port: int) -> dict[str, float]:
     """Sums over the running workers of the samples this report reads."""
-    ids = subprocess.run(
-        ["./compose/compose.sh", "-f", "patterns/async/compose.yaml", "ps", "-q", "worker"],
-        cwd=checkout.folder, env=checkout.env(port), capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+    ids = compose(checkout, port, "ps", "-q", "worker").split()
     wanted = {  # key: (sample name, its stage label or None)
         "job_sum": ("mlsp_stage_duration_seconds_sum", "job"),
         "job_count": ("mlsp_stage_duration_seconds_count", "job"),
@@ -128,6 +156,9 @@ def measure(checkout: Checkout, args: argparse.Namespace, out: str) -> Run:
     make("load", f"USERS={args.users}", f"DURATION={args.duration}", "WARMUP=5s", f"OUT={out}")
     loads.append(load_average())
     last = workers_metrics(checkout, args.port)
+    drained_in = float(compose(checkout, args.port, "exec", "-T", "api", "python", "-c", _DRAIN,
+                               str(args.drain_jobs)).split()[-1])  # fmt: skip
+    loads.append(load_average())
     make("down", "WIPE=1")
     delta = {key: last[key] - first[key] for key in last}
     row = e2e_row(checkout.folder / "loadtests" / "results" / f"{out}_stats.csv")
@@ -142,6 +173,7 @@ def measure(checkout: Checkout, args: argparse.Namespace, out: str) -> Run:
         worker_cpu_ms_per_job=1000 * delta["cpu_seconds"] / jobs,
         inference_ms_per_job=1000 * delta["inference_sum"] / jobs,
         jobs_per_batch=delta["batch_sum"] / delta["batch_count"] if delta["batch_count"] else None,
+        drain_jobs_per_s=args.drain_jobs / drained_in,
         load_average=" to ".join(loads),
     )
 
@@ -159,11 +191,14 @@ def markdown(runs: list[Run], args: argparse.Namespace, started: str) -> str:
         "batch's time shared by its jobs), read from their /metrics before and after it; "
         "inference: the onnxruntime call inside it; CPU ms/job: the worker processes' CPU "
         "time (`process_cpu_seconds_total`, everything they did, idle polling included) "
-        "over the jobs they ran, the figure a busy machine distorts least.",
+        "over the jobs they ran, the figure a busy machine distorts least. Drain jobs/s: "
+        f"after the load, {args.drain_jobs} jobs queued at once (one pipeline, from the api "
+        "container) and the time until the two workers finished them all: the workers' "
+        "rate with a full queue, without the api in the way.",
         "",
         "| checkout | jobs/s | end-to-end p50 | p99 | failures | worker ms/job "
-        "| of which inference | worker CPU ms/job | jobs per batch | load average |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| of which inference | worker CPU ms/job | jobs per batch | drain jobs/s | load average |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in runs:
         batch = f"{run.jobs_per_batch:.1f}" if run.jobs_per_batch is not None else "1 (no batches)"
@@ -171,7 +206,7 @@ def markdown(runs: list[Run], args: argparse.Namespace, started: str) -> str:
             f"| {run.checkout.tag} | {run.jobs_per_s:.0f} | {run.e2e_p50_ms:.0f} ms "
             f"| {run.e2e_p99_ms:.0f} ms | {run.failures} | {run.worker_ms_per_job:.2f} "
             f"| {run.inference_ms_per_job:.3f} | {run.worker_cpu_ms_per_job:.2f} | {batch} "
-            f"| {run.load_average} |"
+            f"| {run.drain_jobs_per_s:.0f} | {run.load_average} |"
         )
     before, after = ([r for r in runs if r.checkout.tag == tag] for tag in args.tags)
     lines += [
@@ -182,6 +217,8 @@ def markdown(runs: list[Run], args: argparse.Namespace, started: str) -> str:
     lines.append(
         f"| jobs/s | {_median(after, 'jobs_per_s') / _median(before, 'jobs_per_s'):.2f} | >= 2 |"
     )
+    drain = _median(after, "drain_jobs_per_s") / _median(before, "drain_jobs_per_s")
+    lines.append(f"| drain jobs/s (the workers alone, a full queue) | {drain:.2f} | (report) |")
     lines.append(
         f"| worker ms/job | {_median(after, 'worker_ms_per_job'):.2f} ms after, "
         f"{_median(before, 'worker_ms_per_job'):.2f} ms before | <= 2 ms |"
@@ -216,6 +253,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--duration", default="30s")
     parser.add_argument("--port", type=int, default=18300)
+    parser.add_argument("--drain-jobs", type=int, default=3000)
     parser.add_argument("--venv", default="/work/main/.venv")
     args = parser.parse_args()
     args.tags = (args.before.tag, args.after.tag)
