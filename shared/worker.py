@@ -15,10 +15,17 @@ so the model is loaded once, not per job) with three additions:
   between) goes back to the head of the queue within seconds (RQ: after a minute);
 * after losing Redis, it tries again every 2 s at most (RQ backs off up to 60 s);
 * fewer Redis round trips per job: RQ's own worker heartbeat is pipelined and
-  sent at most once a second, and an unchanged state is not written again;
+  sent at most once a second, so is its check for ``rq suspend``, and an unchanged
+  state is not written again;
+* jobs whose function has a batch form (``batch_functions``) run several at a time:
+  the job RQ hands it and up to ``WORKER_BATCH_SIZE - 1`` more already waiting run as
+  one call, with RQ's bookkeeping for all of them in a few round trips
+  (:mod:`shared.job_batches`); each still gets its own result, status, retries and
+  callback, as RQ records them;
 * each job's log lines carry the request id of the request that queued it
   (``job.meta["request_id"]``), and jobs are counted and timed in Prometheus
-  (``mlsp_jobs_total{queue,status}``, stages ``queue_wait`` and ``job``).
+  (``mlsp_jobs_total{queue,status}``, stages ``queue_wait`` and ``job``: the worker's
+  time per job, a batch's time shared by its jobs; ``mlsp_worker_batch_jobs``).
 
 :func:`run_worker` starts one, with ``/health/*`` and ``/metrics`` served by
 :mod:`shared.health_server` (ready while the heartbeat reaches Redis and the
@@ -36,18 +43,20 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import redis
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from pydantic import Field
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker, Worker
 from rq.executions import Execution
 from rq.job import Job
 from rq.utils import as_text
+from rq.worker import WorkerStatus
 
 from shared.health_server import SyncCheck, start_health_server
+from shared.job_batches import BatchFunction, batchable, run_batch, settle, start_all, take_waiting
 from shared.jobs import public_status
 from shared.logs import request_id_var
-from shared.metrics import STAGE_LATENCY, record_model, stage
+from shared.metrics import STAGE_LATENCY, record_model
 from shared.model import OnnxModel, load_model
 from shared.redis_client import RedisSettings, connect
 from shared.settings import ModelSettings, ServiceSettings, _EnvSettings
@@ -55,6 +64,11 @@ from shared.settings import ModelSettings, ServiceSettings, _EnvSettings
 log = logging.getLogger("shared.worker")
 
 JOBS = Counter("mlsp_jobs", "Jobs run by this worker, by how they ended.", ["queue", "status"])
+BATCH_SIZE = Histogram(
+    "mlsp_worker_batch_jobs",
+    "Jobs run together in one turn of a worker (jobs whose function has a batch form).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 # RQ blocks on the queue for (worker_ttl - 15) s between maintenance passes.
 _RQ_DEQUEUE_MARGIN_S = 15
 
@@ -67,6 +81,12 @@ class WorkerSettings(_EnvSettings):
         3, ge=1, description="How often an idle worker looks for jobs of dead workers."
     )
     worker_log_level: str = Field("WARNING", description="Level of RQ's own log lines.")
+    worker_batch_size: int = Field(
+        16,
+        ge=1,
+        description="Most jobs a worker runs as one batch: the job it takes and those already "
+        "waiting (it never waits for more); 1: one job at a time.",
+    )
     extra_work_ms: int = Field(
         0,
         ge=0,
@@ -179,6 +199,7 @@ class LiveWorker(SimpleWorker):
         name: str,
         settings: WorkerSettings,
         log_jobs: bool = True,
+        batch_functions: Mapping[str, BatchFunction] | None = None,
     ) -> None:
         super().__init__(
             list(queues),
@@ -189,8 +210,11 @@ class LiveWorker(SimpleWorker):
         )
         self.grace_s = 3 * settings.worker_heartbeat_s
         self.log_jobs = log_jobs
+        self.batch_functions = dict(batch_functions or {})
+        self.batch_size = settings.worker_batch_size
         self._suspects: dict[str, float] = {}
         self._last_beat = 0.0
+        self._last_suspension_check = -1.0
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's worker heartbeat, in one round trip, and at most once a second by default.
@@ -211,6 +235,14 @@ class LiveWorker(SimpleWorker):
         with self.connection.pipeline() as pipe:
             super().heartbeat(timeout, pipe)
             pipe.execute()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's check for ``rq suspend`` (a Redis read each turn), at most once a second."""
+        now = time.monotonic()
+        if now - self._last_suspension_check < 1.0:
+            return
+        self._last_suspension_check = now
+        super().check_for_suspension(burst)
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         """RQ's set_state, without a round trip when the state does not change."""
@@ -297,32 +329,56 @@ class LiveWorker(SimpleWorker):
         return expired
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run ``job`` with its request id in the log context; count and time it."""
+        """Run ``job``, with the jobs of its function already waiting when it has a batch
+        form; each with its request id in the log context, counted and timed."""
+        batch_function = batchable(job, self.batch_functions)
+        if batch_function is None or self.batch_size == 1:
+            self._execute_one(job, queue)
+            return
+        started = time.perf_counter()
+        jobs = [job]
+        jobs += take_waiting(self, queue, self.batch_size - 1, batch_function, self.batch_functions)
+        executions = start_all(self, jobs, queue)
+        settle(self, queue, run_batch(self, jobs, executions, batch_function))
+        self.executions.clear()
+        self.set_state(WorkerStatus.IDLE)
+        BATCH_SIZE.observe(len(jobs))
+        share = (time.perf_counter() - started) / len(jobs)
+        for each in jobs:  # the worker's time per job: the turn's time shared by its jobs
+            self._account(each, queue, share)
+
+    def _execute_one(self, job: Job, queue: Queue) -> None:
         token = request_id_var.set(job.meta.get("request_id"))
         started = time.perf_counter()
-        if job.enqueued_at is not None:
-            waited = (datetime.now(UTC) - job.enqueued_at.replace(tzinfo=UTC)).total_seconds()
-            STAGE_LATENCY.labels("queue_wait").observe(max(waited, 0.0))
         try:
-            with stage("job"):  # the whole job as the worker runs it, for the breakdown
-                super().execute_job(job, queue)
+            super().execute_job(job, queue)
         finally:
-            status = job.get_status(refresh=False)
-            outcome = public_status(status)
-            if outcome == "queued":
-                outcome = "retried"
-            JOBS.labels(queue.name, outcome).inc()
-            if self.log_jobs:
-                log.info(
-                    "job %s",
-                    outcome,
-                    extra={
-                        "job_id": job.id,
-                        "queue": queue.name,
-                        "worker": self.name,
-                        "seconds": round(time.perf_counter() - started, 6),
-                    },
-                )
+            request_id_var.reset(token)
+            self._account(job, queue, time.perf_counter() - started)
+
+    def _account(self, job: Job, queue: Queue, seconds: float) -> None:
+        """Time, count and log one job once the worker is done with it."""
+        if job.enqueued_at is not None:
+            started = (job.started_at or datetime.now(UTC)).replace(tzinfo=UTC)
+            waited = (started - job.enqueued_at.replace(tzinfo=UTC)).total_seconds()
+            STAGE_LATENCY.labels("queue_wait").observe(max(waited, 0.0))
+        STAGE_LATENCY.labels("job").observe(seconds)  # the worker's time, for the breakdown
+        outcome = public_status(job.get_status(refresh=False))
+        if outcome == "queued":
+            outcome = "retried"
+        JOBS.labels(queue.name, outcome).inc()
+        if self.log_jobs:
+            token = request_id_var.set(job.meta.get("request_id"))
+            log.info(
+                "job %s",
+                outcome,
+                extra={
+                    "job_id": job.id,
+                    "queue": queue.name,
+                    "worker": self.name,
+                    "seconds": round(seconds, 6),
+                },
+            )
             request_id_var.reset(token)
 
 
@@ -341,8 +397,14 @@ def run_worker(
     redis_settings: RedisSettings,
     settings: WorkerSettings,
     checks: Mapping[str, SyncCheck] | None = None,
+    *,
+    batch_functions: Mapping[str, BatchFunction] | None = None,
 ) -> None:
-    """Work ``queues`` until SIGTERM, with heartbeat, health server and metrics."""
+    """Work ``queues`` until SIGTERM, with heartbeat, health server and metrics.
+
+    ``batch_functions`` maps a job function's path to its batch form (see
+    :mod:`shared.job_batches`): up to ``WORKER_BATCH_SIZE`` waiting jobs of it run as one call.
+    """
     name = worker_name()
     heartbeat = Heartbeat(connect(redis_settings), liveness_key(name), settings.worker_heartbeat_s)
     heartbeat.start()
@@ -353,6 +415,7 @@ def run_worker(
         name=name,
         settings=settings,
         log_jobs=service.access_log,
+        batch_functions=batch_functions,
     )
     log.info("worker %s on queues %s (pid %d)", name, ",".join(queues), os.getpid())
     try:

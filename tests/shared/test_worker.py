@@ -29,6 +29,7 @@ from shared.worker import (
     worker_name,
 )
 from tests.compose_stack import REPO_ROOT, free_port
+from tests.shared import jobfuncs
 
 FAST = WorkerSettings(worker_heartbeat_s=0.2, worker_maintenance_s=1)
 # A worker in its own process, as in a container (heartbeat, health server, LiveWorker).
@@ -208,13 +209,17 @@ def test_heartbeat_to_a_dead_redis_is_not_ready() -> None:
     assert beat.check() == "no heartbeat has reached Redis yet"
 
 
+@pytest.mark.parametrize(
+    ("batch_size", "most_per_job"),
+    [(1, 12), (16, 1.5)],  # RQ's SimpleWorker alone: about 21 a job
+)
 def test_a_job_costs_few_redis_round_trips(
-    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch, batch_size: int, most_per_job: float
 ) -> None:
     queue = Queue("test", connection=client)
-    for _ in range(50):
+    for _ in range(48):
         queue.enqueue("tests.shared.jobfuncs.add", 1, 2, retry=Retry(max=1))
-    worker = LiveWorker(["test"], connection=client, name="w", settings=FAST, log_jobs=False)
+    worker = jobfuncs.batching_worker(client, batch_size)
     sent = []
     original = redis.connection.Connection.send_packed_command
     monkeypatch.setattr(
@@ -223,8 +228,8 @@ def test_a_job_costs_few_redis_round_trips(
         lambda self, *args, **kwargs: sent.append(1) or original(self, *args, **kwargs),
     )
     worker.work(burst=True)
-    assert len(sent) / 50 < 12  # RQ's SimpleWorker alone: about 21
-    assert queue.finished_job_registry.count == 50
+    assert len(sent) / 48 < most_per_job
+    assert queue.finished_job_registry.count == 48
 
 
 def test_only_workers_that_beat_count_as_live(client: redis.Redis) -> None:

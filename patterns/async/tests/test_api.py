@@ -33,7 +33,8 @@ def client(api: ModuleType) -> Iterator[TestClient]:
 
 @pytest.fixture
 def work(load_service: Callable[..., ModuleType], redis_url: str) -> Callable[[], None]:
-    """Runs the queued jobs with the real worker code (tasks.predict, the model loaded)."""
+    """Runs the queued jobs with the real worker code (tasks.predict, the model loaded),
+    those waiting together as one batch, as the worker process runs them."""
     worker_main = load_service("async", "worker", REDIS_URL=redis_url)
     worker_main.tasks.serve(worker_main.load_served_model(worker_main.Settings()))
 
@@ -44,6 +45,7 @@ def work(load_service: Callable[..., ModuleType], redis_url: str) -> Callable[[]
             name="unit",
             settings=WorkerSettings(),
             log_jobs=False,
+            batch_functions={"tasks.predict": worker_main.tasks.predict_batch},
         ).work(burst=True)
 
     return run
@@ -86,6 +88,21 @@ def test_the_finished_job_holds_web_singles_answer(
         assert list(prediction["probabilities"].values()) == pytest.approx(
             example["probabilities"], abs=1e-4
         )
+
+
+def test_jobs_run_together_answer_as_each_would_alone(
+    client: TestClient, work: Callable[[], None]
+) -> None:
+    examples = [e["input"] for e in client.get("/model").json()["examples"]]
+    bodies = [examples[:1], examples, [examples[-1]] * 3, [GOOD_ROW]]
+    urls = [client.post("/predict", json={"instances": rows}).json()["url"] for rows in bodies]
+    work()  # all four waiting: one batch
+    together = [client.get(url).json()["result"] for url in urls]
+    urls = []
+    for rows in bodies:
+        urls.append(client.post("/predict", json={"instances": rows}).json()["url"])
+        work()  # one job waiting: a batch of one
+    assert together == [client.get(url).json()["result"] for url in urls]
 
 
 def test_named_features_are_accepted(client: TestClient, work: Callable[[], None]) -> None:

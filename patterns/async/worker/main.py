@@ -1,8 +1,10 @@
 """async worker: takes prediction jobs off the Redis queue and runs the ONNX model.
 
 Loads and checks the model first (a bad model stops the start), then works
-the queue with :class:`shared.worker.LiveWorker`: one job at a time, in this
-process; scale out with more containers (``--scale worker=N``). Health and
+the queue with :class:`shared.worker.LiveWorker`, in this process: the job it
+takes and the jobs already waiting (up to ``WORKER_BATCH_SIZE``) run as one
+onnxruntime call, each job with its own result; scale out with more containers
+(``--scale worker=N``). Health and
 metrics on port 8080 (ready once the model is loaded and the heartbeat
 reaches Redis).
 """
@@ -30,7 +32,12 @@ def main() -> None:
     model = load_served_model(settings)
     tasks.serve(model, settings.extra_work_ms)
     run_worker(
-        [settings.queue_name], settings, settings, settings, checks={"model": tasks.model_check}
+        [settings.queue_name],
+        settings,
+        settings,
+        settings,
+        checks={"model": tasks.model_check},
+        batch_functions={"tasks.predict": tasks.predict_batch},
     )
 
 
