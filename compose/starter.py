@@ -38,6 +38,7 @@ ALWAYS = [
     "models/__init__.py",
     "models/export.py",
     "models/specs.py",
+    "models/trained.py",
     "loadtests",
     "conftest.py",
     "shared/probe.py",  # conftest.py waits for predictors with it
@@ -120,7 +121,7 @@ def model_modules(compose_text: str, tests: list[Path]) -> set[str]:
     )
     training: dict[str, tuple[str, str, str]] = ast.literal_eval(table)
     only = re.search(r'"--only",\s*([^\]]*)\]', compose_text)
-    names = set(re.findall(r'"([\w.-]+)"', only.group(1))) if only else set(training)
+    names = set(re.findall(r'"([\w.:-]+)"', only.group(1))) if only else set(training)
     texts = [
         node.value
         for test in tests

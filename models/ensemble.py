@@ -13,7 +13,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.naive_bayes import GaussianNB
 
 from models.iris_data import DATASET, FEATURE_NAMES, iris_split
-from models.specs import SEED, TrainedModel
+from models.trained import SEED, TrainedModel
 
 
 def _iris_member(estimator: Any, algorithm: str, short: str) -> TrainedModel:

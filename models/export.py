@@ -1,10 +1,12 @@
 """Export every model in :data:`models.specs.SPECS` to an ONNX model repository.
 
-    python -m models.export --out models/build [--only iris] [--force]
+    python -m models.export --out models/build [--only iris iris:2] [--force]
 
 writes ``<out>/<name>/<version>/model.onnx`` and ``metadata.json`` for each
-model, and checks that onnxruntime gives the same probabilities (classifiers)
-or outlier scores (task ``anomaly``) as scikit-learn before it writes anything.
+model (``--only`` takes the keys of :data:`models.specs.TRAINING`: a name is the
+model's first version, ``name:version`` a later one), and checks that onnxruntime
+gives the same probabilities (classifiers) or outlier scores (task ``anomaly``)
+as scikit-learn before it writes anything.
 
 A model whose folder already holds what this code would write is not trained
 again (``--force`` trains it anyway). Training is deterministic (fixed seeds),
@@ -32,7 +34,8 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common import tree_ensemble
 from skl2onnx.common.data_types import FloatTensorType
 
-from models.specs import SEED, SPECS, ModelSpec, TrainedModel
+from models.specs import SPECS, ModelSpec
+from models.trained import SEED, TrainedModel
 from shared.model import METADATA_FILE, MODEL_FILE, ModelMetadata, TensorSpec, sha256_of
 
 log = logging.getLogger("models.export")
@@ -258,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or sorted(SPECS):
         spec = SPECS[name]
         if not args.force and is_exported(spec, args.out):
-            log.info("%s v%s is up to date in %s: not trained again", name, spec.version, args.out)
+            log.info(
+                "%s v%s is up to date in %s: not trained again", spec.name, spec.version, args.out
+            )
             continue
         metadata = export(spec, args.out)
         log.info(

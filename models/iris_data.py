@@ -1,7 +1,7 @@
 """The iris data as the iris-based models of the playground split it.
 
 Every model trained on iris here holds out the same rows (30 %, stratified,
-seed :data:`models.specs.SEED`), so their held-out metrics are comparable and
+seed :data:`models.trained.SEED`), so their held-out metrics are comparable and
 a row held out by one is held out by all.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
-from models.specs import SEED
+from models.trained import SEED
 
 DATASET = "sklearn.datasets.load_iris"
 FEATURE_NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]

@@ -41,11 +41,12 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("pattern", "modules"),
     [
-        ("web-single", set()),  # iris is trained in models/specs.py itself
+        ("web-single", {"iris.py", "iris_data.py"}),
         ("prediction-cache", {"boosted.py", "iris_data.py"}),
         # serial.py: the tests check that a member with other classes (iris-specialist) is refused
-        ("parallel", {"ensemble.py", "iris_data.py", "serial.py"}),
-        ("data-cache", {"digits.py"}),
+        ("parallel", {"ensemble.py", "iris.py", "iris_data.py", "serial.py"}),
+        # iris.py: the tests check that a model of other features (iris) is refused
+        ("data-cache", {"digits.py", "iris.py", "iris_data.py"}),
     ],
 )
 def test_a_starter_takes_only_the_model_code_its_pattern_uses(
@@ -53,7 +54,7 @@ def test_a_starter_takes_only_the_model_code_its_pattern_uses(
 ) -> None:
     write_starter(pattern, tmp_path / pattern)
     copied = {p.name for p in (tmp_path / pattern / "models").glob("*.py")}
-    assert copied == {"__init__.py", "export.py", "specs.py"} | modules
+    assert copied == {"__init__.py", "export.py", "specs.py", "trained.py"} | modules
 
 
 def test_sync_brings_the_predictor_and_its_pieces(tmp_path: Path) -> None:
