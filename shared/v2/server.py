@@ -1,15 +1,16 @@
 """The predictor: ``python -m shared.v2.server``.
 
-Serves the models of the repository, every version of each (``MODELS``;
-a request without a version gets ``MODEL_VERSION``, else the highest), over the
+Serves the models of the repository, every version of each (``MODELS``; a
+request without a version gets ``MODEL_VERSION``, else the highest), over the
 Open Inference Protocol, gRPC on ``GRPC_PORT`` (with the standard
 ``grpc.health.v1`` service, for healthchecks) and REST on ``PORT`` (plus
-``/health/*`` and ``/metrics``), in one process and one event loop. SIGTERM first drains (``DRAIN_S``): readiness
-fails and the gRPC health service says NOT_SERVING, so that callers move to
-other replicas, while every call is still served; then it stops taking new
-calls, lets the ones in flight finish (``GRACEFUL_SHUTDOWN_S``) and exits. Each
-gRPC connection is closed gracefully after ``GRPC_MAX_CONNECTION_AGE_S``, so
-that callers look the replicas up again and spread over new ones.
+``/health/*`` and ``/metrics``), in one process and one event loop. SIGTERM
+first drains (``DRAIN_S``): readiness fails and the gRPC health service says
+NOT_SERVING, so that callers move to other replicas, while every call is still
+served; then it stops taking new calls, lets the ones in flight finish
+(``GRACEFUL_SHUTDOWN_S``) and exits. Each gRPC connection is closed gracefully
+after ``GRPC_MAX_CONNECTION_AGE_S``, so that callers look the replicas up
+again and spread over new ones.
 """
 
 import logging
