@@ -66,6 +66,10 @@ up: check-pattern ## Build and start PATTERN's stack (REPLICAS=N, SCALE="svc=N .
 rollout: check-pattern ## Serve MODEL_VERSION: PATTERN's predictors replaced one at a time, each new one healthy first (web-single: a restart)
 	@$(PYTHON) -m compose.rollout $(PATTERN) --version '$(MODEL_VERSION)' -- $(COMPOSE)
 
+.PHONY: rollout-report
+rollout-report: $(STUBS) ## Version 2 and back under load: sync (2 predictors) beside web-single (1 container); loadtests/reports/rollout.md
+	$(VENV)/bin/python -m tests.rollout
+
 .PHONY: down
 down: check-pattern ## Stop PATTERN's stack gracefully; queued jobs and data stay for the next up (WIPE=1: remove them)
 	$(COMPOSE) --profile observe down --remove-orphans $(if $(WIPE),--volumes)
@@ -166,6 +170,10 @@ models: $(VENV)/.installed ## Export the models to models/build/ on the host
 STUBS := shared/v2/proto/inference_pb2.py
 $(STUBS): shared/v2/proto/inference.proto $(VENV)/.installed
 	$(VENV)/bin/python -m shared.v2.codegen
+
+.PHONY: model-add
+model-add: $(VENV)/.installed ## Bring your own model: FILE=x.onnx or x.joblib NAME=n [VERSION=v] [LABELS="a b c"], into models/added/
+	@$(VENV)/bin/python -m models.add '$(FILE)' --name '$(NAME)' $(if $(VERSION),--version '$(VERSION)') $(if $(LABELS),--labels $(LABELS))
 
 .PHONY: test
 test: $(STUBS) ## Unit tests, in random order (the seed is printed), and lint (no Docker needed)

@@ -36,6 +36,7 @@ ALWAYS = [
     "compose/observe",
     "compose/requirements",
     "models/__init__.py",
+    "models/add.py",
     "models/export.py",
     "models/specs.py",
     "models/trained.py",

@@ -150,7 +150,8 @@ def load_metadata(model_dir: Path, name: str, version: str | None = None) -> Mod
     return metadata
 
 
-def _ort_specs(args: list[Any]) -> list[TensorSpec]:
+def ort_specs(args: list[Any]) -> list[TensorSpec]:
+    """The tensors of an onnxruntime session's inputs or outputs (``None``: a free dimension)."""
     return [
         TensorSpec(
             name=a.name,
@@ -164,8 +165,8 @@ def _ort_specs(args: list[Any]) -> list[TensorSpec]:
 def check_model_matches(metadata: ModelMetadata, session: "ort.InferenceSession") -> None:
     """Raise :class:`ModelError` unless the session's tensors are the metadata's."""
     for kind, declared, actual in (
-        ("input", metadata.inputs, _ort_specs(session.get_inputs())),
-        ("output", metadata.outputs, _ort_specs(session.get_outputs())),
+        ("input", metadata.inputs, ort_specs(session.get_inputs())),
+        ("output", metadata.outputs, ort_specs(session.get_outputs())),
     ):
         actual_by_name = {spec.name: spec for spec in actual}
         for spec in declared:

@@ -70,6 +70,7 @@ class Sample:
     sent: float
     done: float
     ok: bool
+    version: str = ""  # the answer's model_version (answered requests of a sync api)
 
 
 @dataclass
@@ -184,17 +185,20 @@ class Load:
                 sent = time.monotonic()
                 ok = False
                 ids: list[str] = []
+                version = ""
                 try:
                     answer = client.post(self.path, content=self.body(rng), headers=headers)
                     ok = answer.status_code in (200, 202)
-                    if ok and self.kind == "jobs":
+                    if ok and self.kind == "sync":
+                        version = str(answer.json().get("model_version", ""))
+                    elif ok and self.kind == "jobs":
                         ids = [answer.json()["job_id"]]
                     elif ok and self.kind == "rows":
                         ids = [str(i) for i in answer.json()["ids"]]
                 except httpx.HTTPError:
                     pass
                 with self._lock:
-                    self.samples.append(Sample(sent, time.monotonic(), ok))
+                    self.samples.append(Sample(sent, time.monotonic(), ok, version))
                     self.accepted.extend(ids)
                 time.sleep(self.pause_s)
 

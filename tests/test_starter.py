@@ -54,7 +54,7 @@ def test_a_starter_takes_only_the_model_code_its_pattern_uses(
 ) -> None:
     write_starter(pattern, tmp_path / pattern)
     copied = {p.name for p in (tmp_path / pattern / "models").glob("*.py")}
-    assert copied == {"__init__.py", "export.py", "specs.py", "trained.py"} | modules
+    assert copied == {"__init__.py", "add.py", "export.py", "specs.py", "trained.py"} | modules
 
 
 def test_sync_brings_the_predictor_and_its_pieces(tmp_path: Path) -> None:
