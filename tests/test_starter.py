@@ -33,8 +33,13 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     assert "../../" not in compose
     assert "compose/base.yaml" in compose
     assert "make up" in (dest / "README.md").read_text()
-    assert "Serving your own model" in (dest / "README.md").read_text()
+    readme = (dest / "README.md").read_text()
+    assert "Serving your own model" in readme
+    assert 'decodes `{"instances": [...]}`' in readme
+    assert "make model-add FILE=model.onnx NAME=mine" in readme
+    assert (dest / "models" / "add.py").is_file()
     assert "\nup: " in (dest / "Makefile").read_text()
+    assert "\nmodel-add: " in (dest / "Makefile").read_text()
     assert (dest / "LICENSE").read_text() == (REPO_ROOT / "LICENSE").read_text()
 
 
