@@ -11,14 +11,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from models.iris_data import DATASET, FEATURE_NAMES, iris_split
+from models.iris_data import fitted_on_iris
 from models.trained import SEED, TrainedModel
 
 DESCRIPTION = "Iris species from sepal and petal length and width (cm)."
 
 
 def _train(regularisation_c: float, algorithm: str) -> TrainedModel:
-    split = iris_split()
     estimator = Pipeline(
         [
             ("scale", StandardScaler()),
@@ -27,17 +26,8 @@ def _train(regularisation_c: float, algorithm: str) -> TrainedModel:
                 LogisticRegression(C=regularisation_c, max_iter=1000, random_state=SEED),
             ),
         ]
-    ).fit(split.x_train, split.y_train)
-    return TrainedModel(
-        estimator=estimator,
-        description=DESCRIPTION,
-        labels=split.labels,
-        feature_names=FEATURE_NAMES,
-        x_test=split.x_test,
-        y_test=split.y_test,
-        dataset=DATASET,
-        training={"algorithm": algorithm, "n_train": len(split.x_train)},
     )
+    return fitted_on_iris(estimator, algorithm, DESCRIPTION)
 
 
 def train_iris() -> TrainedModel:

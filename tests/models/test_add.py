@@ -31,6 +31,12 @@ class HandMadeClassifier(ClassifierMixin, BaseEstimator):
         return np.full((len(x), len(self.classes_)), 1 / len(self.classes_))
 
 
+def iris_classifier() -> LogisticRegression:
+    """A logistic regression fitted on the iris training rows (classes 0, 1, 2)."""
+    split = iris_split()
+    return LogisticRegression(max_iter=500).fit(split.x_train, split.y_train)
+
+
 def saved(tmp_path: Path, estimator: object, name: str = "model.joblib") -> Path:
     path = tmp_path / name
     joblib.dump(estimator, path)
@@ -71,8 +77,7 @@ def test_a_joblib_classifier_is_converted_checked_and_served(tmp_path: Path) -> 
 
 
 def test_an_onnx_file_gets_its_labels_and_shapes_from_the_graph(tmp_path: Path) -> None:
-    split = iris_split()
-    estimator = LogisticRegression(max_iter=500).fit(split.x_train, split.y_train)
+    estimator = iris_classifier()
     path = onnx_file(tmp_path, estimator, 4, options={"zipmap": False})
     metadata = add(path, "iris-own", tmp_path / "repo", version="3")
     assert metadata.labels == ["0", "1", "2"]
@@ -84,8 +89,7 @@ def test_an_onnx_file_gets_its_labels_and_shapes_from_the_graph(tmp_path: Path) 
 
 def test_export_copies_an_added_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     added = tmp_path / "added"
-    split = iris_split()
-    estimator = LogisticRegression(max_iter=500).fit(split.x_train, split.y_train)
+    estimator = iris_classifier()
     add(saved(tmp_path, estimator), "mine", added, labels=SPECIES)
     monkeypatch.setattr("models.export.added_models", lambda: added_models(added))
     assert export_main(["--out", str(tmp_path / "volume"), "--only", "mine"]) == 0
@@ -103,24 +107,22 @@ def test_a_regressor_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert not (tmp_path / "r").exists()
 
 
-def test_a_free_number_of_features_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("n_features", "options", "message"),
+    [
+        (None, {"zipmap": False}, "input 'x' is float32[?, ?]; the services send float32 rows"),
+        (4, None, "probabilities as a list of maps (ZipMap)"),
+    ],
+)
+def test_graphs_the_services_cannot_use_are_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    n_features: int | None,
+    options: dict | None,
+    message: str,
 ) -> None:
-    split = iris_split()
-    estimator = LogisticRegression(max_iter=500).fit(split.x_train, split.y_train)
-    path = onnx_file(tmp_path, estimator, None, options={"zipmap": False})
-    line = refusal(capsys, str(path), "--name", "d", "--out", str(tmp_path))
-    assert "input 'x' is float32[?, ?]; the services send float32 rows of a fixed number" in line
-
-
-def test_zipmap_probabilities_are_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    split = iris_split()
-    estimator = LogisticRegression(max_iter=500).fit(split.x_train, split.y_train)
-    path = onnx_file(tmp_path, estimator, 4)
-    line = refusal(capsys, str(path), "--name", "z", "--out", str(tmp_path))
-    assert "ZipMap" in line
+    path = onnx_file(tmp_path, iris_classifier(), n_features, options=options)
+    assert message in refusal(capsys, str(path), "--name", "d", "--out", str(tmp_path))
 
 
 def test_what_skl2onnx_cannot_convert_is_refused(
