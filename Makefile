@@ -46,6 +46,7 @@ help: ## Show this help
 	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) REPEAT_SHARE=0..1 OBSERVE=1 MLSP_OFFLINE=0|1"
 	@echo "           VARIANT=simple|microservice (prep-pred)"
 	@echo "           REPLICAS=N (every scalable tier) SCALE=\"predictor=3 prep=2\" (single ones)"
+	@echo "           MODEL_VERSION=N (sync, web-single: the iris version up and rollout serve; default 1)"
 	@echo "           MAX_REQUESTS_IN_FLIGHT=64 (per api process; more: 503 + Retry-After) CAPACITY=req/s (overload)"
 
 .PHONY: check-pattern
@@ -60,6 +61,14 @@ up: check-pattern ## Build and start PATTERN's stack (REPLICAS=N, SCALE="svc=N .
 	$(COMPOSE) up --build --wait --remove-orphans $$scale && \
 	echo "$(PATTERN)$(if $(VARIANT), ($(VARIANT))) is up in $$(( $$(date +%s) - start )) s$${scale:+ ($${scale//--scale /})}: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
 	$(if $(OBSERVE),&& echo "Prometheus: http://127.0.0.1:$(PROMETHEUS_PORT)  (recording rules: service:*, service_stage:*, service_cache:*)")
+
+.PHONY: rollout
+rollout: check-pattern ## Serve MODEL_VERSION: PATTERN's predictors replaced one at a time, each new one healthy first (web-single: a restart)
+	@$(PYTHON) -m compose.rollout $(PATTERN) --version '$(MODEL_VERSION)' -- $(COMPOSE)
+
+.PHONY: rollout-report
+rollout-report: $(STUBS) ## Version 2 and back under load: sync (2 predictors) beside web-single (1 container); loadtests/reports/rollout.md
+	$(VENV)/bin/python -m tests.rollout
 
 .PHONY: down
 down: check-pattern ## Stop PATTERN's stack gracefully; queued jobs and data stay for the next up (WIPE=1: remove them)
@@ -174,6 +183,10 @@ models: $(VENV)/.installed ## Export the models to models/build/ on the host
 STUBS := shared/v2/proto/inference_pb2.py
 $(STUBS): shared/v2/proto/inference.proto $(VENV)/.installed
 	$(VENV)/bin/python -m shared.v2.codegen
+
+.PHONY: model-add
+model-add: $(VENV)/.installed ## Bring your own model: FILE=x.onnx or x.joblib NAME=n [VERSION=v] [LABELS="a b c"], into models/added/
+	@$(VENV)/bin/python -m models.add '$(FILE)' --name '$(NAME)' $(if $(VERSION),--version '$(VERSION)') $(if $(LABELS),--labels $(LABELS))
 
 .PHONY: test
 test: $(STUBS) ## Unit tests, in random order (the seed is printed), and lint (no Docker needed)

@@ -5,6 +5,7 @@ settings of its own), and real Redis and PostgreSQL servers (see tests/local_ser
 import importlib.util
 import itertools
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,10 +31,23 @@ _databases = itertools.count()
 
 @pytest.fixture(scope="session")
 def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model repository with every model exported once for the whole test session."""
+    """A model repository with the first version of every model, exported once for the
+    whole test session (what a pattern serves unless it names another version)."""
     out = tmp_path_factory.mktemp("models")
-    for spec in SPECS.values():
-        export(spec, out)
+    for key, spec in SPECS.items():
+        if key == spec.name:
+            export(spec, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def versioned_model_repo(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`model_repo` with the later versions too (iris 2)."""
+    out = tmp_path_factory.mktemp("versioned-models")
+    shutil.copytree(model_repo, out, dirs_exist_ok=True)
+    for key, spec in SPECS.items():
+        if key != spec.name:
+            export(spec, out)
     return out
 
 

@@ -36,8 +36,10 @@ ALWAYS = [
     "compose/observe",
     "compose/requirements",
     "models/__init__.py",
+    "models/add.py",
     "models/export.py",
     "models/specs.py",
+    "models/trained.py",
     "loadtests",
     "conftest.py",
     "shared/probe.py",  # conftest.py waits for predictors with it
@@ -120,7 +122,7 @@ def model_modules(compose_text: str, tests: list[Path]) -> set[str]:
     )
     training: dict[str, tuple[str, str, str]] = ast.literal_eval(table)
     only = re.search(r'"--only",\s*([^\]]*)\]', compose_text)
-    names = set(re.findall(r'"([\w.-]+)"', only.group(1))) if only else set(training)
+    names = set(re.findall(r'"([\w.:-]+)"', only.group(1))) if only else set(training)
     texts = [
         node.value
         for test in tests
@@ -198,6 +200,10 @@ ps: ## Show the containers
 logs: ## Follow the logs (JSON lines)
 \t$(COMPOSE) logs --follow --no-log-prefix
 
+.PHONY: model-add
+model-add: $(VENV)/.installed ## Bring your own model: FILE=x.onnx or x.joblib NAME=n [LABELS="a b c"]
+\t@$(VENV)/bin/python -m models.add '$(FILE)' --name '$(NAME)' $(if $(LABELS),--labels $(LABELS))
+
 .PHONY: load
 load: up ## Headless Locust (USERS, DURATION); report in loadtests/results/
 \t@mkdir -p loadtests/results
@@ -231,27 +237,29 @@ OWN_MODEL = """
 
 ## Serving your own model
 
-The model repository is made by `models/export.py` from the specs in
-`models/specs.py`, and mounted read-only at `/models` in every service, laid
-out as `<name>/<version>/model.onnx` + `metadata.json`. To serve your model:
+The model repository is made by `models/export.py` and mounted read-only at
+`/models` in every service, laid out as `<name>/<version>/model.onnx` +
+`metadata.json`. To serve your model:
 
-1. Either name your training function in `TRAINING` in `models/specs.py` and
-   add the model's name after `--only` in the `model-export` command of
-   `compose.yaml` (the export then writes the ONNX file and its metadata,
-   checking ONNX against scikit-learn, and trains it again only when its code
-   changes), or replace that command by a step that copies your own files
-   into `/models`.
-2. `metadata.json` must say (see `shared.model.ModelMetadata`): `name` and
-   `version` (equal to the folder names), `inputs` and `outputs` (names, numpy
-   dtypes, shapes with `null` for free dimensions), `labels` (class names in
-   output order), `feature_names`, and `sha256` of `model.onnx`.
+1. Bring the file: `make model-add FILE=model.onnx NAME=mine` (an `.onnx`
+   classifier, or a scikit-learn classifier saved with joblib, converted with
+   skl2onnx and checked against scikit-learn on sample rows) writes
+   `models/added/mine/<version>/` with `metadata.json` read from the graph,
+   sha256 included (`LABELS="a b c"` names the classes). It refuses in one
+   line what the services could not serve: a regressor, a free number of
+   features, probabilities as ZipMap maps, an estimator skl2onnx cannot
+   convert. Or train it here: name your training function in `TRAINING` in
+   `models/specs.py` (the export checks ONNX against scikit-learn and trains
+   again only when the code changes).
+2. Add the model's name after `--only` in the `model-export` command of
+   `compose.yaml`.
 3. Point the services at it with `MODEL_NAME` (and `MODELS` for a predictor).
 
 At start every service that loads the model checks it and refuses to start
 otherwise (`refusing to start: ...` in its log): the file's sha256 must match
 the metadata, the ONNX graph's input and output names, dtypes and shapes must
 be the ones the metadata declares, and a classifier needs one label per
-class. The api decodes `{{"instances": [...]}}` into float32 rows of the
+class. The api decodes `{"instances": [...]}` into float32 rows of the
 declared width, so a model with another input shape works unchanged.
 """
 

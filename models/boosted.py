@@ -21,7 +21,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from models.iris_data import DATASET, FEATURE_NAMES, iris_split
-from models.specs import SEED, TrainedModel
+from models.trained import SEED, TrainedModel
 
 
 def augment(

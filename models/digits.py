@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from models.specs import SEED, TrainedModel
+from models.trained import SEED, TrainedModel
 
 DATASET = "sklearn.datasets.load_digits"
 SIDE = 8

@@ -12,23 +12,14 @@ from typing import Any
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.naive_bayes import GaussianNB
 
-from models.iris_data import DATASET, FEATURE_NAMES, iris_split
-from models.specs import SEED, TrainedModel
+from models.iris_data import fitted_on_iris
+from models.trained import SEED, TrainedModel
 
 
 def _iris_member(estimator: Any, algorithm: str, short: str) -> TrainedModel:
     """``estimator`` fitted on the iris training rows, with its held-out rows."""
-    split = iris_split()
-    return TrainedModel(
-        estimator=estimator.fit(split.x_train, split.y_train),
-        description=f"Iris species from sepal and petal length and width (cm): {short}",
-        labels=split.labels,
-        feature_names=FEATURE_NAMES,
-        x_test=split.x_test,
-        y_test=split.y_test,
-        dataset=DATASET,
-        training={"algorithm": algorithm, "n_train": len(split.x_train)},
-    )
+    description = f"Iris species from sepal and petal length and width (cm): {short}"
+    return fitted_on_iris(estimator, algorithm, description)
 
 
 def train_iris_forest() -> TrainedModel:

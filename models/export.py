@@ -1,10 +1,12 @@
 """Export every model in :data:`models.specs.SPECS` to an ONNX model repository.
 
-    python -m models.export --out models/build [--only iris] [--force]
+    python -m models.export --out models/build [--only iris iris:2] [--force]
 
 writes ``<out>/<name>/<version>/model.onnx`` and ``metadata.json`` for each
-model, and checks that onnxruntime gives the same probabilities (classifiers)
-or outlier scores (task ``anomaly``) as scikit-learn before it writes anything.
+model (``--only`` takes the keys of :data:`models.specs.TRAINING`: a name is the
+model's first version, ``name:version`` a later one), and checks that onnxruntime
+gives the same probabilities (classifiers) or outlier scores (task ``anomaly``)
+as scikit-learn before it writes anything.
 
 A model whose folder already holds what this code would write is not trained
 again (``--force`` trains it anyway). Training is deterministic (fixed seeds),
@@ -19,6 +21,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import logging
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +35,9 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common import tree_ensemble
 from skl2onnx.common.data_types import FloatTensorType
 
-from models.specs import SEED, SPECS, ModelSpec, TrainedModel
+from models.add import added_models
+from models.specs import SPECS, ModelSpec
+from models.trained import SEED, TrainedModel
 from shared.model import METADATA_FILE, MODEL_FILE, ModelMetadata, TensorSpec, sha256_of
 
 log = logging.getLogger("models.export")
@@ -247,18 +252,47 @@ def export(spec: ModelSpec, out: Path) -> ModelMetadata:
     return metadata
 
 
+def copy_added(folder: Path, out: Path) -> None:
+    """Copy the entry of a model added with :mod:`models.add` into ``out``, unless ``out``
+    holds it already (the same metadata and a model file with its sha256)."""
+    target = out / folder.parent.name / folder.name
+    metadata = (folder / METADATA_FILE).read_bytes()
+    model = target / MODEL_FILE
+    if (
+        (target / METADATA_FILE).is_file()
+        and (target / METADATA_FILE).read_bytes() == metadata
+        and model.is_file()
+        and sha256_of(model) == orjson.loads(metadata)["sha256"]
+    ):
+        log.info("%s v%s is up to date in %s", folder.parent.name, folder.name, out)
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / MODEL_FILE, model)
+    (target / METADATA_FILE).write_bytes(metadata)
+    log.info("copied %s v%s (added with models.add) to %s", folder.parent.name, folder.name, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: export all models (or those named with --only) under --out."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("models/build"))
-    parser.add_argument("--only", nargs="*", choices=sorted(SPECS), help="models to export")
+    added = added_models()
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted([*SPECS, *added]), help="models to export"
+    )
     parser.add_argument("--force", action="store_true", help="train even when up to date")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     for name in args.only or sorted(SPECS):
+        if name not in SPECS:  # a model brought with models.add: copied, not trained
+            for folder in added[name]:
+                copy_added(folder, args.out)
+            continue
         spec = SPECS[name]
         if not args.force and is_exported(spec, args.out):
-            log.info("%s v%s is up to date in %s: not trained again", name, spec.version, args.out)
+            log.info(
+                "%s v%s is up to date in %s: not trained again", spec.name, spec.version, args.out
+            )
             continue
         metadata = export(spec, args.out)
         log.info(

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from models.iris_data import DATASET, FEATURE_NAMES, iris_split
-from models.specs import SEED, TrainedModel
+from models.trained import SEED, TrainedModel
 
 INLIER, OUTLIER = 1, -1
 #: Share of the training rows the gate may call outliers: it sets the threshold.

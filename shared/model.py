@@ -101,8 +101,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _version_key(version: str) -> tuple[int, int | str]:
+def version_key(version: str) -> tuple[int, int | str]:
+    """Sort key of version names: numbers by value, before any other name."""
     return (0, int(version)) if version.isdigit() else (1, version)
+
+
+def model_versions(model_dir: Path, name: str) -> list[str]:
+    """The versions of ``name`` in the repository (folders with metadata), lowest first."""
+    folder = resolve_version_dir(model_dir, name).parent
+    found = [p.name for p in folder.iterdir() if (p / METADATA_FILE).is_file()]
+    return sorted(found, key=version_key)
 
 
 def resolve_version_dir(model_dir: Path, name: str, version: str | None = None) -> Path:
@@ -117,7 +125,7 @@ def resolve_version_dir(model_dir: Path, name: str, version: str | None = None) 
         versions = [p.name for p in model_root.iterdir() if (p / METADATA_FILE).is_file()]
         if not versions:
             raise ModelError(f"model {name!r} has no version folder with {METADATA_FILE}")
-        version = max(versions, key=_version_key)
+        version = max(versions, key=version_key)
     path = model_root / version
     if not (path / METADATA_FILE).is_file():
         raise ModelError(f"model {name!r} has no version {version!r} under {model_root}")
@@ -142,7 +150,8 @@ def load_metadata(model_dir: Path, name: str, version: str | None = None) -> Mod
     return metadata
 
 
-def _ort_specs(args: list[Any]) -> list[TensorSpec]:
+def ort_specs(args: list[Any]) -> list[TensorSpec]:
+    """The tensors of an onnxruntime session's inputs or outputs (``None``: a free dimension)."""
     return [
         TensorSpec(
             name=a.name,
@@ -156,8 +165,8 @@ def _ort_specs(args: list[Any]) -> list[TensorSpec]:
 def check_model_matches(metadata: ModelMetadata, session: "ort.InferenceSession") -> None:
     """Raise :class:`ModelError` unless the session's tensors are the metadata's."""
     for kind, declared, actual in (
-        ("input", metadata.inputs, _ort_specs(session.get_inputs())),
-        ("output", metadata.outputs, _ort_specs(session.get_outputs())),
+        ("input", metadata.inputs, ort_specs(session.get_inputs())),
+        ("output", metadata.outputs, ort_specs(session.get_outputs())),
     ):
         actual_by_name = {spec.name: spec for spec in actual}
         for spec in declared:

@@ -179,8 +179,11 @@ def _raise_for_first_bad_value(instances: list[Any], n_features: int) -> None:
                 )
 
 
-def prediction_body(metadata: ModelMetadata, probabilities: np.ndarray) -> dict[str, Any]:
-    """The ``/predict`` answer for a (rows, classes) probability array."""
+def prediction_body(
+    metadata: ModelMetadata, probabilities: np.ndarray, version: str | None = None
+) -> dict[str, Any]:
+    """The ``/predict`` answer for a (rows, classes) probability array; ``version``: the
+    model version that answered, when it may not be the metadata's."""
     labels = metadata.labels
     best, rounded = _best_and_rounded(probabilities)
     return {
@@ -189,7 +192,7 @@ def prediction_body(metadata: ModelMetadata, probabilities: np.ndarray) -> dict[
             for k, row in zip(best, rounded, strict=True)
         ],
         "model_name": metadata.name,
-        "model_version": metadata.version,
+        "model_version": version or metadata.version,
     }
 
 

@@ -115,6 +115,7 @@ class Sample:
     done: float
     ok: bool
     why: str = ""  # a failure: the status and the error's code ("503 dependency_unavailable")
+    version: str = ""  # the answer's model_version (answered requests of a sync api)
 
 
 @dataclass
@@ -250,10 +251,13 @@ class Load:
                 ok = False
                 why = ""
                 ids: list[str] = []
+                version = ""
                 try:
                     answer = client.post(self.path, content=self.body(rng), headers=headers)
                     ok = answer.status_code in (200, 202)
-                    if ok and self.kind == "jobs":
+                    if ok and self.kind == "sync":
+                        version = str(answer.json().get("model_version", ""))
+                    elif ok and self.kind == "jobs":
                         ids = [answer.json()["job_id"]]
                     elif ok and self.kind == "rows":
                         ids = [str(i) for i in answer.json()["ids"]]
@@ -262,7 +266,7 @@ class Load:
                 except httpx.HTTPError as exc:
                     why = type(exc).__name__
                 with self._lock:
-                    self.samples.append(Sample(sent, time.monotonic(), ok, why))
+                    self.samples.append(Sample(sent, time.monotonic(), ok, why, version))
                     self.accepted.extend(ids)
                 time.sleep(self.pause_s)
 

@@ -6,10 +6,11 @@ from tests.compose_config import compose_config, patterns
 
 
 def exported(pattern: str) -> set[str]:
-    """The models named after ``--only`` in the pattern's model-export command."""
+    """The models named after ``--only`` in the pattern's model-export command (``name``
+    or ``name:version``: the model's name either way)."""
     command = compose_config(pattern)["services"]["model-export"]["command"]
     assert "--only" in command, f"{pattern}'s model-export trains every model"
-    return set(command[command.index("--only") + 1 :])
+    return {key.partition(":")[0] for key in command[command.index("--only") + 1 :]}
 
 
 def served(pattern: str) -> set[str]:

@@ -33,22 +33,28 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     assert "../../" not in compose
     assert "compose/base.yaml" in compose
     assert "make up" in (dest / "README.md").read_text()
-    assert "Serving your own model" in (dest / "README.md").read_text()
+    readme = (dest / "README.md").read_text()
+    assert "Serving your own model" in readme
+    assert 'decodes `{"instances": [...]}`' in readme
+    assert "make model-add FILE=model.onnx NAME=mine" in readme
+    assert (dest / "models" / "add.py").is_file()
     assert "\nup: " in (dest / "Makefile").read_text()
+    assert "\nmodel-add: " in (dest / "Makefile").read_text()
     assert (dest / "LICENSE").read_text() == (REPO_ROOT / "LICENSE").read_text()
 
 
 @pytest.mark.parametrize(
     ("pattern", "modules"),
     [
-        ("web-single", set()),  # iris is trained in models/specs.py itself
+        ("web-single", {"iris.py", "iris_data.py"}),
         ("prediction-cache", {"boosted.py", "iris_data.py"}),
         # serial.py: the tests check that a member with other classes (iris-specialist) is refused
-        ("parallel", {"ensemble.py", "iris_data.py", "serial.py"}),
-        ("data-cache", {"digits.py"}),
+        ("parallel", {"ensemble.py", "iris.py", "iris_data.py", "serial.py"}),
+        # iris.py: the tests check that a model of other features (iris) is refused
+        ("data-cache", {"digits.py", "iris.py", "iris_data.py"}),
         # digits.py, serial.py: the tests check that a candidate with other inputs or classes
         # (digits, iris-gate) is refused
-        ("shadow", {"boosted.py", "iris_data.py", "digits.py", "serial.py"}),
+        ("shadow", {"boosted.py", "iris.py", "iris_data.py", "digits.py", "serial.py"}),
     ],
 )
 def test_a_starter_takes_only_the_model_code_its_pattern_uses(
@@ -56,7 +62,7 @@ def test_a_starter_takes_only_the_model_code_its_pattern_uses(
 ) -> None:
     write_starter(pattern, tmp_path / pattern)
     copied = {p.name for p in (tmp_path / pattern / "models").glob("*.py")}
-    assert copied == {"__init__.py", "export.py", "specs.py"} | modules
+    assert copied == {"__init__.py", "add.py", "export.py", "specs.py", "trained.py"} | modules
 
 
 def test_sync_brings_the_predictor_and_its_pieces(tmp_path: Path) -> None:

@@ -169,12 +169,14 @@ class V2Client:
         timeout_s: float | None = None,
         *,
         parameters: dict[str, Any] | None = None,
+        answered: dict[str, str] | None = None,
     ) -> dict[str, np.ndarray]:
         """Run ``model`` on ``inputs``; returns the requested ``outputs`` as numpy arrays.
 
         ``timeout_s`` overrides the client's deadline for this call (e.g. what is left
         of a request's deadline when several calls share it). When ``parameters`` is a
-        dict, the answer's parameters (e.g. a server's own stage times) are put in it.
+        dict, the answer's parameters (e.g. a server's own stage times) are put in it;
+        when ``answered`` is, the ``model_version`` that answered.
         """
         deadline = self.timeout_s if timeout_s is None else timeout_s
         request = pb.ModelInferRequest(model_name=model, model_version=version)
@@ -195,6 +197,8 @@ class V2Client:
             raise self._error(exc, deadline) from None
         finally:
             OUTBOUND_LATENCY.labels(self.peer, outcome).observe(time.perf_counter() - started)
+        if answered is not None:
+            answered["model_version"] = answer.model_version
         if parameters is not None:
             for key, value in answer.parameters.items():
                 choice = value.WhichOneof("parameter_choice")

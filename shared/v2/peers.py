@@ -60,13 +60,24 @@ def v2_client(
     return V2Client(url, timeout_s, peer, replicas)
 
 
-class ModelPeer:
-    """One model on one predictor: its metadata and, once connected, the client to call it."""
+#: Where a call's outputs carry the version that answered (one entry per row, so that it
+#: survives the split of a shared call like any output); see :meth:`ModelPeer.infer_versioned`.
+ANSWERED_VERSION = "model_version answered"
 
-    def __init__(self, role: str, url: str, metadata: ModelMetadata) -> None:
+
+class ModelPeer:
+    """One model on one predictor: its metadata and, once connected, the client to call it.
+
+    A ``pinned`` peer asks for its metadata's version; an unpinned one names no version,
+    so the predictor answers with its default (``MODEL_VERSION`` there: what a rolling
+    update changes), and :meth:`infer_versioned` says which version that was.
+    """
+
+    def __init__(self, role: str, url: str, metadata: ModelMetadata, pinned: bool = True) -> None:
         self.role = role
         self.url = url
         self.metadata = metadata
+        self.pinned = pinned
         self.client: V2Client | V2RestClient | None = None
         self.coalescer: Coalescer | None = None
 
@@ -80,23 +91,31 @@ class ModelPeer:
         task: str = "classification",
         *,
         version: str | None = None,
+        pinned: bool = True,
     ) -> "ModelPeer":
         """Peer ``role`` at ``url`` serving ``model`` at ``version`` (None: the highest),
-        which must do ``task``."""
+        which must do ``task``; ``pinned``: whether calls name that version."""
         metadata = load_metadata(model_dir, model, version)
         if metadata.task != task:
             raise ModelError(f"{role} model {model!r} does {metadata.task!r}, not {task!r}")
-        return cls(role, url, metadata)
+        return cls(role, url, metadata, pinned)
 
     @classmethod
-    def predictor(cls, settings: PredictorPeerSettings) -> "ModelPeer":
-        """The peer ``predictor`` that ``settings`` describe (model, version, url)."""
+    def predictor(cls, settings: PredictorPeerSettings, follow: bool = False) -> "ModelPeer":
+        """The peer ``predictor`` that ``settings`` describe (model, version, url).
+
+        ``follow``: when ``settings`` name no version, let the predictor choose it (the
+        api follows a rolling update of the predictors); the metadata read here is then
+        the highest version's, whose inputs and labels every version shares (the
+        predictor checks that).
+        """
         return cls.from_repository(
             "predictor",
             settings.predictor_url,
             settings.model_dir,
             settings.model_name,
             version=settings.model_version,
+            pinned=not follow or settings.model_version is not None,
         )
 
     @property
@@ -125,12 +144,18 @@ class ModelPeer:
         """Readiness: the predictor answers and serves the model at the expected version."""
         if self.client is None:
             return f"{self.role} client not started"
-        if not await self.client.ready(self.metadata.name, self.metadata.version):
+        if not await self.client.ready(self.metadata.name, self._version):
+            served = f" v{self._version}" if self._version else ""
             return (
                 f"{self.role} at {self.url} is unreachable or does not serve "
-                f"{self.metadata.name} v{self.metadata.version}"
+                f"{self.metadata.name}{served}"
             )
         return None
+
+    @property
+    def _version(self) -> str:
+        """The version calls name: the metadata's when pinned, else none."""
+        return self.metadata.version if self.pinned else ""
 
     async def infer(
         self, rows: np.ndarray, outputs: list[str], timeout_s: float | None = None
@@ -138,6 +163,23 @@ class ModelPeer:
         """Run the model on float32 ``rows``; 503/504 errors name :attr:`role`.
 
         Concurrent calls may share one predictor call (:mod:`shared.v2.coalesce`)."""
+        answer = await self._infer(rows, outputs, timeout_s)
+        answer.pop(ANSWERED_VERSION, None)
+        return answer
+
+    async def infer_versioned(
+        self, rows: np.ndarray, outputs: list[str], timeout_s: float | None = None
+    ) -> tuple[dict[str, np.ndarray], str]:
+        """:meth:`infer`, and the model version that answered."""
+        answer = await self._infer(rows, outputs, timeout_s)
+        versions = answer.pop(ANSWERED_VERSION, None)
+        if versions is None or not len(versions) or not versions[0]:
+            return answer, self.metadata.version
+        return answer, str(versions[0])
+
+    async def _infer(
+        self, rows: np.ndarray, outputs: list[str], timeout_s: float | None
+    ) -> dict[str, np.ndarray]:
         assert self.client is not None, "connect() before calling"
         if self.coalescer is None:
             return await self._call(rows, outputs, timeout_s)
@@ -149,13 +191,18 @@ class ModelPeer:
         self, rows: np.ndarray, outputs: list[str], timeout_s: float | None
     ) -> dict[str, np.ndarray]:
         assert self.client is not None
-        return await self.client.infer(
+        answered: dict[str, str] | None = None if self.pinned else {}
+        answer = await self.client.infer(
             self.metadata.name,
             {self.metadata.input.name: rows},
             outputs,
-            self.metadata.version,
+            self._version,
             timeout_s,
+            answered=answered,
         )
+        if answered:
+            answer[ANSWERED_VERSION] = np.full(len(rows), answered["model_version"])
+        return answer
 
 
 @asynccontextmanager

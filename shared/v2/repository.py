@@ -5,7 +5,14 @@ from typing import Any
 
 import numpy as np
 
-from shared.model import ModelError, OnnxModel, TensorSpec, load_model
+from shared.model import (
+    ModelError,
+    OnnxModel,
+    TensorSpec,
+    load_model,
+    model_versions,
+    version_key,
+)
 from shared.v2.tensors import METADATA_DATATYPES, TensorError, datatype_of
 
 PLATFORM = "onnx_onnxv1"
@@ -25,47 +32,89 @@ def v2_tensor(spec: TensorSpec) -> dict[str, Any]:
 
 
 class ModelRepository:
-    """One checked :class:`OnnxModel` per name (its highest, or pinned, version)."""
+    """The checked :class:`OnnxModel` of each version served, and each model's default version.
 
-    def __init__(self, models: dict[str, OnnxModel]) -> None:
-        self.models = models
+    A request that names no version gets the default: the version the predictor's settings
+    name (``MODEL_VERSION``), else the highest.
+    """
+
+    def __init__(
+        self, versions: dict[str, dict[str, OnnxModel]], default_version: str | None = None
+    ) -> None:
+        self.versions = versions
+        self.models: dict[str, OnnxModel] = {}
+        for name, served in versions.items():
+            version = default_version or max(served, key=version_key)
+            if version not in served:
+                raise ModelError(
+                    f"model {name!r} has no version {version!r} to serve by default; "
+                    f"it has {', '.join(sorted(served, key=version_key))}"
+                )
+            self.models[name] = served[version]
 
     @classmethod
     def load(
-        cls, model_dir: Path, names: list[str], intra_op_threads: int = 1
+        cls,
+        model_dir: Path,
+        names: list[str],
+        intra_op_threads: int = 1,
+        default_version: str | None = None,
     ) -> "ModelRepository":
-        """Load ``names`` (``name`` or ``name:version``); all models in ``model_dir`` when empty."""
+        """Load ``names`` (``name``: every version of it; ``name:version``: that one); every
+        model in ``model_dir`` when empty. ``default_version``: what a request without a
+        version gets (None: each model's highest)."""
         if not names:
             names = sorted(p.name for p in Path(model_dir).iterdir() if p.is_dir())
             if not names:
                 raise ModelError(f"no models under {model_dir}")
-        models = {}
+        versions: dict[str, dict[str, OnnxModel]] = {}
         for entry in names:
             name, _, version = entry.partition(":")
-            models[name] = load_model(model_dir, name, version or None, intra_op_threads)
-        return cls(models)
+            wanted = [version] if version else model_versions(Path(model_dir), name)
+            for each in wanted:
+                model = load_model(model_dir, name, each, intra_op_threads)
+                versions.setdefault(name, {})[model.metadata.version] = model
+            check_same_contract(list(versions[name].values()))
+        return cls(versions, default_version)
 
     def get(self, name: str, version: str = "") -> OnnxModel:
-        """The model called ``name``; ``version`` must be the served one when given."""
+        """The model called ``name`` at ``version``; its default version when empty."""
         model = self.models.get(name)
         if model is None:
             raise ModelNotFound(f"unknown model '{name}'; served: {', '.join(sorted(self.models))}")
-        if version and version != model.metadata.version:
+        if not version:
+            return model
+        served = self.versions[name]
+        if version not in served:
             raise ModelNotFound(
-                f"model '{name}' has no version '{version}'; served: {model.metadata.version}"
+                f"model '{name}' has no version '{version}'; served: "
+                f"{', '.join(sorted(served, key=version_key))}"
             )
-        return model
+        return served[version]
 
-    @staticmethod
-    def metadata(model: OnnxModel) -> dict[str, Any]:
+    def metadata(self, model: OnnxModel) -> dict[str, Any]:
         """The V2 model metadata of ``model``."""
         return {
             "name": model.metadata.name,
-            "versions": [model.metadata.version],
+            "versions": sorted(self.versions[model.metadata.name], key=version_key),
             "platform": PLATFORM,
             "inputs": [v2_tensor(t) for t in model.metadata.inputs],
             "outputs": [v2_tensor(t) for t in model.metadata.outputs],
         }
+
+
+def check_same_contract(versions: list[OnnxModel]) -> None:
+    """Raise :class:`ModelError` unless the versions of one model take the same inputs and
+    answer the same outputs and labels: a caller must not care which version answers."""
+    first = versions[0].metadata
+    for model in versions[1:]:
+        other = model.metadata
+        for what in ("inputs", "outputs", "labels", "task"):
+            if getattr(other, what) != getattr(first, what):
+                raise ModelError(
+                    f"model {first.name!r}: version {other.version} has other {what} than "
+                    f"version {first.version}; versions of one model must be interchangeable"
+                )
 
 
 def infer(

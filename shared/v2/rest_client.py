@@ -172,8 +172,11 @@ class V2RestClient:
         outputs: list[str],
         version: str = "",
         timeout_s: float | None = None,
+        *,
+        answered: dict[str, str] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Run ``model`` on ``inputs``; returns the requested ``outputs`` as numpy arrays."""
+        """Run ``model`` on ``inputs``; returns the requested ``outputs`` as numpy arrays
+        (and puts the ``model_version`` that answered in ``answered`` when it is a dict)."""
         deadline = self.timeout_s if timeout_s is None else timeout_s
         body = orjson.dumps(
             {
@@ -205,7 +208,7 @@ class V2RestClient:
             raise self._unavailable(exc) from None
         finally:
             OUTBOUND_LATENCY.labels(self.peer, outcome).observe(time.perf_counter() - started)
-        return self._outputs(payload)
+        return self._outputs(payload, answered)
 
     def _unavailable(self, exc: Exception) -> DependencyUnavailable:
         log.warning("%s at %s is unavailable: %s", self.peer, self.target, exc)
@@ -220,10 +223,13 @@ class V2RestClient:
         log.error("%s answered HTTP %s: %s", self.peer, status, message)
         return DependencyUnavailable(f"{self.peer} failed: HTTP {status}")
 
-    def _outputs(self, payload: bytes) -> dict[str, np.ndarray]:
+    def _outputs(self, payload: bytes, answered: dict[str, str] | None) -> dict[str, np.ndarray]:
         try:
-            tensors = orjson.loads(payload)["outputs"]
-            return dict(from_json(tensor, i) for i, tensor in enumerate(tensors))
+            body = orjson.loads(payload)
+            outputs = dict(from_json(tensor, i) for i, tensor in enumerate(body["outputs"]))
+            if answered is not None:
+                answered["model_version"] = str(body.get("model_version", ""))
+            return outputs
         except (orjson.JSONDecodeError, KeyError, TypeError, TensorError) as exc:
             log.error("%s answered a malformed body: %s", self.peer, exc)
             raise DependencyUnavailable(f"{self.peer} failed: a malformed answer") from None

@@ -1,14 +1,16 @@
 """The predictor: ``python -m shared.v2.server``.
 
-Serves the models of the repository over the Open Inference Protocol, gRPC
-on ``GRPC_PORT`` (with the standard ``grpc.health.v1`` service, for
-healthchecks) and REST on ``PORT`` (plus ``/health/*`` and ``/metrics``), in
-one process and one event loop. SIGTERM first drains (``DRAIN_S``): readiness
-fails and the gRPC health service says NOT_SERVING, so that callers move to
-other replicas, while every call is still served; then it stops taking new
-calls, lets the ones in flight finish (``GRACEFUL_SHUTDOWN_S``) and exits. Each
-gRPC connection is closed gracefully after ``GRPC_MAX_CONNECTION_AGE_S``, so
-that callers look the replicas up again and spread over new ones.
+Serves the models of the repository, every version of each (``MODELS``; a
+request without a version gets ``MODEL_VERSION``, else the highest), over the
+Open Inference Protocol, gRPC on ``GRPC_PORT`` (with the standard
+``grpc.health.v1`` service, for healthchecks) and REST on ``PORT`` (plus
+``/health/*`` and ``/metrics``), in one process and one event loop. SIGTERM
+first drains (``DRAIN_S``): readiness fails and the gRPC health service says
+NOT_SERVING, so that callers move to other replicas, while every call is still
+served; then it stops taking new calls, lets the ones in flight finish
+(``GRACEFUL_SHUTDOWN_S``) and exits. Each gRPC connection is closed gracefully
+after ``GRPC_MAX_CONNECTION_AGE_S``, so that callers look the replicas up
+again and spread over new ones.
 """
 
 import logging
@@ -24,6 +26,7 @@ from shared.app import create_app
 from shared.health import Readiness
 from shared.logs import configure_logging
 from shared.metrics import record_model
+from shared.model import ModelError
 from shared.serve import server_for
 from shared.settings import ModelSettings, ServiceSettings, _EnvSettings
 from shared.v2.grpc_server import InferenceServicer
@@ -64,7 +67,11 @@ class PredictorSettings(ServiceSettings, ModelSettings, GrpcSettings):
         description="After SIGTERM, fail readiness (gRPC health NOT_SERVING) but keep "
         "serving this long before stopping, so that callers move to other replicas first.",
     )
-    models: str = Field("", description="Comma-separated name[:version]; empty serves every model.")
+    models: str = Field(
+        "",
+        description="Comma-separated name (every version of it) or name:version; empty serves "
+        "every model. A request without a version gets MODEL_VERSION (unset: the highest).",
+    )
     delay_ms: float = Field(
         0,
         ge=0,
@@ -153,9 +160,16 @@ def serving(
 
 async def serve(settings: PredictorSettings) -> None:
     """Load the models, serve gRPC and REST until a stop signal, then drain."""
-    repository = ModelRepository.load(
-        settings.model_dir, settings.model_names, settings.intra_op_threads
-    )
+    try:
+        repository = ModelRepository.load(
+            settings.model_dir,
+            settings.model_names,
+            settings.intra_op_threads,
+            default_version=settings.model_version,
+        )
+    except ModelError as exc:
+        log.critical("refusing to start: %s", exc)
+        raise
     for model in repository.models.values():
         record_model(model.metadata.name, model.metadata.version)
     if settings.delay_ms:

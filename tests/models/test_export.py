@@ -10,9 +10,9 @@ from models.specs import SPECS
 from shared.model import METADATA_FILE, MODEL_FILE, OnnxModel, sha256_of
 
 
-def test_every_model_exports_and_loads(model_repo: Path) -> None:
-    for name, spec in SPECS.items():
-        model = OnnxModel.load(model_repo, name)
+def test_every_model_exports_and_loads(versioned_model_repo: Path) -> None:
+    for spec in SPECS.values():
+        model = OnnxModel.load(versioned_model_repo, spec.name, spec.version)
         assert model.metadata.version == spec.version
         assert model.metadata.metrics["accuracy"] > 0.9
         assert model.metadata.training["onnx_max_abs_diff"] < 1e-4
@@ -42,3 +42,16 @@ def test_metadata_describes_the_onnx_graph(model_repo: Path) -> None:
 def test_command_line_exports_the_named_models(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path), "--only", "iris"]) == 0
     assert (tmp_path / "iris" / "1" / MODEL_FILE).is_file()
+
+
+def test_iris_has_a_second_version_trained_otherwise(
+    tmp_path: Path, versioned_model_repo: Path
+) -> None:
+    assert main(["--out", str(tmp_path), "--only", "iris", "iris:2"]) == 0
+    one, two = (OnnxModel.load(tmp_path, "iris", v).metadata for v in ("1", "2"))
+    assert (one.inputs, one.outputs, one.labels) == (two.inputs, two.outputs, two.labels)
+    assert one.training["algorithm"] != two.training["algorithm"]
+    assert one.sha256 != two.sha256
+    assert two.sha256 == sha256_of(versioned_model_repo / "iris" / "2" / MODEL_FILE)
+    first, second = (ex["probabilities"] for ex in (one.examples[0], two.examples[0]))
+    assert first != second

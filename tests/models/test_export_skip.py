@@ -29,6 +29,19 @@ def test_a_model_exported_already_is_not_trained_again(
     assert (tmp_path / IRIS / MODEL_FILE).stat().st_mtime_ns == written
 
 
+def test_each_version_is_skipped_on_its_own(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert main(["--out", str(tmp_path), "--only", "iris"]) == 0
+    caplog.set_level(logging.INFO, logger="models.export")
+    assert main(["--out", str(tmp_path), "--only", "iris", "iris:2"]) == 0
+    assert "iris v1 is up to date" in caplog.text
+    assert "exported iris v2" in caplog.text
+    caplog.clear()
+    assert main(["--out", str(tmp_path), "--only", "iris", "iris:2"]) == 0
+    assert "exported" not in caplog.text
+
+
 def test_a_damaged_model_file_is_written_again(tmp_path: Path) -> None:
     main(["--out", str(tmp_path), "--only", "iris"])
     good = (tmp_path / IRIS / MODEL_FILE).read_bytes()
@@ -74,9 +87,10 @@ def test_the_fingerprint_follows_the_training_code_and_package_versions(
     assert {p.name for p in training_sources(gate.train.__module__)} == {
         "serial.py",
         "iris_data.py",
-        "specs.py",
+        "trained.py",
     }
     assert fingerprint(gate) == fingerprint(gate)
+    assert fingerprint(SPECS["iris"]) != fingerprint(SPECS["iris:2"])  # same code, another version
     assert fingerprint(gate) != fingerprint(SPECS["iris-specialist"])  # same code, another model
     before = fingerprint(gate)
     monkeypatch.setattr(export_module.importlib.metadata, "version", lambda name: "0.0")

@@ -3,8 +3,10 @@
 The api decodes and checks the rows (the same contract as web-single), calls
 the predictor with a deadline on one reused channel, and turns its answer
 into labels and probabilities. It reads the model's metadata (labels, feature
-names, version) from the model repository; the model itself runs only in the
-predictor, which must serve the same version (readiness checks that).
+names) from the model repository; the model itself runs only in the predictor.
+Without ``MODEL_VERSION`` the api names no version: each predictor answers with
+its own (``MODEL_VERSION`` there), and the answer's ``model_version`` says which,
+so a rolling update of the predictors shows in the answers.
 """
 
 from collections.abc import AsyncIterator
@@ -28,7 +30,8 @@ class Settings(ServiceSettings, PredictorPeerSettings):
 
 
 settings = Settings()
-predictor = ModelPeer.predictor(settings)
+# Without MODEL_VERSION the api follows the predictors' version (a rolling update changes it).
+predictor = ModelPeer.predictor(settings, follow=True)
 metadata: ModelMetadata = predictor.metadata
 readiness = Readiness()
 readiness.add("predictor", predictor.check_ready)
@@ -55,8 +58,8 @@ async def predict(request: Request) -> Response:
     with stage("decode"):
         rows = decode_rows(await request.body(), metadata, settings.max_instances)
     with stage("predictor_call"):
-        outputs = await predictor.infer(rows, ["probabilities"])
-    return json_response(prediction_body(metadata, outputs["probabilities"]))
+        outputs, version = await predictor.infer_versioned(rows, ["probabilities"])
+    return json_response(prediction_body(metadata, outputs["probabilities"], version))
 
 
 add_hot_route(

@@ -1,12 +1,13 @@
 """sync's api in-process, against a real predictor process (and against none)."""
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import PredictorProcess, _free_port
+from conftest import PredictorProcess, _free_port, running_predictor
 from tests.api_fuzz import assert_no_server_errors
 from tests.metrics_text import MetricsChange
 
@@ -67,7 +68,7 @@ def test_predictor_down_is_503_and_not_ready(client_without_predictor: TestClien
     }
     ready = client_without_predictor.get("/health/ready")
     assert ready.status_code == 503
-    assert "unreachable or does not serve iris v1" in ready.json()["checks"]["predictor"]
+    assert "unreachable or does not serve iris" in ready.json()["checks"]["predictor"]
 
 
 def test_settings_need_a_predictor_url(
@@ -80,3 +81,24 @@ def test_settings_need_a_predictor_url(
 
 def test_generated_requests_get_no_server_error(client: TestClient) -> None:
     assert_no_server_errors(client)
+
+
+@pytest.mark.parametrize(("api_version", "answered"), [(None, "2"), ("1", "1")])
+def test_the_answer_names_the_version_that_answered(
+    load_service: Callable[..., ModuleType],
+    versioned_model_repo: Path,
+    api_version: str | None,
+    answered: str,
+) -> None:
+    """Without MODEL_VERSION the api follows the predictor's default (2 here); with it, the
+    api asks for that version."""
+    with running_predictor(versioned_model_repo, MODELS="iris", MODEL_VERSION="2") as predictor:
+        settings = {"MODEL_DIR": str(versioned_model_repo), "PREDICTOR_URL": predictor.grpc_target}
+        if api_version:
+            settings["MODEL_VERSION"] = api_version
+        service = load_service("sync", "api", **settings)
+        with TestClient(service.app) as client:
+            answer = client.post("/predict", json={"instances": [ROW, ROW]})
+            assert client.get("/health/ready").status_code == 200
+    assert answer.status_code == 200
+    assert answer.json()["model_version"] == answered

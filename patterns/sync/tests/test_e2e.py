@@ -15,7 +15,8 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 
 PREDICTOR_URLS = {"grpc": "predictor:8081", "rest": "http://predictor:8080"}
 # The predictor's access log line for one inference, by protocol.
-INFER_LOG = {"grpc": "ModelInfer OK", "rest": "POST /v2/models/iris/versions/1/infer 200"}
+# The api names no version: each predictor answers with its own (MODEL_VERSION there).
+INFER_LOG = {"grpc": "ModelInfer OK", "rest": "POST /v2/models/iris/infer 200"}
 
 
 @pytest.fixture(scope="module", params=sorted(PREDICTOR_URLS))
