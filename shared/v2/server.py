@@ -157,7 +157,7 @@ async def serve(settings: PredictorSettings) -> None:
         settings.model_dir, settings.model_names, settings.intra_op_threads
     )
     for model in repository.models.values():
-        record_model(model.metadata.name, model.metadata.version)
+        record_model(model.metadata.name, model.metadata.version, model.metadata.sha256)
     if settings.delay_ms:
         log.warning(
             "DELAY_MS=%g: every inference waits that long (demonstrations only)", settings.delay_ms

@@ -57,7 +57,8 @@ def test_ready_once_the_model_is_loaded_and_metrics_show_inference(client: TestC
     change = MetricsChange(lambda: client.get("/metrics").text)
     client.post("/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
     metrics = client.get("/metrics").text
-    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1") == 1
+    sha256 = client.get("/model").json()["sha256"]
+    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1", sha256=sha256) == 1
     assert change.increase("mlsp_stage_duration_seconds_count", stage="inference") == 1
     predict = {"method": "POST", "route": "/predict"}
     assert change.increase("mlsp_http_requests_total", **predict, status="200") == 1

@@ -69,7 +69,8 @@ def test_readiness_metrics_and_request_id_in_the_logs(stack: ComposeStack) -> No
     stack.post("/predict", json={"instances": [GOOD_ROW]}, headers={"X-Request-ID": "e2e-trace-1"})
     assert stack.post("/predict", json={"instances": [[1, 2]]}).status_code == 422
     metrics = stack.get("/metrics").text
-    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1") == 1
+    sha256 = stack.get("/model").json()["sha256"]
+    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1", sha256=sha256) == 1
     predict = {"method": "POST", "route": "/predict"}
     assert change.increase("mlsp_http_requests_total", **predict, status="200") == 1
     assert change.increase("mlsp_http_requests_total", **predict, status="422") == 1
