@@ -20,6 +20,7 @@ import hmac
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.errors import error_response
@@ -53,6 +54,13 @@ def parse_keys(text: str) -> tuple[str, ...]:
         if not key.isascii() or not key.isprintable() or " " in key:
             raise ApiKeyError("an API key must be printable ASCII with no spaces")
     return keys
+
+
+def bearer_header(keys: SecretStr) -> dict[str, str]:
+    """What a client of a keyed api sends: the first of ``keys`` as ``Authorization: Bearer``
+    (empty when there is none)."""
+    first = parse_keys(keys.get_secret_value())[:1]
+    return {"Authorization": f"Bearer {first[0]}"} if first else {}
 
 
 def configured_keys(settings: ServiceSettings) -> tuple[str, ...]:
