@@ -34,6 +34,8 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     assert "compose/base.yaml" in compose
     assert "make up" in (dest / "README.md").read_text()
     assert "Serving your own model" in (dest / "README.md").read_text()
+    assert "export API_KEYS=" in (dest / "README.md").read_text()  # how to turn keys on
+    assert {"api_keys.py", "hot_routes.py"} <= shared
     assert "\nup: " in (dest / "Makefile").read_text()
     assert (dest / "LICENSE").read_text() == (REPO_ROOT / "LICENSE").read_text()
 
