@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from pydantic import BaseModel
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -33,6 +34,9 @@ from shared.schemas import ErrorResponse
 from shared.settings import ServiceSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+# What a browser app may send and read across origins (CORS_ALLOW_ORIGINS).
+CORS_REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"]
+CORS_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After"]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -144,6 +148,15 @@ def create_app(
         log_requests=settings.access_log,
         in_flight=in_flight,
     )
+    origins = [o.strip() for o in settings.cors_allow_origins.split(",") if o.strip()]
+    if origins:  # outermost: a preflight is answered before the key check, a 401 carries CORS
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+        )
     app.state.readiness = readiness or Readiness()
     for path, endpoint in (
         ("/health/live", live),

@@ -72,6 +72,11 @@ class ServiceSettings(_EnvSettings):
     metrics_need_key: bool = Field(
         False, description="With API keys on, /metrics needs a key too (the scraper sends one)."
     )
+    cors_allow_origins: str = Field(
+        "",
+        description="Comma-separated origins a browser app may call the api from "
+        "(CORS; '*': any). Empty: no CORS headers.",
+    )
 
 
 class ModelSettings(_EnvSettings):

@@ -102,6 +102,29 @@ def test_added_middleware_run_in_order_around_the_house_one_on_hot_and_plain_rou
     assert client.get("/jobs/unknown").json()["error"]["code"] == "not_found"
 
 
+def test_cors_by_setting_answers_the_preflight_before_the_key_check() -> None:
+    client = TestClient(hot_app(api_keys="k3y-1234", cors_allow_origins=f"{ORIGIN}, https://b"))
+    preflight = client.options(
+        "/predict",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key, content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    refused = client.post("/predict", headers={"Origin": ORIGIN})
+    assert refused.status_code == 401  # and the browser app may read why
+    assert refused.headers["access-control-allow-origin"] == ORIGIN
+    assert "x-request-id" in refused.headers["access-control-expose-headers"].lower()
+    admitted = client.get(f"/jobs/{KNOWN_JOB}", headers={"Origin": ORIGIN, "X-API-Key": "k3y-1234"})
+    assert admitted.status_code == 200
+    assert admitted.headers["access-control-allow-origin"] == ORIGIN
+    other = client.post("/predict", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
 def test_the_shortcut_is_taken_only_while_no_middleware_was_added() -> None:
     bare = hot_app()
     with TestClient(bare) as client:
