@@ -194,7 +194,7 @@ def test_with_keys_and_cors_on_submit_poll_and_callbacks_need_a_key(stack: Compo
             assert ran.strip() == status
         assert_open_without_a_key(stack)
         assert_no_key_in_logs(stack)
-    assert stack.get(f"/jobs/{job_id}").status_code == 200  # keys off again
+    wait_status(stack, submit(stack, {"instances": [GOOD_ROW]}), {"finished"})  # keys off again
 
 
 def test_results_expire_after_the_ttl(stack: ComposeStack) -> None:
