@@ -124,8 +124,9 @@ def create_app(
     readiness: Readiness | None = None,
     lifespan: Lifespan | None = None,
 ) -> ServiceApp:
-    """A FastAPI app with health, metrics, request context, an in-flight bound and JSON errors;
-    API keys when ``API_KEYS``/``API_KEYS_FILE`` name some, CORS when ``CORS_ALLOW_ORIGINS`` does."""
+    """A FastAPI app with health, metrics, request context, an in-flight bound and JSON
+    errors; API keys when ``API_KEYS``/``API_KEYS_FILE`` name some, CORS when
+    ``CORS_ALLOW_ORIGINS`` does."""
     in_flight = InFlightLimit(settings.max_requests_in_flight, settings.overload_retry_after_s)
     in_flight.publish()
     app = ServiceApp(
