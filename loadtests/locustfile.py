@@ -9,8 +9,10 @@ From the repository root (or from /app when ``loadtests/`` is mounted there)::
 
 Other settings: see ``loadtests/config.py``. Only the selected class is put in
 this module's namespace, because Locust runs every User class it finds here.
+With ``API_KEYS`` set (the api's keys), every request sends the first one.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,9 +21,12 @@ _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 if _PACKAGE_PARENT not in sys.path:
     sys.path.insert(0, _PACKAGE_PARENT)
 
+from pydantic import SecretStr  # noqa: E402
+
 from loadtests import final_stats, progress  # noqa: E402
 from loadtests.config import ConfigError, load_settings  # noqa: E402
 from loadtests.scenarios import UnknownPatternError, load_user_class  # noqa: E402
+from shared.api_keys import bearer_header  # noqa: E402
 
 
 def _expose_selected_user_class() -> None:
@@ -29,6 +34,9 @@ def _expose_selected_user_class() -> None:
         user_class = load_user_class(load_settings().pattern)
     except (ConfigError, UnknownPatternError) as exc:
         raise SystemExit(f"loadtests: {exc}") from None
+    key = bearer_header(SecretStr(os.environ.get("API_KEYS", "")))
+    if key:
+        user_class.default_headers = {**(user_class.default_headers or {}), **key}
     globals()[user_class.__name__] = user_class
 
 
