@@ -106,6 +106,9 @@ parse_compose_args "$@"
 use_project_secrets "$root"
 
 export HOST_UID=${HOST_UID:-$(id -u)} HOST_GID=${HOST_GID:-$(id -g)}
+# The commit the images are built from: the mlsp_build_info metric and the images' label.
+GIT_SHA=${GIT_SHA:-$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || true)}
+export GIT_SHA=${GIT_SHA:-unknown}
 if removes_volumes; then  # the passwords go with the data they protect
   ${DOCKER_COMPOSE:-docker compose} "$@" && status=0 || status=$?
   [ "$status" != 0 ] || forget_project_secrets

@@ -15,6 +15,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PATTERNS_DIR = ROOT / "patterns"
 SECRETS = ("REDIS_PASSWORD", "POSTGRES_PASSWORD")  # the ones compose/compose.sh makes
+# Secrets a user may set (empty in compose by default): in Kubernetes an optional key of the
+# Secret, so that adding it there turns the feature on (API_KEYS: shared/api_keys.py).
+OPTIONAL_SECRETS = ("API_KEYS",)
 
 Doc = dict[str, Any]
 
@@ -59,7 +62,7 @@ def compose_file_config(compose_file: Path, profiles: str = "") -> Doc:
     """``docker compose config`` of any compose file (a pattern's, an ejected starter's),
     with defaults only and sentinel secrets."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
-    env |= {name: sentinel(name) for name in SECRETS}
+    env |= {name: sentinel(name) for name in (*SECRETS, *OPTIONAL_SECRETS)}
     command = [
         *compose_command(),
         "--env-file",

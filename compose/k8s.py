@@ -37,7 +37,9 @@ How compose maps to Kubernetes:
   and ``no-new-privileges`` the securityContext, ``tmpfs`` memory ``emptyDir`` s;
 * ``REDIS_PASSWORD`` and ``POSTGRES_PASSWORD`` come from the Secret ``mlsp-secrets``
   (made by ``kubectl create secret``, never committed): URLs that embed them use
-  Kubernetes' ``$(NAME)`` expansion.
+  Kubernetes' ``$(NAME)`` expansion. ``API_KEYS`` (and a variable compose sets to it, as
+  a worker's ``CALLBACK_API_KEY``) come from the same Secret's optional key ``API_KEYS``:
+  absent, keys are off; added to the Secret, every public api needs one.
 """
 
 import argparse
@@ -55,7 +57,15 @@ from urllib.parse import urlsplit
 import yaml
 
 from compose import config
-from compose.config import PATTERNS_DIR, ROOT, SECRETS, Doc, patterns, sentinel
+from compose.config import (
+    OPTIONAL_SECRETS,
+    PATTERNS_DIR,
+    ROOT,
+    SECRETS,
+    Doc,
+    patterns,
+    sentinel,
+)
 
 HTTP_PORT = 8080  # every mlsp/* service: /health/live, /health/ready and /metrics (shared/)
 SECRET_NAME = "mlsp-secrets"
@@ -298,6 +308,11 @@ class Pattern:
         ]
         for key, value in environment.items():
             if key in SECRETS and value == sentinel(key):
+                continue
+            optional = next((o for o in OPTIONAL_SECRETS if value == sentinel(o)), None)
+            if optional is not None:
+                ref = {"name": SECRET_NAME, "key": optional, "optional": True}
+                out.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
                 continue
             out.append({"name": key, "value": substitute(value)})
         return out

@@ -264,6 +264,24 @@ declared width, so a model with another input shape works unchanged.
 """
 
 
+API_KEYS_HOWTO = """
+## Requiring an API key
+
+Keys are off here. Turn them on before the api listens on anything but 127.0.0.1:
+
+    export API_KEYS=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+    make up        # or put API_KEYS=... in .env; several keys, comma-separated, to rotate
+
+then send the requests shown above with `-H "Authorization: Bearer $API_KEYS"`
+(or `-H "X-API-Key: $API_KEYS"`). Without a known key every route answers 401 with the JSON
+error and `WWW-Authenticate`, except the health probes, `/docs` and `/metrics`
+(`METRICS_NEED_KEY=true` closes `/metrics` as well). In a deployment, `API_KEYS_FILE`
+can name a mounted file of keys (one a line) instead. Keys are compared in constant time and
+never logged. Middleware you add to the app (`app.add_middleware(CORSMiddleware, ...)`,
+your own authentication) runs on every route, `/predict` included (`shared/app.py`).
+"""
+
+
 def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
     """Write the starter of ``pattern`` into ``dest``; returns the files written."""
     source = REPO / "patterns" / pattern
@@ -316,7 +334,8 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
     )
     readme = re.sub(r"make (\w+)\s+PATTERN=" + re.escape(pattern), r"make \1", readme)
     (dest / "README.md").write_text(
-        f"{readme.rstrip()}\n{OWN_MODEL}\nEjected from the ML serving patterns playground "
+        f"{readme.rstrip()}\n{OWN_MODEL}{API_KEYS_HOWTO}\n"
+        "Ejected from the ML serving patterns playground "
         f"with `make starter PATTERN={pattern}`.\n"
     )
     _check_self_contained(dest, pattern)

@@ -9,8 +9,10 @@ From the repository root (or from /app when ``loadtests/`` is mounted there)::
 
 Other settings: see ``loadtests/config.py``. Only the selected class is put in
 this module's namespace, because Locust runs every User class it finds here.
+With ``API_KEYS`` set (the api's keys), every request sends the first one.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +31,11 @@ def _expose_selected_user_class() -> None:
         user_class = load_user_class(load_settings().pattern)
     except (ConfigError, UnknownPatternError) as exc:
         raise SystemExit(f"loadtests: {exc}") from None
+    # The harness runs without shared/ (a copy of loadtests/ suffices): the first key, inline.
+    key = os.environ.get("API_KEYS", "").split(",")[0].strip()
+    if key:
+        authorization = {"Authorization": f"Bearer {key}"}
+        user_class.default_headers = {**(user_class.default_headers or {}), **authorization}
     globals()[user_class.__name__] = user_class
 
 

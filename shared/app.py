@@ -2,10 +2,11 @@
 
 :func:`create_app` gives a FastAPI app with the house conventions wired in:
 JSON errors (:mod:`shared.errors`), request ids, body limit, metrics and
-access log (:mod:`shared.middleware`), ``/health/live``, ``/health/ready``,
-``/metrics``, ``/docs`` and ``/redoc`` that need no network (:mod:`shared.docs`),
-and a bound on the requests in flight (:mod:`shared.overload`). The service adds
-its own routes.
+access log (:mod:`shared.middleware`), optional API keys (:mod:`shared.api_keys`),
+``/health/live``, ``/health/ready``, ``/metrics``, ``/docs`` and ``/redoc`` that
+need no network (:mod:`shared.docs`), and a bound on the requests in flight
+(:mod:`shared.overload`). The service adds its own routes; middleware it or its
+user adds runs on every route, the hot ones included (:class:`ServiceApp`).
 """
 
 from collections.abc import Awaitable, Callable
@@ -15,14 +16,17 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from pydantic import BaseModel
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.api_keys import ApiKeyMiddleware, configured_keys
 from shared.docs import install_offline_docs
-from shared.errors import ServiceError, install_error_handlers, service_error_response
+from shared.errors import install_error_handlers
 from shared.health import Readiness, live, ready_endpoint
+from shared.hot_routes import HotRouteDispatcher, HotRoutes
 from shared.metrics import metrics_endpoint
 from shared.middleware import RequestContextMiddleware
 from shared.overload import InFlightLimit
@@ -30,6 +34,9 @@ from shared.schemas import ErrorResponse
 from shared.settings import ServiceSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+# What a browser app may send and read across origins (CORS_ALLOW_ORIGINS).
+CORS_REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"]
+CORS_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After"]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -60,57 +67,52 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 class ServiceApp(FastAPI):
     """FastAPI whose hot routes bypass the framework's per-request machinery.
 
-    A request for a hot route (see :func:`add_hot_route`) goes straight from
-    :class:`RequestContextMiddleware` (request id, body limit, metrics, access
-    log) to its endpoint: no Starlette middleware stack, router scan, dependency
-    solving or exit stack, which together cost more than a small model's whole
-    inference. Every other request (docs, health, metrics, the service's own
-    ``@app.get`` routes) takes FastAPI's usual path, with the same middleware.
+    A request for a hot route (see :func:`add_hot_route`) runs the same middleware
+    stack as any other request, every middleware the service or its user adds
+    included, and then goes straight to its endpoint (:mod:`shared.hot_routes`): no
+    router scan, dependency solving or exit stack, which together cost more than a
+    small model's whole inference. While the only middleware is the house's own
+    (:class:`RequestContextMiddleware`: request id, body limit, in-flight bound,
+    metrics, access log), a hot request skips Starlette's stack too and goes from
+    that middleware to its endpoint: the cheapest path, taken only when it runs
+    exactly what the full stack would.
     """
 
-    def __init__(
-        self,
-        *,
-        max_body_bytes: int,
-        log_requests: bool,
-        in_flight: InFlightLimit | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, in_flight: InFlightLimit | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.exact_hot_routes: dict[tuple[str, str], Route] = {}
-        self.templated_hot_routes: list[Route] = []
+        self.hot_routes = HotRoutes()
         self.in_flight = in_flight or InFlightLimit(0)
-        self._hot_stack = RequestContextMiddleware(
-            self._serve_hot, max_body_bytes, log_requests, self.in_flight
-        )
+        self._hot_shortcut: ASGIApp | None = None
+        # Added first, so it stays innermost: inside every middleware added after it.
+        self.add_middleware(HotRouteDispatcher, routes=self.hot_routes)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """FastAPI's stack; and the shortcut for hot routes when no middleware was added."""
+        added = [m for m in self.user_middleware if m.cls not in _HOUSE_MIDDLEWARE]
+        self._hot_shortcut = None if added else self._house_stack()
+        return super().build_middleware_stack()
+
+    def _house_stack(self) -> ASGIApp:
+        app: ASGIApp = self.hot_routes.serve
+        for middleware in reversed(self.user_middleware):
+            if middleware.cls is not HotRouteDispatcher:
+                app = middleware.cls(app, *middleware.args, **middleware.kwargs)
+        return app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve hot routes directly; hand everything else to FastAPI."""
-        if scope["type"] == "http":
-            route = self.exact_hot_routes.get((scope["method"], scope["path"]))
-            if route is None and self.templated_hot_routes:
-                route = self._match_templated(scope)
+        """Serve hot routes by the shortcut when there is one; everything else through FastAPI."""
+        shortcut = self._hot_shortcut
+        if shortcut is not None and scope["type"] == "http":
+            route = self.hot_routes.match(scope)
             if route is not None:
                 scope["route"] = route
-                await self._hot_stack(scope, receive, send)
+                await shortcut(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
-    def _match_templated(self, scope: Scope) -> Route | None:
-        for route in self.templated_hot_routes:
-            match, child_scope = route.matches(scope)
-            if match is Match.FULL:
-                scope.update(child_scope)
-                return route
-        return None
 
-    async def _serve_hot(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = scope["route"].endpoint
-        try:
-            response = await endpoint(Request(scope, receive))
-        except ServiceError as exc:
-            response = service_error_response(exc)
-        await response(scope, receive, send)
+# Middleware the hot-route shortcut runs itself: any other one sends hot routes through the stack.
+_HOUSE_MIDDLEWARE = (RequestContextMiddleware, HotRouteDispatcher)
 
 
 def create_app(
@@ -122,7 +124,9 @@ def create_app(
     readiness: Readiness | None = None,
     lifespan: Lifespan | None = None,
 ) -> ServiceApp:
-    """A FastAPI app with health, metrics, request context, an in-flight bound and JSON errors."""
+    """A FastAPI app with health, metrics, request context, an in-flight bound and JSON
+    errors; API keys when ``API_KEYS``/``API_KEYS_FILE`` name some, CORS when
+    ``CORS_ALLOW_ORIGINS`` does."""
     in_flight = InFlightLimit(settings.max_requests_in_flight, settings.overload_retry_after_s)
     in_flight.publish()
     app = ServiceApp(
@@ -132,17 +136,29 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # install_offline_docs serves them without a CDN
         redoc_url=None,
-        max_body_bytes=settings.max_body_bytes,
-        log_requests=settings.access_log,
         in_flight=in_flight,
     )
     install_error_handlers(app)
+    api_keys = configured_keys(settings)
+    if api_keys:  # inside the request context: a refusal is counted, logged and has its id
+        app.add_middleware(
+            ApiKeyMiddleware, keys=api_keys, metrics_need_key=settings.metrics_need_key
+        )
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         log_requests=settings.access_log,
         in_flight=in_flight,
     )
+    origins = [o.strip() for o in settings.cors_allow_origins.split(",") if o.strip()]
+    if origins:  # outermost: a preflight is answered before the key check, a 401 carries CORS
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+        )
     app.state.readiness = readiness or Readiness()
     for path, endpoint in (
         ("/health/live", live),
@@ -175,12 +191,7 @@ def add_hot_route(
     a body that is not JSON (an OpenAPI ``requestBody`` object).
     """
     if isinstance(app, ServiceApp):
-        route = Route(path, endpoint, methods=list(methods))
-        if "{" in path:
-            app.templated_hot_routes.append(route)
-        else:
-            for method in methods:
-                app.exact_hot_routes[(method, path)] = route
+        app.hot_routes.add(Route(path, endpoint, methods=list(methods)), methods)
     openapi_extra = {"requestBody": request_body} if request_body is not None else None
     if request_model is not None:
         openapi_extra = {

@@ -6,7 +6,9 @@ and stores it in the job's ``meta``; the worker runs :func:`on_success` or
 :func:`on_failure` (RQ callbacks) when the job ends, which POST the same JSON
 as ``GET /jobs/{id}`` answers. A failure that will be retried sends nothing:
 only the final outcome is delivered. Delivery is tried a few times; when it
-still fails the job keeps its result, which stays available by polling.
+still fails the job keeps its result, which stays available by polling. A receiver
+that needs an API key (:mod:`shared.api_keys`) gets ``CALLBACK_API_KEY``'s as
+``Authorization: Bearer``.
 """
 
 import logging
@@ -20,9 +22,10 @@ from urllib.parse import urlsplit
 import orjson
 import redis
 from prometheus_client import Counter
-from pydantic import Field
+from pydantic import Field, SecretStr
 from rq.job import Job
 
+from shared.api_keys import bearer_header
 from shared.errors import InvalidInput
 from shared.jobs import error_from_exception, job_body
 from shared.logs import request_id_var
@@ -44,6 +47,11 @@ class CallbackSettings(_EnvSettings):
     )
     callback_timeout_s: float = Field(5.0, gt=0, description="Per delivery attempt.")
     callback_attempts: int = Field(3, ge=1, description="Attempts before giving up.")
+    callback_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="Sent as 'Authorization: Bearer' to the receiver (its API key); "
+        "a comma-separated list: the first. Empty: none sent.",
+    )
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
@@ -80,7 +88,7 @@ def check_callback_url(url: object, allowed_hosts: frozenset[str]) -> str:
 def deliver(url: str, body: dict[str, Any], settings: CallbackSettings) -> bool:
     """POST ``body`` as JSON to ``url``, retrying with backoff; True once a 2xx came back."""
     data = orjson.dumps(body)
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **bearer_header(settings.callback_api_key)}
     request_id = request_id_var.get()
     if request_id is not None:
         headers["X-Request-ID"] = request_id

@@ -5,7 +5,10 @@
   :class:`shared.middleware.RequestContextMiddleware` for every request.
 * ``mlsp_stage_duration_seconds{stage}``: time in each stage a service owns
   (``decode``, ``inference``, ``cache_lookup``, ...), via :func:`stage`.
-* ``mlsp_model_info{model,version}``: which model a service serves.
+* ``mlsp_model_info{model,version,sha256}``: which model a service serves, down to
+  its file's sha256 (from its ``metadata.json``).
+* ``mlsp_build_info{version,git_sha}``: the code a service runs: the package version
+  and the commit its image was built from (build arg ``GIT_SHA``, else ``unknown``).
 * ``mlsp_http_requests_in_flight`` and ``mlsp_http_requests_shed_total``: the
   in-flight bound's count and what it turned away (:mod:`shared.overload`).
 * ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read at scrape time
@@ -42,6 +45,8 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
+from shared import __version__
+
 disable_created_metrics()  # the *_created series only clutter the scrape
 
 # Sub-millisecond buckets: most of what is measured here takes microseconds to milliseconds.
@@ -73,9 +78,18 @@ QUEUE_DEPTH = Gauge(
 MODEL_INFO = Gauge(
     "mlsp_model_info",
     "The model a service serves (value 1).",
-    ["model", "version"],
+    ["model", "version", "sha256"],
     multiprocess_mode="max",  # every process serves the same model: one series
 )
+BUILD_INFO = Gauge(
+    "mlsp_build_info",
+    "The code a service runs (value 1): package version and git commit of its image.",
+    ["version", "git_sha"],
+    multiprocess_mode="max",  # every process runs the same code: one series
+)
+#: The commit an image was built from: compose/Dockerfile sets it from the build arg GIT_SHA.
+GIT_SHA_VAR = "MLSP_GIT_SHA"
+BUILD_INFO.labels(__version__, os.environ.get(GIT_SHA_VAR) or "unknown").set(1)
 
 
 class stage:  # noqa: N801 - used like a function: `with stage("inference"):`
@@ -102,9 +116,9 @@ class stage:  # noqa: N801 - used like a function: `with stage("inference"):`
         self._child.observe(time.perf_counter() - self._started)
 
 
-def record_model(name: str, version: str) -> None:
-    """Publish the served model's name and version."""
-    MODEL_INFO.labels(name, version).set(1)
+def record_model(name: str, version: str, sha256: str = "") -> None:
+    """Publish the served model's name, version and file sha256 (empty: not known)."""
+    MODEL_INFO.labels(name, version, sha256).set(1)
 
 
 _SCRAPE_HOOKS: list[Callable[[], None]] = []

@@ -50,7 +50,7 @@ class InputContract:
         self._metadata = read_metadata(
             self.settings.model_dir, self.settings.model_name, self.settings.model_version
         )
-        record_model(self._metadata.name, self._metadata.version)
+        record_model(self._metadata.name, self._metadata.version, self._metadata.sha256)
         return self._metadata
 
     @property

@@ -9,7 +9,7 @@ and reads them once at start: ``settings = Settings()``.
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Measured (loadtests/reports/overload.md): high enough that 16 connections of `make bench` or
@@ -61,6 +61,22 @@ class ServiceSettings(_EnvSettings):
         ge=1,
         description="Server processes in the container, on one port (shared.serve; "
         "HTTP apis only).",
+    )
+    api_keys: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated API keys; set: every request but the health probes, "
+        "the docs and /metrics needs one (shared/api_keys.py). Empty: keys are off.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="A file of API keys (one a line), read at start; adds to API_KEYS."
+    )
+    metrics_need_key: bool = Field(
+        False, description="With API keys on, /metrics needs a key too (the scraper sends one)."
+    )
+    cors_allow_origins: str = Field(
+        "",
+        description="Comma-separated origins a browser app may call the api from "
+        "(CORS; '*': any). Empty: no CORS headers.",
     )
 
 

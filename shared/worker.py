@@ -387,7 +387,7 @@ def load_served_model(settings: ModelSettings) -> OnnxModel:
     model = load_model(
         settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
     )
-    record_model(model.metadata.name, model.metadata.version)
+    record_model(model.metadata.name, model.metadata.version, model.metadata.sha256)
     return model
 
 

@@ -17,7 +17,8 @@ real):
   integers), so the requests reach the model and its peers.
 
 Example counts are bounded and generation is derandomised: the same cases every run, a
-second or two per api.
+second or two per api. :func:`assert_no_server_errors_with_a_key` runs the same fuzz on an
+api started with ``API_KEYS`` set, every request carrying the key.
 """
 
 import contextlib
@@ -30,6 +31,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
+from starlette.types import ASGIApp
 
 MAX_EXAMPLES = 25
 SETTINGS = settings(
@@ -199,6 +201,20 @@ def assert_no_server_errors(client: TestClient) -> None:
     an operation gets no case, or the schema's own examples are refused."""
     failures = example_errors(client) + server_errors(client)
     assert not failures, f"{len(failures)} generated requests failed:\n" + "\n".join(failures[:10])
+
+
+#: The key a fuzzed api is started with (``API_KEYS=FUZZ_API_KEY``).
+FUZZ_API_KEY = "fuzz-api-key-5b0e2c71"
+
+
+def assert_no_server_errors_with_a_key(app: ASGIApp) -> None:
+    """:func:`assert_no_server_errors` on ``app`` started with ``API_KEYS=FUZZ_API_KEY``,
+    every request sending the key; without it the api answers 401."""
+    with TestClient(app, headers={"X-API-Key": FUZZ_API_KEY}) as client:
+        for path in client.get("/openapi.json").json()["paths"]:
+            answer = client.post(path, headers={"X-API-Key": ""})
+            assert answer.status_code == 401, f"POST {path} without the key: {answer.text}"
+        assert_no_server_errors(client)
 
 
 def _paths_taking_instances(spec: dict[str, Any]) -> list[str]:

@@ -389,7 +389,26 @@ def test_no_secret_value_is_committed(pattern: str) -> None:
     for doc in rendered(pattern):
         assert doc["kind"] != "Secret"
     refs = re.findall(r"secretKeyRef:\s+key: (\w+)\s+name: ([\w-]+)", text)
-    assert all(name == k8s.SECRET_NAME and key in k8s.SECRETS for key, name in refs)
+    assert all(
+        name == k8s.SECRET_NAME and key in {*k8s.SECRETS, *k8s.OPTIONAL_SECRETS}
+        for key, name in refs
+    )
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_public_apis_take_their_api_keys_from_the_secret_when_it_has_them(pattern: str) -> None:
+    published = [n for n, s in long_running(pattern).items() if s.get("ports")]
+    assert published
+    for name in published:
+        (container,) = [
+            c for c in k8s.pod_spec(workload(pattern, name))["containers"] if c["name"] == name
+        ]
+        (api_keys,) = [var for var in container["env"] if var["name"] == "API_KEYS"]
+        assert api_keys["valueFrom"]["secretKeyRef"] == {
+            "name": k8s.SECRET_NAME,
+            "key": "API_KEYS",
+            "optional": True,  # absent from the Secret: keys are off
+        }
 
 
 # -- the generator's own rules, without compose --------------------------------------------

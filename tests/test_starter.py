@@ -38,6 +38,8 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     assert 'decodes `{"instances": [...]}`' in readme
     assert "make model-add FILE=model.onnx NAME=mine" in readme
     assert (dest / "models" / "add.py").is_file()
+    assert "export API_KEYS=" in readme  # how to turn keys on
+    assert {"api_keys.py", "hot_routes.py"} <= shared
     assert "\nup: " in (dest / "Makefile").read_text()
     assert "\nmodel-add: " in (dest / "Makefile").read_text()
     assert (dest / "LICENSE").read_text() == (REPO_ROOT / "LICENSE").read_text()

@@ -171,7 +171,7 @@ async def serve(settings: PredictorSettings) -> None:
         log.critical("refusing to start: %s", exc)
         raise
     for model in repository.models.values():
-        record_model(model.metadata.name, model.metadata.version)
+        record_model(model.metadata.name, model.metadata.version, model.metadata.sha256)
     if settings.delay_ms:
         log.warning(
             "DELAY_MS=%g: every inference waits that long (demonstrations only)", settings.delay_ms

@@ -16,6 +16,7 @@ from loadtests.report import aggregated, main, read_stats
 REPO_ROOT = Path(__file__).resolve().parents[2]
 USERS = 4
 BATCH_SIZE = 2
+KEY = "lt-key-1"
 
 
 class FakePredictServer(ThreadingHTTPServer):
@@ -28,6 +29,7 @@ class FakePredictServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests = 0
         self.bad_requests = 0
+        self.keyed_requests = 0  # with the first of API_KEYS as Bearer
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Locust drops its connections at shutdown; that is not worth a traceback."""
@@ -45,6 +47,7 @@ class _PredictHandler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests += 1
             self.server.bad_requests += not valid
+            self.server.keyed_requests += self.headers.get("Authorization") == f"Bearer {KEY}"
         predictions = [{"label": "setosa", "probabilities": [1.0, 0.0, 0.0]} for _ in instances]
         payload = json.dumps({"predictions": predictions}).encode()
         self.send_response(200 if valid else 422)
@@ -73,6 +76,7 @@ def test_headless_run_then_report(fake_api: FakePredictServer, tmp_path: Path) -
     host = f"http://127.0.0.1:{fake_api.server_address[1]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
     env.update(PATTERN="web-single", BATCH_SIZE=str(BATCH_SIZE), REPEAT_SHARE="0.2")
+    env["API_KEYS"] = f"{KEY},lt-key-2"  # the api's keys: Locust sends the first
     run = subprocess.run(
         [
             *(sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtests" / "locustfile.py")),
@@ -97,6 +101,7 @@ def test_headless_run_then_report(fake_api: FakePredictServer, tmp_path: Path) -
     assert total is not None
     assert total.failures == 0
     assert fake_api.bad_requests == 0
+    assert fake_api.keyed_requests == fake_api.requests
     # The CSV holds the final numbers: only requests cut off at shutdown may be missing.
     assert fake_api.requests - USERS <= total.requests <= fake_api.requests
     summary = json.loads(Path(f"{prefix}_summary.json").read_text())

@@ -90,6 +90,15 @@ def test_a_non_2xx_answer_is_not_a_delivery() -> None:
         refusing.server.shutdown()
 
 
+def test_the_receiver_gets_the_first_callback_key_as_bearer(receiver: Receiver) -> None:
+    keyless = CallbackSettings(callback_timeout_s=1)
+    keyed = CallbackSettings(callback_timeout_s=1, callback_api_key="cb-key-1, cb-key-2")
+    assert deliver(receiver.url, {"job_id": "a"}, keyless) is True
+    assert deliver(receiver.url, {"job_id": "b"}, keyed) is True
+    assert "authorization" not in receiver.headers[0]
+    assert receiver.headers[1]["authorization"] == "Bearer cb-key-1"
+
+
 def test_the_final_outcome_is_delivered_once(redis_url: str, receiver: Receiver) -> None:
     client = redis.Redis.from_url(redis_url)
     queue = Queue("test", connection=client)

@@ -1,8 +1,11 @@
 """The shared metric helpers record under the names every service uses."""
 
+import os
+
 from prometheus_client import REGISTRY
 
-from shared.metrics import record_model, stage
+from shared import __version__
+from shared.metrics import GIT_SHA_VAR, record_model, stage
 
 
 def sample(name: str, **labels: str) -> float | None:
@@ -29,6 +32,11 @@ def test_stage_records_even_when_the_block_raises() -> None:
     assert sample("mlsp_stage_duration_seconds_count", stage="failing") == before + 1
 
 
-def test_record_model_publishes_name_and_version() -> None:
-    record_model("tulip", "7")
-    assert sample("mlsp_model_info", model="tulip", version="7") == 1.0
+def test_record_model_publishes_name_version_and_sha256() -> None:
+    record_model("tulip", "7", "ab" * 32)
+    assert sample("mlsp_model_info", model="tulip", version="7", sha256="ab" * 32) == 1.0
+
+
+def test_build_info_names_the_version_and_the_commit() -> None:
+    git_sha = os.environ.get(GIT_SHA_VAR) or "unknown"
+    assert sample("mlsp_build_info", version=__version__, git_sha=git_sha) == 1.0

@@ -10,7 +10,11 @@ from rq import Queue
 
 from shared import callbacks
 from shared.worker import LiveWorker, WorkerSettings
-from tests.api_fuzz import assert_no_server_errors
+from tests.api_fuzz import (
+    FUZZ_API_KEY,
+    assert_no_server_errors,
+    assert_no_server_errors_with_a_key,
+)
 from tests.compose_stack import free_port
 from tests.metrics_text import MetricsChange
 
@@ -192,6 +196,16 @@ def test_redis_down_means_503_and_not_ready(load_service: Callable[..., ModuleTy
 
 def test_generated_requests_get_no_server_error(client: TestClient) -> None:
     assert_no_server_errors(client)
+
+
+def test_generated_requests_with_a_key_set_get_no_server_error(
+    load_service: Callable[..., ModuleType],
+    redis_url: str,
+) -> None:
+    service = load_service(
+        "async", "api", REDIS_URL=redis_url, MAX_INSTANCES="6", API_KEYS=FUZZ_API_KEY
+    )
+    assert_no_server_errors_with_a_key(service.app)
 
 
 def test_a_full_queue_refuses_submits_with_503_and_retry_after(

@@ -13,6 +13,14 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.api_keys_e2e import (
+    E2E_KEY,
+    assert_guarded,
+    assert_no_key_in_logs,
+    assert_open_without_a_key,
+    keys_on,
+    with_key,
+)
 from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
@@ -63,6 +71,19 @@ def job_keys(stack: ComposeStack) -> set[str]:
 
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def callbacks_received(stack: ComposeStack, job_id: str, timeout_s: float = 10) -> list[dict]:
+    """The receiver's log lines of the callbacks it took for ``job_id``, once there are any."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        received = [
+            line for line in json_lines(stack.logs("callback-receiver"))
+            if line.get("job_id") == job_id and line.get("msg") == "callback received"
+        ]  # fmt: skip
+        if received or time.monotonic() > deadline:
+            return received
+        time.sleep(0.2)
 
 
 def test_every_service_is_healthy_and_only_the_api_is_published(stack: ComposeStack) -> None:
@@ -139,17 +160,41 @@ def test_the_callback_url_receives_the_job_and_its_request_id(stack: ComposeStac
         {"instances": [GOOD_ROW], "callback_url": "http://callback-receiver:8080/callbacks"},
     )
     job = wait_status(stack, job_id, {"finished", "failed"})
-    deadline = time.monotonic() + 10
-    while True:
-        received = [
-            line for line in json_lines(stack.logs("callback-receiver"))
-            if line.get("job_id") == job_id and line.get("msg") == "callback received"
-        ]  # fmt: skip
-        if received or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    received = callbacks_received(stack, job_id)
     assert len(received) == 1
     assert received[0]["body"] == job
+
+
+RECEIVER_STATUS = """
+import urllib.error, urllib.request
+request = urllib.request.Request(
+    "http://callback-receiver:8080/callbacks", data=b"{}", method="POST", headers=HEADERS)
+try:
+    print(urllib.request.urlopen(request, timeout=5).status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+"""
+
+
+def test_with_keys_and_cors_on_submit_poll_and_callbacks_need_a_key(stack: ComposeStack) -> None:
+    body = {"instances": [GOOD_ROW], "callback_url": "http://callback-receiver:8080/callbacks"}
+    with keys_on(stack, "api", "worker", "callback-receiver"):
+        job_id = assert_guarded(stack, "POST", "/predict", json=body).json()["job_id"]
+        deadline = time.monotonic() + 30
+        while stack.get(f"/jobs/{job_id}", headers=with_key()).json()["status"] != "finished":
+            assert time.monotonic() < deadline, f"job {job_id} did not finish"
+            time.sleep(0.1)
+        job = assert_guarded(stack, "GET", f"/jobs/{job_id}").json()
+        # The worker sent the key: the receiver, which needs one too, took the callback.
+        (received,) = callbacks_received(stack, job_id)
+        assert received["body"] == job
+        for headers, status in (("{}", "401"), (f"{{'X-API-Key': '{E2E_KEY}'}}", "204")):
+            program = RECEIVER_STATUS.replace("HEADERS", headers)
+            ran = stack.compose("exec", "-T", "api", "python", "-c", program)
+            assert ran.strip() == status
+        assert_open_without_a_key(stack)
+        assert_no_key_in_logs(stack)
+    wait_status(stack, submit(stack, {"instances": [GOOD_ROW]}), {"finished"})  # keys off again
 
 
 def test_results_expire_after_the_ttl(stack: ComposeStack) -> None:

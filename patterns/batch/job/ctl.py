@@ -24,10 +24,11 @@ import numpy as np
 import orjson
 import psycopg
 import store
-from pydantic import Field
+from pydantic import Field, SecretStr
 from rq import Queue
 from rq.job import Job
 
+from shared.api_keys import bearer_header
 from shared.jobs import QueueSettings
 from shared.model_metadata import read_metadata
 from shared.postgres import PostgresSettings, connect, password_refused
@@ -42,13 +43,19 @@ class Settings(ModelSettings, PostgresSettings, RedisSettings, QueueSettings):
     """What the command line reaches: the model repository, PostgreSQL, Redis, the api."""
 
     api_url: str = Field("", description="The batch api, e.g. http://api:8080 (for status).")
+    api_key: SecretStr = Field(
+        SecretStr(""), description="The api's key when it needs one (the first of a list)."
+    )
 
 
 def status(settings: Settings) -> dict[str, Any]:
     """The api's ``/progress``, printed as JSON."""
     if not settings.api_url:
         raise SystemExit("set API_URL to the batch api's URL")
-    with urllib.request.urlopen(f"{settings.api_url}/progress", timeout=10) as answer:
+    request = urllib.request.Request(
+        f"{settings.api_url}/progress", headers=bearer_header(settings.api_key)
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
         progress = orjson.loads(answer.read())
     print(orjson.dumps(progress, option=orjson.OPT_INDENT_2).decode())
     return progress

@@ -134,7 +134,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             f"{model.metadata.name} takes {model.n_features} values; "
             f"the preprocessing makes {SPEC.n_values}"
         )
-    record_model(model.metadata.name, model.metadata.version)
+    record_model(model.metadata.name, model.metadata.version, model.metadata.sha256)
     cache = ReadThroughCache.from_settings(settings, name=settings.cache_variant)
     await cache.warm_up()
     log.info(

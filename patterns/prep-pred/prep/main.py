@@ -233,7 +233,7 @@ if pred is not None:
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """The gRPC server (and the channel to the predictor) for the life of the process."""
-    record_model(PREP_MODEL, metadata.version)
+    record_model(PREP_MODEL, metadata.version, metadata.sha256)
     async with (
         connected([pred] if pred is not None else [], settings.pred_timeout_s, settings),
         serving(grpc_server, settings.grpc_port, settings.graceful_shutdown_s, readiness),

@@ -45,7 +45,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     model = load_model(
         settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
     )
-    record_model(model.metadata.name, model.metadata.version)
+    record_model(model.metadata.name, model.metadata.version, model.metadata.sha256)
     yield
 
 

@@ -9,7 +9,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api_fuzz import assert_no_server_errors
+from tests.api_fuzz import (
+    FUZZ_API_KEY,
+    assert_no_server_errors,
+    assert_no_server_errors_with_a_key,
+)
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
 from tests.metrics_text import MetricsChange, sample_total
 
@@ -57,7 +61,8 @@ def test_ready_once_the_model_is_loaded_and_metrics_show_inference(client: TestC
     change = MetricsChange(lambda: client.get("/metrics").text)
     client.post("/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
     metrics = client.get("/metrics").text
-    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1") == 1
+    sha256 = client.get("/model").json()["sha256"]
+    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1", sha256=sha256) == 1
     assert change.increase("mlsp_stage_duration_seconds_count", stage="inference") == 1
     predict = {"method": "POST", "route": "/predict"}
     assert change.increase("mlsp_http_requests_total", **predict, status="200") == 1
@@ -76,6 +81,15 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
 
 def test_generated_requests_get_no_server_error(client: TestClient) -> None:
     assert_no_server_errors(client)
+
+
+def test_generated_requests_with_a_key_set_get_no_server_error(
+    load_service: Callable[..., ModuleType],
+) -> None:
+    service = load_service(
+        "web-single", "api", MAX_INSTANCES="6", MAX_BODY_BYTES="4096", API_KEYS=FUZZ_API_KEY
+    )
+    assert_no_server_errors_with_a_key(service.app)
 
 
 async def test_concurrent_requests_share_model_runs_and_each_gets_its_own_answer(

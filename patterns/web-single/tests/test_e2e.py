@@ -1,12 +1,19 @@
 """web-single end to end: the real stack from docker compose, talked to over HTTP."""
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 
 import httpx
 import orjson
 import pytest
 
+from tests.api_keys_e2e import (
+    assert_guarded,
+    assert_no_key_in_logs,
+    assert_open_without_a_key,
+    keys_on,
+)
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
 from tests.docs_pages import docs_asset_problems
@@ -69,12 +76,33 @@ def test_readiness_metrics_and_request_id_in_the_logs(stack: ComposeStack) -> No
     stack.post("/predict", json={"instances": [GOOD_ROW]}, headers={"X-Request-ID": "e2e-trace-1"})
     assert stack.post("/predict", json={"instances": [[1, 2]]}).status_code == 422
     metrics = stack.get("/metrics").text
-    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1") == 1
+    sha256 = stack.get("/model").json()["sha256"]
+    assert sample_total(metrics, "mlsp_model_info", model="iris", version="1", sha256=sha256) == 1
     predict = {"method": "POST", "route": "/predict"}
     assert change.increase("mlsp_http_requests_total", **predict, status="200") == 1
     assert change.increase("mlsp_http_requests_total", **predict, status="422") == 1
     assert change.increase("mlsp_stage_duration_seconds_count", stage="inference") == 1
     assert stack.traced("api", "e2e-trace-1") == ["POST /predict 200"]
+
+
+def test_the_image_names_its_commit_in_the_build_info(stack: ComposeStack) -> None:
+    head = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    metrics = stack.get("/metrics").text
+    assert sample_total(metrics, "mlsp_build_info", git_sha=head or "unknown") == 1
+
+
+def test_with_keys_and_cors_on_predict_needs_a_key_and_no_log_shows_one(
+    stack: ComposeStack,
+) -> None:
+    with keys_on(stack, "api"):
+        answer = assert_guarded(stack, "POST", "/predict", json={"instances": [GOOD_ROW]})
+        assert answer.json()["predictions"][0]["label"] == "setosa"
+        assert stack.get("/model").status_code == 401
+        assert_open_without_a_key(stack)
+        assert_no_key_in_logs(stack)
+    assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
 def test_docs_are_served(stack: ComposeStack) -> None:
