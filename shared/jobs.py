@@ -82,6 +82,9 @@ class QueueSettings(_EnvSettings):
     queue_full_retry_after_s: int = Field(
         2, ge=1, description="The Retry-After of a submit refused because the queue is full."
     )
+    queue_depth_interval_s: float = Field(
+        5.0, gt=0, description="How often an api reads the queue's depth into mlsp_queue_depth."
+    )
 
 
 class QueueFull(ServiceError):

@@ -73,7 +73,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     While serving, the queue's depth is read into ``mlsp_queue_depth`` every few seconds.
     """
     contract.load()
-    publishing = asyncio.create_task(jobs.publish_depth())
+    publishing = asyncio.create_task(jobs.publish_depth(settings.queue_depth_interval_s))
     yield
     publishing.cancel()
     await redis_conn.aclose()
