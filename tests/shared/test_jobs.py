@@ -5,8 +5,8 @@ import time
 import orjson
 import pytest
 import redis
-from redis import asyncio as aioredis
 from fastapi.testclient import TestClient
+from redis import asyncio as aioredis
 from rq import Queue
 from rq.job import JobStatus
 
