@@ -20,8 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+Answer = TypeVar("Answer")
 
 
 class SlowProxy:
@@ -122,3 +126,21 @@ class SlowProxy:
             with contextlib.suppress(ConnectionError):
                 await sink.drain()
         sink.close()
+
+
+async def one_then_more_while_held(
+    proxy: SlowProxy, send: Callable[[], Awaitable[Answer]], more: int = 5
+) -> list[Answer]:
+    """Send one request and, once a round trip of it is held at ``proxy``, ``more`` others.
+
+    The round trips in flight before (a pool's or a client's start-up) are let through and
+    not counted. Then ``proxy.max_in_flight >= 2`` shows the others' round trips started
+    while the first was held: the service's event loop was not stuck in it.
+    """
+    while proxy.in_flight:
+        await asyncio.sleep(0.05)
+    proxy.reset()
+    first = asyncio.ensure_future(send())
+    assert await asyncio.to_thread(proxy.holding.wait, 10), "no round trip reached the proxy"
+    later = [asyncio.ensure_future(send()) for _ in range(more)]
+    return await asyncio.gather(first, *later)
