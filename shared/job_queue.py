@@ -59,13 +59,15 @@ class JobQueue:
         queue_full_retry_after_s: int = 2,
     ) -> None:
         self.client = client
-        # Never connects: RQ builds its jobs' commands on this client's pipelines.
-        self._recorder = redis.Redis()
+        # RQ builds its jobs' commands on this client's pipelines, which are never executed.
+        # It has nowhere to connect to: a call that RQ made on it directly would fail loudly.
+        self._recorder = redis.Redis(unix_socket_path="/nonexistent/rq-command-recorder")
         self.queue = Queue(name, connection=self._recorder)
         self.max_queued_jobs = max_queued_jobs
         self.queue_full_retry_after_s = queue_full_retry_after_s
         self._waiting: list[_Waiting] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._reading_version: asyncio.Future[dict[str, Any]] | None = None
 
     @property
     def name(self) -> str:
@@ -134,7 +136,10 @@ class JobQueue:
             await asyncio.sleep(interval_s)
 
     async def _server_version(self) -> tuple[int, int, int]:
-        version = str((await self.client.info("server"))["redis_version"])
+        """Redis's version (RQ records it in each job), read once for all the first submits."""
+        if self._reading_version is None or self._reading_version.done():
+            self._reading_version = asyncio.ensure_future(self.client.info("server"))
+        version = str((await asyncio.shield(self._reading_version))["redis_version"])
         major, minor, patch = [*(int(part) for part in version.split(".")[:3]), 0, 0][:3]
         return major, minor, patch
 
