@@ -40,7 +40,7 @@ class PostgresSettings(_EnvSettings):
         4, ge=1, description="Connections an api keeps open (its statements run side by side)."
     )
     postgres_pool_timeout_s: float = Field(
-        1.0, gt=0, description="A request waits this long for a free connection, then gets 503."
+        3.0, gt=0, description="A request waits this long for a free connection, then gets 503."
     )
 
     def connect_options(self, application_name: str) -> dict[str, object]:
