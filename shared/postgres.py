@@ -35,7 +35,9 @@ class PostgresSettings(_EnvSettings):
     postgres_idle_in_transaction_s: float = Field(
         60.0, gt=0, description="A client idle this long inside a transaction is cut off."
     )
-    # POOL_SIZE_MEASURED
+    # 4: make load at pool sizes 1, 4 and 8 (loadtests/reports/pool.md) beat the one connection
+    # at every size but could not separate the sizes on a saturated machine; a few connections
+    # cover what one event loop has waiting, and each costs PostgreSQL a backend.
     postgres_pool_size: int = Field(
         4, ge=1, description="Connections an api keeps open (its statements run side by side)."
     )
