@@ -8,8 +8,8 @@
 * ``mlsp_model_info{model,version}``: which model a service serves.
 * ``mlsp_http_requests_in_flight`` and ``mlsp_http_requests_shed_total``: the
   in-flight bound's count and what it turned away (:mod:`shared.overload`).
-* ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read at scrape time
-  by the api that fills it (:mod:`shared.jobs`).
+* ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read by the api that
+  fills it at each submit and every few seconds (:mod:`shared.job_queue`).
 
 An api served by several processes (``WEB_CONCURRENCY``, :mod:`shared.serve`)
 runs prometheus_client in multiprocess mode: each process writes its values
@@ -61,7 +61,7 @@ STAGE_LATENCY = Histogram(
 )
 QUEUE_DEPTH = Gauge(
     "mlsp_queue_depth",
-    "Jobs waiting in the queue, read at scrape time.",
+    "Jobs waiting in the queue, read at each submit and every QUEUE_DEPTH_INTERVAL_S.",
     ["queue"],
     multiprocess_mode="max",  # every process reads the same queue
 )
