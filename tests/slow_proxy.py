@@ -50,6 +50,15 @@ class SlowProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
 
+    def overlapped_or_shared(self, requests: int) -> bool:
+        """True when ``requests`` requests' round trips overlapped, or fewer were needed.
+
+        A service that batches the requests of a loop turn (one MULTI/EXEC for them all)
+        may need a single round trip in flight; one that waits in its loop needs at least
+        one per request, one after the other.
+        """
+        return self.max_in_flight >= 2 or self.round_trips < requests
+
     def reset(self) -> None:
         """Forget the round trips counted so far (e.g. a pool's connection set-up)."""
         self.max_in_flight = self.in_flight
