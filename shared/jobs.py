@@ -17,19 +17,17 @@ a traceback: ``worker_lost`` when the worker running it died and no retry was
 left, ``timeout`` when it ran past its time limit, ``job_error`` otherwise.
 
 A submit finding the queue at its bound (``MAX_QUEUED_JOBS``) is answered
-``503`` + ``Retry-After`` with code ``queue_full`` (:func:`refuse_when_full`).
+``503`` + ``Retry-After`` with code ``queue_full`` (:class:`shared.job_queue.JobQueue`).
 """
 
-import math
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
-from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
@@ -38,9 +36,12 @@ from starlette.responses import Response
 
 from shared.app import add_hot_route, json_response
 from shared.errors import NotFound, ServiceError
-from shared.metrics import QUEUE_DEPTH, before_each_scrape, stage
+from shared.metrics import stage
 from shared.redis_client import redis_errors
 from shared.settings import _EnvSettings
+
+if TYPE_CHECKING:
+    from shared.job_queue import JobQueue
 
 PublicStatus = Literal["queued", "started", "finished", "failed"]
 
@@ -58,7 +59,7 @@ _PUBLIC_STATUS: dict[JobStatus, PublicStatus] = {
     JobStatus.CANCELED: "failed",
 }
 # RQ makes uuid4 hex ids; anything else can never name a job (and must not reach a Redis key).
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class QueueSettings(_EnvSettings):
@@ -81,6 +82,9 @@ class QueueSettings(_EnvSettings):
     queue_full_retry_after_s: int = Field(
         2, ge=1, description="The Retry-After of a submit refused because the queue is full."
     )
+    queue_depth_interval_s: float = Field(
+        5.0, gt=0, description="How often an api reads the queue's depth into mlsp_queue_depth."
+    )
 
 
 class QueueFull(ServiceError):
@@ -94,34 +98,6 @@ class QueueFull(ServiceError):
             f"the queue is full ({waiting} jobs waiting); retry after {retry_after_s} s",
             headers={"Retry-After": str(retry_after_s)},
         )
-
-
-def refuse_when_full(queue: Queue, settings: QueueSettings) -> None:
-    """Raise :class:`QueueFull` when ``queue`` already holds ``max_queued_jobs`` waiting jobs.
-
-    One LLEN before the enqueue: two submits racing at the bound may both pass, so the
-    queue can overshoot by the number of apis, never grow without bound.
-    """
-    if not settings.max_queued_jobs:
-        return
-    with redis_errors("reading the queue's length"):
-        waiting = queue.count
-    if waiting >= settings.max_queued_jobs:
-        raise QueueFull(waiting, settings.queue_full_retry_after_s)
-
-
-def publish_queue_depth(queue: Queue) -> None:
-    """Read ``queue``'s length into ``mlsp_queue_depth`` at each scrape (NaN: Redis down),
-    in whichever process serves it (:func:`shared.metrics.before_each_scrape`)."""
-    gauge = QUEUE_DEPTH.labels(queue.name)
-
-    def read_depth() -> None:
-        try:
-            gauge.set(float(queue.count))
-        except redis.RedisError:
-            gauge.set(math.nan)
-
-    before_each_scrape(read_depth)
 
 
 class JobError(BaseModel):
@@ -165,7 +141,7 @@ def accepted(job_id: str, path_prefix: str = "/jobs") -> Response:
 
 def fetch_job(connection: redis.Redis, job_id: str) -> Job:
     """The job called ``job_id``, or :class:`NotFound` (unknown, expired or malformed id)."""
-    if not _JOB_ID.match(job_id):
+    if not JOB_ID.match(job_id):
         raise NotFound(f"no job {job_id!r}", field="job_id")
     with redis_errors("reading the job"):
         try:
@@ -204,8 +180,13 @@ def job_body(
 def job_view(job: Job) -> dict[str, Any]:
     """The job resource of a fetched job, with its result or error once it has ended."""
     with redis_errors("reading the job"):
-        status = public_status(job.get_status(refresh=False))
-        latest = job.latest_result() if status in ("finished", "failed") else None
+        ended = public_status(job.get_status(refresh=False)) in ("finished", "failed")
+        return job_view_with(job, job.latest_result() if ended else None)
+
+
+def job_view_with(job: Job, latest: Result | None) -> dict[str, Any]:
+    """The job resource of ``job`` whose latest result (None: none yet) is ``latest``."""
+    status = public_status(job.get_status(refresh=False))
     if status == "finished":
         result = latest.return_value if latest is not None else None
         return job_body(job, status, result=result)
@@ -245,14 +226,18 @@ def error_from_exception(name: str, message: str) -> dict[str, str]:
     return {"code": "job_error", "message": f"{name}: {message}" if message else name}
 
 
-def add_job_route(app: FastAPI, connection: redis.Redis, path_prefix: str = "/jobs") -> None:
-    """``GET <path_prefix>/{job_id}`` on ``app``: the job resource, 404 for an unknown id."""
+def add_job_route(app: FastAPI, jobs: "JobQueue", path_prefix: str = "/jobs") -> None:
+    """``GET <path_prefix>/{job_id}`` on ``app``: the job resource, 404 for an unknown id.
+
+    The job is read with ``jobs`` (:class:`shared.job_queue.JobQueue`): one round trip on
+    the asyncio client, so a poll never holds up the event loop.
+    """
 
     async def get_job(request: Request) -> Response:
         """A job's status, and its result or error once it has ended."""
-        with stage("job_lookup"):
-            body = job_view(fetch_job(connection, request.path_params["job_id"]))
-        return json_response(body)
+        with stage("job_lookup"), redis_errors("reading the job"):
+            job, latest = await jobs.fetch(request.path_params["job_id"])
+        return json_response(job_view_with(job, latest))
 
     path = f"{path_prefix}/{{job_id}}"
     add_hot_route(

@@ -11,8 +11,8 @@
   and the commit its image was built from (build arg ``GIT_SHA``, else ``unknown``).
 * ``mlsp_http_requests_in_flight`` and ``mlsp_http_requests_shed_total``: the
   in-flight bound's count and what it turned away (:mod:`shared.overload`).
-* ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read at scrape time
-  by the api that fills it (:mod:`shared.jobs`, through :func:`before_each_scrape`).
+* ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read by the api that
+  fills it at each submit and every few seconds (:mod:`shared.job_queue`).
 
 An api served by several processes (``WEB_CONCURRENCY``, :mod:`shared.serve`)
 runs prometheus_client in multiprocess mode: each process writes its values
@@ -21,15 +21,14 @@ whichever process serves the scrape. A gauge says how its processes' values
 combine (``multiprocess_mode``); one that does not is reported per process,
 with a ``pid`` label. Gauges read by a callback at scrape time
 (``set_function``) are not written to those files, so they do not exist in that
-mode: a value read at scrape time is set by :func:`before_each_scrape` in the
-process that serves the scrape instead (``mostrecent``), and a count is kept
-with ``inc``/``dec`` (``livesum``: the live processes' sum).
+mode: a value is set when it changes instead (``mostrecent``: the last one set by
+any process), and a count is kept with ``inc``/``dec`` (``livesum``: the live
+processes' sum).
 """
 
 import functools
 import os
 import time
-from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -71,9 +70,9 @@ STAGE_LATENCY = Histogram(
 )
 QUEUE_DEPTH = Gauge(
     "mlsp_queue_depth",
-    "Jobs waiting in the queue, read at scrape time.",
+    "Jobs waiting in the queue, read at each submit and every QUEUE_DEPTH_INTERVAL_S.",
     ["queue"],
-    multiprocess_mode="mostrecent",  # set by the process serving the scrape, just before
+    multiprocess_mode="mostrecent",  # every process reads the same queue: the latest wins
 )
 MODEL_INFO = Gauge(
     "mlsp_model_info",
@@ -121,15 +120,6 @@ def record_model(name: str, version: str, sha256: str = "") -> None:
     MODEL_INFO.labels(name, version, sha256).set(1)
 
 
-_SCRAPE_HOOKS: list[Callable[[], None]] = []
-
-
-def before_each_scrape(hook: Callable[[], None]) -> None:
-    """Run ``hook`` (which sets gauges) in the process serving ``/metrics``, before each
-    scrape: what ``Gauge.set_function`` does, in multiprocess mode too."""
-    _SCRAPE_HOOKS.append(hook)
-
-
 def forget_dead_processes(directory: str | None = None) -> list[int]:
     """Drop the ``live*`` gauge values of server processes that are gone (a crashed one
     leaves its count behind); the pids dropped. Called by each process as it starts, so
@@ -166,6 +156,4 @@ def scraped_registry() -> CollectorRegistry:
 
 async def metrics_endpoint(_: Request) -> Response:
     """``GET /metrics`` in the Prometheus text format."""
-    for hook in _SCRAPE_HOOKS:
-        hook()
     return Response(generate_latest(scraped_registry()), media_type=CONTENT_TYPE_LATEST)

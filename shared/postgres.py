@@ -5,19 +5,21 @@ by URL). Connections get a connect timeout, a statement timeout and an idle-
 in-transaction timeout, so neither a slow query nor a stuck client holds locks
 for long. :func:`postgres_errors` turns failures into the answers a client
 can act on (503 + ``Retry-After`` when the database is down, 504 when a
-statement ran out of time).
+statement ran out of time). An api borrows its connections from
+:class:`AsyncDatabase`, a small pool, and never waits on the database in its
+event loop.
 """
 
-import asyncio
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 from pydantic import Field
 
 from shared.errors import DependencyTimeout, DependencyUnavailable
-from shared.health import Check
+from shared.health import CHECK_TIMEOUT_S, Check
 from shared.health_server import SyncCheck
 from shared.settings import _EnvSettings
 
@@ -32,6 +34,15 @@ class PostgresSettings(_EnvSettings):
     postgres_statement_timeout_s: float = Field(60.0, gt=0, description="Per statement.")
     postgres_idle_in_transaction_s: float = Field(
         60.0, gt=0, description="A client idle this long inside a transaction is cut off."
+    )
+    # 4: make load at pool sizes 1, 4 and 8 (loadtests/reports/pool.md) beat the one connection
+    # at every size but could not separate the sizes on a saturated machine; a few connections
+    # cover what one event loop has waiting, and each costs PostgreSQL a backend.
+    postgres_pool_size: int = Field(
+        4, ge=1, description="Connections an api keeps open (its statements run side by side)."
+    )
+    postgres_pool_timeout_s: float = Field(
+        3.0, gt=0, description="A request waits this long for a free connection, then gets 503."
     )
 
     def connect_options(self, application_name: str) -> dict[str, object]:
@@ -110,51 +121,55 @@ def postgres_check(settings: PostgresSettings, application_name: str) -> SyncChe
     return check
 
 
-class AsyncConnectionHolder:
-    """One asyncio connection for an api, made on first use and remade when it broke.
+class AsyncDatabase:
+    """A small pool of asyncio connections for an api (``psycopg_pool``).
 
-    psycopg serialises the statements of one connection, which suits a small
-    api; a busier one would use a pool.
+    Statements of concurrent requests run side by side on up to
+    ``POSTGRES_POOL_SIZE`` connections, each request borrowing one for as long
+    as it needs. A connection that broke (the server restarted or cut it off)
+    fails the one request that found it, and the pool drops it and opens a new
+    one in the background; the others are not touched. A request finding every
+    connection busy waits up to ``POSTGRES_POOL_TIMEOUT_S``, then gets a 503.
     """
 
     def __init__(self, settings: PostgresSettings, application_name: str) -> None:
         self.settings = settings
-        self.application_name = application_name
-        self._connection: psycopg.AsyncConnection | None = None
-        self._connecting = asyncio.Lock()
+        self.pool = AsyncConnectionPool(
+            settings.database_url,
+            kwargs={"autocommit": True, **settings.connect_options(application_name)},
+            min_size=settings.postgres_pool_size,
+            max_size=settings.postgres_pool_size,
+            timeout=settings.postgres_pool_timeout_s,
+            name=application_name,
+            open=False,
+        )
 
-    def _usable(self) -> bool:
-        connection = self._connection
-        return connection is not None and not connection.closed and not connection.broken
-
-    async def get(self) -> psycopg.AsyncConnection:
-        """The connection, (re)connecting when there is none or it broke (503 when it can't).
-
-        Requests that find no connection at the same moment wait for one connection attempt
-        rather than each opening (and leaking) their own.
-        """
-        if not self._usable():
-            async with self._connecting:
-                if not self._usable():
-                    with postgres_errors("connecting to the database"):
-                        self._connection = await connect_async(self.settings, self.application_name)
-        assert self._connection is not None
-        return self._connection
+    async def open(self) -> None:
+        """Start opening the connections (in the background: a database down now is a 503 later)."""
+        await self.pool.open(wait=False)
 
     async def close(self) -> None:
-        """Close the connection, if any."""
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        """Close every connection."""
+        await self.pool.close()
 
-    def check(self) -> Check:
-        """A readiness check: the connection answers SELECT 1."""
+    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection]:
+        """Borrow a connection for a block (``async with database.connection() as c:``)."""
+        return self.pool.connection()
+
+    def check(self, query: str = "SELECT 1", no_row: str = "no row") -> Check:
+        """A readiness check: a pooled connection answers ``query`` with a row (else ``no_row``).
+
+        The default query always answers a row; pass one over the service's own tables
+        (e.g. ``SELECT 1 FROM items LIMIT 1``) to also check they are filled.
+        """
 
         async def check() -> str | None:
             try:
-                connection = await self.get()
-                await connection.execute("SELECT 1")
-            except (psycopg.Error, DependencyUnavailable) as exc:
+                async with self.pool.connection(timeout=CHECK_TIMEOUT_S / 2) as connection:
+                    cursor = await connection.execute(query)
+                    if await cursor.fetchone() is None:
+                        return f"PostgreSQL: {no_row}"
+            except psycopg.Error as exc:
                 return f"PostgreSQL: {type(exc).__name__}: {str(exc).strip()[:200]}"
             return None
 

@@ -7,9 +7,10 @@ makes a client that gives up quickly instead of hanging a request;
 on (503 + ``Retry-After`` when Redis is down or refuses writes, 504 when it
 is too slow); :func:`redis_check` is the readiness check.
 
-Calls are made from the event loop: a Redis round trip on the compose network
-takes about 0.1 ms, less than a thread-pool hop, and the socket timeout bounds
-the worst case.
+An api's calls go through :func:`connect_async` (``redis.asyncio``): a
+synchronous call in an ``async`` handler would stop every other request of the
+process for its round trip. :func:`connect` is for workers and tools, which
+have no event loop to hold up.
 """
 
 import logging
@@ -84,12 +85,12 @@ def redis_errors(action: str, retry_after_s: int = 2) -> Iterator[None]:
         ) from exc
 
 
-def redis_check(client: redis.Redis) -> Check:
-    """A readiness check that passes while ``client`` gets an answer to PING."""
+def redis_check(client: aioredis.Redis) -> Check:
+    """A readiness check that passes while ``client`` (asyncio) gets an answer to PING."""
 
     async def check() -> str | None:
         try:
-            client.ping()
+            await client.ping()
         except redis.RedisError as exc:
             return f"Redis: {type(exc).__name__}: {exc}"
         return None

@@ -12,7 +12,7 @@ from rq import Callback, Queue, Retry
 
 from shared.callbacks import CallbackSettings, check_callback_url, deliver
 from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
-from shared.redis_client import RedisSettings, connect, redis_check, redis_errors
+from shared.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 from shared.worker import LiveWorker, WorkerSettings
 from tests.compose_stack import free_port
 
@@ -138,8 +138,8 @@ def test_redis_failures_become_answers_a_client_can_act_on() -> None:
 
 
 def test_redis_check_reports_a_down_redis(redis_url: str) -> None:
-    assert asyncio.run(redis_check(connect(RedisSettings(redis_url=redis_url)))()) is None
-    down = connect(RedisSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    assert asyncio.run(redis_check(connect_async(RedisSettings(redis_url=redis_url)))()) is None
+    down = connect_async(RedisSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     reason = asyncio.run(redis_check(down)())
     assert reason is not None
     assert reason.startswith("Redis: ConnectionError")

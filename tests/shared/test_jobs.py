@@ -6,11 +6,13 @@ import orjson
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from redis import asyncio as aioredis
 from rq import Queue
 from rq.job import JobStatus
 
 from shared.app import create_app
 from shared.errors import NotFound
+from shared.job_queue import JobQueue
 from shared.jobs import (
     accepted,
     add_job_route,
@@ -122,9 +124,9 @@ def test_accepted_is_a_202_with_the_location() -> None:
     assert orjson.loads(answer.body) == {"job_id": "abc", "status": "queued", "url": "/jobs/abc"}
 
 
-def test_the_job_route_answers_and_documents_the_id(client: redis.Redis) -> None:
+def test_the_job_route_answers_and_documents_the_id(client: redis.Redis, redis_url: str) -> None:
     app = create_app(ServiceSettings(), title="t")
-    add_job_route(app, client, "/runs")
+    add_job_route(app, JobQueue(aioredis.Redis.from_url(redis_url), "test"), "/runs")
     job = Queue("test", connection=client).enqueue("tests.shared.jobfuncs.add", 2, 2)
     with TestClient(app) as http:
         change = MetricsChange(lambda: http.get("/metrics").text)
@@ -139,7 +141,8 @@ def test_the_job_route_answers_and_documents_the_id(client: redis.Redis) -> None
 
 def test_redis_down_is_a_503_with_retry_after() -> None:
     app = create_app(ServiceSettings(), title="t")
-    add_job_route(app, redis.Redis(port=1, socket_connect_timeout=0.2), "/jobs")
+    down = aioredis.Redis(port=1, socket_connect_timeout=0.2)
+    add_job_route(app, JobQueue(down, "test"), "/jobs")
     with TestClient(app) as http:
         answer = http.get("/jobs/" + "a" * 32)
     assert answer.status_code == 503

@@ -26,14 +26,13 @@ sys.stdin.read()
 """
 #: A process serving a scrape: one request in flight, one left, an RQ queue of 7 jobs.
 SCRAPING = """
-import asyncio, types
-from shared.jobs import publish_queue_depth
-from shared.metrics import metrics_endpoint
+import asyncio
+from shared.metrics import QUEUE_DEPTH, metrics_endpoint
 from shared.overload import InFlightLimit
 limit = InFlightLimit(0)
 limit.publish()
 limit.enter(); limit.enter(); limit.leave()
-publish_queue_depth(types.SimpleNamespace(name="predict", count=7))
+QUEUE_DEPTH.labels("predict").set(7)
 print(asyncio.run(metrics_endpoint(None)).body.decode())
 """
 

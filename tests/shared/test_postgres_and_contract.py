@@ -11,7 +11,7 @@ from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
 from shared.model import ModelError
 from shared.model_metadata import InputContract, read_metadata
 from shared.postgres import (
-    AsyncConnectionHolder,
+    AsyncDatabase,
     PostgresSettings,
     connect,
     postgres_check,
@@ -46,25 +46,57 @@ def test_the_readiness_check_passes_on_a_live_database(postgres_url: str) -> Non
     assert postgres_check(PostgresSettings(database_url=postgres_url), "unit")() is None
 
 
-def test_the_api_connection_comes_back_after_the_server_drops_it(postgres_url: str) -> None:
-    holder = AsyncConnectionHolder(PostgresSettings(database_url=postgres_url), "unit-api")
+def test_a_pooled_connection_cut_off_by_the_server_fails_one_request_at_most(
+    postgres_url: str,
+) -> None:
+    settings = PostgresSettings(database_url=postgres_url, postgres_pool_size=3)
+    database = AsyncDatabase(settings, "unit-pool")
 
-    async def scenario() -> None:
-        first = await holder.get()
-        assert await holder.check()() is None
+    async def one_request() -> bool:
+        try:
+            with postgres_errors("reading"):
+                async with database.connection() as connection:
+                    cursor = await connection.execute("SELECT 41 + 1")
+                    return await cursor.fetchone() == (42,)
+        except DependencyUnavailable:
+            return False
+
+    async def scenario() -> list[bool]:
+        await database.open()
+        await database.pool.wait()
+        assert await database.check()() is None
         with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'unit-api'"
-            )
-        with pytest.raises(psycopg.OperationalError):
-            await first.execute("SELECT 1")
-        second = await holder.get()
-        assert second is not first
-        assert await (await second.execute("SELECT 41 + 1")).fetchone() == (42,)
-        await holder.close()
+            (cut,) = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity "
+                "WHERE application_name = 'unit-pool' LIMIT 1) AS one"
+            ).fetchone()
+        assert cut == 1
+        # Every pooled connection is borrowed in turn, the cut one among them.
+        answers = [await one_request() for _ in range(3 * settings.postgres_pool_size)]
+        answers += await asyncio.gather(*(one_request() for _ in range(10)))
+        assert database.pool.get_stats()["returns_bad"] == 1  # found broken, dropped, replaced
+        await database.close()
+        return answers
 
-    asyncio.run(scenario())
+    answers = asyncio.run(scenario())
+    assert answers.count(False) <= 1
+    assert answers[-10:] == [True] * 10
+
+
+def test_the_pools_check_reports_a_down_database() -> None:
+    settings = PostgresSettings(database_url=f"postgresql://x@127.0.0.1:{free_port()}/x")
+    database = AsyncDatabase(settings, "unit-down")
+
+    async def scenario() -> str | None:
+        await database.open()
+        try:
+            return await database.check()()
+        finally:
+            await database.close()
+
+    reason = asyncio.run(scenario())
+    assert reason is not None
+    assert reason.startswith("PostgreSQL: PoolTimeout")
 
 
 def test_the_input_contract_decodes_against_the_metadata(model_repo: Path) -> None:

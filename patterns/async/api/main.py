@@ -3,36 +3,33 @@
 ``POST /predict`` validates the rows against the model's metadata (bad input
 is a 422 now, never a failed job later), puts a job on the Redis queue (RQ)
 and answers ``202`` with the job's URL; a full queue (``MAX_QUEUED_JOBS`` waiting)
-answers ``503`` + ``Retry-After`` instead. ``GET /jobs/{job_id}`` answers its
+answers ``503`` + ``Retry-After`` instead. Redis is only ever awaited
+(:class:`shared.job_queue.JobQueue`): the submits of one event-loop turn go to
+Redis in one round trip, in RQ's own job format. ``GET /jobs/{job_id}`` answers its
 status and, once it has ended, its result (the body web-single's ``/predict``
 answers) or its error. A body may name a ``callback_url`` that receives the
 same JSON when the job ends (hosts on ``CALLBACK_ALLOWED_HOSTS`` only).
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from pydantic import Field
-from rq import Callback, Queue, Retry
+from rq import Callback, Retry
 from starlette.responses import Response
 
 from shared.app import add_hot_route, create_app
 from shared.callbacks import META_KEY, CallbackSettings, check_callback_url
 from shared.health import Readiness
-from shared.jobs import (
-    JobAccepted,
-    QueueSettings,
-    accepted,
-    add_job_route,
-    publish_queue_depth,
-    refuse_when_full,
-)
+from shared.job_queue import JobQueue
+from shared.jobs import JobAccepted, QueueSettings, accepted, add_job_route
 from shared.logs import request_id_var
 from shared.metrics import stage
 from shared.model_metadata import InputContract
-from shared.redis_client import RedisSettings, connect, redis_check, redis_errors
+from shared.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 from shared.schemas import PredictRequest, decode_json
 from shared.settings import ModelSettings, ServiceSettings
 
@@ -56,20 +53,30 @@ class SubmitRequest(PredictRequest):
 
 
 settings = Settings()
-redis_conn = connect(settings, client_name="async-api")
-queue = Queue(settings.queue_name, connection=redis_conn)
+redis_conn = connect_async(settings, client_name="async-api")
+jobs = JobQueue(
+    redis_conn,
+    settings.queue_name,
+    max_queued_jobs=settings.max_queued_jobs,
+    queue_full_retry_after_s=settings.queue_full_retry_after_s,
+)
 contract = InputContract(settings)
 readiness = Readiness()
 readiness.add("model", contract.check)
 readiness.add("redis", redis_check(redis_conn))
-publish_queue_depth(queue)
 
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """Read the model's input contract before taking traffic; a missing model stops the start."""
+    """Read the model's input contract before taking traffic; a missing model stops the start.
+
+    While serving, the queue's depth is read into ``mlsp_queue_depth`` every few seconds.
+    """
     contract.load()
+    publishing = asyncio.create_task(jobs.publish_depth(settings.queue_depth_interval_s))
     yield
+    publishing.cancel()
+    await redis_conn.aclose()
 
 
 app = create_app(
@@ -112,9 +119,8 @@ async def predict(request: Request) -> Response:
     body = await request.body()
     rows = contract.decode(body)
     callback_url = callback_url_of(body)
-    refuse_when_full(queue, settings)
     with stage("enqueue"), redis_errors("queueing the job", settings.redis_retry_after_s):
-        job = queue.enqueue_call(
+        job = await jobs.enqueue_call(
             PREDICT_JOB,
             args=(rows.tolist(),),
             description=f"predict {len(rows)} rows",
@@ -124,4 +130,4 @@ async def predict(request: Request) -> Response:
 
 
 add_hot_route(app, "/predict", predict, request_model=SubmitRequest, response_model=JobAccepted)
-add_job_route(app, redis_conn)
+add_job_route(app, jobs)

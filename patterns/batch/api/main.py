@@ -20,17 +20,17 @@ import orjson
 from fastapi import FastAPI, Request
 from psycopg.rows import dict_row
 from pydantic import BaseModel
-from rq import Queue
 from starlette.responses import Response
 
 from shared.app import add_hot_route, create_app, json_response
 from shared.errors import NotFound
 from shared.health import Readiness
+from shared.job_queue import JobQueue
 from shared.jobs import JobAccepted, QueueSettings, accepted, add_job_route, timestamp
 from shared.metrics import stage
 from shared.model_metadata import InputContract
-from shared.postgres import AsyncConnectionHolder, PostgresSettings, postgres_errors
-from shared.redis_client import RedisSettings, connect, redis_check, redis_errors
+from shared.postgres import AsyncDatabase, PostgresSettings, postgres_errors
+from shared.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 from shared.schemas import PredictRequest
 from shared.settings import ModelSettings, ServiceSettings
 
@@ -79,9 +79,9 @@ class RowsAccepted(BaseModel):
 
 
 settings = Settings()
-redis_conn = connect(settings, client_name="batch-api")
-queue = Queue(settings.queue_name, connection=redis_conn)
-database = AsyncConnectionHolder(settings, "batch-api")
+redis_conn = connect_async(settings, client_name="batch-api")
+runs = JobQueue(redis_conn, settings.queue_name)
+database = AsyncDatabase(settings, "batch-api")
 contract = InputContract(settings)
 readiness = Readiness()
 readiness.add("model", contract.check)
@@ -91,10 +91,12 @@ readiness.add("postgres", database.check())
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """Read the model's input contract before taking traffic; close the database at the end."""
+    """Read the model's input contract and open the pool before taking traffic; close at the end."""
     contract.load()
+    await database.open()
     yield
     await database.close()
+    await redis_conn.aclose()
 
 
 app = create_app(
@@ -111,9 +113,9 @@ async def add_rows(request: Request) -> Response:
     """Add the instances as pending rows; they are predicted by the next run."""
     rows = contract.decode(await request.body())
     with stage("insert"), postgres_errors("storing the rows"):
-        connection = await database.get()
-        cursor = await connection.execute(INSERT_ROWS, (orjson.dumps(rows.tolist()).decode(),))
-        ids = sorted(row_id for (row_id,) in await cursor.fetchall())
+        async with database.connection() as connection:
+            cursor = await connection.execute(INSERT_ROWS, (orjson.dumps(rows.tolist()).decode(),))
+            ids = sorted(row_id for (row_id,) in await cursor.fetchall())
     return json_response({"ids": ids, "status": "pending"}, 202)
 
 
@@ -157,8 +159,10 @@ async def progress() -> Response:
 
 async def _fetch(query: str, params: tuple[Any, ...], action: str) -> list[dict[str, Any]]:
     with postgres_errors(action):
-        connection = await database.get()
-        async with connection.cursor(row_factory=dict_row) as cursor:
+        async with (
+            database.connection() as connection,
+            connection.cursor(row_factory=dict_row) as cursor,
+        ):
             await cursor.execute(query, params)
             return await cursor.fetchall()
 
@@ -177,7 +181,7 @@ def _run(run: dict[str, Any]) -> dict[str, Any]:
 async def start_run(_: Request) -> Response:
     """Start a run now; poll ``/runs/{id}`` (its result names the drains it started)."""
     with redis_errors("queueing the run", settings.redis_retry_after_s):
-        job = queue.enqueue_call(
+        job = await runs.enqueue_call(
             START_RUN_JOB,
             kwargs={"trigger": "api"},
             timeout=60,
@@ -189,4 +193,4 @@ async def start_run(_: Request) -> Response:
 
 
 add_hot_route(app, "/runs", start_run, request_model=None, response_model=JobAccepted)
-add_job_route(app, redis_conn, "/runs")
+add_job_route(app, runs, "/runs")

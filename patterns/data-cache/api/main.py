@@ -31,7 +31,6 @@ from typing import Literal
 
 import numpy as np
 import orjson
-import psycopg
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from starlette.requests import Request
@@ -40,11 +39,11 @@ from starlette.responses import Response
 from shared import imageprep
 from shared.app import add_hot_route, create_app, json_response
 from shared.cache import CacheSettings, ReadThroughCache
-from shared.errors import DependencyUnavailable, InvalidInput, NotFound
+from shared.errors import InvalidInput, NotFound
 from shared.health import Readiness
 from shared.metrics import record_model, stage
 from shared.model import ModelError, ModelMetadata, OnnxModel, load_model
-from shared.postgres import AsyncConnectionHolder, PostgresSettings, postgres_errors
+from shared.postgres import AsyncDatabase, PostgresSettings, postgres_errors
 from shared.schemas import Prediction, decode_json, prediction_body
 from shared.settings import ModelSettings, ServiceSettings
 
@@ -95,7 +94,7 @@ class _ItemMissing(Exception):
 
 
 settings = Settings()
-database = AsyncConnectionHolder(settings, "data-cache-api")
+database = AsyncDatabase(settings, "data-cache-api")
 readiness = Readiness()
 model: OnnxModel | None = None
 cache: ReadThroughCache | None = None
@@ -106,19 +105,11 @@ async def model_loaded() -> str | None:
     return None if model is not None else "model not loaded"
 
 
-async def items_readable() -> str | None:
-    """Readiness: PostgreSQL answers and the seed has filled the items table."""
-    try:
-        connection = await database.get()
-        cursor = await connection.execute("SELECT 1 FROM items LIMIT 1")
-        if await cursor.fetchone() is None:
-            return "PostgreSQL: the items table is empty (the seed has not run)"
-    except (psycopg.Error, DependencyUnavailable) as exc:
-        return f"PostgreSQL: {type(exc).__name__}: {str(exc).strip()[:200]}"
-    return None
-
-
 readiness.add("model", model_loaded)
+# Ready once PostgreSQL answers and the seed has filled the items table.
+items_readable = database.check(
+    "SELECT 1 FROM items LIMIT 1", no_row="the items table is empty (the seed has not run)"
+)
 readiness.add("postgres", items_readable)
 
 
@@ -135,6 +126,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             f"the preprocessing makes {SPEC.n_values}"
         )
     record_model(model.metadata.name, model.metadata.version, model.metadata.sha256)
+    await database.open()
     cache = ReadThroughCache.from_settings(settings, name=settings.cache_variant)
     await cache.warm_up()
     log.info(
@@ -195,9 +187,9 @@ def decode_ids(body: bytes, max_ids: int) -> list[int]:
 async def fetch_image(item_id: int) -> bytes:
     """The item's stored PNG, from PostgreSQL (503/504 when the database fails)."""
     with stage("db_fetch"), postgres_errors("reading the item"):
-        connection = await database.get()
-        cursor = await connection.execute(FETCH_IMAGE, (item_id,))
-        row = await cursor.fetchone()
+        async with database.connection() as connection:
+            cursor = await connection.execute(FETCH_IMAGE, (item_id,))
+            row = await cursor.fetchone()
     if row is None:
         raise _ItemMissing(item_id)
     return row[0]
@@ -256,9 +248,9 @@ add_hot_route(
 async def item_image(item_id: int) -> Response:
     """The item as stored: its PNG, straight from PostgreSQL (``X-Item-Label``: its true digit)."""
     with postgres_errors("reading the item"):
-        connection = await database.get()
-        cursor = await connection.execute(FETCH_ITEM, (item_id,))
-        row = await cursor.fetchone()
+        async with database.connection() as connection:
+            cursor = await connection.execute(FETCH_ITEM, (item_id,))
+            row = await cursor.fetchone()
     if row is None:
         raise NotFound(f"no item {item_id}", field="item_id")
     image, label = row
