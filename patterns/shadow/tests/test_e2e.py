@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.chaos import Load, fault
+from tests.chaos import Fault, Load, fault
 from tests.compose_config import compose_config
 from tests.compose_stack import ComposeStack
 from tests.metrics_text import MetricsChange
@@ -74,26 +74,27 @@ def test_a_stopped_candidate_fails_no_request(stack: ComposeStack) -> None:
     change = metrics(stack)
     load = Load(stack).start()
     try:
-        result = fault(stack, load, "candidate")
+        result = fault(stack, load, Fault("candidate"))
     finally:
         load.stop()
     assert result.requests > 0
-    assert result.failed == 0, (result.failed_by, failed_answers(stack))
+    assert result.failed == 0, (result.failures, failed_answers(stack))
     assert result.problems() == []
     assert change.increase("mlsp_mirror_calls_total", mirror="candidate", outcome="failed") > 0
     assert stack.get("/health/ready").status_code == 200
 
 
 def test_a_slow_candidate_fails_no_request(stack: ComposeStack) -> None:
-    # Slower than the mirror's deadline (CANDIDATE_TIMEOUT_S=0.5): every mirror times out.
+    # Slower than the mirror's deadline (CANDIDATE_TIMEOUT_S=0.5; tests.chaos.SLOWED: 2 s):
+    # every mirror times out.
     change = metrics(stack)
     load = Load(stack).start()
     try:
-        result = fault(stack, load, "candidate", slowed={"CANDIDATE_DELAY_MS": "1000"})
+        result = fault(stack, load, Fault("candidate", "slow"))
     finally:
         load.stop()
     assert result.requests > 0
-    assert result.failed == 0, (result.failed_by, failed_answers(stack))
+    assert result.failed == 0, (result.failures, failed_answers(stack))
     assert result.problems() == []
     assert change.increase("mlsp_mirror_calls_total", mirror="candidate", outcome="timeout") > 0
 
