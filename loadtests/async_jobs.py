@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
+from tests.compose_stack import container_metrics
+from tests.metrics_text import sample_total
 
 REPORT = Path(__file__).resolve().parent / "reports" / "async-jobs.md"
 E2E = "E2E"  # the Locust type of the end-to-end entry ("job completed")
@@ -49,10 +49,6 @@ while queue.finished_job_registry.count < done_before + n:
     time.sleep(0.05)
 print(time.perf_counter() - started)
 """
-_METRICS = (
-    "import urllib.request as u; "
-    "print(u.urlopen('http://127.0.0.1:8080/metrics', timeout=5).read().decode())"
-)
 
 
 @dataclass
@@ -103,34 +99,24 @@ def compose(checkout: Checkout, port: int, *args: str) -> str:
 def workers_metrics(checkout: Checkout, port: int) -> dict[str, float]:
     """Sums over the running workers of the samples this report reads."""
     ids = compose(checkout, port, "ps", "-q", "worker").split()
-    wanted = {  # key: (sample name, its stage label or None)
-        "job_sum": ("mlsp_stage_duration_seconds_sum", "job"),
-        "job_count": ("mlsp_stage_duration_seconds_count", "job"),
-        "inference_sum": ("mlsp_stage_duration_seconds_sum", "inference"),
-        "batch_sum": ("mlsp_worker_batch_jobs_sum", None),
-        "batch_count": ("mlsp_worker_batch_jobs_count", None),
-        "cpu_seconds": ("process_cpu_seconds_total", None),
+    wanted = {  # key: (sample name, its labels)
+        "job_sum": ("mlsp_stage_duration_seconds_sum", {"stage": "job"}),
+        "job_count": ("mlsp_stage_duration_seconds_count", {"stage": "job"}),
+        "inference_sum": ("mlsp_stage_duration_seconds_sum", {"stage": "inference"}),
+        "batch_sum": ("mlsp_worker_batch_jobs_sum", {}),
+        "batch_count": ("mlsp_worker_batch_jobs_count", {}),
+        "cpu_seconds": ("process_cpu_seconds_total", {}),
     }
-    totals = dict.fromkeys(wanted, 0.0)
-    for container in ids:
-        text = subprocess.run(
-            ["docker", "exec", container, "python", "-c", _METRICS],
-            capture_output=True, text=True, check=True, timeout=30,
-        ).stdout  # fmt: skip
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                for key, (name, stage) in wanted.items():
-                    if sample.name == name and sample.labels.get("stage") == stage:
-                        totals[key] += sample.value
-    return totals
+    pages = [container_metrics(container) for container in ids]
+    return {
+        key: sum(sample_total(page, name, **labels) for page in pages)
+        for key, (name, labels) in wanted.items()
+    }
 
 
 def load_average() -> str:
-    """The 1-minute load average, from uptime."""
-    match = re.search(r"load average: ([\d.]+)", subprocess.run(
-        ["uptime"], capture_output=True, text=True, check=True
-    ).stdout)  # fmt: skip
-    return match.group(1) if match else "?"
+    """The 1-minute load average."""
+    return f"{os.getloadavg()[0]:.2f}"
 
 
 def e2e_row(stats_csv: Path) -> dict[str, str]:
