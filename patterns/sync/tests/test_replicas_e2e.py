@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chaos import Load
 from tests.compose_stack import ComposeStack
+from tests.metrics_text import infer_calls, sample_total
 
 pytestmark = pytest.mark.e2e
 
@@ -58,29 +58,14 @@ def healthy(container: str) -> bool:
     return status.stdout.strip() == "healthy"
 
 
-def infer_calls(stack: ComposeStack, container: str, protocol: str) -> float:
-    """The inference calls one predictor has answered, from its own metrics."""
-    total = 0.0
-    for family in text_string_to_metric_families(stack.metrics_of(container)):
-        for sample in family.samples:
-            if protocol == "grpc" and sample.name == "mlsp_grpc_requests_total":
-                total += sample.value if sample.labels["method"] == "ModelInfer" else 0
-            elif protocol == "rest" and sample.name == "mlsp_http_requests_total":
-                total += sample.value if sample.labels["route"].endswith("/infer") else 0
-    return total
-
-
 def retries(stack: ComposeStack) -> float:
     """The api's retries of predictor calls so far, from its metrics."""
-    for family in text_string_to_metric_families(stack.get("/metrics").text):
-        for sample in family.samples:
-            if sample.name == "mlsp_outbound_retries_total":
-                return sample.value
-    return 0.0
+    return sample_total(stack.get("/metrics").text, "mlsp_outbound_retries_total")
 
 
-def calls_by_replica(stack: ComposeStack, containers: list[str], protocol: str) -> list[float]:
-    return [infer_calls(stack, container, protocol) for container in containers]
+def calls_by_replica(stack: ComposeStack, containers: list[str]) -> list[float]:
+    """The inference calls each replica has answered, over either protocol, from its metrics."""
+    return [infer_calls(stack.metrics_of(container)) for container in containers]
 
 
 def docker(*args: str) -> None:
@@ -111,7 +96,7 @@ def test_a_replica_stopped_or_killed_under_load_fails_no_request(
     stack: ComposeStack, protocol: str, how: str
 ) -> None:
     first, second = scale(stack, 2)
-    before = calls_by_replica(stack, [first, second], protocol)
+    before = calls_by_replica(stack, [first, second])
     retried = retries(stack)
     load = under_load(stack, [how, first])
     failed = sum(not sample.ok for sample in load.samples)
@@ -119,7 +104,7 @@ def test_a_replica_stopped_or_killed_under_load_fails_no_request(
         f"\n{protocol}, docker {how} of 1 of 2 replicas: {failed} of {len(load.samples)} "
         f"requests failed, {retries(stack) - retried:g} calls retried"
     )
-    served = infer_calls(stack, second, protocol) - before[1]
+    served = infer_calls(stack.metrics_of(second)) - before[1]
     try:
         assert failed == 0
         assert len(load.samples) > 100
@@ -134,14 +119,14 @@ def test_calls_spread_evenly_over_three_replicas(stack: ComposeStack, protocol: 
     try:
         joined = time.monotonic()
         stack.wait_for(  # the replicas that just came are found by the next lookup
-            lambda: all(calls_by_replica(stack, containers, protocol)),
+            lambda: all(calls_by_replica(stack, containers)),
             "every replica to get calls",
             timeout_s=60,
         )
         print(f"\n{protocol}: every replica had calls {time.monotonic() - joined:.1f} s after")
-        before = calls_by_replica(stack, containers, protocol)
+        before = calls_by_replica(stack, containers)
         time.sleep(LOAD_S)
-        after = calls_by_replica(stack, containers, protocol)
+        after = calls_by_replica(stack, containers)
     finally:
         load.stop()
     calls = [a - b for a, b in zip(after, before, strict=True)]
