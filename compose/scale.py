@@ -6,10 +6,11 @@ prints the ``docker compose up`` flags (``--scale predictor=2 ...``; nothing whe
 is given: each service keeps its compose file's count), or one line naming the bad value
 and exits 2, so that nothing starts. ``--replicas`` sets every scalable tier of the
 pattern (:func:`compose.config.scalable_services`); ``--scale`` then sets single ones.
-The values are checked first; then, to read the pattern's services, the compose CLI must
-answer: on a machine without an engine this makes sure of one as ``make up`` does
-(``compose/offline/ensure-docker.sh``), so a bad value never installs anything and a good
-one never fails for want of what ``make up`` would have installed.
+The values are checked first; then, to read the pattern's services, a compose CLI must
+answer (``config`` needs no engine: :func:`compose.config.compose_command`). Where none
+does, this makes sure of one as ``make up`` does (``compose/offline/ensure-docker.sh``), so
+a bad value never installs anything, a good one never fails for want of what ``make up``
+would have installed, and no engine is started just to read a file.
 Standard library only: ``make up`` runs it with the system Python.
 """
 
@@ -18,7 +19,7 @@ import re
 import subprocess
 import sys
 
-from compose.config import ROOT, ComposeError, compose_config, scalable_services
+from compose.config import ROOT, ComposeError, compose_command, compose_config, scalable_services
 
 #: Brings up a Docker engine and the compose plugin where none answers (or says what to
 #: install); does nothing when they answer.
@@ -58,7 +59,7 @@ def scale_flags(pattern: str, replicas: str, scale: str) -> list[str]:
     single = parse_scale(scale)
     if every is None and not single:
         return []
-    ensure_docker()
+    ensure_compose_cli()
     services = scalable_services(compose_config(pattern))
     unknown = sorted(set(single) - set(services))
     if unknown:
@@ -71,8 +72,14 @@ def scale_flags(pattern: str, replicas: str, scale: str) -> list[str]:
     return [flag for name, n in counts.items() for flag in ("--scale", f"{name}={n}")]
 
 
-def ensure_docker() -> None:
-    """Make sure the engine and compose answer (:data:`ENSURE_DOCKER`); ComposeError if not."""
+def ensure_compose_cli() -> None:
+    """A compose CLI answers, as it is or by :data:`ENSURE_DOCKER`; ComposeError if not."""
+    try:
+        version = subprocess.run([*compose_command(), "version"], capture_output=True, check=False)
+        if version.returncode == 0:
+            return
+    except OSError:  # no docker CLI at all
+        pass
     # Its output (an install's) goes to stderr: stdout is the flags make reads.
     if subprocess.run([str(ENSURE_DOCKER)], stdout=STDERR_FD, check=False).returncode != 0:
         raise ComposeError("no Docker engine or compose plugin (see the lines above)")

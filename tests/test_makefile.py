@@ -1,8 +1,15 @@
 """The Makefile's guards and help, without Docker."""
 
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 from conftest import REPO_ROOT
+
+#: The pinned compose CLI ``make test`` installs: reading a compose file needs no engine, so
+#: no check here may start (or install) one.
+PINNED_COMPOSE = Path(sys.executable).parent / "docker-compose"
 
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:
@@ -12,6 +19,7 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         check=False,
+        env=os.environ | {"DOCKER_COMPOSE": str(PINNED_COMPOSE)},
     )
 
 

@@ -1,5 +1,6 @@
 """compose/scale.py, the replicas knob of `make up`: values checked before anything runs,
-and the engine made sure of before the compose CLI is asked for the pattern's services."""
+and a compose CLI made sure of (no engine started while one answers) before it is asked for
+the pattern's services."""
 
 from pathlib import Path
 
@@ -19,6 +20,36 @@ def ensure_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
+@pytest.fixture
+def no_compose_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No compose CLI answers: one absent, one that fails."""
+    monkeypatch.setattr(scale, "compose_command", lambda: ["false"])
+
+
+def test_a_compose_cli_that_answers_needs_no_engine(
+    ensure_log: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(scale, "compose_command", lambda: ["true"])
+    monkeypatch.setattr(
+        scale,
+        "compose_config",
+        lambda pattern: {"services": {"pred": {"image": "mlsp/x", "restart": "always"}}},
+    )
+    assert scale.main(["sync", "--replicas", "2"]) == 0
+    assert capfd.readouterr().out == "--scale pred=2\n"
+    assert not ensure_log.exists()
+
+
+def test_a_missing_docker_cli_is_made_sure_of(
+    ensure_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scale, "compose_command", lambda: ["/nonexistent/docker", "compose"])
+    monkeypatch.setattr(scale, "compose_config", lambda pattern: {"services": {}})
+    assert scale.main(["sync", "--replicas", "2"]) == 0
+    assert ensure_log.read_text() == "ensured\n"
+
+
+@pytest.mark.usefixtures("no_compose_cli")
 def test_the_engine_is_made_sure_of_before_compose_is_read(
     ensure_log: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -50,6 +81,7 @@ def test_no_knob_needs_no_engine(ensure_log: Path, capfd: pytest.CaptureFixture[
     assert capfd.readouterr().out == "\n"
 
 
+@pytest.mark.usefixtures("no_compose_cli")
 def test_no_engine_is_one_more_line_and_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
