@@ -32,7 +32,9 @@ def test_rollout_to_2_and_back_fails_no_request() -> None:
         load = Load(stack).start()
         try:
             forward = rollout_under_load(stack, load, "1", "2")
+            model_after_forward = stack.get("/model").json()
             back = rollout_under_load(stack, load, "2", "1")
+            model_after_back = stack.get("/model").json()
         finally:
             load.stop()
     finally:
@@ -43,3 +45,5 @@ def test_rollout_to_2_and_back_fails_no_request() -> None:
         assert result.failed == 0, result.timeline()
         assert result.last_version() == version
         assert result.answered(version), "no answer of the new version"
+    # GET /model describes the version the predictors serve, not the highest one there is.
+    assert (model_after_forward["version"], model_after_back["version"]) == ("2", "1")

@@ -73,11 +73,20 @@ class ModelPeer:
     update changes), and :meth:`infer_versioned` says which version that was.
     """
 
-    def __init__(self, role: str, url: str, metadata: ModelMetadata, pinned: bool = True) -> None:
+    def __init__(
+        self,
+        role: str,
+        url: str,
+        metadata: ModelMetadata,
+        pinned: bool = True,
+        model_dir: Path | None = None,
+    ) -> None:
         self.role = role
         self.url = url
         self.metadata = metadata
         self.pinned = pinned
+        self.model_dir = model_dir  # where the other versions' metadata is (unpinned peers)
+        self.answered_version: str | None = None  # the version of the latest answer
         self.client: V2Client | V2RestClient | None = None
         self.coalescer: Coalescer | None = None
 
@@ -98,7 +107,7 @@ class ModelPeer:
         metadata = load_metadata(model_dir, model, version)
         if metadata.task != task:
             raise ModelError(f"{role} model {model!r} does {metadata.task!r}, not {task!r}")
-        return cls(role, url, metadata, pinned)
+        return cls(role, url, metadata, pinned, model_dir)
 
     @classmethod
     def predictor(cls, settings: PredictorPeerSettings, follow: bool = False) -> "ModelPeer":
@@ -175,7 +184,22 @@ class ModelPeer:
         versions = answer.pop(ANSWERED_VERSION, None)
         if versions is None or not len(versions) or not versions[0]:
             return answer, self.metadata.version
-        return answer, str(versions[0])
+        self.answered_version = str(versions[0])
+        return answer, self.answered_version
+
+    async def served_metadata(self) -> ModelMetadata:
+        """The metadata of the version the predictor serves: the pinned one, or for an
+        unpinned peer the version of the latest answer (one call of an example row first
+        when nothing has answered yet), read from the model repository."""
+        if self.pinned or self.model_dir is None:
+            return self.metadata
+        if self.answered_version is None:
+            example = np.zeros([1, *(d or 1 for d in self.metadata.input.shape[1:])], np.float32)
+            await self.infer_versioned(example, [self.metadata.outputs[0].name])
+        version = self.answered_version or self.metadata.version
+        if version == self.metadata.version:
+            return self.metadata
+        return load_metadata(self.model_dir, self.metadata.name, version)
 
     async def _infer(
         self, rows: np.ndarray, outputs: list[str], timeout_s: float | None

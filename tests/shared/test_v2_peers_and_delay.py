@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import PredictorProcess, _free_port
+from conftest import PredictorProcess, _free_port, running_predictor
 from shared.errors import DependencyTimeout, DependencyUnavailable
-from shared.model import ModelError
+from shared.model import ModelError, load_metadata
 from shared.v2.client import V2Client
 from shared.v2.peers import ModelPeer, check_same_inputs, composite_version, connected
 from shared.v2.server import PredictorSettings
@@ -90,3 +90,27 @@ def test_peers_must_take_the_same_rows(model_repo: Path) -> None:
     other.metadata = other.metadata.model_copy(update={"feature_names": ["w", "x", "y", "z"]})
     with pytest.raises(ModelError, match=r"b model 'iris-forest' takes \['w', 'x', 'y', 'z'\]"):
         check_same_inputs([iris, other])
+
+
+@pytest.mark.parametrize("served", ["1", "2"])
+async def test_an_unpinned_peer_says_which_version_the_predictor_serves(
+    versioned_model_repo: Path, served: str
+) -> None:
+    with running_predictor(versioned_model_repo, MODELS="iris", MODEL_VERSION=served) as predictor:
+        peer = ModelPeer.from_repository(
+            "predictor", predictor.grpc_target, versioned_model_repo, "iris", pinned=False
+        )
+        assert peer.metadata.version == "2"  # read before any call: the highest version's
+        async with connected([peer], timeout_s=2):
+            served_metadata = await peer.served_metadata()  # nothing answered yet: one call
+            assert served_metadata.version == served
+            assert (
+                served_metadata.sha256 == load_metadata(versioned_model_repo, "iris", served).sha256
+            )
+            _, answered = await peer.infer_versioned(ROWS, ["probabilities"])
+            assert answered == served
+
+
+async def test_a_pinned_peer_serves_its_own_metadata_without_a_call(model_repo: Path) -> None:
+    peer = ModelPeer.from_repository("predictor", "127.0.0.1:9", model_repo, "iris")
+    assert await peer.served_metadata() is peer.metadata

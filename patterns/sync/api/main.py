@@ -69,5 +69,6 @@ add_hot_route(
 
 @app.get("/model", response_model=ModelMetadata)
 async def model_metadata() -> Response:
-    """The served model's metadata: name, version, tensors, labels, metrics, sha256."""
-    return json_response(metadata.model_dump())
+    """The served model's metadata: name, version, tensors, labels, metrics, sha256 (the
+    version the predictors answer with: a rolling update changes it)."""
+    return json_response((await predictor.served_metadata()).model_dump())
