@@ -70,6 +70,10 @@ rollout: check-pattern ## Serve MODEL_VERSION: PATTERN's predictors replaced one
 rollout-report: $(STUBS) ## Version 2 and back under load: sync (2 predictors) beside web-single (1 container); loadtests/reports/rollout.md
 	$(VENV)/bin/python -m tests.rollout
 
+.PHONY: rollout-locust
+rollout-locust: ## Version 2 and back while make load runs (Locust): sync (REPLICAS=2), then web-single; loadtests/reports/rollout-locust.md
+	$(PYTHON) -m loadtests.rollout_locust
+
 .PHONY: down
 down: check-pattern ## Stop PATTERN's stack gracefully; queued jobs and data stay for the next up (WIPE=1: remove them)
 	$(COMPOSE) --profile observe down --remove-orphans $(if $(WIPE),--volumes)
