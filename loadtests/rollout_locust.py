@@ -149,8 +149,13 @@ def markdown(runs: list[Run], when: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run every pattern's changes, write the report, take the stacks down."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("patterns", nargs="*", default=list(PATTERNS), choices=list(PATTERNS))
+    parser.add_argument("patterns", nargs="*", help=f"any of {', '.join(PATTERNS)} (default: both)")
     args = parser.parse_args(argv)
+    if unknown := set(args.patterns) - set(PATTERNS):
+        parser.error(
+            f"unknown pattern(s) {', '.join(sorted(unknown))}; choose from {', '.join(PATTERNS)}"
+        )
+    args.patterns = args.patterns or list(PATTERNS)
     started = datetime.now(UTC)
     runs: list[Run] = []
     try:
