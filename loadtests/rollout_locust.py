@@ -158,13 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     args.patterns = args.patterns or list(PATTERNS)
     started = datetime.now(UTC)
     runs: list[Run] = []
-    try:
-        for pattern in args.patterns:
+    for pattern in args.patterns:
+        try:
             for old, new in CHANGES:
                 runs.append(run_one(pattern, old, new))
                 print(row(runs[-1]), flush=True)
-    finally:
-        for pattern in args.patterns:
+        finally:  # the next pattern's api takes the same port
             make("down", f"PATTERN={pattern}", "WIPE=1", stdout=subprocess.DEVNULL).wait()
     when = f"{started:%Y-%m-%d %H:%M}-{datetime.now(UTC):%H:%M} UTC"
     REPORT.write_text(markdown(runs, when))
