@@ -224,7 +224,6 @@ class PrepServicer(pb_grpc.GRPCInferenceServiceServicer):
             timings["pred_us"] = _us(started)
 
 
-grpc_server = grpc_server_for(PrepServicer(), settings, settings.host)
 readiness = Readiness()
 if pred is not None:
     readiness.add("pred", pred.check_ready)
@@ -232,7 +231,12 @@ if pred is not None:
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """The gRPC server (and the channel to the predictor) for the life of the process."""
+    """The gRPC server (and the channel to the predictor) for the life of the process.
+
+    The server is made here, on the loop that serves it: a grpc.aio server made at import
+    and never started would be freed by the garbage collector later, off its loop.
+    """
+    grpc_server = grpc_server_for(PrepServicer(), settings, settings.host)
     record_model(PREP_MODEL, metadata.version, metadata.sha256)
     async with (
         connected([pred] if pred is not None else [], settings.pred_timeout_s, settings),
