@@ -18,6 +18,7 @@ class PredictUser(FastHttpUser):
     def on_start(self) -> None:
         """Give this user its own deterministic payload stream."""
         self.payloads = iris_payloads(SETTINGS, self.environment)
+        self.headers = JSON_HEADERS
 
     @task
     def predict(self) -> None:
@@ -25,7 +26,7 @@ class PredictUser(FastHttpUser):
         with self.client.post(
             "/predict",
             data=self.payloads.next_body(),
-            headers=JSON_HEADERS,
+            headers=self.headers,
             name="POST /predict",
             catch_response=True,
         ) as response:
