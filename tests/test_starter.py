@@ -57,6 +57,9 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
         # digits.py, serial.py: the tests check that a candidate with other inputs or classes
         # (digits, iris-gate) is refused
         ("shadow", {"boosted.py", "iris.py", "iris_data.py", "digits.py", "serial.py"}),
+        # digits.py, serial.py: the tests check that a canary with other inputs or classes
+        # (digits, iris-specialist) is refused
+        ("canary", {"iris.py", "iris_data.py", "digits.py", "serial.py"}),
     ],
 )
 def test_a_starter_takes_only_the_model_code_its_pattern_uses(
@@ -198,7 +201,7 @@ def predict(base_url: str) -> dict:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("pattern", ["web-single", "sync", "async"])
+@pytest.mark.parametrize("pattern", ["web-single", "sync", "async", "canary"])
 def test_an_ejected_starter_builds_runs_and_passes_its_tests(
     pattern: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
