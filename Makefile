@@ -179,9 +179,12 @@ shadow-bench: $(VENV)/.installed ## shadow: primary p50 with the mirror off and 
 # The canary pattern's weights, changed through its api's loopback (they live in Redis).
 CANARY_ADMIN := ./compose/compose.sh -f patterns/canary/compose.yaml exec -T api python -m admin
 
-.PHONY: canary-report canary-promote canary-rollback canary-weights
+.PHONY: canary-report canary-bench canary-promote canary-rollback canary-weights
 canary-report: $(VENV)/.installed ## canary: share, requests, p50/p99, labels, errors per variant and fallbacks, from the api on API_PORT
 	$(VENV)/bin/python -m loadtests.canary_report --url http://127.0.0.1:$(API_PORT)
+
+canary-bench: $(VENV)/.installed ## canary: split accuracy (sticky and random) and p50 split vs all-primary, one run; loadtests/reports/canary.md
+	$(VENV)/bin/python -m loadtests.canary_bench --port $(API_PORT)
 
 canary-promote: ## canary: the canary gets 100% of the requests (no restart)
 	@$(CANARY_ADMIN) promote

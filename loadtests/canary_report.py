@@ -11,15 +11,12 @@ labels it answered; then the fallbacks (the canary's requests the primary answer
 
 from __future__ import annotations
 
-import argparse
-import sys
-import urllib.error
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests.shadow_report import histogram_quantile, read_metrics
+from loadtests.shadow_report import histogram_quantile, report_main
 
 __all__ = ["CanaryFigures", "main", "parse", "render"]
 
@@ -129,21 +126,12 @@ def render(figures: CanaryFigures) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the report of the canary api at ``--url``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the canary api")
-    args = parser.parse_args(argv)
-    try:
-        text = read_metrics(args.url)
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"cannot read {args.url}/metrics ({exc}); is the canary stack up? "
-              "make up PATTERN=canary", file=sys.stderr)  # fmt: skip
-        return 2
-    figures = parse(text)
-    if not figures.weights:
-        print(f"{args.url} is not a canary api (no mlsp_canary_* metrics)", file=sys.stderr)
-        return 2
-    print(render(figures), end="")
-    return 0
+
+    def report(text: str) -> str | None:
+        figures = parse(text)
+        return render(figures) if figures.weights else None
+
+    return report_main(argv, "canary", report)
 
 
 if __name__ == "__main__":

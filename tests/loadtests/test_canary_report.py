@@ -55,7 +55,7 @@ def test_the_report_shows_each_variant_side_by_side() -> None:
 def test_an_api_without_canary_metrics_is_named(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("loadtests.canary_report.read_metrics", lambda url: "# nothing\n")
+    monkeypatch.setattr("loadtests.shadow_report.read_metrics", lambda url: "# nothing\n")
     assert main(["--url", "http://127.0.0.1:1"]) == 2
     assert "is not a canary api" in capsys.readouterr().err
 
