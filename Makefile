@@ -176,26 +176,13 @@ shadow-report: $(VENV)/.installed ## shadow: agreement rate, confusion table (pr
 shadow-bench: $(VENV)/.installed ## shadow: primary p50 with the mirror off and on, candidate slow and stopped, one run; loadtests/reports/shadow.md
 	$(VENV)/bin/python -m loadtests.shadow_bench --port $(API_PORT)
 
-# The canary pattern's weights, changed through its api's loopback (they live in Redis).
-CANARY_ADMIN := ./compose/compose.sh -f patterns/canary/compose.yaml exec -T api python -m admin
+# The canary pattern's own commands, shared with its starter (patterns/canary/canary.mk).
+CANARY_COMPOSE_FILE := patterns/canary/compose.yaml
+include patterns/canary/canary.mk
 
-.PHONY: canary-report canary-bench canary-promote canary-rollback canary-weights
-canary-report: $(VENV)/.installed ## canary: share, requests, p50/p99, labels, errors per variant and fallbacks, from the api on API_PORT
-	$(VENV)/bin/python -m loadtests.canary_report --url http://127.0.0.1:$(API_PORT)
-
+.PHONY: canary-bench
 canary-bench: $(VENV)/.installed ## canary: split accuracy (sticky and random) and p50 split vs all-primary, one run; loadtests/reports/canary.md
 	$(VENV)/bin/python -m loadtests.canary_bench --port $(API_PORT)
-
-canary-promote: ## canary: the canary gets 100% of the requests (no restart)
-	@$(CANARY_ADMIN) promote
-
-canary-rollback: ## canary: the primary gets 100% of the requests (no restart)
-	@$(CANARY_ADMIN) rollback
-
-canary-weights: ## canary: PRIMARY=90 CANARY=10 (percent, summing to 100)
-	@if [ -z "$(PRIMARY)" ] || [ -z "$(CANARY)" ]; then \
-	  echo "Say both: make canary-weights PRIMARY=90 CANARY=10" >&2; exit 2; fi
-	@$(CANARY_ADMIN) set '$(PRIMARY)' '$(CANARY)'
 
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host

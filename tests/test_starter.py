@@ -70,6 +70,23 @@ def test_a_starter_takes_only_the_model_code_its_pattern_uses(
     assert copied == {"__init__.py", "add.py", "export.py", "specs.py", "trained.py"} | modules
 
 
+def test_a_pattern_with_its_own_commands_brings_them(tmp_path: Path) -> None:
+    dest = tmp_path / "c"
+    write_starter("canary", dest)
+    assert "\ninclude canary.mk\n" in (dest / "Makefile").read_text()
+    done = subprocess.run(
+        ["make", "-n", "-C", str(dest), "canary-promote", "canary-report"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "compose.sh -f compose.yaml exec -T api python -m admin promote" in done.stdout
+    assert "-m loadtests.canary_report --url http://127.0.0.1:8000" in done.stdout
+    readme = (dest / "README.md").read_text()
+    assert "make canary-promote" in readme
+
+
 def test_sync_brings_the_predictor_and_its_pieces(tmp_path: Path) -> None:
     write_starter("sync", tmp_path / "s")
     assert (tmp_path / "s" / "shared" / "v2" / "proto" / "inference.proto").is_file()
