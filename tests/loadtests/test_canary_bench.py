@@ -17,4 +17,5 @@ def test_the_report_shows_the_shares_the_runs_and_the_p50_ratio() -> None:
     assert "| 50/50 | 2000 | 51.0% | 49.0% |" in text
     assert "| split 90/10 | 880 | 2.20 | 5.50 | 0 | 1.6 |" in text
     assert "(median of the rounds): 3.30 / 3.00 ms = 1.10" in text
+    assert "varied by up to 2.00x all primary and 2.00x split" in text
     assert "settings here" in text
