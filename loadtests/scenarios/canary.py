@@ -21,4 +21,4 @@ class CanaryUser(PredictUser):
     def on_start(self) -> None:
         """The payload stream, and this user's client key."""
         super().on_start()
-        self.headers = {**self.headers, "X-Client-Id": f"locust-{next(_users)}"}
+        self.request_headers = {**self.request_headers, "X-Client-Id": f"locust-{next(_users)}"}
