@@ -180,6 +180,14 @@ shadow-report: $(VENV)/.installed ## shadow: agreement rate, confusion table (pr
 shadow-bench: $(VENV)/.installed ## shadow: primary p50 with the mirror off and on, candidate slow and stopped, one run; loadtests/reports/shadow.md
 	$(VENV)/bin/python -m loadtests.shadow_bench --port $(API_PORT)
 
+# The canary pattern's own commands, shared with its starter (patterns/canary/canary.mk).
+CANARY_COMPOSE_FILE := patterns/canary/compose.yaml
+include patterns/canary/canary.mk
+
+.PHONY: canary-bench
+canary-bench: $(VENV)/.installed ## canary: split accuracy (sticky and random) and p50 split vs all-primary, one run; loadtests/reports/canary.md
+	$(VENV)/bin/python -m loadtests.canary_bench --port $(API_PORT)
+
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
 	$(VENV)/bin/python -m models.export --out models/build

@@ -327,6 +327,8 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
     uses_v2 = (dest / "shared" / "v2").is_dir()
     stubs = "shared/v2/proto/inference_pb2.py" if uses_v2 else ""
     makefile = MAKEFILE.format(pattern=pattern, stubs=stubs) + (STUBS_RULE if uses_v2 else "")
+    if (dest / f"{pattern}.mk").is_file():  # the pattern's own commands (make canary-promote)
+        makefile += f"\n# {pattern}'s own commands.\ninclude {pattern}.mk\n"
     (dest / "Makefile").write_text(makefile)
     readme = (source / "README.md").read_text() if (source / "README.md").is_file() else ""
     readme = readme.replace("make up PATTERN=" + pattern, "make up").replace(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 import urllib.parse
 from collections import Counter
@@ -192,3 +193,32 @@ async def closed_loop(url: str, body: bytes, users: int, seconds: float) -> Tall
 
         await asyncio.gather(*(user() for _ in range(users)))
     return tally
+
+
+@dataclass
+class LoopFigures:
+    """A closed-loop run as its clients saw it, and the machine's load average after it."""
+
+    rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+    failed: int
+    load_average: float
+
+
+def measured_closed_loop(
+    url: str, body: bytes, users: int, seconds: float, name: str = ""
+) -> LoopFigures:
+    """Run :func:`closed_loop` and sum it up (printed as ``name``: answers other than 200
+    are failed)."""
+    summary = asyncio.run(closed_loop(url, body, users, seconds)).summary(seconds)
+    figures = LoopFigures(
+        summary["goodput_per_s"],
+        summary["accepted_p50_ms"],
+        summary["accepted_p99_ms"],
+        sum(n for status, n in summary["statuses"].items() if status != "200"),
+        os.getloadavg()[0],
+    )
+    print(f"  {name}: {figures.rps:.0f} req/s, p50 {figures.p50_ms} ms, failed "
+          f"{figures.failed}, load {figures.load_average:.1f}", flush=True)  # fmt: skip
+    return figures

@@ -27,13 +27,13 @@ import os
 import statistics
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
-from loadtests.openloop import closed_loop
+from loadtests.openloop import closed_loop, measured_closed_loop
 from loadtests.overload import Stack
 from loadtests.shadow_report import ShadowFigures, parse, read_metrics, render
 
@@ -77,15 +77,9 @@ def measure(
         stack.run("up", "--build", "--wait", "--remove-orphans", **run.settings)
     asyncio.run(closed_loop(f"{url}/predict", BODY, users, WARMUP_SECONDS))
     before = parse(read_metrics(url))
-    tally = asyncio.run(closed_loop(f"{url}/predict", BODY, users, seconds))
-    run.load_average = os.getloadavg()[0]
+    figures = measured_closed_loop(f"{url}/predict", BODY, users, seconds, run.name)
     run.shadow = difference(parse(read_metrics(url)), before)
-    summary = tally.summary(seconds)
-    run.rps = summary["goodput_per_s"]
-    run.p50_ms, run.p99_ms = summary["accepted_p50_ms"], summary["accepted_p99_ms"]
-    run.failed = sum(n for status, n in summary["statuses"].items() if status != "200")
-    print(f"  {run.name}: {run.rps:.0f} req/s, p50 {run.p50_ms} ms, failed {run.failed}, "
-          f"load {run.load_average:.1f}", flush=True)  # fmt: skip
+    run.rps, run.p50_ms, run.p99_ms, run.failed, run.load_average = astuple(figures)
     return run
 
 

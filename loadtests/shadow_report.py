@@ -15,12 +15,12 @@ import argparse
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["ShadowFigures", "histogram_quantile", "main", "parse", "render"]
+__all__ = ["ShadowFigures", "histogram_quantile", "main", "parse", "render", "report_main"]
 
 MODELS = ("primary", "candidate")
 
@@ -142,23 +142,36 @@ def read_metrics(url: str, timeout_s: float = 5.0) -> str:
         return answer.read().decode()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the report of the shadow api at ``--url``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the shadow api")
+def report_main(
+    argv: Sequence[str] | None, pattern: str, report: Callable[[str], str | None]
+) -> int:
+    """A ``make <pattern>-report`` command: ``report`` turns the ``/metrics`` page of the
+    api at ``--url`` into the report (None: the page is not that pattern's); printed."""
+    parser = argparse.ArgumentParser(description=f"The {pattern} report, from its api's /metrics.")
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help=f"the {pattern} api")
     args = parser.parse_args(argv)
     try:
         text = read_metrics(args.url)
     except (urllib.error.URLError, OSError) as exc:
-        print(f"cannot read {args.url}/metrics ({exc}); is the shadow stack up? "
-              "make up PATTERN=shadow", file=sys.stderr)  # fmt: skip
+        print(f"cannot read {args.url}/metrics ({exc}); is the {pattern} stack up? "
+              f"make up PATTERN={pattern}", file=sys.stderr)  # fmt: skip
         return 2
-    figures = parse(text)
-    if not figures.buckets:
-        print(f"{args.url} is not a shadow api (no mlsp_shadow_* metrics)", file=sys.stderr)
+    page = report(text)
+    if page is None:
+        print(f"{args.url} is not a {pattern} api (no mlsp_{pattern}_* metrics)", file=sys.stderr)
         return 2
-    print(render(figures), end="")
+    print(page, end="")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the report of the shadow api at ``--url``."""
+
+    def report(text: str) -> str | None:
+        figures = parse(text)
+        return render(figures) if figures.buckets else None
+
+    return report_main(argv, "shadow", report)
 
 
 if __name__ == "__main__":

@@ -89,9 +89,15 @@ FAILURE_RATE_MARGIN = 1.5
 #: Services no answer waits for: losing or slowing one must fail no request at all, even
 #: with one replica (shadow's candidate only gets mirrored copies).
 OFF_THE_ANSWER_PATH = {("shadow", "candidate")}
+#: Services another one stands in for: losing or slowing one must fail no request either
+#: (canary's canary: the primary answers its share).
+STOOD_IN_FOR = {("canary", "canary")}
 #: Services also slowed under load (recreated with these settings for DOWN_S, then as they
 #: were): the predictor's DELAY_MS, well past the caller's deadline for them.
-SLOWED = {("shadow", "candidate"): {"CANDIDATE_DELAY_MS": "2000"}}
+SLOWED = {
+    ("shadow", "candidate"): {"CANDIDATE_DELAY_MS": "2000"},
+    ("canary", "canary"): {"CANARY_DELAY_MS": "2000"},
+}
 #: What each way of faulting a service does to it, as the report says it.
 VERBS = {"stop": "stopped", "kill": "killed", "slow": "slowed"}
 #: Patterns whose compose file has variants (``VARIANT``): each is run in every one.
@@ -145,9 +151,11 @@ class FaultResult:
 
     @property
     def must_fail_nothing(self) -> bool:
-        """True when no request may fail: another replica was left, or no answer waits
-        for the service (OFF_THE_ANSWER_PATH)."""
-        return self.replicas >= 2 or (self.pattern, self.service) in OFF_THE_ANSWER_PATH
+        """True when no request may fail: another replica was left, no answer waits for
+        the service (OFF_THE_ANSWER_PATH), or another service answers in its place
+        (STOOD_IN_FOR)."""
+        where = (self.pattern, self.service)
+        return self.replicas >= 2 or where in OFF_THE_ANSWER_PATH or where in STOOD_IN_FOR
 
     @property
     def failures_allowed(self) -> int:
@@ -171,7 +179,13 @@ class FaultResult:
             if self.duplicated != 0:
                 found.append(f"{where}: {self.duplicated} jobs or rows run twice")
         elif self.must_fail_nothing and self.failed:
-            why_none = "with another replica up" if self.replicas >= 2 else "off the answer's path"
+            why_none = (
+                "with another replica up"
+                if self.replicas >= 2
+                else "another service answers in its place"
+                if (self.pattern, self.service) in STOOD_IN_FOR
+                else "off the answer's path"
+            )
             found.append(
                 f"{where}: {self.failed} requests failed ({self.failures or 'why not kept'}); "
                 f"{why_none}, none may"

@@ -59,6 +59,19 @@ def test_a_service_off_the_answer_path_may_fail_no_request(how: str) -> None:
     assert primary.failures_allowed == 60
 
 
+@pytest.mark.parametrize("how", ["stop", "kill", "slow"])
+def test_a_service_another_answers_for_may_fail_no_request(how: str) -> None:
+    canary = result(pattern="canary", service="canary", how=how, down_s=4.0, request_rate=10.0)
+    assert canary.failures_allowed == 0
+    (problem,) = result(
+        pattern="canary", service="canary", how=how, down_s=4.0, request_rate=10.0, failed=2
+    ).problems()
+    assert problem.startswith("canary, canary ")
+    assert "another service answers in its place, none may" in problem
+    primary = result(pattern="canary", service="predictor", down_s=4.0, request_rate=10.0)
+    assert primary.failures_allowed == 60
+
+
 def test_a_slowed_service_is_named_in_the_report() -> None:
     text = markdown([result(pattern="shadow", service="candidate", how="slow")], "s", 3.0, 2.0)
     assert "| shadow | candidate | slowed (recreated with a delay) |" in text

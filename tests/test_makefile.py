@@ -62,6 +62,21 @@ def test_batch_commands_work_on_the_batch_stack_whatever_pattern_says() -> None:
     assert "compose.sh -f patterns/batch/compose.yaml run --rm ctl run --wait" in dry.stdout
 
 
+def test_canary_commands_change_the_weights_in_the_canary_api_whatever_pattern_says() -> None:
+    admin = "./compose/compose.sh -f patterns/canary/compose.yaml exec -T api python -m admin"
+    for target, command in (
+        ("canary-promote", "promote"),
+        ("canary-rollback", "rollback"),
+        ("canary-weights", "set '70' '30'"),
+    ):
+        dry = make("-n", target, "PATTERN=web-single", "PRIMARY=70", "CANARY=30")
+        assert dry.returncode == 0, dry.stderr
+        assert f"{admin} {command}" in dry.stdout
+    half = make("canary-weights", "PRIMARY=70")
+    assert half.returncode == 2
+    assert "Say both: make canary-weights PRIMARY=90 CANARY=10" in half.stderr
+
+
 def test_an_unknown_bench_section_is_refused_before_anything_starts() -> None:
     result = make("bench", "BENCH_ONLY=web-single,nope")
     assert result.returncode != 0

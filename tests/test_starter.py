@@ -57,6 +57,9 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
         # digits.py, serial.py: the tests check that a candidate with other inputs or classes
         # (digits, iris-gate) is refused
         ("shadow", {"boosted.py", "iris.py", "iris_data.py", "digits.py", "serial.py"}),
+        # digits.py, serial.py: the tests check that a canary with other inputs or classes
+        # (digits, iris-specialist) is refused
+        ("canary", {"iris.py", "iris_data.py", "digits.py", "serial.py"}),
     ],
 )
 def test_a_starter_takes_only_the_model_code_its_pattern_uses(
@@ -65,6 +68,23 @@ def test_a_starter_takes_only_the_model_code_its_pattern_uses(
     write_starter(pattern, tmp_path / pattern)
     copied = {p.name for p in (tmp_path / pattern / "models").glob("*.py")}
     assert copied == {"__init__.py", "add.py", "export.py", "specs.py", "trained.py"} | modules
+
+
+def test_a_pattern_with_its_own_commands_brings_them(tmp_path: Path) -> None:
+    dest = tmp_path / "c"
+    write_starter("canary", dest)
+    assert "\ninclude canary.mk\n" in (dest / "Makefile").read_text()
+    done = subprocess.run(
+        ["make", "-n", "-C", str(dest), "canary-promote", "canary-report"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "compose.sh -f compose.yaml exec -T api python -m admin promote" in done.stdout
+    assert "-m loadtests.canary_report --url http://127.0.0.1:8000" in done.stdout
+    readme = (dest / "README.md").read_text()
+    assert "make canary-promote" in readme
 
 
 def test_sync_brings_the_predictor_and_its_pieces(tmp_path: Path) -> None:
@@ -198,7 +218,7 @@ def predict(base_url: str) -> dict:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("pattern", ["web-single", "sync", "async"])
+@pytest.mark.parametrize("pattern", ["web-single", "sync", "async", "canary"])
 def test_an_ejected_starter_builds_runs_and_passes_its_tests(
     pattern: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

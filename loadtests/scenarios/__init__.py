@@ -28,6 +28,7 @@ SCENARIOS: dict[str, str] = {
     "data-cache": "loadtests.scenarios.data_cache:ItemIdUser",
     "prep-pred": "loadtests.scenarios.images:ImageUser",
     "shadow": "loadtests.scenarios.shadow:ShadowUser",
+    "canary": "loadtests.scenarios.canary:CanaryUser",
 }
 
 

@@ -14,6 +14,7 @@ class PredictUser(FastHttpUser):
     """POSTs iris instances to ``/predict`` and checks the predictions come back."""
 
     wait_time = constant(SETTINGS.wait_seconds)
+    request_headers: dict[str, str] = JSON_HEADERS  # a subclass may add some (canary: a client key)
 
     def on_start(self) -> None:
         """Give this user its own deterministic payload stream."""
@@ -25,7 +26,7 @@ class PredictUser(FastHttpUser):
         with self.client.post(
             "/predict",
             data=self.payloads.next_body(),
-            headers=JSON_HEADERS,
+            headers=self.request_headers,
             name="POST /predict",
             catch_response=True,
         ) as response:

@@ -14,6 +14,7 @@ from tests.loadtests.test_scenarios import REPO_ROOT, _list_user_classes
         ("data-cache", "ItemIdUser"),
         ("prep-pred", "ImageUser"),
         ("shadow", "ShadowUser"),
+        ("canary", "CanaryUser"),
     ],
 )
 def test_the_pattern_runs_its_user_class(pattern: str, user_class: str) -> None:
