@@ -120,15 +120,25 @@ def cpu_quantity(millicores: int) -> str:
     return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
 
 
+#: Docker's CPU weight of a container that sets none (compose ``cpu_shares``).
+DEFAULT_CPU_SHARES = 1024
+
+
 def resources(svc: Doc) -> Doc:
-    """Limits from ``deploy.resources.limits``; requests a tenth of the CPU, half the memory."""
+    """Limits from ``deploy.resources.limits``; requests a tenth of the CPU, half the memory.
+
+    A service with ``cpu_shares`` asks for that share of the usual CPU request: the kubelet
+    turns requests into the same cgroup weights that ``cpu_shares`` sets under Docker.
+    """
     limits = ((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}
     if not limits:
         return {}
     cpu = round(float(limits["cpus"]) * 1000)
     mib = int(limits["memory"]) // 2**20
+    shares = int(svc.get("cpu_shares") or DEFAULT_CPU_SHARES)
+    request = max(cpu // 10 * shares // DEFAULT_CPU_SHARES, 10)
     return {
-        "requests": {"cpu": cpu_quantity(max(cpu // 10, 10)), "memory": f"{mib // 2}Mi"},
+        "requests": {"cpu": cpu_quantity(request), "memory": f"{mib // 2}Mi"},
         "limits": {"cpu": cpu_quantity(cpu), "memory": f"{mib}Mi"},
     }
 

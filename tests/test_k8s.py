@@ -523,3 +523,23 @@ def test_render_prints_the_overlay(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_check_says_whether_trees_are_in_step() -> None:
     assert k8s.main(["check", "web-single"]) == 0
+
+
+def test_cpu_shares_become_a_proportional_cpu_request() -> None:
+    limits = {"deploy": {"resources": {"limits": {"cpus": "2", "memory": str(512 * 2**20)}}}}
+    assert k8s.resources(limits)["requests"]["cpu"] == "200m"
+    assert k8s.resources(limits | {"cpu_shares": 256})["requests"]["cpu"] == "50m"
+    assert k8s.resources(limits | {"cpu_shares": 2})["requests"]["cpu"] == "10m"  # the floor
+
+
+@pytest.mark.parametrize("pattern", ["async", "batch"])
+def test_workers_yield_the_cpu_to_the_api(pattern: str) -> None:
+    docs = {
+        d["metadata"]["name"]: d
+        for d in yaml.safe_load_all(
+            (k8s.ROOT / "patterns" / pattern / "k8s" / "base" / "worker.yaml").read_text()
+        )
+        if d and d.get("kind") == "Deployment"
+    }
+    worker = docs["worker"]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert worker["requests"]["cpu"] == "50m"  # the api: 200m
