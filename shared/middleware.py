@@ -76,7 +76,7 @@ class RequestContextMiddleware:
         limit = self.in_flight
         admitted = shed = False
         if not scope["path"].startswith(UNBOUNDED_PREFIXES):
-            shed = limit.full()
+            shed = limit.must_shed()
             admitted = not shed
             if admitted:
                 limit.enter()

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: `make load` never meet it, low enough that a request admitted past capacity waits for at most
 #: this many others instead of an unbounded queue.
 MAX_REQUESTS_IN_FLIGHT_DEFAULT = 64
+#: Measured (loadtests/reports/overload.md): see there.
+OVERLOAD_DELAY_TARGET_MS_DEFAULT = 5.0
 
 
 class _EnvSettings(BaseSettings):
@@ -44,8 +46,21 @@ class ServiceSettings(_EnvSettings):
         "(shared/overload.py); 0: no bound. Per server process: with WEB_CONCURRENCY "
         "processes a container admits up to that many times this.",
     )
+    overload_delay_target_ms: float = Field(
+        OVERLOAD_DELAY_TARGET_MS_DEFAULT,
+        ge=0,
+        description="Requests are answered 503 + Retry-After at once while the time a request "
+        "waits before the app sees it (the event loop's lag) has stayed over this for "
+        "OVERLOAD_DELAY_INTERVAL_MS (shared/overload.py); 0: no shedding by delay.",
+    )
+    overload_delay_interval_ms: float = Field(
+        100.0,
+        gt=0,
+        description="How long the delay must stay over its target before requests are shed "
+        "(shorter bursts are absorbed).",
+    )
     overload_retry_after_s: int = Field(
-        1, ge=1, description="The Retry-After of a request shed by the in-flight bound."
+        1, ge=1, description="The Retry-After of a request shed by either bound."
     )
     graceful_shutdown_s: float = Field(
         10.0, ge=0, description="How long in-flight requests may finish after SIGTERM."
