@@ -114,11 +114,11 @@ class LoopLagProbe:
         """True once started on a loop (and not stopped)."""
         return self._handle is not None
 
-    def start(self) -> None:
-        """Start sampling on the running loop (again: nothing more)."""
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Start sampling on ``loop`` (default: the running one); again: nothing more."""
         if self._handle is not None:
             return
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop or asyncio.get_running_loop()
         self._schedule(self._loop.time())
 
     def stop(self) -> None:
