@@ -3,14 +3,17 @@
     python -m loadtests.overload PATTERN [--capacity REQ_PER_S] [--bound 64]
         [--delay-target 5[,10..]] [--delay-cap N] [--shedding count,delay,none] [--seconds 30]
 
-Brings the pattern up on ``--port`` (127.0.0.1), measures its capacity with a closed
-loop (or takes ``--capacity``), then for each shedding setting in turn (``count``: only
+Brings up one stack of the pattern per shedding setting (the first on ``--port``, the
+others on free ports, all on 127.0.0.1), measures the capacity of the first with a closed
+loop (or takes ``--capacity``), then for each shedding setting (``count``: only
 the in-flight bound, ``MAX_REQUESTS_IN_FLIGHT=bound``, as before the delay rule; ``delay``:
 the queueing-delay rule at each ``--delay-target`` with the count as a hard cap;
 ``none``: no shedding) runs an open-loop load (:mod:`loadtests.openloop`) at 80% and at
-2x that capacity, ``--seconds`` each, reading the api's memory from ``docker stats`` and
-the load average before and after. Writes ``loadtests/results/overload/<pattern>[-api<cpus>].json``
-and rebuilds the report ``loadtests/reports/overload.md`` from every result there.
+2x that capacity, ``--seconds`` each in ``--rounds`` turns (A B C, A B C, ...: on a shared
+machine the settings meet the same minutes), reading the api's memory from ``docker stats``
+and the load average before and after. Writes
+``loadtests/results/overload/<pattern>[-api<cpus>].json`` and rebuilds the report
+``loadtests/reports/overload.md`` from every result there.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ class Stack:
         cpu_period_us: int = CPU_PERIOD_US,
     ) -> None:
         self.pattern = pattern
-        self.port = port
+        self.port = port  # 0: any free port, read once up (published_port)
         self.api_cpus = api_cpus  # 0: the compose file's limit
         self.cpu_period_us = cpu_period_us  # of the cap; 0: docker's 100 ms
         self.compose = ["./compose/compose.sh", "-f", f"patterns/{pattern}/compose.yaml"]
@@ -104,9 +107,9 @@ class Stack:
         tag = os.environ.get("MLSP_TAG", "dev")
         self.project = f"mlsp-{purpose}-{pattern}" + ("" if tag == "dev" else f"-{tag}")
 
-    def run(self, *args: str, settings: dict[str, str] | None = None) -> str:
+    def run(self, *args: str, **settings: str) -> str:
         """``docker compose ARGS`` on the stack, with ``settings`` added to its environment."""
-        env = os.environ | (settings or {})
+        env = os.environ | settings
         env |= {"API_PORT": str(self.port), "COMPOSE_PROJECT_NAME": self.project}
         done = subprocess.run(
             [*self.compose, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
@@ -119,12 +122,16 @@ class Stack:
         """Start (or recreate) the stack with ``settings``; once more if a service was
         unhealthy (a healthcheck may time out on a machine still busy with the last load)."""
         try:
-            self.run("up", "--build", "--wait", "--remove-orphans", settings=settings)
+            self.run("up", "--build", "--wait", "--remove-orphans", **settings)
         except LoadError:
             time.sleep(10)
-            self.run("up", "--build", "--wait", "--remove-orphans", settings=settings)
+            self.run("up", "--build", "--wait", "--remove-orphans", **settings)
         if self.api_cpus:
             self.limit_api_cpus()
+
+    def published_port(self) -> int:
+        """The host port the api is published on (127.0.0.1)."""
+        return int(self.run("port", "api", "8080").strip().rsplit(":", 1)[1])
 
     def limit_api_cpus(self) -> None:
         """Cap the api container's CPU (``docker update --cpus``): on a machine shared with
@@ -241,47 +248,72 @@ def _load_average() -> str:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Capacity, then each shedding setting at each load; the figures as one JSON document."""
-    stack = Stack(args.pattern, args.port, args.api_cpus, cpu_period_us=args.cpu_period_us)
-    url = f"http://127.0.0.1:{args.port}/predict"
+    """Capacity, then each shedding setting at each load; the figures as one JSON document.
+
+    Each setting has a stack of its own, all up at once (the first on ``--port``, the
+    others on free ports), and the loads go to them in turns, ``--rounds`` slices of
+    ``--seconds`` shared out: on a machine whose load moves from one minute to the next,
+    the settings then meet the same minutes, and their figures can be compared.
+    """
     compared = shedding_settings(args)
+    stacks = [
+        Stack(
+            args.pattern,
+            args.port if i == 0 else 0,
+            args.api_cpus,
+            purpose=f"overload{i}",
+            cpu_period_us=args.cpu_period_us,
+        )
+        for i in range(len(compared))
+    ]
     result: dict[str, Any] = {
         "pattern": args.pattern,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "settings": compared,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "processes": args.processes,
         "api_cpus": args.api_cpus,
         "cpu_period_us": args.cpu_period_us,
         "load_average_before": _load_average(),
         "runs": [],
     }
+    slice_s = args.seconds / args.rounds
     with ProcessPoolExecutor(args.processes) as pool:
         try:
-            stack.up(_environment(compared[0]))
+            urls = []
+            for stack, setting in zip(stacks, compared, strict=True):
+                stack.up(_environment(setting))
+                urls.append(f"http://127.0.0.1:{stack.published_port()}/predict")
             if args.capacity:
                 result["capacity"], result["capacity_how"] = args.capacity, "given"
             else:
-                result["capacity"] = capacity(pool, args.processes, url)
+                result["capacity"] = capacity(pool, args.processes, urls[0])
                 result["capacity_how"] = (
                     f"closed loop, {CAPACITY_USERS} clients, {CAPACITY_SECONDS:.0f} s, "
                     f"with {compared[0]['name']}"
                 )
             print(f"{args.pattern}: capacity {result['capacity']:.0f} req/s", file=sys.stderr)
-            for setting in compared:
-                stack.up(_environment(setting))
+            for url in urls:
                 spread(pool, args.processes, url, result["capacity"] * 0.5, WARMUP_SECONDS)
-                memory = MemoryWatch(stack)
-                for load, factor in LOADS:
-                    rate = result["capacity"] * factor
-                    tally = spread(pool, args.processes, url, rate, args.seconds)
+            memory = [MemoryWatch(stack) for stack in stacks]
+            for load, factor in LOADS:
+                rate = result["capacity"] * factor
+                tallies = [Tally() for _ in compared]
+                for _ in range(args.rounds):
+                    for tally, url in zip(tallies, urls, strict=True):
+                        tally.merge(spread(pool, args.processes, url, rate, slice_s))
+                for setting, tally in zip(compared, tallies, strict=True):
                     run = {"shedding": setting["name"], "load": load, "rate": rate}
                     run |= tally.summary(args.seconds) | {"load_average": _load_average()}
                     result["runs"].append(run)
                     print(json.dumps(run), file=sys.stderr)
-                result["runs"][-1] |= memory.stop()
+            for setting, watch in zip(compared, memory, strict=True):
+                last = next(r for r in result["runs"][::-1] if r["shedding"] == setting["name"])
+                last |= watch.stop()
         finally:
-            stack.down()
+            for stack in stacks:
+                stack.down()
     result["load_average_after"] = _load_average()
     return result
 
@@ -374,7 +406,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"## {result['pattern']}, {_cpus(result.get('api_cpus'), result.get('cpu_period_us'))}",
             "",
             f"{result['date']}; capacity {result['capacity']:.0f} req/s ({result['capacity_how']});"
-            f" {result['seconds']} s per load; {result['processes']} generator processes; one"
+            f" {result['seconds']} s per setting and load, in {result.get('rounds', 1)} turns"
+            f" (the settings' stacks all up, loaded one at a time, turn after turn);"
+            f" {result['processes']} generator processes; one"
             f" iris row per request; load average {result.get('load_average_before', '?')} before,"
             f" {result.get('load_average_after', '?')} after.",
             "",
@@ -445,7 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         default=list(SHEDDING_KINDS),
         help="comma-separated, in order: " + ",".join(SHEDDING_KINDS),
     )
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="per setting and load")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="the settings take turns in this many slices"
+    )
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument(
@@ -460,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.api_cpus < 0:
         parser.error("--api-cpus: give 0 (no cap) or a positive number of CPUs")
+    if args.rounds < 1:
+        parser.error("--rounds: 1 or more")
     if args.bound < 1 or args.delay_cap < 0:
         parser.error("--bound: 1 or more; --delay-cap: 0 (none) or more")
     try:
