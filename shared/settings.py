@@ -13,13 +13,13 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Measured (loadtests/reports/overload.md, 2026-12-03): a hard cap beside the delay rule,
-#: for requests that wait on a peer. 64 alone refused 9-11% of requests at 80% load with the
+#: for requests that wait on a peer. 64 alone refused 9-24% of requests at 80% load with the
 #: api capped (256 client connections deliver bursts of more than 64, read in one loop
-#: turn); the delay rule with 256 refused 0.5-5% there and kept the most goodput at 2x.
+#: turn); the delay rule with 256 refused 0.7-3.7% there and kept more goodput at 2x.
 MAX_REQUESTS_IN_FLIGHT_DEFAULT = 256
 #: Measured there too: at 5 ms the rule also sheds on a capped api's own CPU-quota stalls
 #: (up to 5 ms per 10 ms period at 0.5 CPU) and on uvloop's 1 ms clock steps; 20 ms shed
-#: less at 80% load (sync 0.7% vs 1.0%, web-single 5% vs 14%) and kept more goodput at 2x.
+#: less at 80% load (sync 0.7% vs 1.0%, web-single 3.7% vs 17%) and kept more goodput at 2x.
 OVERLOAD_DELAY_TARGET_MS_DEFAULT = 20.0
 
 
