@@ -2,8 +2,9 @@
 
 Past capacity, a refusal must cost far less than an answer, or refusing takes the CPU
 the answers need: on one event loop, a 503 built by the app costs an ASGI task, the
-middleware, a response object and uvicorn's header checks, about half what web-single's
-whole answer costs (loadtests/reports/overload.md). So while the app's
+middleware, a response object and uvicorn's header checks, 0.59 of what web-single's
+whole answer costs; answered here, 0.21 (``python -m loadtests.bench.shed_cost``,
+loadtests/reports/overload.md). So while the app's
 :class:`shared.overload.InFlightLimit` says the queueing delay is over its target, this
 protocol answers a request as soon as its headers are parsed, with the same 503 +
 ``Retry-After`` and JSON error the app would give (request id included), and never
