@@ -47,7 +47,8 @@ help: ## Show this help
 	@echo "           VARIANT=simple|microservice (prep-pred)"
 	@echo "           REPLICAS=N (every scalable tier) SCALE=\"predictor=3 prep=2\" (single ones)"
 	@echo "           MODEL_VERSION=N (sync, web-single: the iris version up and rollout serve; default 1)"
-	@echo "           MAX_REQUESTS_IN_FLIGHT=64 (per api process; more: 503 + Retry-After) CAPACITY=req/s (overload)"
+	@echo "           MAX_REQUESTS_IN_FLIGHT=256 (per api process; more: 503 + Retry-After) OVERLOAD_DELAY_TARGET_MS=20 (503 while requests wait longer; 0: off)"
+	@echo "           overload: CAPACITY=req/s API_CPUS=0.5 SHEDDING=count,delay,none DELAY_TARGET=20[,5] DELAY_CAP=256"
 
 .PHONY: check-pattern
 check-pattern:
@@ -119,12 +120,18 @@ bench: ## Ratios side by side in one run: transport ceiling (nginx) at 1 and 2 a
 	else echo "BENCH_ONLY: loadtests/reports/bench.md left as it was (ratios: loadtests/results/bench/ratios.md)"; fi
 
 # make overload: the api's capacity in req/s; empty: measured first (closed loop, 32 clients).
+# SHEDDING: the settings compared, in order (count: MAX_REQUESTS_IN_FLIGHT alone; delay: the
+# queueing-delay rule at each DELAY_TARGET ms, with DELAY_CAP as its count cap; none).
 CAPACITY ?=
+SHEDDING ?=
+DELAY_TARGET ?=
+DELAY_CAP ?=
 .PHONY: overload
-overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capacity (CAPACITY=), bound on and off; loadtests/reports/overload.md
+overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capacity (CAPACITY=), each way of shedding side by side; loadtests/reports/overload.md
 	$(VENV)/bin/python -m loadtests.overload $(PATTERN) --port $(API_PORT) \
 	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT)) \
-	  $(if $(API_CPUS),--api-cpus $(API_CPUS))
+	  $(if $(SHEDDING),--shedding $(SHEDDING)) $(if $(DELAY_TARGET),--delay-target $(DELAY_TARGET)) \
+	  $(if $(DELAY_CAP),--delay-cap $(DELAY_CAP)) $(if $(API_CPUS),--api-cpus $(API_CPUS))
 
 .PHONY: spread
 spread: check-pattern $(VENV)/.installed ## make load with SCALE (predictor=3) replicas: each one's share of the calls; loadtests/reports/spread.md

@@ -29,7 +29,7 @@ from shared.health import Readiness, live, ready_endpoint
 from shared.hot_routes import HotRouteDispatcher, HotRoutes
 from shared.metrics import metrics_endpoint
 from shared.middleware import RequestContextMiddleware
-from shared.overload import InFlightLimit
+from shared.overload import InFlightLimit, QueueDelay
 from shared.schemas import ErrorResponse
 from shared.settings import ServiceSettings
 
@@ -100,7 +100,12 @@ class ServiceApp(FastAPI):
         return app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve hot routes by the shortcut when there is one; everything else through FastAPI."""
+        """Serve hot routes by the shortcut when there is one; everything else through FastAPI.
+
+        At start (the lifespan), the overload guard starts watching this process's loop.
+        """
+        if scope["type"] == "lifespan":
+            self.in_flight.watch_loop()
         shortcut = self._hot_shortcut
         if shortcut is not None and scope["type"] == "http":
             route = self.hot_routes.match(scope)
@@ -115,6 +120,18 @@ class ServiceApp(FastAPI):
 _HOUSE_MIDDLEWARE = (RequestContextMiddleware, HotRouteDispatcher)
 
 
+def overload_guard(settings: ServiceSettings) -> InFlightLimit:
+    """The in-flight bound and, when its target is above 0, the queueing-delay rule."""
+    delay = None
+    if settings.overload_delay_target_ms > 0:
+        delay = QueueDelay(
+            settings.overload_delay_target_ms / 1000, settings.overload_delay_interval_ms / 1000
+        )
+    return InFlightLimit(
+        settings.max_requests_in_flight, settings.overload_retry_after_s, delay=delay
+    )
+
+
 def create_app(
     settings: ServiceSettings,
     *,
@@ -127,7 +144,7 @@ def create_app(
     """A FastAPI app with health, metrics, request context, an in-flight bound and JSON
     errors; API keys when ``API_KEYS``/``API_KEYS_FILE`` name some, CORS when
     ``CORS_ALLOW_ORIGINS`` does."""
-    in_flight = InFlightLimit(settings.max_requests_in_flight, settings.overload_retry_after_s)
+    in_flight = overload_guard(settings)
     in_flight.publish()
     app = ServiceApp(
         title=title,

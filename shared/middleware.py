@@ -4,8 +4,9 @@ It gives each request an id (the caller's ``X-Request-ID`` when it sends a
 sane one, else a new one), returns it in the answer and puts it in every log
 line written while the request runs; refuses bodies over the limit with 413
 (at once when ``Content-Length`` says so, else as soon as the count passes
-it); counts the requests in flight and answers those over the bound with 503
-at once (:mod:`shared.overload`); records the request in Prometheus; and
+it); counts the requests in flight and answers with 503 at once those over
+the bound, or that come while the queueing delay says shed and were not already
+refused by the server's protocol (:mod:`shared.overload`); records the request in Prometheus; and
 writes one access log line.
 
 Written against ASGI directly rather than as ``BaseHTTPMiddleware``: that one
@@ -76,7 +77,7 @@ class RequestContextMiddleware:
         limit = self.in_flight
         admitted = shed = False
         if not scope["path"].startswith(UNBOUNDED_PREFIXES):
-            shed = limit.full()
+            shed = limit.must_shed()
             admitted = not shed
             if admitted:
                 limit.enter()

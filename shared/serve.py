@@ -1,7 +1,8 @@
 """Start a service: ``python -m shared.serve main:app``.
 
 Runs uvicorn with the service's settings (address, JSON logs, graceful
-shutdown) and the fast event loop and HTTP parser.
+shutdown) and the fast event loop and HTTP parser, whose protocol answers the
+requests shed by queueing delay itself (:mod:`shared.shedding_protocol`).
 
 ``WEB_CONCURRENCY`` (default 1) is the number of server processes in the
 container, all on one port. One process runs one event loop on one core, and
@@ -44,6 +45,7 @@ from uvicorn.supervisors import Multiprocess
 from shared.health import Readiness
 from shared.logs import configure_logging
 from shared.settings import ServiceSettings
+from shared.shedding_protocol import SheddingHttpToolsProtocol
 
 log = logging.getLogger("shared.serve")
 MULTIPROC_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
@@ -97,7 +99,7 @@ def uvicorn_config(
         port=settings.port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=SheddingHttpToolsProtocol,  # httptools, answering requests shed by delay itself
         log_config=None,
         access_log=False,
         server_header=False,

@@ -12,10 +12,15 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Measured (loadtests/reports/overload.md): high enough that 16 connections of `make bench` or
-#: `make load` never meet it, low enough that a request admitted past capacity waits for at most
-#: this many others instead of an unbounded queue.
-MAX_REQUESTS_IN_FLIGHT_DEFAULT = 64
+#: Measured (loadtests/reports/overload.md, 2026-12-03): a hard cap beside the delay rule,
+#: for requests that wait on a peer. 64 alone refused 9-24% of requests at 80% load with the
+#: api capped (256 client connections deliver bursts of more than 64, read in one loop
+#: turn); the delay rule with 256 refused 0.7-3.7% there and kept more goodput at 2x.
+MAX_REQUESTS_IN_FLIGHT_DEFAULT = 256
+#: Measured there too: at 5 ms the rule also sheds on a capped api's own CPU-quota stalls
+#: (up to 5 ms per 10 ms period at 0.5 CPU) and on uvloop's 1 ms clock steps; 20 ms shed
+#: less at 80% load (sync 0.7% vs 1.0%, web-single 3.7% vs 17%) and kept more goodput at 2x.
+OVERLOAD_DELAY_TARGET_MS_DEFAULT = 20.0
 
 
 class _EnvSettings(BaseSettings):
@@ -44,8 +49,21 @@ class ServiceSettings(_EnvSettings):
         "(shared/overload.py); 0: no bound. Per server process: with WEB_CONCURRENCY "
         "processes a container admits up to that many times this.",
     )
+    overload_delay_target_ms: float = Field(
+        OVERLOAD_DELAY_TARGET_MS_DEFAULT,
+        ge=0,
+        description="Requests are answered 503 + Retry-After at once while the time a request "
+        "waits before the app sees it (the event loop's lag) has stayed over this for "
+        "OVERLOAD_DELAY_INTERVAL_MS (shared/overload.py); 0: no shedding by delay.",
+    )
+    overload_delay_interval_ms: float = Field(
+        100.0,
+        gt=0,
+        description="How long the delay must stay over its target before requests are shed "
+        "(shorter bursts are absorbed).",
+    )
     overload_retry_after_s: int = Field(
-        1, ge=1, description="The Retry-After of a request shed by the in-flight bound."
+        1, ge=1, description="The Retry-After of a request shed by either bound."
     )
     graceful_shutdown_s: float = Field(
         10.0, ge=0, description="How long in-flight requests may finish after SIGTERM."

@@ -1,5 +1,6 @@
 """The open-loop generator's bookkeeping, and a short run against a local server."""
 
+import argparse
 import asyncio
 from collections.abc import AsyncIterator
 
@@ -17,7 +18,7 @@ from loadtests.openloop import (
     open_loop,
     percentile,
 )
-from loadtests.overload import goals, markdown, memory_bytes
+from loadtests.overload import goals, main, markdown, memory_bytes, shedding_settings
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -107,33 +108,47 @@ def test_memory_figures_of_docker_stats() -> None:
         memory_bytes("--")
 
 
-def test_the_report_shows_each_run_and_the_goals() -> None:
+def test_the_report_shows_each_run_and_the_goals_of_each_shedding() -> None:
     run = {
         "offered_per_s": 100.0, "goodput_per_s": 95.0, "accepted_p50_ms": 1.0,
         "accepted_p99_ms": 2.0, "shed_p99_ms": 1.0, "late_share": 0.0,
-        "statuses": {"200": 95, "503": 5},
+        "statuses": {"200": 95, "503": 5}, "load_average": "1.00 0.50 0.20",
     }  # fmt: skip
+    at_80 = run | {"statuses": {"200": 80}}
+    settings = [{"name": "count 8"}, {"name": "delay 5 ms, cap 64"}, {"name": "none"}]
     result = {
         "pattern": "sync", "date": "2026-12-03 08:00 UTC", "capacity": 100.0,
-        "capacity_how": "given", "bound": 8, "seconds": 30, "processes": 2,
+        "capacity_how": "given", "settings": settings, "seconds": 30, "processes": 2,
+        "api_cpus": 0.5, "cpu_period_us": 10000,
+        "load_average_before": "0.10 0.10 0.10", "load_average_after": "1.00 0.50 0.20",
         "runs": [
-            run | {"bound": 8, "load": "80%", "rate": 80.0},
-            run | {"bound": 8, "load": "2x", "rate": 200.0}
+            run | {"shedding": "count 8", "load": "80%", "rate": 80.0},
+            run | {"shedding": "count 8", "load": "2x", "rate": 200.0}
+            | {"growth_mb": 1.0, "peak_growth_mb": 2.0},
+            at_80 | {"shedding": "delay 5 ms, cap 64", "load": "80%", "rate": 80.0},
+            run | {"shedding": "delay 5 ms, cap 64", "load": "2x", "rate": 200.0}
             | {"growth_mb": 1.0, "peak_growth_mb": 2.0},
         ],
     }  # fmt: skip
-    assert goals(result) == [
+    assert goals(result, "delay 5 ms, cap 64") == [
+        "- met: no 503 at 80% (0 of 80)",
         "- met: goodput at 2x >= 90% of capacity (95%)",
         "- met: accepted p99 at 2x <= 3x the p99 at 80% (2.0 vs 2.0 ms)",
         "- met: 503 p99 < 5 ms (1.0 ms)",
         "- met: api memory growth < 20 MB (1.0 MB)",
         "- met: only 200 and 503 (of the requests sent) (200, 503)",
     ]
+    assert goals(result, "count 8")[0] == "- NOT met: no 503 at 80% (5 of 100)"
     report = markdown([result])
-    assert "## sync" in report
+    assert "## sync, the api capped at 0.5 CPU (a quota per 10 ms)" in report
+    assert "load average 0.10 0.10 0.10 before, 1.00 0.50 0.20 after" in report
     assert (
-        "| 8 | 2x | 100 | 95 | 95% | 1.0 | 2.0 | 1.0 | 0% | 200: 95, 503: 5 | 1.0 (2.0) |" in report
+        "| count 8 | 2x | 100 | 95 | 95% | 1.0 | 2.0 | 1.0 | 0% | 200: 95, 503: 5 | 1.0 (2.0) "
+        "| 1.00 0.50 0.20 |" in report
     )
+    assert "Goals, count 8:" in report
+    assert "Goals, delay 5 ms, cap 64:" in report
+    assert "Goals, none" not in report
 
 
 def test_a_goal_without_its_figure_is_not_met() -> None:
@@ -143,7 +158,39 @@ def test_a_goal_without_its_figure_is_not_met() -> None:
         "statuses": {"no answer": 100},
     }  # fmt: skip
     result = {
-        "capacity": 100.0, "bound": 8,
-        "runs": [run | {"bound": 8, "load": "80%"}, run | {"bound": 8, "load": "2x"}],
+        "capacity": 100.0,
+        "runs": [run | {"shedding": "count 8", "load": "80%"},
+                 run | {"shedding": "count 8", "load": "2x"}],
     }  # fmt: skip
-    assert [line.split(":")[0] for line in goals(result)] == ["- NOT met"] * 5
+    assert [line.split(":")[0] for line in goals(result, "count 8")] == ["- met"] + [
+        "- NOT met"
+    ] * 5
+
+
+def test_the_settings_compared_in_the_order_asked() -> None:
+    args = argparse.Namespace(
+        shedding=["count", "delay", "none"], bound=64, delay_target=[5.0, 20.0], delay_cap=256
+    )
+    assert shedding_settings(args) == [
+        {"name": "count 64", "MAX_REQUESTS_IN_FLIGHT": "64", "OVERLOAD_DELAY_TARGET_MS": "0"},
+        {"name": "delay 5 ms, cap 256", "MAX_REQUESTS_IN_FLIGHT": "256",
+         "OVERLOAD_DELAY_TARGET_MS": "5"},
+        {"name": "delay 20 ms, cap 256", "MAX_REQUESTS_IN_FLIGHT": "256",
+         "OVERLOAD_DELAY_TARGET_MS": "20"},
+        {"name": "none", "MAX_REQUESTS_IN_FLIGHT": "0", "OVERLOAD_DELAY_TARGET_MS": "0"},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sync", "--delay-target", "0"],
+        ["sync", "--shedding", "count,fifo"],
+        ["sync", "--bound", "0"],
+    ],
+)
+def test_bad_settings_get_one_clear_error(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "--" in capsys.readouterr().err

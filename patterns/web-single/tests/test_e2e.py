@@ -137,42 +137,69 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
     assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
+async def flood(stack: ComposeStack) -> tuple[list[httpx.Response], list[httpx.Response]]:
+    """400 requests of 100 rows each on 100 connections, and 20 probes among them."""
+    body = orjson.dumps({"instances": [GOOD_ROW] * 100})
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(base_url=stack.base_url, limits=limits, timeout=30) as client:
+        predicts = [
+            client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+            for _ in range(400)
+        ]
+        probes = [client.get("/health/ready") for _ in range(20)]
+        answers = await asyncio.gather(*predicts, *probes)
+    return answers[:400], answers[400:]
+
+
+def assert_shed_as_the_contract_says(
+    stack: ComposeStack, predicts: list[httpx.Response], probes: list[httpx.Response]
+) -> None:
+    """Only 200s and 503s, some of each; each 503 JSON with Retry-After and its request
+    id; probes all answered; every 503 counted as shed."""
+    assert {a.status_code for a in probes} == {200}  # probes are never shed
+    assert {a.status_code for a in predicts} == {200, 503}
+    for shed in (a for a in predicts if a.status_code == 503):
+        assert shed.headers["retry-after"] == "1"
+        assert shed.headers["content-type"] == "application/json"
+        error = shed.json()["error"]
+        assert error["code"] == "overloaded"
+        assert error["request_id"] == shed.headers["x-request-id"]
+    shed_total = sum(a.status_code == 503 for a in predicts)
+    assert f"mlsp_http_requests_shed_total {float(shed_total)}" in stack.get("/metrics").text
+
+
 def test_past_the_in_flight_bound_the_api_sheds_with_503_and_serves_right_after(
     stack: ComposeStack,
 ) -> None:
-    body = orjson.dumps({"instances": [GOOD_ROW] * 100})
-
-    async def flood() -> list[httpx.Response]:
-        limits = httpx.Limits(max_connections=100)
-        async with httpx.AsyncClient(base_url=stack.base_url, limits=limits, timeout=30) as client:
-            predicts = [
-                client.post("/predict", content=body, headers={"Content-Type": "application/json"})
-                for _ in range(400)
-            ]
-            probes = [client.get("/health/ready") for _ in range(20)]
-            return await asyncio.gather(*predicts, *probes)
-
-    with stack.overridden(MAX_REQUESTS_IN_FLIGHT="2"):
+    with stack.overridden(MAX_REQUESTS_IN_FLIGHT="2", OVERLOAD_DELAY_TARGET_MS="0"):
         stack.compose("up", "-d", "--wait", "api")
     try:
-        answers = asyncio.run(flood())
-        predicts, probes = answers[:400], answers[400:]
-        assert {a.status_code for a in probes} == {200}  # probes are never shed
-        assert {a.status_code for a in predicts} == {200, 503}
-        for shed in (a for a in predicts if a.status_code == 503):
-            assert shed.headers["retry-after"] == "1"
-            error = shed.json()["error"]
-            assert error["code"] == "overloaded"
-            assert error["request_id"] == shed.headers["x-request-id"]
+        predicts, probes = asyncio.run(flood(stack))
+        assert_shed_as_the_contract_says(stack, predicts, probes)
         # Right after, one request at a time is never over the bound.
         for _ in range(20):
             assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
-        metrics = stack.get("/metrics").text
-        assert "mlsp_http_requests_in_flight 0.0" in metrics
-        shed_total = sum(a.status_code == 503 for a in predicts)
-        assert f"mlsp_http_requests_shed_total {float(shed_total)}" in metrics
+        assert "mlsp_http_requests_in_flight 0.0" in stack.get("/metrics").text
     finally:
         stack.compose("up", "-d", "--wait", "api")  # the stack's own bound again
+
+
+def test_past_the_delay_target_the_server_itself_sheds_with_the_same_503(
+    stack: ComposeStack,
+) -> None:
+    """A 1 ms target over a 1 ms interval: a flood's loop turns last longer, so uvicorn's
+    protocol refuses requests before the app sees them (shared/shedding_protocol.py),
+    with the same answer as the app's."""
+    with stack.overridden(
+        MAX_REQUESTS_IN_FLIGHT="0", OVERLOAD_DELAY_TARGET_MS="1", OVERLOAD_DELAY_INTERVAL_MS="1"
+    ):
+        stack.compose("up", "-d", "--wait", "api")
+    try:
+        predicts, probes = asyncio.run(flood(stack))
+        assert_shed_as_the_contract_says(stack, predicts, probes)
+    finally:
+        stack.compose("up", "-d", "--wait", "api")
+    assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
 def test_docs_and_their_assets_answer_from_the_container(stack: ComposeStack) -> None:
