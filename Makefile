@@ -47,7 +47,7 @@ help: ## Show this help
 	@echo "           VARIANT=simple|microservice (prep-pred)"
 	@echo "           REPLICAS=N (every scalable tier) SCALE=\"predictor=3 prep=2\" (single ones)"
 	@echo "           MODEL_VERSION=N (sync, web-single: the iris version up and rollout serve; default 1)"
-	@echo "           MAX_REQUESTS_IN_FLIGHT=256 (per api process; more: 503 + Retry-After) OVERLOAD_DELAY_TARGET_MS=20 (503 while requests wait longer; 0: off)"
+	@echo "           MAX_REQUESTS_IN_FLIGHT=256 (per api process; more: 503 + Retry-After) OVERLOAD_DELAY_TARGET_MS=20 (503 while requests wait longer; default 0: off)"
 	@echo "           overload: CAPACITY=req/s API_CPUS=0.5 SHEDDING=count,delay,none DELAY_TARGET=20[,5] DELAY_CAP=256"
 
 .PHONY: check-pattern

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.openloop import LoadError, Tally, closed_loop, open_loop
-from shared.settings import MAX_REQUESTS_IN_FLIGHT_DEFAULT, OVERLOAD_DELAY_TARGET_MS_DEFAULT
+from shared.settings import MAX_REQUESTS_IN_FLIGHT_DEFAULT, OVERLOAD_DELAY_TARGET_MS_RECOMMENDED
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "loadtests" / "results" / "overload"
@@ -464,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--delay-target",
         type=_targets,
-        default=[OVERLOAD_DELAY_TARGET_MS_DEFAULT],
+        default=[OVERLOAD_DELAY_TARGET_MS_RECOMMENDED],
         help="ms, comma-separated: OVERLOAD_DELAY_TARGET_MS of each delay setting",
     )
     parser.add_argument(
