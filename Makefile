@@ -184,8 +184,8 @@ bench-data-cache: $(VENV)/.installed ## data-cache: p50 with a cold and a warm c
 shadow-report: $(VENV)/.installed ## shadow: agreement rate, confusion table (primary x candidate), both latencies, from the api on API_PORT
 	$(VENV)/bin/python -m loadtests.shadow_report --url http://127.0.0.1:$(API_PORT)
 
-shadow-bench: $(VENV)/.installed ## shadow: primary p50 with the mirror off and on, candidate slow and stopped, one run; loadtests/reports/shadow.md
-	$(VENV)/bin/python -m loadtests.shadow_bench --port $(API_PORT)
+shadow-bench: $(VENV)/.installed ## shadow: primary p50 with the mirror off and on (RATE=req/s: an open loop below capacity), candidate slow and stopped; loadtests/reports/shadow.md
+	$(VENV)/bin/python -m loadtests.shadow_bench --port $(API_PORT) $(if $(RATE),--rate $(RATE))
 
 # The canary pattern's own commands, shared with its starter (patterns/canary/canary.mk).
 CANARY_COMPOSE_FILE := patterns/canary/compose.yaml

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.openloop import closed_loop, measured_closed_loop
+from loadtests.openloop import closed_loop, measured_load
 from loadtests.overload import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ def canary_share(url: str, requests: int, keyed: bool) -> float:
 def measure(url: str, run: Run, users: int, seconds: float) -> Run:
     """Warm up, then the closed loop; its client-side figures."""
     asyncio.run(closed_loop(f"{url}/predict", BODY, users, WARMUP_SECONDS))
-    figures = measured_closed_loop(f"{url}/predict", BODY, users, seconds, run.name)
+    figures = measured_load(f"{url}/predict", BODY, users, seconds, run.name)
     run.rps, run.p50_ms, run.p99_ms, run.failed, run.load_average = astuple(figures)
     return run
 

@@ -206,12 +206,18 @@ class LoopFigures:
     load_average: float
 
 
-def measured_closed_loop(
-    url: str, body: bytes, users: int, seconds: float, name: str = ""
+def measured_load(
+    url: str, body: bytes, users: int, seconds: float, name: str = "", *, rate: float = 0.0
 ) -> LoopFigures:
-    """Run :func:`closed_loop` and sum it up (printed as ``name``: answers other than 200
-    are failed)."""
-    summary = asyncio.run(closed_loop(url, body, users, seconds)).summary(seconds)
+    """Run :func:`closed_loop` (``users`` clients back to back) or, with a ``rate``,
+    :func:`open_loop` (that many requests/s over ``users`` connections), and sum it up
+    (printed as ``name``: answers other than 200 are failed)."""
+    load = (
+        open_loop(url, body, rate, seconds, connections=users)
+        if rate
+        else closed_loop(url, body, users, seconds)
+    )
+    summary = asyncio.run(load).summary(seconds)
     figures = LoopFigures(
         summary["goodput_per_s"],
         summary["accepted_p50_ms"],

@@ -1,10 +1,12 @@
 """``make shadow-bench``: what shadowing costs the primary, measured side by side in one run.
 
     python -m loadtests.shadow_bench [--port 8000] [--users 8] [--seconds 20] [--rounds 3]
+        [--rate R]
 
 Brings the shadow pattern up in a project of its own and runs the same closed loop
 (``--users`` clients sending one iris row back to back, :func:`loadtests.openloop.closed_loop`,
-every latency kept) against it, one run after the other:
+every latency kept; or with ``--rate``, an open loop of that many requests/s, to see the
+latency below capacity) against it, one run after the other:
 
 * ``off`` (``SHADOW_SHARE=0``) and ``on`` (``SHADOW_SHARE=1``), alternated ``--rounds``
   times so that the machine's drift falls on both;
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import orjson
 
-from loadtests.openloop import closed_loop, measured_closed_loop
+from loadtests.openloop import closed_loop, measured_load
 from loadtests.overload import Stack
 from loadtests.shadow_report import ShadowFigures, parse, read_metrics, render
 
@@ -70,14 +72,21 @@ def difference(after: ShadowFigures, before: ShadowFigures) -> ShadowFigures:
 
 
 def measure(
-    stack: Stack, run: Run, url: str, users: int, seconds: float, *, bring_up: bool = True
+    stack: Stack,
+    run: Run,
+    url: str,
+    users: int,
+    seconds: float,
+    *,
+    bring_up: bool = True,
+    rate: float = 0.0,
 ) -> Run:
     """Bring the stack to ``run``'s settings (unless not ``bring_up``), warm it up, measure."""
     if bring_up:
         stack.run("up", "--build", "--wait", "--remove-orphans", **run.settings)
     asyncio.run(closed_loop(f"{url}/predict", BODY, users, WARMUP_SECONDS))
     before = parse(read_metrics(url))
-    figures = measured_closed_loop(f"{url}/predict", BODY, users, seconds, run.name)
+    figures = measured_load(f"{url}/predict", BODY, users, seconds, run.name, rate=rate)
     run.shadow = difference(parse(read_metrics(url)), before)
     run.rps, run.p50_ms, run.p99_ms, run.failed, run.load_average = astuple(figures)
     return run
@@ -170,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=3, help="off/on pairs")
     parser.add_argument("--slow-ms", type=int, default=2000, help="the slow candidate's delay")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="requests/s of an open loop over --users connections instead of the closed "
+        "loop: latency below capacity, where the closed loop measures it at saturation",
+    )
     parser.add_argument("--out", type=Path, default=REPORT)
     args = parser.parse_args(argv)
     stack = Stack("shadow", args.port, purpose="bench")
@@ -179,16 +195,23 @@ def main(argv: list[str] | None = None) -> int:
     slow = {"SHADOW_SHARE": "1", "CANDIDATE_DELAY_MS": str(args.slow_ms)}
     plan.append(Run("on, candidate slow", slow))
     try:
-        runs = [measure(stack, run, url, args.users, args.seconds) for run in plan]
+        runs = [measure(stack, run, url, args.users, args.seconds, rate=args.rate) for run in plan]
         stack.run("up", "--wait", SHADOW_SHARE="1")  # the candidate as it was
         iris = iris_agreement(url)
         stack.run("stop", "candidate")
         stopped = Run("on, candidate stopped", {"SHADOW_SHARE": "1"})
-        runs.append(measure(stack, stopped, url, args.users, args.seconds, bring_up=False))
+        runs.append(
+            measure(stack, stopped, url, args.users, args.seconds, bring_up=False, rate=args.rate)
+        )
     finally:
         stack.down()
+    load = (
+        f"{args.rate:g} requests/s at a fixed rate (open loop) over {args.users} connections"
+        if args.rate
+        else f"{args.users} clients back to back (at saturation)"
+    )
     settings = (
-        f"{args.users} clients back to back from the host (one iris row per request, "
+        f"{load} from the host (one iris row per request, "
         f"{args.seconds:g} s per run after a {WARMUP_SECONDS:g} s warm-up), runs one after "
         f"the other on one stack; off/on alternated {args.rounds} times; the slow candidate "
         f"answers {args.slow_ms} ms late (DELAY_MS; the mirror's deadline is "
