@@ -186,7 +186,13 @@ def test_a_decompression_bomb_is_refused_with_413(client: TestClient, variant: s
     assert "6000x6000 = 36000000 pixels; at most" in answer.json()["error"]["message"]
 
 
-def test_prep_records_its_preprocess_stage(chained_prep: tuple[str, str]) -> None:
+@pytest.mark.parametrize("variant", ["simple"])  # prep calls pred itself
+def test_prep_records_its_preprocess_stage(
+    client: TestClient, chained_prep: tuple[str, str]
+) -> None:
+    # Its own request first: in random order no other test may have sent one yet.
+    sample = SAMPLES[0].read_bytes()
+    assert client.post("/predict", content=sample, headers={"Content-Type": "image/png"}).is_success
     metrics = httpx.get(f"{chained_prep[1]}/metrics").text
     assert 'mlsp_stage_duration_seconds_count{stage="preprocess"}' in metrics
     assert 'mlsp_outbound_duration_seconds_count{outcome="ok",peer="pred"}' in metrics
