@@ -1,0 +1,137 @@
+"""The pages against what they cite: figures in their reports, make targets in the
+Makefile, pattern READMEs short, in one template, with examples their e2e test runs."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.doc_checks import (
+    REPO_ROOT,
+    blocks,
+    documentation_pages,
+    figure_problems,
+    make_targets_named,
+    makefile_targets,
+    quoted_figures,
+)
+from tests.readme_examples import marked_examples, shape
+
+PAGES = documentation_pages()
+PATTERN_READMES = sorted((REPO_ROOT / "patterns").glob("*/README.md"))
+# The template every pattern README follows, after its diagram, in this order.
+TEMPLATE = ["## When to use it", "## Run", "## Talk to it", "## Settings", "## Test"]
+MAX_LINES = 150
+
+
+def _id(page: Path) -> str:
+    return str(page.relative_to(REPO_ROOT))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_id)
+def test_every_figure_a_page_quotes_is_in_the_report_it_links(page: Path) -> None:
+    assert figure_problems(page) == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_id)
+def test_every_make_target_a_page_names_is_in_the_makefile(page: Path) -> None:
+    assert make_targets_named(page.read_text()) - makefile_targets() == set()
+
+
+@pytest.mark.parametrize("page", [REPO_ROOT / "README.md", *PATTERN_READMES], ids=_id)
+def test_a_readme_is_short(page: Path) -> None:
+    assert len(page.read_text().splitlines()) <= MAX_LINES
+
+
+@pytest.mark.parametrize("readme", PATTERN_READMES, ids=_id)
+def test_a_pattern_readme_follows_the_template(readme: Path) -> None:
+    text = readme.read_text()
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == TEMPLATE
+    assert "```mermaid" in text.split("\n## ")[0], "the diagram comes first"
+
+
+@pytest.mark.parametrize("readme", PATTERN_READMES, ids=_id)
+def test_a_pattern_readme_has_examples_its_e2e_test_runs(readme: Path) -> None:
+    assert marked_examples(readme.read_text())
+    e2e = (readme.parent / "tests" / "test_e2e.py").read_text()
+    assert "readme_example_problems(" in e2e
+
+
+def test_a_stale_copy_of_a_figure_is_caught(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "comparison.md").write_text(
+        "Run: 2026-12-03 16:20 UTC\n\n| web-single | 7421.3 | 2 | 3 |\n"
+    )
+    page = tmp_path / "README.md"
+    link = "[comparison](reports/comparison.md)"
+    page.write_text(f"web-single answers 7421 req/s, about 7.4k ({link}).\n")
+    assert figure_problems(page, reports) == []
+    page.write_text(f"web-single answers 2127 req/s, p50 2 ms ({link}).\n")
+    assert figure_problems(page, reports) == ["README.md: 2127 req/s is not in comparison.md"]
+
+
+def test_a_rate_that_links_no_report_is_caught(tmp_path: Path) -> None:
+    page = tmp_path / "README.md"
+    page.write_text("web-single answers 2127 req/s; hop cost 1.45x.\n\nA 2x load, 500 ms.\n")
+    assert figure_problems(page, tmp_path) == [
+        "README.md: 2127 req/s links no report under loadtests/reports/",
+        "README.md: 1.45 x links no report under loadtests/reports/",
+    ]
+
+
+def test_a_link_to_a_missing_report_is_caught(tmp_path: Path) -> None:
+    page = tmp_path / "README.md"
+    page.write_text("See [the report](reports/gone.md).\n")
+    assert figure_problems(page, tmp_path / "reports") == [
+        "README.md: links gone.md, which does not exist"
+    ]
+
+
+def test_figures_in_code_are_settings_not_quotes() -> None:
+    figures = quoted_figures("`make load DURATION=30s RATE=400` gives 1,215.1 req/s and 4.6k")
+    assert [str(f) for f in figures] == ["1,215.1 req/s", "4.6k"]
+
+
+def test_blocks_are_paragraphs_list_items_and_table_rows() -> None:
+    text = "one\nparagraph\n\n- item one\n- item two\n\n| a | b |\n| 1 | 2 |\n```\n9 ms\n```\n"
+    assert blocks(text) == ["one\nparagraph", "- item one", "- item two", "| a | b |", "| 1 | 2 |"]
+
+
+def test_make_targets_are_read_from_code_only() -> None:
+    text = "To make sure, run `make down WIPE=1`.\n\n```\nmake -s load PATTERN=sync USERS=4\n```\n"
+    assert make_targets_named(text) == {"down", "load"}
+
+
+def test_a_target_the_makefile_lacks_is_caught() -> None:
+    assert "up" in makefile_targets()
+    assert "k8s-deploy-everything" not in makefile_targets()
+    assert make_targets_named("`make k8s-deploy-everything`") - makefile_targets()
+
+
+def test_marked_examples_are_commands_and_their_quoted_answers() -> None:
+    text = (
+        "```console\n$ curl -s http://127.0.0.1:8000/skipped\n```\n"
+        "```console e2e\n"
+        "$ curl -s http://127.0.0.1:8000/predict \\\n"
+        "    -d '{\"instances\": [[1, 2]]}'\n"
+        '{"job_id": "abc",\n "status": "queued"}\n'
+        "$ curl -s http://127.0.0.1:8000/jobs/$JOB_ID\n"
+        '{"status": "finished"}\n'
+        "```\n"
+    )
+    examples = marked_examples(text)
+    assert [e.command for e in examples] == [
+        "curl -s http://127.0.0.1:8000/predict -d '{\"instances\": [[1, 2]]}'",
+        "curl -s http://127.0.0.1:8000/jobs/$JOB_ID",
+    ]
+    assert examples[0].quoted_answer == '{"job_id": "abc",\n "status": "queued"}'
+
+
+def test_an_answers_shape_keeps_keys_and_types_not_values() -> None:
+    quoted = {"predictions": [{"label": "setosa", "p": 0.98}], "version": "1", "ok": True}
+    same = {"predictions": [{"label": "virginica", "p": 1}] * 3, "version": "2", "ok": False}
+    assert shape(same) == shape(quoted)
+    assert shape({**same, "extra": 1}) != shape(quoted)
+    assert shape({**same, "version": 2}) != shape(quoted)
+    assert shape({**same, "predictions": [{"label": "x"}]}) != shape(quoted)
