@@ -29,7 +29,7 @@ MEASURED_ONLY = frozenset({"req/s", "rows/s", "jobs/s", "k"})
 _REPORT_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 _LINK = re.compile(r"\]\((?P<target>[^)\s#]+)(?:#[^)]*)?\)")
 _INLINE_CODE = re.compile(r"`[^`]*`")
-_MAKE_COMMAND = re.compile(r"\bmake\s+(?P<words>(?:[-\w.]+=\S+\s+|-s\s+)*[a-z][\w-]*)")
+_MAKE_COMMAND = re.compile(r"\bmake[ \t]+(?P<words>(?:[-\w.]+=\S+[ \t]+|-s[ \t]+)*[a-z][\w-]*)")
 
 
 @dataclass(frozen=True)
