@@ -15,8 +15,9 @@ in the README's folder (so ``-F image=@...`` names a file beside it). The answer
 have the quoted answer's shape: the same keys and the same JSON types all the way down
 (numbers of any kind are one type; every element of a list is compared with the quoted
 elements' shapes), not the same values, which may differ from run to run. A string
-field of an earlier answer can be named in a later command as ``$FIELD`` (upper case),
-e.g. ``$JOB_ID`` after an answer with ``"job_id"``. A command whose answer does not yet
+or integer field of an earlier answer can be named in a later command as ``$FIELD``
+(upper case), e.g. ``$JOB_ID`` after an answer with ``"job_id"``, and the first element
+of a list as ``$FIELD_0`` (``$IDS_0`` after ``"ids": [7, 8]``). A command whose answer does not yet
 have the quoted shape (a job still running) is repeated until it has, or until the
 timeout.
 """
@@ -101,16 +102,23 @@ def shape(value: Any) -> Any:
 
 
 def _captured_fields(answer: Any) -> dict[str, str]:
+    """An answer's top-level strings and integers by upper-case name, and the first
+    element of each list of them as NAME_0 (``"ids": [7, 8]`` gives ``$IDS_0``)."""
     if not isinstance(answer, dict):
         return {}
-    return {key.upper(): item for key, item in answer.items() if isinstance(item, str)}
+    fields: dict[str, str] = {}
+    for key, item in answer.items():
+        name, value = (f"{key}_0", item[0]) if isinstance(item, list) and item else (key, item)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            fields[name.upper()] = str(value)
+    return fields
 
 
 def _argv(command: str, base_url: str, fields: dict[str, str]) -> list[str]:
     argv = shlex.split(command.replace(QUOTED_BASE_URL, base_url))
     if not argv or argv[0] != "curl":
         raise ValueError(f"a marked example must be a curl command: {command}")
-    named = re.compile(r"\$([A-Z_]+)")
+    named = re.compile(r"\$([A-Z][A-Z0-9_]*)")
     unknown = {name for arg in argv for name in named.findall(arg)} - fields.keys()
     if unknown:
         raise ValueError(f"{command}: no earlier answer has {sorted(unknown)}")

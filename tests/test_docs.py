@@ -14,7 +14,7 @@ from tests.doc_checks import (
     makefile_targets,
     quoted_figures,
 )
-from tests.readme_examples import marked_examples, shape
+from tests.readme_examples import _argv, _captured_fields, marked_examples, shape
 
 PAGES = documentation_pages()
 PATTERN_READMES = sorted((REPO_ROOT / "patterns").glob("*/README.md"))
@@ -135,3 +135,16 @@ def test_an_answers_shape_keeps_keys_and_types_not_values() -> None:
     assert shape({**same, "extra": 1}) != shape(quoted)
     assert shape({**same, "version": 2}) != shape(quoted)
     assert shape({**same, "predictions": [{"label": "x"}]}) != shape(quoted)
+
+
+def test_a_later_command_names_fields_of_an_earlier_answer() -> None:
+    fields = _captured_fields({"job_id": "j-1", "ids": [7, 8], "done": True, "n": 3})
+    assert fields == {"JOB_ID": "j-1", "IDS_0": "7", "N": "3"}
+    command = "curl -s http://127.0.0.1:8000/jobs/$JOB_ID?row=$IDS_0"
+    assert _argv(command, "http://127.0.0.1:4321", fields) == [
+        "curl",
+        "-s",
+        "http://127.0.0.1:4321/jobs/j-1?row=7",
+    ]
+    with pytest.raises(ValueError, match="MISSING"):
+        _argv("curl http://127.0.0.1:8000/$MISSING", "http://x", fields)
