@@ -11,7 +11,8 @@ A README marks the examples a test runs with a fenced block whose info string is
 Each ``$ `` line is a command (a line ending in ``\\`` continues on the next); the lines
 after it, up to the next ``$ `` line, are the answer the README quotes, as JSON. The
 command is run with curl, its address ``http://127.0.0.1:8000`` swapped for the stack's,
-in the README's folder (so ``-F image=@...`` names a file beside it). The answer must
+in the project's root (the nearest folder above the README with a Makefile: the
+repository, or a starter), where a user types it. The answer must
 have the quoted answer's shape: the same keys and the same JSON types all the way down
 (numbers of any kind are one type; every element of a list is compared with the quoted
 elements' shapes), not the same values, which may differ from run to run. A string
@@ -148,6 +149,7 @@ def readme_example_problems(readme: Path, base_url: str, timeout_s: float = 30) 
     examples = marked_examples(readme.read_text())
     if not examples:
         raise ValueError(f"{readme} has no ```{MARKER} block")
+    root = next(p for p in readme.resolve().parents if (p / "Makefile").is_file())
     problems: list[str] = []
     fields: dict[str, str] = {}
     for example in examples:
@@ -159,10 +161,10 @@ def readme_example_problems(readme: Path, base_url: str, timeout_s: float = 30) 
             ) from exc
         argv = _argv(example.command, base_url, fields)
         deadline = time.monotonic() + timeout_s
-        answer = _run_curl(argv, readme.parent)
+        answer = _run_curl(argv, root)
         while shape(answer) != shape(quoted) and time.monotonic() < deadline:
             time.sleep(0.5)
-            answer = _run_curl(argv, readme.parent)
+            answer = _run_curl(argv, root)
         if shape(answer) != shape(quoted):
             problems.append(
                 f"{example.command}\n  quoted shape: {shape(quoted)}\n  answer: {answer}"
