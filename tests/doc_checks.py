@@ -13,6 +13,7 @@ in thousands in a block that links no report is a copy that nothing checks: also
 problem.
 """
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ MEASURED_ONLY = frozenset({"req/s", "rows/s", "jobs/s", "k"})
 _REPORT_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 _LINK = re.compile(r"\]\((?P<target>[^)\s#]+)(?:#[^)]*)?\)")
 _INLINE_CODE = re.compile(r"`[^`]*`")
-_MAKE_COMMAND = re.compile(r"\bmake[ \t]+(?P<words>(?:[-\w.]+=\S+[ \t]+|-s[ \t]+)*[a-z][\w-]*)")
+_MAKE_COMMAND = re.compile(r"\bmake[ \t]+(?P<words>(?:[-\w.]+=\S+[ \t]+|-s[ \t]+)*[a-z][\w*-]*)")
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,11 @@ def code_of(markdown: str) -> str:
 def make_targets_named(markdown: str) -> set[str]:
     """The targets of every ``make ...`` command in a page's code (options, VAR=x skipped)."""
     return {m["words"].split()[-1] for m in _MAKE_COMMAND.finditer(code_of(markdown))}
+
+
+def unknown_targets(named: set[str], targets: set[str]) -> set[str]:
+    """The names no target answers to; ``canary-*`` stands for any target it matches."""
+    return {name for name in named if not fnmatch.filter(targets, name)}
 
 
 def makefile_targets(makefile: Path = REPO_ROOT / "Makefile") -> set[str]:
