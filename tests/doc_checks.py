@@ -141,10 +141,37 @@ def figure_problems(page: Path, reports_dir: Path = REPORTS) -> list[str]:
     return problems
 
 
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped,
+    spaces as hyphens."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", prose_of(markdown), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def prose_of(markdown: str) -> str:
+    """A page without its fenced code blocks."""
+    return re.sub(r"^```[^\n]*\n.*?^```", "", markdown, flags=re.MULTILINE | re.DOTALL)
+
+
+def dead_links(page: Path) -> list[str]:
+    """The page's relative links whose file, or whose heading anchor, does not exist."""
+    dead: list[str] = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", prose_of(page.read_text())):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists() or (
+            anchor and linked.suffix == ".md" and anchor not in heading_anchors(linked.read_text())
+        ):
+            dead.append(target)
+    return dead
+
+
 def code_of(markdown: str) -> str:
     """A page's code: its fenced blocks and inline code spans, one per line."""
     fenced = re.findall(r"^```[^\n]*\n(.*?)^```", markdown, flags=re.MULTILINE | re.DOTALL)
-    prose = re.sub(r"^```[^\n]*\n.*?^```", "", markdown, flags=re.MULTILINE | re.DOTALL)
+    prose = prose_of(markdown)
     return "\n".join([*fenced, *(span.strip("`") for span in _INLINE_CODE.findall(prose))])
 
 

@@ -8,6 +8,7 @@ import pytest
 from tests.doc_checks import (
     REPO_ROOT,
     blocks,
+    dead_links,
     documentation_pages,
     figure_problems,
     make_targets_named,
@@ -31,6 +32,20 @@ def _id(page: Path) -> str:
 @pytest.mark.parametrize("page", PAGES, ids=_id)
 def test_every_figure_a_page_quotes_is_in_the_report_it_links(page: Path) -> None:
     assert figure_problems(page) == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_id)
+def test_every_link_of_a_page_reaches_its_file_and_heading(page: Path) -> None:
+    assert dead_links(page) == []
+
+
+def test_a_dead_link_or_anchor_is_caught(tmp_path: Path) -> None:
+    (tmp_path / "other.md").write_text("# Other\n\n## When to use it\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[a](other.md#when-to-use-it) [b](other.md#settings) [c](gone.md) [d](https://x/y)\n"
+    )
+    assert dead_links(page) == ["other.md#settings", "gone.md"]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_id)
