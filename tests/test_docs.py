@@ -1,6 +1,9 @@
 """The pages against what they cite: figures in their reports, make targets in the
 Makefile, pattern READMEs short, in one template, with examples their e2e test runs."""
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,13 @@ from tests.doc_checks import (
     quoted_figures,
     unknown_targets,
 )
-from tests.readme_examples import _argv, _captured_fields, marked_examples, shape
+from tests.readme_examples import (
+    _argv,
+    _captured_fields,
+    marked_examples,
+    readme_example_problems,
+    shape,
+)
 
 PAGES = documentation_pages()
 PATTERN_READMES = sorted((REPO_ROOT / "patterns").glob("*/README.md"))
@@ -165,3 +174,67 @@ def test_a_later_command_names_fields_of_an_earlier_answer() -> None:
     ]
     with pytest.raises(ValueError, match="MISSING"):
         _argv("curl http://127.0.0.1:8000/$MISSING", "http://x", fields)
+
+
+class _JobServer(BaseHTTPRequestHandler):
+    """Answers a submit with a job id, and the job as queued on the first poll only."""
+
+    polls = 0
+
+    def do_POST(self) -> None:
+        self._answer({"job_id": "j-7", "status": "queued"})
+
+    def do_GET(self) -> None:
+        _JobServer.polls += 1
+        done = _JobServer.polls > 1 and self.path == "/jobs/j-7"
+        body = (
+            {"status": "finished", "result": {"label": "setosa"}} if done else {"status": "queued"}
+        )
+        self._answer(body)
+
+    def _answer(self, body: dict[str, object]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet: the test reads answers, not access lines."""
+
+
+def test_the_examples_run_with_curl_wait_for_the_quoted_shape_and_report_a_different_one(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "Makefile").write_text("up:\n")
+    readme = tmp_path / "README.md"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _JobServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base_url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        readme.write_text(
+            "```console e2e\n"
+            "$ curl -s http://127.0.0.1:8000/predict -d '{}'\n"
+            '{"job_id": "abc", "status": "queued"}\n'
+            "$ curl -s http://127.0.0.1:8000/jobs/$JOB_ID\n"
+            '{"status": "finished", "result": {"label": "virginica"}}\n'
+            "```\n"
+        )
+        assert readme_example_problems(readme, base_url, timeout_s=5) == []
+        assert _JobServer.polls == 2  # the first poll saw "queued" and was repeated
+        readme.write_text(
+            '```console e2e\n$ curl -s http://127.0.0.1:8000/predict\n{"job_id": 1}\n```\n'
+        )
+        [problem] = readme_example_problems(readme, base_url, timeout_s=0)
+        assert "quoted shape: {'job_id': 'number'}" in problem
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_readme_without_marked_examples_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Makefile").write_text("up:\n")
+    (tmp_path / "README.md").write_text("```console\n$ curl -s http://127.0.0.1:8000/\n{}\n```\n")
+    with pytest.raises(ValueError, match="no ```console e2e block"):
+        readme_example_problems(tmp_path / "README.md", "http://127.0.0.1:1")
