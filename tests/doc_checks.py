@@ -8,9 +8,11 @@ table row) that links a report under ``loadtests/reports/``. Inline code is left
 blocks. Such a figure must be in one of the reports its block links: the report has a
 number that, rounded to as many decimals as the page writes, is the page's number
 (``1794`` is in a report saying ``1794.1``; ``4.6k`` is in one saying ``4612``).
-A page's figure not found in its report is a stale copy. A rate, a ratio or a number
-in thousands in a block that links no report is a copy that nothing checks: also a
-problem.
+A block that quotes a measurement (a rate, a number in thousands, or any figure with
+decimals: ``2.73 ms``, ``96.0%``; not a bound like ``within 20%``) must also give the
+run's date (``2026-12-03``), as its report does. A page's figure not found in its
+report is a stale copy. A rate, a ratio or a number in thousands in a block that links
+no report is a copy that nothing checks: also a problem.
 """
 
 import fnmatch
@@ -29,6 +31,7 @@ _FIGURE = re.compile(
 MEASURED_ONLY = frozenset({"req/s", "rows/s", "jobs/s", "k"})
 _REPORT_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 _LINK = re.compile(r"\]\((?P<target>[^)\s#]+)(?:#[^)]*)?\)")
+_DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
 _INLINE_CODE = re.compile(r"`[^`]*`")
 _MAKE_COMMAND = re.compile(r"\bmake[ \t]+(?P<words>(?:[-\w.]+=\S+[ \t]+|-s[ \t]+)*[a-z][\w*-]*)")
 
@@ -134,9 +137,14 @@ def figure_problems(page: Path, reports_dir: Path = REPORTS) -> list[str]:
         texts = [r.read_text() for r in reports if r.is_file()]
         if not texts:
             continue
-        for figure in quoted_figures(block):
+        figures = quoted_figures(block)
+        names = ", ".join(r.name for r in reports)
+        dates = set(_DATE.findall(_INLINE_CODE.sub("", block)))
+        measured = [f for f in figures if f.measured_only or "." in f.text]
+        if measured and not any(date in text for date in dates for text in texts):
+            problems.append(f"{page.name}: figures quoted from {names} without that run's date")
+        for figure in figures:
             if not any(figure_in_report(figure, text) for text in texts):
-                names = ", ".join(r.name for r in reports)
                 problems.append(f"{page.name}: {figure} is not in {names}")
     return problems
 

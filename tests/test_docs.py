@@ -90,10 +90,16 @@ def test_a_stale_copy_of_a_figure_is_caught(tmp_path: Path) -> None:
     )
     page = tmp_path / "README.md"
     link = "[comparison](reports/comparison.md)"
-    page.write_text(f"web-single answers 7421 req/s, about 7.4k ({link}).\n")
+    page.write_text(f"web-single answers 7421 req/s, about 7.4k ({link}, 2026-12-03).\n")
     assert figure_problems(page, reports) == []
-    page.write_text(f"web-single answers 2127 req/s, p50 2 ms ({link}).\n")
+    page.write_text(f"web-single answers 2127 req/s, p50 2 ms ({link}, 2026-12-03).\n")
     assert figure_problems(page, reports) == ["README.md: 2127 req/s is not in comparison.md"]
+    page.write_text(f"web-single answers 7421 req/s ({link}, 2026-11-26: another run's date).\n")
+    assert figure_problems(page, reports) == [
+        "README.md: figures quoted from comparison.md without that run's date"
+    ]
+    page.write_text(f"Every share within 20% of an even split ({link}).\n")
+    assert figure_problems(page, reports) == []  # a bound, not a measurement: no date needed
 
 
 def test_a_rate_that_links_no_report_is_caught(tmp_path: Path) -> None:
