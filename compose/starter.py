@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import posixpath
 import re
 import shutil
 import sys
@@ -335,6 +336,7 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
         f"patterns/{pattern}/", ""
     )
     readme = re.sub(r"make (\w+)\s+PATTERN=" + re.escape(pattern), r"make \1", readme)
+    readme = playground_links_as_text(readme, pattern)
     (dest / "README.md").write_text(
         f"{readme.rstrip()}\n{OWN_MODEL}{API_KEYS_HOWTO}\n"
         "Ejected from the ML serving patterns playground "
@@ -365,6 +367,20 @@ def _copy(src: Path, dst: Path) -> None:
     elif src.is_file():
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
+
+
+_RELATIVE_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\((?P<target>\.\./[^)\s]*)\)")
+
+
+def playground_links_as_text(readme: str, pattern: str) -> str:
+    """A pattern README's links out of its folder (reports, docs, other patterns) as
+    text naming the playground's file, since the starter has none of them."""
+
+    def as_text(link: re.Match[str]) -> str:
+        where = posixpath.normpath(f"patterns/{pattern}/{link['target'].partition('#')[0]}")
+        return f"{link['text']} (the playground's `{where}`)"
+
+    return _RELATIVE_LINK.sub(as_text, readme)
 
 
 def _check_self_contained(dest: Path, pattern: str) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from compose import k8s, locks
-from compose.starter import StarterError, mentions_of, write_starter
+from compose.starter import StarterError, mentions_of, playground_links_as_text, write_starter
 from conftest import REPO_ROOT
 from tests.compose_stack import free_port
 
@@ -280,3 +280,11 @@ def test_a_checkout_at_a_path_with_spaces_ejects_every_pattern(tmp_path: Path) -
         assert done.returncode == 0, done.stderr
         assert (dest / "compose.yaml").is_file()
         assert str(checkout) not in (dest / "Makefile").read_text()
+
+
+def test_a_readme_link_out_of_the_pattern_becomes_text_naming_the_playgrounds_file() -> None:
+    readme = "See [chaos.md](../../loadtests/reports/chaos.md), [sync](../sync/README.md#settings)."
+    assert playground_links_as_text(readme, "web-single") == (
+        "See chaos.md (the playground's `loadtests/reports/chaos.md`), "
+        "sync (the playground's `patterns/sync/README.md`)."
+    )

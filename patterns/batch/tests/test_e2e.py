@@ -19,6 +19,7 @@ import pytest
 
 from shared.model import OnnxModel
 from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -227,3 +228,8 @@ def test_bench_reports_both_rates(stack: ComposeStack) -> None:
     assert report["predict_rows_per_s_median"] > 0
     assert report["db_only_rows_per_s_median"] > 0
     assert progress(stack)["done"] == 4000  # the bench starts from empty tables
+
+
+def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
+    readme = Path(__file__).parents[1] / "README.md"
+    assert readme_example_problems(readme, stack.base_url) == []

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from tests.chaos import Fault, Load, fault
 from tests.compose_stack import REPO_ROOT, ComposeStack
 from tests.metrics_text import MetricsChange
+from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -141,3 +143,8 @@ def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
     total = stack.locust_smoke()["Aggregated"]
     assert total["requests"] > 0
     assert total["failures"] == 0
+
+
+def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
+    readme = Path(__file__).parents[1] / "README.md"
+    assert readme_example_problems(readme, stack.base_url) == []

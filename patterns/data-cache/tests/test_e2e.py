@@ -3,6 +3,7 @@
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -10,6 +11,7 @@ import pytest
 
 from tests.compose_stack import RESULTS, ComposeStack
 from tests.metrics_text import MetricsChange
+from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -172,3 +174,8 @@ def test_locust_smoke_load_reports_the_hit_ratio(stack: ComposeStack) -> None:
     summary = orjson.loads((RESULTS / "e2e-data-cache-smoke_summary.json").read_bytes())
     assert summary["cache"]["items"]["hit"] > 0
     assert 0 < summary["cache"]["hit_ratio"] < 1
+
+
+def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
+    readme = Path(__file__).parents[1] / "README.md"
+    assert readme_example_problems(readme, stack.base_url) == []

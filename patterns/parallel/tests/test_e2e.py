@@ -2,12 +2,14 @@
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
+from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -141,3 +143,8 @@ def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
     assert rows["Aggregated"]["failures"] == 0
     assert rows["POST /predict"]["requests"] > 0
     assert rows["POST /jobs"]["requests"] > 0  # the async half ran too
+
+
+def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
+    readme = Path(__file__).parents[1] / "README.md"
+    assert readme_example_problems(readme, stack.base_url) == []

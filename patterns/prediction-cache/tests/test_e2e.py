@@ -4,6 +4,7 @@ import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import orjson
@@ -12,6 +13,7 @@ import pytest
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
 from tests.metrics_text import MetricsChange
+from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -183,3 +185,8 @@ def test_locust_smoke_load_has_no_failures_and_reports_hits_and_misses(
     assert rows["Aggregated"]["failures"] == 0
     assert rows["POST /predict [hit]"]["requests"] > 0
     assert rows["POST /predict [miss]"]["requests"] > 0
+
+
+def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
+    readme = Path(__file__).parents[1] / "README.md"
+    assert readme_example_problems(readme, stack.base_url) == []

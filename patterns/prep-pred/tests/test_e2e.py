@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.compose_stack import ComposeStack
+from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -113,3 +114,8 @@ def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
     total = stack.locust_smoke()["Aggregated"]
     assert total["requests"] > 0
     assert total["failures"] == 0
+
+
+def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
+    readme = Path(__file__).parents[1] / "README.md"
+    assert readme_example_problems(readme, stack.base_url) == []

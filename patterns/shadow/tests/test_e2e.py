@@ -2,6 +2,7 @@
 or slow candidate fails no request."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +10,7 @@ from tests.chaos import Fault, Load, fault
 from tests.compose_config import compose_config
 from tests.compose_stack import ComposeStack
 from tests.metrics_text import MetricsChange
+from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -103,3 +105,8 @@ def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
     total = stack.locust_smoke()["Aggregated"]
     assert total["requests"] > 0
     assert total["failures"] == 0
+
+
+def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
+    readme = Path(__file__).parents[1] / "README.md"
+    assert readme_example_problems(readme, stack.base_url) == []

@@ -3,6 +3,7 @@
 import asyncio
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -15,9 +16,10 @@ from tests.api_keys_e2e import (
     keys_on,
 )
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
-from tests.compose_stack import ComposeStack
+from tests.compose_stack import REPO_ROOT, ComposeStack
 from tests.docs_pages import docs_asset_problems
 from tests.metrics_text import MetricsChange, sample_total
+from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -204,3 +206,9 @@ def test_past_the_delay_target_the_server_itself_sheds_with_the_same_503(
 
 def test_docs_and_their_assets_answer_from_the_container(stack: ComposeStack) -> None:
     assert docs_asset_problems(stack.get) == []
+
+
+# The pattern's README, and the top one (in a starter, the same file).
+@pytest.mark.parametrize("readme", [Path(__file__).parents[1], REPO_ROOT], ids=["pattern", "top"])
+def test_readme_examples_answer_as_quoted(stack: ComposeStack, readme: Path) -> None:
+    assert readme_example_problems(readme / "README.md", stack.base_url) == []
