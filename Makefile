@@ -143,13 +143,15 @@ starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORC
 	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
 	$(PYTHON) compose/starter.py $(PATTERN) $(DEST) $(if $(FORCE),--force)
 
-.PHONY: k8s-manifests k8s-generate
-k8s-manifests: check-pattern $(VENV)/.installed ## Kubernetes: regenerate PATTERN's kustomize tree from compose, print its local overlay
-	@$(VENV)/bin/python -m compose.k8s generate $(PATTERN)
+.PHONY: k8s k8s-manifests k8s-generate
+k8s: check-pattern $(VENV)/.installed ## Kubernetes: write PATTERN's kustomize tree, generated from compose, into DEST (default patterns/PATTERN/k8s/, not committed)
+	@$(VENV)/bin/python -m compose.k8s generate $(PATTERN) $(if $(DEST),--dest '$(DEST)')
+
+k8s-manifests: check-pattern $(VENV)/.installed ## Kubernetes: print PATTERN's local overlay as kubectl kustomize renders it
 	@$(VENV)/bin/python -m compose.k8s render $(PATTERN)
 
-k8s-generate: $(VENV)/.installed ## Kubernetes: regenerate every pattern's kustomize tree (patterns/*/k8s/)
-	$(VENV)/bin/python -m compose.k8s generate
+k8s-generate: $(VENV)/.installed ## Kubernetes: write every pattern's tree (patterns/*/k8s/, or DEST/<pattern>)
+	$(VENV)/bin/python -m compose.k8s generate $(if $(DEST),--dest '$(DEST)')
 
 # The batch pattern's own commands (they bring its stack up first, whatever PATTERN says).
 BATCH_COMPOSE := ./compose/compose.sh -f patterns/batch/compose.yaml

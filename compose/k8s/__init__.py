@@ -1,14 +1,33 @@
 """Kubernetes manifests of a pattern, generated from its compose file (one source of truth).
 
-    python -m compose.k8s generate [PATTERN ...]  write patterns/<p>/k8s/ (default: every one)
-    python -m compose.k8s check [PATTERN ...]     exit 1 when a tree is not what compose gives
-    python -m compose.k8s render PATTERN          the local overlay as one multi-document YAML
+    make k8s PATTERN=x [DEST=dir]   write the tree (default: patterns/x/k8s/, not committed)
+    make k8s-manifests PATTERN=x    print its local overlay as kustomize renders it
+    python -m compose.k8s generate [PATTERN ...] [--dest DIR]   (several: DIR/<pattern>)
+    python -m compose.k8s generate NAME --compose-file FILE --dest DIR   (a starter's own file)
+    python -m compose.k8s render PATTERN [--overlay local]
 
 ``generate`` reads ``docker compose config --format json`` (no engine needed) and
-writes a kustomize tree: ``k8s/base/`` (one file per compose service) and
-``k8s/local/`` (an overlay: a namespace, ``imagePullPolicy: IfNotPresent`` and the
-image tags, for kind or k3d with the locally built ``mlsp/*`` images). ``render``
-runs ``kubectl kustomize`` (or ``kustomize build``) on the overlay.
+writes a kustomize tree: ``base/`` (one file per compose service) and ``local/`` (an
+overlay: a namespace, ``imagePullPolicy: IfNotPresent`` and the image tags, for kind or
+k3d with the locally built ``mlsp/*`` images); ``kubectl apply -k DIR/local`` deploys it.
+``render`` generates the tree in a temporary folder and runs ``kubectl kustomize`` (or
+``kustomize build``) on the overlay.
+
+Why the trees are rendered on demand, not committed: a tree is a pure function of the
+compose file, so a committed copy says nothing the compose file does not, goes stale
+with every compose edit (a test had to guard it and every change carried a regenerate
+step), and the eleven trees were a third of the files under patterns/ that a reader and
+every starter copied. A starter gets this generator (``make k8s`` in it) and writes its
+own tree from its own compose file. The tests generate every pattern's tree into a
+temporary folder and check what ``kubectl kustomize`` renders from it.
+
+The package, one module per kind of object: :mod:`~compose.k8s.pattern` (which services
+are workloads, one-shots, stateful, called; their ports), :mod:`~compose.k8s.pods`
+(containers, init containers, volumes), :mod:`~compose.k8s.probes` (probes, resources,
+security contexts), :mod:`~compose.k8s.secrets` (the environment and the Secret),
+:mod:`~compose.k8s.workloads` (Deployment, StatefulSet, Job, CronJob),
+:mod:`~compose.k8s.services`, :mod:`~compose.k8s.scaling` (HPA, KEDA, disruption
+budgets), :mod:`~compose.k8s.kustomization` (the files) and :mod:`~compose.k8s.cli`.
 
 How compose maps to Kubernetes:
 
@@ -43,7 +62,16 @@ How compose maps to Kubernetes:
 """
 
 from compose.config import OPTIONAL_SECRETS, ROOT, SECRETS, patterns, sentinel
-from compose.k8s.cli import generate, kustomize_command, main, on_disk, render, tree_dir, write
+from compose.k8s.cli import (
+    generate,
+    kustomize,
+    kustomize_command,
+    main,
+    on_disk,
+    render,
+    tree_dir,
+    write,
+)
 from compose.k8s.common import (
     HPA_MAX_REPLICAS,
     HTTP_PORT,
@@ -78,6 +106,7 @@ __all__ = [
     "containers_of",
     "cpu_quantity",
     "generate",
+    "kustomize",
     "kustomize_command",
     "main",
     "on_disk",
