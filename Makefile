@@ -73,7 +73,7 @@ rollout-report: $(STUBS) ## Version 2 and back under load: sync (2 predictors) b
 
 .PHONY: rollout-locust
 rollout-locust: ## Version 2 and back while make load runs (Locust): sync (REPLICAS=2), then web-single; loadtests/reports/rollout-locust.md
-	$(PYTHON) -m loadtests.rollout_locust
+	$(PYTHON) -m loadtests.bench.rollout_locust
 
 .PHONY: down
 down: check-pattern ## Stop PATTERN's stack gracefully; queued jobs and data stay for the next up (WIPE=1: remove them)
@@ -128,14 +128,14 @@ DELAY_TARGET ?=
 DELAY_CAP ?=
 .PHONY: overload
 overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capacity (CAPACITY=), each way of shedding side by side; loadtests/reports/overload.md
-	$(VENV)/bin/python -m loadtests.overload $(PATTERN) --port $(API_PORT) \
+	$(VENV)/bin/python -m loadtests.bench.overload $(PATTERN) --port $(API_PORT) \
 	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT)) \
 	  $(if $(SHEDDING),--shedding $(SHEDDING)) $(if $(DELAY_TARGET),--delay-target $(DELAY_TARGET)) \
 	  $(if $(DELAY_CAP),--delay-cap $(DELAY_CAP)) $(if $(API_CPUS),--api-cpus $(API_CPUS))
 
 .PHONY: spread
 spread: check-pattern $(VENV)/.installed ## make load with SCALE (predictor=3) replicas: each one's share of the calls; loadtests/reports/spread.md
-	$(VENV)/bin/python -m loadtests.spread $(PATTERN) --scale '$(or $(SCALE),predictor=3)' \
+	$(VENV)/bin/python -m loadtests.bench.spread $(PATTERN) --scale '$(or $(SCALE),predictor=3)' \
 	  --users $(USERS) --duration $(DURATION)
 
 .PHONY: starter
@@ -176,18 +176,18 @@ batch-bench: batch-up ## batch: rows/s of runs over ROWS rows vs the DB-only lim
 
 .PHONY: bench-parallel
 bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)
-	$(VENV)/bin/python -m loadtests.bench_parallel --port $(API_PORT)
+	$(VENV)/bin/python -m loadtests.bench.parallel --port $(API_PORT)
 
 .PHONY: bench-data-cache
 bench-data-cache: $(VENV)/.installed ## data-cache: p50 with a cold and a warm cache, both variants, one run
-	$(VENV)/bin/python -m loadtests.bench_data_cache --port $(API_PORT)
+	$(VENV)/bin/python -m loadtests.bench.data_cache --port $(API_PORT)
 
 .PHONY: shadow-report shadow-bench
 shadow-report: $(VENV)/.installed ## shadow: agreement rate, confusion table (primary x candidate), both latencies, from the api on API_PORT
 	$(VENV)/bin/python -m loadtests.shadow_report --url http://127.0.0.1:$(API_PORT)
 
 shadow-bench: $(VENV)/.installed ## shadow: primary p50 with the mirror off and on (RATE=req/s: an open loop below capacity), candidate slow and stopped; loadtests/reports/shadow.md
-	$(VENV)/bin/python -m loadtests.shadow_bench --port $(API_PORT) $(if $(RATE),--rate $(RATE))
+	$(VENV)/bin/python -m loadtests.bench.shadow --port $(API_PORT) $(if $(RATE),--rate $(RATE))
 
 # The canary pattern's own commands, shared with its starter (patterns/canary/canary.mk).
 CANARY_COMPOSE_FILE := patterns/canary/compose.yaml
@@ -195,7 +195,7 @@ include patterns/canary/canary.mk
 
 .PHONY: canary-bench
 canary-bench: $(VENV)/.installed ## canary: split accuracy (sticky and random) and p50 split vs all-primary, one run; loadtests/reports/canary.md
-	$(VENV)/bin/python -m loadtests.canary_bench --port $(API_PORT)
+	$(VENV)/bin/python -m loadtests.bench.canary --port $(API_PORT)
 
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host

@@ -1,6 +1,6 @@
 """make canary-bench's report: the split's accuracy and the p50 with and without the split."""
 
-from loadtests.canary_bench import Run, markdown
+from loadtests.bench.canary import Run, markdown
 
 
 def test_the_report_shows_the_shares_the_runs_and_the_p50_ratio() -> None:

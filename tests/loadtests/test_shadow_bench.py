@@ -1,6 +1,6 @@
 """make shadow-bench: each run's own figures, and the goals the report checks."""
 
-from loadtests.shadow_bench import Run, difference, markdown, p50_verdict
+from loadtests.bench.shadow import Run, difference, markdown, p50_verdict
 from loadtests.shadow_report import ShadowFigures
 
 

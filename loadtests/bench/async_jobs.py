@@ -1,6 +1,6 @@
 """The async pattern's jobs/s and the worker's cost per job, two checkouts side by side.
 
-    python -m loadtests.async_jobs BEFORE_DIR:BEFORE_TAG AFTER_DIR:AFTER_TAG \\
+    python -m loadtests.bench.async_jobs BEFORE_DIR:BEFORE_TAG AFTER_DIR:AFTER_TAG \\
         [--rounds 2] [--users 16] [--duration 30s] [--port 18300]
 
 Each checkout's async stack is brought up under its own ``MLSP_TAG`` and compose
@@ -25,7 +25,7 @@ from pathlib import Path
 from tests.compose_stack import container_metrics
 from tests.metrics_text import sample_total
 
-REPORT = Path(__file__).resolve().parent / "reports" / "async-jobs.md"
+REPORT = Path(__file__).resolve().parents[1] / "reports" / "async-jobs.md"
 E2E = "E2E"  # the Locust type of the end-to-end entry ("job completed")
 #: Run in the api container: queue DRAIN_JOBS jobs at once (as the api queues them), then
 #: wait until the workers have finished them all; prints the seconds that took.
@@ -169,7 +169,7 @@ def markdown(runs: list[Run], args: argparse.Namespace, started: str) -> str:
     lines = [
         "# async: jobs/s and the worker's cost per job, before and after",
         "",
-        f"Run: {started} UTC, `python -m loadtests.async_jobs` (each checkout: `make up`, "
+        f"Run: {started} UTC, `python -m loadtests.bench.async_jobs` (each checkout: `make up`, "
         f"`make load PATTERN=async USERS={args.users} DURATION={args.duration} WARMUP=5s`, "
         f"`make down WIPE=1`; the two in turns, {args.rounds} rounds), two workers each, "
         "2 cores shared with other engineers' stacks and tests.  ",

@@ -1,6 +1,6 @@
 """``make shadow-bench``: what shadowing costs the primary, measured side by side in one run.
 
-    python -m loadtests.shadow_bench [--port 8000] [--users 8] [--seconds 20] [--rounds 3]
+    python -m loadtests.bench.shadow [--port 8000] [--users 8] [--seconds 20] [--rounds 3]
         [--rate R]
 
 Brings the shadow pattern up in a project of its own and runs the same closed loop
@@ -35,11 +35,11 @@ from pathlib import Path
 
 import orjson
 
+from loadtests.bench.overload import Stack
 from loadtests.openloop import closed_loop, measured_load
-from loadtests.overload import Stack
 from loadtests.shadow_report import ShadowFigures, parse, read_metrics, render
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "loadtests" / "reports" / "shadow.md"
 BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
 WARMUP_SECONDS = 3.0

@@ -1,6 +1,6 @@
 """Does the parallel pattern's latency track its slowest member, or the sum of them?
 
-    make bench-parallel                      # or: python -m loadtests.bench_parallel --port 8000
+    make bench-parallel                      # or: python -m loadtests.bench.parallel --port 8000
 
 Brings the parallel stack up (``compose/compose.sh``), then for each delay
 (0, 50 and 100 ms by default) makes the ``iris-forest`` predictor answer that
@@ -28,7 +28,7 @@ import httpx
 
 __all__ = ["DelayRun", "format_table", "main", "percentile"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = [str(REPO_ROOT / "compose" / "compose.sh"), "-f", "patterns/parallel/compose.yaml"]
 SLOWED = "iris-forest"
 #: The compose variables that set each member's predictor's DELAY_MS.

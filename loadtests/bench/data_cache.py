@@ -1,6 +1,6 @@
 """data-cache with a cold cache and a warm one, for both variants, in one run.
 
-    make bench-data-cache                    # or: python -m loadtests.bench_data_cache --port 8000
+    make bench-data-cache                    # or: python -m loadtests.bench.data_cache --port 8000
 
 For each ``CACHE_VARIANT`` (``raw``, then ``tensor``) it brings the data-cache
 stack up with that variant (``compose/compose.sh``; only the api is
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.bench_parallel import percentile
+from loadtests.bench.parallel import percentile
 
 __all__ = ["Phase", "format_table", "main", "stage_seconds"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = [str(REPO_ROOT / "compose" / "compose.sh"), "-f", "patterns/data-cache/compose.yaml"]
 VARIANTS = ("raw", "tensor")
 STAGES = ("db_fetch", "cache_lookup", "preprocess", "inference")

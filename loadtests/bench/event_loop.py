@@ -1,6 +1,6 @@
 """Submit latency alone and in company: async apis side by side, in one run, one report.
 
-    python -m loadtests.event_loop --target before=http://127.0.0.1:18201 \\
+    python -m loadtests.bench.event_loop --target before=http://127.0.0.1:18201 \\
         --target after=http://127.0.0.1:18200 --out loadtests/reports/event-loop.md
 
 For each target (an async pattern's api; several stacks up at once, e.g. two
@@ -80,9 +80,8 @@ def markdown(results: dict[str, dict[str, Any]], args: argparse.Namespace, loads
     lines = [
         "# async submit latency: alone and with 8 clients at a fixed rate",
         "",
-        f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m loadtests.event_loop "
-        + " ".join(sys.argv[1:])
-        + "`.",
+        f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by "
+        "`python -m loadtests.bench.event_loop " + " ".join(sys.argv[1:]) + "`.",
         "",
         f"Settings: {SEQUENTIAL} sequential `POST /predict` (one client, one row), then an open "
         f"loop of {args.rate:g} submits/s over {args.clients} keep-alive connections for "

@@ -1,6 +1,6 @@
 """How ``make load`` spreads a tier's calls over its replicas: ``make spread``.
 
-    python -m loadtests.spread sync --scale predictor=3 [--users 16] [--duration 30s]
+    python -m loadtests.bench.spread sync --scale predictor=3 [--users 16] [--duration 30s]
 
 Brings the pattern up with ``make up SCALE=...``, reads each replica's inference calls
 from its own ``/metrics`` (``docker exec``: internal services publish no port), runs
@@ -19,7 +19,7 @@ from pathlib import Path
 from tests.compose_stack import container_metrics
 from tests.metrics_text import infer_calls
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "loadtests" / "reports" / "spread.md"
 
 
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     counts = [calls(c) - b for c, b in zip(containers, before, strict=True)]
     settings = (
-        f"`python -m loadtests.spread {args.pattern} --scale {service}={count}` (`make spread`) "
+        f"`python -m loadtests.bench.spread {args.pattern} --scale {service}={count}` "
+        "(`make spread`) "
         f"on {started}: `make load` with {args.users} users for {args.duration}, the "
         f"compose files' other defaults; load average {load_before} before the load and "
         f"{load_average()} after, on a 2-core machine shared with other work"

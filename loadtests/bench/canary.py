@@ -1,6 +1,6 @@
 """``make canary-bench``: how exactly the canary api splits, and what the split costs, in one run.
 
-    python -m loadtests.canary_bench [--port 8000] [--users 8] [--seconds 8] [--rounds 5]
+    python -m loadtests.bench.canary [--port 8000] [--users 8] [--seconds 8] [--rounds 5]
 
 Brings the canary pattern up in a project of its own, then, with no restart (the weights
 change at run time, as ``make canary-weights`` changes them):
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import httpx
 
+from loadtests.bench.overload import Stack
 from loadtests.openloop import closed_loop, measured_load
-from loadtests.overload import Stack
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "loadtests" / "reports" / "canary.md"
 BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
 WARMUP_SECONDS = 3.0
