@@ -11,7 +11,6 @@ request failed.
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
+from loadtests.machine import load_average
 from tests.chaos import PAUSE_S, THREADS, Load, Sample
 from tests.compose_stack import COMPOSE_SH, REPO_ROOT, ComposeStack
 
@@ -176,11 +176,6 @@ def markdown(results: list[RolloutResult], settings: str, load_average: list[str
             lines.append(f"| {start:+.0f} | {shown} |")
         lines += ["", "```", *r.log, "```"]
     return "\n".join(lines) + "\n"
-
-
-def load_average() -> str:
-    """``uptime``'s load averages."""
-    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadtests.machine import load_average
 from tests.compose_stack import container_metrics
 from tests.metrics_text import sample_total
 
@@ -114,11 +115,6 @@ def workers_metrics(checkout: Checkout, port: int) -> dict[str, float]:
     }
 
 
-def load_average() -> str:
-    """The 1-minute load average."""
-    return f"{os.getloadavg()[0]:.2f}"
-
-
 def e2e_row(stats_csv: Path) -> dict[str, str]:
     """The end-to-end row of a Locust stats CSV."""
     with stats_csv.open() as handle:
@@ -138,13 +134,13 @@ def measure(checkout: Checkout, args: argparse.Namespace, out: str) -> Run:
 
     make("up")
     first = workers_metrics(checkout, args.port)
-    loads = [load_average()]
+    loads = [load_average(one_minute=True)]
     make("load", f"USERS={args.users}", f"DURATION={args.duration}", "WARMUP=5s", f"OUT={out}")
-    loads.append(load_average())
+    loads.append(load_average(one_minute=True))
     last = workers_metrics(checkout, args.port)
     drained_in = float(compose(checkout, args.port, "exec", "-T", "api", "python", "-c", _DRAIN,
                                str(args.drain_jobs)).split()[-1])  # fmt: skip
-    loads.append(load_average())
+    loads.append(load_average(one_minute=True))
     make("down", "WIPE=1")
     delta = {key: last[key] - first[key] for key in last}
     row = e2e_row(checkout.folder / "loadtests" / "results" / f"{out}_stats.csv")

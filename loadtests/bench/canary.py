@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from loadtests.bench.overload import Stack
+from loadtests.machine import load_average
 from loadtests.openloop import closed_loop, measured_load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stack = Stack("canary", args.port, purpose="bench")
     url = f"http://127.0.0.1:{args.port}"
-    load_at_start = os.getloadavg()[0]
+    load_at_start = load_average(one_minute=True)
     shares: dict[tuple[int, int, bool], float] = {}
     runs: list[Run] = []
     try:
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         f"no client key: the random pick; {args.seconds:g} s per run after a "
         f"{WARMUP_SECONDS:g} s warm-up), the weights changed at run time between runs on "
         f"one stack, alternated {args.rounds} times; compose defaults otherwise. "
-        f"{os.cpu_count()} cores shared with other work: load average {load_at_start:.1f} at "
+        f"{os.cpu_count()} cores shared with other work: load average {load_at_start} at "
         "the start, and `os.getloadavg()` at the end of each run."
     )
     text = markdown(shares, args.requests, runs, settings)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from loadtests.machine import load_average
 from loadtests.openloop import check_url, open_loop, percentile
 
 BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
@@ -111,10 +111,6 @@ def markdown(results: dict[str, dict[str, Any]], args: argparse.Namespace, loads
     return "\n".join(lines)
 
 
-def _load_average() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 async def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Every round, every target in turn."""
     targets = dict(t.split("=", 1) for t in args.target)
@@ -137,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="turns over the targets")
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     args = parser.parse_args(argv)
-    before = _load_average()
+    before = load_average()
     results = asyncio.run(run(args))
-    report = markdown(results, args, f"{before} / {_load_average()}")
+    report = markdown(results, args, f"{before} / {load_average()}")
     print(report)
     if args.out:
         args.out.write_text(report)

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadtests.machine import load_average
 from loadtests.openloop import LoadError, Tally, closed_loop, open_loop
 from shared.settings import MAX_REQUESTS_IN_FLIGHT_DEFAULT, OVERLOAD_DELAY_TARGET_MS_RECOMMENDED
 
@@ -243,10 +244,6 @@ def shedding_settings(args: argparse.Namespace) -> list[dict[str, str]]:
     return compared
 
 
-def _load_average() -> str:
-    return " ".join(f"{figure:.2f}" for figure in os.getloadavg())
-
-
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Capacity, then each shedding setting at each load; the figures as one JSON document.
 
@@ -275,7 +272,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "processes": args.processes,
         "api_cpus": args.api_cpus,
         "cpu_period_us": args.cpu_period_us,
-        "load_average_before": _load_average(),
+        "load_average_before": load_average(),
         "runs": [],
     }
     slice_s = args.seconds / args.rounds
@@ -305,7 +302,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         tally.merge(spread(pool, args.processes, url, rate, slice_s))
                 for setting, tally in zip(compared, tallies, strict=True):
                     run = {"shedding": setting["name"], "load": load, "rate": rate}
-                    run |= tally.summary(args.seconds) | {"load_average": _load_average()}
+                    run |= tally.summary(args.seconds) | {"load_average": load_average()}
                     result["runs"].append(run)
                     print(json.dumps(run), file=sys.stderr)
             for setting, watch in zip(compared, memory, strict=True):
@@ -314,7 +311,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for stack in stacks:
                 stack.down()
-    result["load_average_after"] = _load_average()
+    result["load_average_after"] = load_average()
     return result
 
 

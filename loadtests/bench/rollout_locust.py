@@ -12,7 +12,6 @@ when each replica changed. Writes ``loadtests/reports/rollout-locust.md``.
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
+
+from loadtests.machine import load_average
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "loadtests" / "results"
@@ -110,7 +111,7 @@ def run_one(pattern: str, old: str, new: str) -> Run:
     total = next(row for row in summary["rows"] if row["name"] == "Aggregated")
     return Run(
         pattern, old, new, total["requests"], total["failures"], total["rps"], took_s,
-        failing_seconds(history), " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+        failing_seconds(history), load_average(),
         [line for line in lines.splitlines() if line.startswith("[")],
     )  # fmt: skip
 

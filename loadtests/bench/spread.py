@@ -10,12 +10,12 @@ even split (exit 1 when one is not). The stack is left up (``make down`` removes
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from loadtests.machine import load_average
 from tests.compose_stack import container_metrics
 from tests.metrics_text import infer_calls
 
@@ -99,11 +99,6 @@ def markdown(pattern: str, service: str, counts: list[float], within: float, set
             "",
         ]
     )
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages of the machine."""
-    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
