@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
-from loadtests.machine import load_average
+from loadtests.measured import load_average, write_report
 from tests.chaos import PAUSE_S, THREADS, Load, Sample
 from tests.compose_stack import COMPOSE_SH, REPO_ROOT, ComposeStack
 
@@ -189,9 +189,7 @@ def main() -> int:
     averages.append(load_average())
     settings = f"{THREADS} threads, one row per request, {PAUSE_S * 1000:g} ms between requests"
     text = markdown(results, settings, averages)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, text)
     return 0 if all(r.exit_code == 0 for r in results) else 1
 
 

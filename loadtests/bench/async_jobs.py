@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.machine import load_average
+from loadtests.measured import load_average
 from tests.compose_stack import container_metrics
 from tests.metrics_text import sample_total
 

@@ -18,20 +18,19 @@ Writes ``loadtests/reports/canary.md`` with the date, the settings and the load 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
 from collections import Counter
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from loadtests.bench.overload import Stack
-from loadtests.machine import load_average
-from loadtests.openloop import closed_loop, measured_load
+from loadtests.measured import load_average, write_report
+from loadtests.openloop import LoopFigures, bench_parser, closed_loop, measured_load
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "loadtests" / "reports" / "canary.md"
@@ -40,17 +39,13 @@ WARMUP_SECONDS = 3.0
 SPLITS = ((90, 10), (50, 50))
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     """One closed-loop run at some weights."""
 
     name: str
     weights: tuple[int, int]
-    rps: float = 0.0
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    failed: int = 0
-    load_average: float = 0.0
+    figures: LoopFigures = field(default_factory=LoopFigures)
 
 
 def set_weights(stack: Stack, primary: int, canary: int) -> None:
@@ -75,13 +70,8 @@ def canary_share(url: str, requests: int, keyed: bool) -> float:
 def measure(url: str, run: Run, users: int, seconds: float) -> Run:
     """Warm up, then the closed loop; its client-side figures."""
     asyncio.run(closed_loop(f"{url}/predict", BODY, users, WARMUP_SECONDS))
-    figures = measured_load(f"{url}/predict", BODY, users, seconds, run.name)
-    run.rps, run.p50_ms, run.p99_ms, run.failed, run.load_average = astuple(figures)
+    run.figures = measured_load(f"{url}/predict", BODY, users, seconds, run.name)
     return run
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
 
 
 def markdown(
@@ -108,12 +98,9 @@ def markdown(
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
-        lines.append(
-            f"| {r.name} | {r.rps:.0f} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {r.failed} | "
-            f"{r.load_average:.1f} |"
-        )
+        lines.append(f"| {r.name} | {r.figures.cells()} | {r.figures.load_average:.1f} |")
     p50s = {
-        name: [r.p50_ms for r in runs if r.name == name and r.p50_ms]
+        name: [r.figures.p50_ms for r in runs if r.name == name and r.figures.p50_ms]
         for name in ("all primary", "split 90/10")
     }
     p50 = {name: statistics.median(values) for name, values in p50s.items()}
@@ -132,11 +119,9 @@ def markdown(
 
 def main(argv: list[str] | None = None) -> int:
     """Measure, write the report."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=8000, help="the api's port on 127.0.0.1")
-    parser.add_argument("--users", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=5, help="all-primary/split pairs")
+    parser = bench_parser(
+        __doc__.split("\n")[0], seconds=8.0, rounds=5, rounds_are="all-primary/split pairs"
+    )
     parser.add_argument("--requests", type=int, default=2000, help="per split and key mode")
     parser.add_argument("--out", type=Path, default=REPORT)
     args = parser.parse_args(argv)
@@ -167,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "the start, and `os.getloadavg()` at the end of each run."
     )
     text = markdown(shares, args.requests, runs, settings)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, text)
     return 0
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from loadtests.machine import load_average
+from loadtests.measured import load_average
 from loadtests.openloop import check_url, open_loop, percentile
 
 BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'

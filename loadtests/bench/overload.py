@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests.machine import load_average
+from loadtests.measured import load_average
 from loadtests.openloop import LoadError, Tally, closed_loop, open_loop
 from shared.settings import MAX_REQUESTS_IN_FLIGHT_DEFAULT, OVERLOAD_DELAY_TARGET_MS_RECOMMENDED
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
-from loadtests.machine import load_average
+from loadtests.measured import load_average
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "loadtests" / "results"

@@ -23,20 +23,20 @@ Writes ``loadtests/reports/shadow.md`` with the date, the settings and the load 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
 import time
 import urllib.request
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from loadtests.bench.overload import Stack
-from loadtests.openloop import closed_loop, measured_load
+from loadtests.measured import write_report
+from loadtests.openloop import LoopFigures, bench_parser, closed_loop, measured_load, ms
 from loadtests.shadow_report import ShadowFigures, parse, read_metrics, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,17 +46,13 @@ WARMUP_SECONDS = 3.0
 GOAL_P50_RATIO = 1.10
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     """One measured run: its name, settings and figures."""
 
     name: str
     settings: dict[str, str]
-    rps: float = 0.0
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    failed: int = 0
-    load_average: float = 0.0
+    figures: LoopFigures = field(default_factory=LoopFigures)
     shadow: ShadowFigures = field(default_factory=ShadowFigures)
 
 
@@ -86,9 +82,8 @@ def measure(
         stack.run("up", "--build", "--wait", "--remove-orphans", **run.settings)
     asyncio.run(closed_loop(f"{url}/predict", BODY, users, WARMUP_SECONDS))
     before = parse(read_metrics(url))
-    figures = measured_load(f"{url}/predict", BODY, users, seconds, run.name, rate=rate)
+    run.figures = measured_load(f"{url}/predict", BODY, users, seconds, run.name, rate=rate)
     run.shadow = difference(parse(read_metrics(url)), before)
-    run.rps, run.p50_ms, run.p99_ms, run.failed, run.load_average = astuple(figures)
     return run
 
 
@@ -119,21 +114,16 @@ def p50_verdict(ratio: float, spread: float) -> str:
     return "met" if ratio <= GOAL_P50_RATIO else "NOT met"
 
 
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+def p50s(runs: list[Run], name: str) -> list[float]:
+    """The measured p50s of the runs called ``name``."""
+    return [r.figures.p50_ms for r in runs if r.name == name and r.figures.p50_ms]
 
 
 def markdown(runs: list[Run], iris: ShadowFigures, settings: str) -> str:
     """The report: one row per run, the goals, the agreement on iris."""
-    p50 = {
-        name: statistics.median(r.p50_ms for r in runs if r.name == name and r.p50_ms)
-        for name in ("off", "on")
-    }
+    p50 = {name: statistics.median(p50s(runs, name)) for name in ("off", "on")}
     ratio = p50["on"] / p50["off"]
-    spread = {
-        name: max(v := [r.p50_ms for r in runs if r.name == name and r.p50_ms]) / min(v)
-        for name in ("off", "on")
-    }
+    spread = {name: max(p50s(runs, name)) / min(p50s(runs, name)) for name in ("off", "on")}
     lines = [
         "# Shadow: what mirroring to a candidate costs the primary",
         "",
@@ -147,8 +137,8 @@ def markdown(runs: list[Run], iris: ShadowFigures, settings: str) -> str:
         m = r.shadow.mirrors
         outcomes = " / ".join(f"{m.get(k, 0):.0f}" for k in ("ok", "failed", "timeout", "dropped"))
         lines.append(
-            f"| {r.name} | {r.rps:.0f} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {r.failed} | "
-            f"{_ms(r.shadow.quantile_ms('candidate', 0.5))} | {outcomes} | {r.load_average:.1f} |"
+            f"| {r.name} | {r.figures.cells()} | {ms(r.shadow.quantile_ms('candidate', 0.5))} | "
+            f"{outcomes} | {r.figures.load_average:.1f} |"
         )
     degraded = [r for r in runs if "candidate" in r.name]
     lines += [
@@ -161,8 +151,8 @@ def markdown(runs: list[Run], iris: ShadowFigures, settings: str) -> str:
         f"  (between rounds of one setting the p50 varied by up to {spread['off']:.2f}x off "
         f"and {spread['on']:.2f}x on: the machine's noise, next to which the ratio is read)",
         "- failed requests with the candidate slow or stopped: "
-        f"{sum(r.failed for r in degraded)} (goal 0): "
-        f"{'met' if degraded and not any(r.failed for r in degraded) else 'NOT met'}",
+        f"{sum(r.figures.failed for r in degraded)} (goal 0): "
+        f"{'met' if degraded and not any(r.figures.failed for r in degraded) else 'NOT met'}",
         "",
         "## The two models on the 150 rows of the iris data set",
         "",
@@ -173,11 +163,7 @@ def markdown(runs: list[Run], iris: ShadowFigures, settings: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every run, write the report."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=8000, help="the api's port on 127.0.0.1")
-    parser.add_argument("--users", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rounds", type=int, default=3, help="off/on pairs")
+    parser = bench_parser(__doc__.split("\n")[0], seconds=20.0, rounds=3, rounds_are="off/on pairs")
     parser.add_argument("--slow-ms", type=int, default=2000, help="the slow candidate's delay")
     parser.add_argument(
         "--rate",
@@ -220,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "the load average is `os.getloadavg()` at the end of each run."
     )
     text = markdown(runs, iris, settings)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, text)
     return 0
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import uvicorn
 
 from loadtests.bench.wrk import run as wrk_run
-from loadtests.machine import load_average
+from loadtests.measured import load_average
 from shared.overload import QueueDelay
 from shared.serve import uvicorn_config
 from shared.settings import ServiceSettings

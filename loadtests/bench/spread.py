@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from loadtests.machine import load_average
+from loadtests.measured import load_average, write_report
 from tests.compose_stack import container_metrics
 from tests.metrics_text import infer_calls
 
@@ -137,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{load_average()} after, on a 2-core machine shared with other work"
     )
     text = markdown(args.pattern, service, counts, args.within, settings)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, text)
     return 1 if uneven(counts, args.within) else 0
 
 

@@ -1,4 +1,4 @@
-"""loadtests.machine: the load average every report quotes."""
+"""loadtests.measured: the load average every report quotes."""
 
 import os
 import re
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.machine import load_average
+from loadtests.measured import load_average, write_report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,4 +24,12 @@ def test_no_other_module_has_a_load_average_helper_of_its_own() -> None:
         for path in (REPO_ROOT / folder).rglob("*.py")
         if re.search(r"(?m)^\s*def _?load_average\(", path.read_text())
     ]
-    assert found == ["loadtests/machine.py"]
+    assert found == ["loadtests/measured.py"]
+
+
+def test_write_report_makes_the_folder_and_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_report(tmp_path / "new" / "report.md", "# figures\n")
+    assert (tmp_path / "new" / "report.md").read_text() == "# figures\n"
+    assert capsys.readouterr().out == "# figures\n\n"
