@@ -45,6 +45,7 @@ help: ## Show this help
 	@echo
 	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) REPEAT_SHARE=0..1 OBSERVE=1 MLSP_OFFLINE=0|1"
 	@echo "           VARIANT=simple|microservice (prep-pred)"
+	@echo "           make test|e2e PATTERN=x: only patterns/x/tests (no PATTERN: every test)"
 	@echo "           REPLICAS=N (every scalable tier) SCALE=\"predictor=3 prep=2\" (single ones)"
 	@echo "           MODEL_VERSION=N (sync, web-single: the iris version up and rollout serve; default 1)"
 	@echo "           MAX_REQUESTS_IN_FLIGHT=256 (per api process; more: 503 + Retry-After) OVERLOAD_DELAY_TARGET_MS=20 (503 while requests wait longer; default 0: off)"
@@ -209,17 +210,28 @@ $(STUBS): shared/v2/proto/inference.proto $(VENV)/.installed
 model-add: $(VENV)/.installed ## Bring your own model: FILE=x.onnx or x.joblib NAME=n [VERSION=v] [LABELS="a b c"], into models/added/
 	@$(VENV)/bin/python -m models.add '$(FILE)' --name '$(NAME)' $(if $(VERSION),--version '$(VERSION)') $(if $(LABELS),--labels $(LABELS))
 
+# make test / make e2e PATTERN=x: only that pattern's tests (patterns/x/tests), when PATTERN is
+# given (command line or environment); without it, every test as before.
+TEST_PATTERN := $(if $(filter command line environment,$(origin PATTERN)),$(PATTERN))
+TEST_PATHS := $(if $(TEST_PATTERN),patterns/$(TEST_PATTERN)/tests)
+LINT_PATHS := $(if $(TEST_PATTERN),patterns/$(TEST_PATTERN),.)
+
+.PHONY: check-test-pattern
+check-test-pattern:
+	@if [ -n "$(TEST_PATTERN)" ] && [ -z "$(filter $(TEST_PATTERN),$(ALL_PATTERNS))" ]; then \
+	  echo "Unknown PATTERN '$(TEST_PATTERN)': no tests run. Choose one of: $(ALL_PATTERNS)" >&2; exit 2; fi
+
 .PHONY: test
-test: $(STUBS) ## Unit tests, in random order (the seed is printed), and lint (no Docker needed)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -m "not e2e"
+test: check-test-pattern $(STUBS) ## Unit tests, in random order (the seed is printed), and lint (no Docker needed); PATTERN=x: that pattern's only
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/pytest -m "not e2e" $(TEST_PATHS)
 
 .PHONY: e2e
 # In file order: the tests of a module share one stack, and only batch's are checked to
 # pass in any order.
-e2e: $(STUBS) ## End-to-end tests: bring every pattern up with docker compose
-	$(VENV)/bin/pytest -m e2e -p no:randomly
+e2e: check-test-pattern $(STUBS) ## End-to-end tests: bring every pattern up with docker compose; PATTERN=x: that one's only
+	$(VENV)/bin/pytest -m e2e -p no:randomly $(TEST_PATHS)
 
 .PHONY: chaos check-chaos-replicas
 check-chaos-replicas:
