@@ -45,6 +45,7 @@ help: ## Show this help
 	@echo
 	@echo "Variables: PATTERN=$(PATTERN) USERS=$(USERS) DURATION=$(DURATION) API_PORT=$(API_PORT) ROWS=$(ROWS) REPEAT_SHARE=0..1 OBSERVE=1 MLSP_OFFLINE=0|1"
 	@echo "           VARIANT=simple|microservice (prep-pred)"
+	@echo "           make test|e2e PATTERN=x: only patterns/x/tests (no PATTERN: every test)"
 	@echo "           REPLICAS=N (every scalable tier) SCALE=\"predictor=3 prep=2\" (single ones)"
 	@echo "           MODEL_VERSION=N (sync, web-single: the iris version up and rollout serve; default 1)"
 	@echo "           MAX_REQUESTS_IN_FLIGHT=256 (per api process; more: 503 + Retry-After) OVERLOAD_DELAY_TARGET_MS=20 (503 while requests wait longer; default 0: off)"
@@ -73,7 +74,7 @@ rollout-report: $(STUBS) ## Version 2 and back under load: sync (2 predictors) b
 
 .PHONY: rollout-locust
 rollout-locust: ## Version 2 and back while make load runs (Locust): sync (REPLICAS=2), then web-single; loadtests/reports/rollout-locust.md
-	$(PYTHON) -m loadtests.rollout_locust
+	$(PYTHON) -m loadtests.bench.rollout_locust
 
 .PHONY: down
 down: check-pattern ## Stop PATTERN's stack gracefully; queued jobs and data stay for the next up (WIPE=1: remove them)
@@ -128,14 +129,14 @@ DELAY_TARGET ?=
 DELAY_CAP ?=
 .PHONY: overload
 overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capacity (CAPACITY=), each way of shedding side by side; loadtests/reports/overload.md
-	$(VENV)/bin/python -m loadtests.overload $(PATTERN) --port $(API_PORT) \
+	$(VENV)/bin/python -m loadtests.bench.overload $(PATTERN) --port $(API_PORT) \
 	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT)) \
 	  $(if $(SHEDDING),--shedding $(SHEDDING)) $(if $(DELAY_TARGET),--delay-target $(DELAY_TARGET)) \
 	  $(if $(DELAY_CAP),--delay-cap $(DELAY_CAP)) $(if $(API_CPUS),--api-cpus $(API_CPUS))
 
 .PHONY: spread
 spread: check-pattern $(VENV)/.installed ## make load with SCALE (predictor=3) replicas: each one's share of the calls; loadtests/reports/spread.md
-	$(VENV)/bin/python -m loadtests.spread $(PATTERN) --scale '$(or $(SCALE),predictor=3)' \
+	$(VENV)/bin/python -m loadtests.bench.spread $(PATTERN) --scale '$(or $(SCALE),predictor=3)' \
 	  --users $(USERS) --duration $(DURATION)
 
 .PHONY: starter
@@ -143,13 +144,15 @@ starter: check-pattern ## Copy PATTERN out as a standalone project in DEST (FORC
 	@if [ -z "$(DEST)" ]; then echo "Say where: make starter PATTERN=$(PATTERN) DEST=../my-service" >&2; exit 2; fi
 	$(PYTHON) compose/starter.py $(PATTERN) $(DEST) $(if $(FORCE),--force)
 
-.PHONY: k8s-manifests k8s-generate
-k8s-manifests: check-pattern $(VENV)/.installed ## Kubernetes: regenerate PATTERN's kustomize tree from compose, print its local overlay
-	@$(VENV)/bin/python -m compose.k8s generate $(PATTERN)
+.PHONY: k8s k8s-manifests k8s-generate
+k8s: check-pattern $(VENV)/.installed ## Kubernetes: write PATTERN's kustomize tree, generated from compose, into DEST (default patterns/PATTERN/k8s/, not committed)
+	@$(VENV)/bin/python -m compose.k8s generate $(PATTERN) $(if $(DEST),--dest '$(DEST)')
+
+k8s-manifests: check-pattern $(VENV)/.installed ## Kubernetes: print PATTERN's local overlay as kubectl kustomize renders it
 	@$(VENV)/bin/python -m compose.k8s render $(PATTERN)
 
-k8s-generate: $(VENV)/.installed ## Kubernetes: regenerate every pattern's kustomize tree (patterns/*/k8s/)
-	$(VENV)/bin/python -m compose.k8s generate
+k8s-generate: $(VENV)/.installed ## Kubernetes: write every pattern's tree (patterns/*/k8s/, or DEST/<pattern>)
+	$(VENV)/bin/python -m compose.k8s generate $(if $(DEST),--dest '$(DEST)')
 
 # The batch pattern's own commands (they bring its stack up first, whatever PATTERN says).
 BATCH_COMPOSE := ./compose/compose.sh -f patterns/batch/compose.yaml
@@ -174,18 +177,18 @@ batch-bench: batch-up ## batch: rows/s of runs over ROWS rows vs the DB-only lim
 
 .PHONY: bench-parallel
 bench-parallel: $(VENV)/.installed ## parallel's latency with one member slowed by 0/50/100 ms (vs the sum)
-	$(VENV)/bin/python -m loadtests.bench_parallel --port $(API_PORT)
+	$(VENV)/bin/python -m loadtests.bench.parallel --port $(API_PORT)
 
 .PHONY: bench-data-cache
 bench-data-cache: $(VENV)/.installed ## data-cache: p50 with a cold and a warm cache, both variants, one run
-	$(VENV)/bin/python -m loadtests.bench_data_cache --port $(API_PORT)
+	$(VENV)/bin/python -m loadtests.bench.data_cache --port $(API_PORT)
 
 .PHONY: shadow-report shadow-bench
 shadow-report: $(VENV)/.installed ## shadow: agreement rate, confusion table (primary x candidate), both latencies, from the api on API_PORT
 	$(VENV)/bin/python -m loadtests.shadow_report --url http://127.0.0.1:$(API_PORT)
 
 shadow-bench: $(VENV)/.installed ## shadow: primary p50 with the mirror off and on (RATE=req/s: an open loop below capacity), candidate slow and stopped; loadtests/reports/shadow.md
-	$(VENV)/bin/python -m loadtests.shadow_bench --port $(API_PORT) $(if $(RATE),--rate $(RATE))
+	$(VENV)/bin/python -m loadtests.bench.shadow --port $(API_PORT) $(if $(RATE),--rate $(RATE))
 
 # The canary pattern's own commands, shared with its starter (patterns/canary/canary.mk).
 CANARY_COMPOSE_FILE := patterns/canary/compose.yaml
@@ -193,7 +196,7 @@ include patterns/canary/canary.mk
 
 .PHONY: canary-bench
 canary-bench: $(VENV)/.installed ## canary: split accuracy (sticky and random) and p50 split vs all-primary, one run; loadtests/reports/canary.md
-	$(VENV)/bin/python -m loadtests.canary_bench --port $(API_PORT)
+	$(VENV)/bin/python -m loadtests.bench.canary --port $(API_PORT)
 
 .PHONY: models
 models: $(VENV)/.installed ## Export the models to models/build/ on the host
@@ -207,17 +210,28 @@ $(STUBS): shared/v2/proto/inference.proto $(VENV)/.installed
 model-add: $(VENV)/.installed ## Bring your own model: FILE=x.onnx or x.joblib NAME=n [VERSION=v] [LABELS="a b c"], into models/added/
 	@$(VENV)/bin/python -m models.add '$(FILE)' --name '$(NAME)' $(if $(VERSION),--version '$(VERSION)') $(if $(LABELS),--labels $(LABELS))
 
+# make test / make e2e PATTERN=x: only that pattern's tests (patterns/x/tests), when PATTERN is
+# given (command line or environment); without it, every test as before.
+TEST_PATTERN := $(if $(filter command line environment,$(origin PATTERN)),$(PATTERN))
+TEST_PATHS := $(if $(TEST_PATTERN),patterns/$(TEST_PATTERN)/tests)
+LINT_PATHS := $(if $(TEST_PATTERN),patterns/$(TEST_PATTERN),.)
+
+.PHONY: check-test-pattern
+check-test-pattern:
+	@if [ -n "$(TEST_PATTERN)" ] && [ -z "$(filter $(TEST_PATTERN),$(ALL_PATTERNS))" ]; then \
+	  echo "Unknown PATTERN '$(TEST_PATTERN)': no tests run. Choose one of: $(ALL_PATTERNS)" >&2; exit 2; fi
+
 .PHONY: test
-test: $(STUBS) ## Unit tests, in random order (the seed is printed), and lint (no Docker needed)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -m "not e2e"
+test: check-test-pattern $(STUBS) ## Unit tests, in random order (the seed is printed), and lint (no Docker needed); PATTERN=x: that pattern's only
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/pytest -m "not e2e" $(TEST_PATHS)
 
 .PHONY: e2e
 # In file order: the tests of a module share one stack, and only batch's are checked to
 # pass in any order.
-e2e: $(STUBS) ## End-to-end tests: bring every pattern up with docker compose
-	$(VENV)/bin/pytest -m e2e -p no:randomly
+e2e: check-test-pattern $(STUBS) ## End-to-end tests: bring every pattern up with docker compose; PATTERN=x: that one's only
+	$(VENV)/bin/pytest -m e2e -p no:randomly $(TEST_PATHS)
 
 .PHONY: chaos check-chaos-replicas
 check-chaos-replicas:

@@ -1,6 +1,6 @@
 """A pattern's compose model as ``docker compose config`` resolves it (standard library only).
 
-Used by the Kubernetes generator (``compose/k8s.py``), the replicas knob
+Used by the Kubernetes generator (``compose/k8s/``), the replicas knob
 (``compose/scale.py``) and the tests; needs a compose CLI (the pinned wheel in
 .venv, or the docker compose v2 plugin), not an engine.
 """

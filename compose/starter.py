@@ -6,8 +6,8 @@ The starter holds the pattern's services, compose file, README and tests; the
 modules of ``shared/`` its services import (followed transitively); the
 model-export step with the training code of the models the pattern exports and
 its tests name (see :func:`model_modules`); the compose pieces it includes with
-their Dockerfile and offline stand-ins; the Locust harness; a Makefile with
-up/down/ps/logs/load/test/e2e. No path in it points outside it. Standard library only, so it runs
+their Dockerfile and offline stand-ins; the Kubernetes generator (``make k8s`` writes the
+tree, which is not copied); the Locust harness; a Makefile with up/down/ps/logs/load/test/e2e. No path in it points outside it. Standard library only, so it runs
 before anything is installed.
 """
 
@@ -57,6 +57,9 @@ ALWAYS = [
     "pyproject.toml",
     "LICENSE",
 ]
+
+# The Kubernetes generator: a starter writes its tree from its own compose file (make k8s).
+K8S_GENERATOR = ["compose/k8s", "compose/config.py"]
 
 
 class StarterError(Exception):
@@ -221,6 +224,10 @@ $(VENV)/.installed: compose/requirements/dev.lock
 lock: $(VENV)/.installed ## Compile compose/requirements/*.in into *.lock (UPGRADE=1: newest)
 \t$(VENV)/bin/python compose/locks.py compile --uv $(VENV)/bin/uv $(if $(UPGRADE),--upgrade)
 
+.PHONY: k8s
+k8s: $(VENV)/.installed ## Kubernetes: write the kustomize tree of compose.yaml into DEST (k8s/)
+\t$(VENV)/bin/python -m compose.k8s generate {pattern} --compose-file compose.yaml --dest $(or $(DEST),k8s)
+
 .PHONY: test
 test: $(VENV)/.installed $(STUBS) ## Unit tests (no Docker needed)
 \t$(VENV)/bin/pytest -m "not e2e"
@@ -317,8 +324,10 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
         shared_files(shared_modules(sources, run) | models | test_helpers | tooling)
     ):
         _copy(path, dest / path.relative_to(REPO))
+    for rel in K8S_GENERATOR:
+        _copy(REPO / rel, dest / rel)
     for item in source.iterdir():
-        if item.name != "compose.yaml":
+        if item.name not in ("compose.yaml", "k8s"):  # k8s/: made by `make k8s`, not copied
             _copy(item, dest / item.name)
     project = re.sub(r"[^a-z0-9_-]", "-", dest.resolve().name.lower()).strip("-") or pattern
     compose_text = re.sub(r"(?m)^name: .*$", f"name: {project}", compose_text)

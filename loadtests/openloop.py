@@ -15,6 +15,7 @@ Bounded in count and time, and aimed at 127.0.0.1 only (:func:`check_url`).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import os
@@ -197,13 +198,36 @@ async def closed_loop(url: str, body: bytes, users: int, seconds: float) -> Tall
 
 @dataclass
 class LoopFigures:
-    """A closed-loop run as its clients saw it, and the machine's load average after it."""
+    """A closed-loop run as its clients saw it, and the machine's load average after it
+    (all zero and None: not measured yet)."""
 
-    rps: float
-    p50_ms: float | None
-    p99_ms: float | None
-    failed: int
-    load_average: float
+    rps: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    failed: int = 0
+    load_average: float = 0.0
+
+    def cells(self) -> str:
+        """``requests/s | p50 (ms) | p99 (ms) | failed``: a report's markdown table cells."""
+        return f"{self.rps:.0f} | {ms(self.p50_ms)} | {ms(self.p99_ms)} | {self.failed}"
+
+
+def bench_parser(
+    description: str, *, seconds: float, rounds: int, rounds_are: str
+) -> argparse.ArgumentParser:
+    """A side-by-side bench's command line: the api's ``--port``, the loop's ``--users`` and
+    ``--seconds`` per run, how many ``--rounds`` (each one ``rounds_are``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=8000, help="the api's port on 127.0.0.1")
+    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--rounds", type=int, default=rounds, help=rounds_are)
+    return parser
+
+
+def ms(value: float | None) -> str:
+    """Milliseconds for a report's table: two decimals, ``n/a`` when not measured."""
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def measured_load(

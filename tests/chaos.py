@@ -55,6 +55,7 @@ import httpx
 import orjson
 
 from compose.config import scalable_services
+from loadtests.measured import load_average, write_report
 from tests.api_fuzz import example_body
 from tests.chaos_report import markdown
 from tests.compose_config import compose_config, internal_services, patterns
@@ -635,9 +636,7 @@ def main() -> None:
         "to run, the zeros do not)"
     )
     text = markdown(results, settings, DOWN_S, STEADY_S)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, text)
     problems = [problem for r in results for problem in r.problems()]
     print("\n".join(problems))
     raise SystemExit(1 if problems else 0)
@@ -674,11 +673,6 @@ def run_suite(
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{time.strftime('%Y%m%dT%H%M%S', started)}.json").write_bytes(orjson.dumps(done))
     return done
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages of the machine."""
-    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

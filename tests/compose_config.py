@@ -20,7 +20,7 @@ def compose_config(pattern: str, profiles: str = "*") -> dict[str, Any]:
     """``docker compose config`` of ``pattern`` (services of ``profiles``), cached.
 
     With the environment a user has by default (no API_BIND, API_PORT or image
-    overrides) and the passwords from :data:`DUMMY_SECRETS` (see ``compose/k8s.py``).
+    overrides) and the passwords from :data:`DUMMY_SECRETS` (see ``compose/k8s/``).
     """
     return k8s.compose_config(pattern, profiles)
 

@@ -11,7 +11,6 @@ request failed.
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
+from loadtests.measured import load_average, write_report
 from tests.chaos import PAUSE_S, THREADS, Load, Sample
 from tests.compose_stack import COMPOSE_SH, REPO_ROOT, ComposeStack
 
@@ -178,11 +178,6 @@ def markdown(results: list[RolloutResult], settings: str, load_average: list[str
     return "\n".join(lines) + "\n"
 
 
-def load_average() -> str:
-    """``uptime``'s load averages."""
-    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
 def main() -> int:
     """``make rollout-report``: sync and web-single, the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -194,9 +189,7 @@ def main() -> int:
     averages.append(load_average())
     settings = f"{THREADS} threads, one row per request, {PAUSE_S * 1000:g} ms between requests"
     text = markdown(results, settings, averages)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, text)
     return 0 if all(r.exit_code == 0 for r in results) else 1
 
 

@@ -116,3 +116,37 @@ def test_chaos_runs_one_replica_count_when_asked_and_refuses_others() -> None:
     refused = make("chaos", "PATTERNS=sync", "REPLICAS=5")  # for real: refused before anything
     assert refused.returncode != 0
     assert "make chaos: REPLICAS='5': give 1 or 2 (or nothing: both)" in refused.stderr
+
+
+def test_test_and_e2e_run_one_patterns_tests_when_pattern_is_given() -> None:
+    everything = {k: v for k, v in os.environ.items() if k != "PATTERN"}
+    for target, marker in (("test", '-m "not e2e"'), ("e2e", "-m e2e -p no:randomly")):
+        one = make("-n", target, "PATTERN=sync")
+        assert one.returncode == 0, one.stderr
+        assert f"pytest {marker} patterns/sync/tests\n" in one.stdout
+        every = subprocess.run(
+            ["make", "--no-print-directory", "-n", target],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=everything,
+        )
+        assert every.returncode == 0, every.stderr
+        assert f"pytest {marker} \n" in every.stdout  # no path: every test, as before
+    linted = make("-n", "test", "PATTERN=sync").stdout
+    assert "ruff check patterns/sync\n" in linted
+    assert "ruff format --check patterns/sync\n" in linted
+
+
+def test_test_and_e2e_refuse_an_unknown_pattern_and_run_nothing() -> None:
+    for target in ("test", "e2e"):
+        refused = make(target, "PATTERN=nope")
+        assert refused.returncode == 2
+        assert refused.stdout == ""
+        (line,) = [text for text in refused.stderr.splitlines() if not text.startswith("make")]
+        assert line.startswith("Unknown PATTERN 'nope': no tests run. Choose one of: async ")
+
+
+def test_help_says_how_to_test_one_pattern() -> None:
+    assert "make test|e2e PATTERN=x: only patterns/x/tests" in make("help").stdout

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from compose import k8s, locks
 from compose.starter import StarterError, mentions_of, playground_links_as_text, write_starter
@@ -165,7 +166,8 @@ def test_every_pattern_ejects_to_a_tree_that_builds_from_itself_alone(
     dest = tmp_path / f"my-{pattern}"
     write_starter(pattern, dest)
     source = REPO_ROOT / "patterns" / pattern
-    assert {p.name for p in source.iterdir()} <= {p.name for p in dest.iterdir()}
+    assert {p.name for p in source.iterdir()} - {"k8s"} <= {p.name for p in dest.iterdir()}
+    assert not (dest / "k8s").exists()  # the generator comes along, not a tree
     config = k8s.compose_file_config(dest / "compose.yaml", profiles="*")
     assert config["name"] == f"my-{pattern}"
     builds = {name: s["build"] for name, s in config["services"].items() if "build" in s}
@@ -176,6 +178,32 @@ def test_every_pattern_ejects_to_a_tree_that_builds_from_itself_alone(
         assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
     assert unresolved_imports(dest) == []
     assert "PATTERN=" not in (dest / "README.md").read_text().replace(f"PATTERN={pattern}`", "")
+
+
+@pytest.mark.parametrize("pattern", ["async", "batch"])
+def test_a_starter_writes_its_kubernetes_tree_from_its_own_compose_file(
+    tmp_path: Path, pattern: str
+) -> None:
+    dest = tmp_path / f"my-{pattern}"
+    write_starter(pattern, dest)
+    recipe = (dest / "Makefile").read_text()
+    command = (
+        f"-m compose.k8s generate {pattern} --compose-file compose.yaml --dest $(or $(DEST),k8s)"
+    )
+    assert "\nk8s: $(VENV)/.installed ## " in recipe
+    assert command in recipe
+    done = subprocess.run(
+        [sys.executable, *command.replace("$(or $(DEST),k8s)", "k8s").split()],
+        cwd=dest,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(dest)},
+    )
+    assert done.returncode == 0, done.stderr
+    rendered = [d for d in yaml.safe_load_all(k8s.kustomize(dest / "k8s" / "local")) if d]
+    playground = [d for d in yaml.safe_load_all(k8s.render(pattern)) if d]
+    assert rendered == playground
 
 
 @pytest.mark.parametrize(

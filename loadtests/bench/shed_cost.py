@@ -37,6 +37,7 @@ from pathlib import Path
 import uvicorn
 
 from loadtests.bench.wrk import run as wrk_run
+from loadtests.measured import load_average
 from shared.overload import QueueDelay
 from shared.serve import uvicorn_config
 from shared.settings import ServiceSettings
@@ -102,7 +103,7 @@ def main() -> int:
         print("shed_cost: needs wrk on the PATH (apt-get install wrk)", file=sys.stderr)
         return 2
     os.sched_setaffinity(0, {LOAD_CORE})  # wrk, started from here, inherits it
-    load_before = os.getloadavg()
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as model_dir:
         subprocess.run(
             [sys.executable, "-m", "models.export", "--out", model_dir, "--only", "iris"],
@@ -114,11 +115,10 @@ def main() -> int:
         for _ in range(args.rounds):
             for mode in MODES:
                 rates[mode].append(measure(mode, args.port, model_dir, args.seconds))
-    load_after = os.getloadavg()
+    load_after = load_average()
     answer = statistics.median(rates["answer"])
     print(f"{args.rounds} rounds of {args.seconds} s, wrk 64 connections; load average")
-    print(f"{' '.join(f'{x:.2f}' for x in load_before)} before, ", end="")
-    print(f"{' '.join(f'{x:.2f}' for x in load_after)} after.\n")
+    print(f"{load_before} before, {load_after} after.\n")
     print("| mode | req/s (median) | rounds | cost as a share of an answer |")
     print("|---|---:|---|---:|")
     for mode in MODES:

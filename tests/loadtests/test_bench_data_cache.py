@@ -1,6 +1,6 @@
 """The data-cache benchmark's parsing and table (running it needs Docker: make bench-data-cache)."""
 
-from loadtests.bench_data_cache import Phase, format_table, stage_seconds
+from loadtests.bench.data_cache import Phase, format_table, stage_seconds
 
 METRICS = """\
 # HELP mlsp_stage_duration_seconds Time spent in one stage of the work a service owns.

@@ -1,6 +1,6 @@
 """The parallel benchmark's arithmetic and table (running it needs Docker: make bench-parallel)."""
 
-from loadtests.bench_parallel import DelayRun, format_table, percentile
+from loadtests.bench.parallel import DelayRun, format_table, percentile
 
 
 def test_percentile_is_nearest_rank() -> None:

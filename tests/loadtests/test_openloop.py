@@ -8,6 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from loadtests.bench.overload import goals, main, markdown, memory_bytes, shedding_settings
 from loadtests.openloop import (
     NO_ANSWER,
     NOT_SENT,
@@ -18,7 +19,6 @@ from loadtests.openloop import (
     open_loop,
     percentile,
 )
-from loadtests.overload import goals, main, markdown, memory_bytes, shedding_settings
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -1,9 +1,10 @@
-"""loadtests/rollout_locust.py: Locust's history read for spawned users and failing seconds."""
+"""loadtests/bench/rollout_locust.py: Locust's history read for spawned users and failing
+seconds."""
 
 from pathlib import Path
 
-from loadtests import rollout_locust
-from loadtests.rollout_locust import Run, failing_seconds, markdown, users_running
+from loadtests.bench import rollout_locust
+from loadtests.bench.rollout_locust import Run, failing_seconds, markdown, users_running
 
 HEADER = (
     "Timestamp,User Count,Type,Name,Requests/s,Failures/s,Total Request Count,Total Failure Count"

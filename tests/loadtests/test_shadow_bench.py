@@ -1,6 +1,7 @@
 """make shadow-bench: each run's own figures, and the goals the report checks."""
 
-from loadtests.shadow_bench import Run, difference, markdown, p50_verdict
+from loadtests.bench.shadow import Run, difference, markdown, p50_verdict
+from loadtests.openloop import LoopFigures
 from loadtests.shadow_report import ShadowFigures
 
 
@@ -22,18 +23,18 @@ def test_a_run_counts_only_what_grew_during_it() -> None:
 
 def test_the_report_states_both_goals() -> None:
     runs = [
-        Run("off", {}, rps=100, p50_ms=2.0, p99_ms=5.0),
-        Run("on", {}, rps=98, p50_ms=2.1, p99_ms=5.0),
-        Run("off", {}, rps=100, p50_ms=2.0, p99_ms=5.0),
-        Run("on", {}, rps=98, p50_ms=2.1, p99_ms=5.0),
-        Run("on, candidate stopped", {}, rps=97, p50_ms=2.2, failed=0),
+        Run("off", {}, LoopFigures(rps=100, p50_ms=2.0, p99_ms=5.0)),
+        Run("on", {}, LoopFigures(rps=98, p50_ms=2.1, p99_ms=5.0)),
+        Run("off", {}, LoopFigures(rps=100, p50_ms=2.0, p99_ms=5.0)),
+        Run("on", {}, LoopFigures(rps=98, p50_ms=2.1, p99_ms=5.0)),
+        Run("on, candidate stopped", {}, LoopFigures(rps=97, p50_ms=2.2, failed=0)),
     ]
     text = markdown(runs, figures(150, 1, 1), "the settings")
     assert "2.10 / 2.00 ms = 1.05 (goal <= 1.10): met" in text
     assert "candidate slow or stopped: 0 (goal 0): met" in text
     assert "| on, candidate stopped | 97 | 2.20 | n/a | 0 |" in text
     assert "Agreement: 100.0% of 150 rows" in text
-    runs[-1].failed = 3
+    runs[-1].figures.failed = 3
     assert "candidate slow or stopped: 3 (goal 0): NOT met" in markdown(runs, figures(1, 1, 1), "")
 
 

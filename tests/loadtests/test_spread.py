@@ -1,10 +1,10 @@
-"""make spread's arithmetic and report (loadtests/spread.py), without a stack."""
+"""make spread's arithmetic and report (loadtests/bench/spread.py), without a stack."""
 
 import argparse
 
 import pytest
 
-from loadtests.spread import markdown, one_tier, shares, uneven
+from loadtests.bench.spread import markdown, one_tier, shares, uneven
 
 
 def test_shares_and_the_even_split_within_a_fraction() -> None:
