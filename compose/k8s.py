@@ -600,8 +600,8 @@ def labels(name: str) -> dict[str, str]:
 
 
 # Healthcheck commands that take one URL: compose/probe.sh (in every image as `probe`),
-# and `python -m shared.probe`, which also speaks grpc://.
-URL_PROBES = (["CMD", "probe"], ["CMD", "python", "-m", "shared.probe"])
+# and `python -m shared.kit.probe`, which also speaks grpc://.
+URL_PROBES = (["CMD", "probe"], ["CMD", "python", "-m", "shared.kit.probe"])
 
 
 def probe_url(svc: Doc) -> tuple[str, int, str] | None:

@@ -45,9 +45,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from shared.metrics import stage
+from shared.kit.metrics import stage
+from shared.kit.settings import _EnvSettings
 from shared.model import ModelMetadata
-from shared.settings import _EnvSettings
 
 log = logging.getLogger("shared.cache")
 

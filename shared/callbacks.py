@@ -7,7 +7,7 @@ and stores it in the job's ``meta``; the worker runs :func:`on_success` or
 as ``GET /jobs/{id}`` answers. A failure that will be retried sends nothing:
 only the final outcome is delivered. Delivery is tried a few times; when it
 still fails the job keeps its result, which stays available by polling. A receiver
-that needs an API key (:mod:`shared.api_keys`) gets ``CALLBACK_API_KEY``'s as
+that needs an API key (:mod:`shared.kit.api_keys`) gets ``CALLBACK_API_KEY``'s as
 ``Authorization: Bearer``.
 """
 
@@ -25,11 +25,11 @@ from prometheus_client import Counter
 from pydantic import Field, SecretStr
 from rq.job import Job
 
-from shared.api_keys import bearer_header
-from shared.errors import InvalidInput
 from shared.jobs import error_from_exception, job_body
-from shared.logs import request_id_var
-from shared.settings import _EnvSettings
+from shared.kit.api_keys import bearer_header
+from shared.kit.errors import InvalidInput
+from shared.kit.logs import request_id_var
+from shared.kit.settings import _EnvSettings
 
 log = logging.getLogger("shared.callbacks")
 

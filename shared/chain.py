@@ -17,8 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from shared.errors import DependencyTimeout
-from shared.metrics import stage as metrics_stage
+from shared.kit.errors import DependencyTimeout
+from shared.kit.metrics import stage as metrics_stage
 
 T = TypeVar("T")
 

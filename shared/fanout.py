@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter
 
-from shared.errors import DependencyTimeout, DependencyUnavailable, ServiceError
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable, ServiceError
 
 log = logging.getLogger("shared.fanout")
 

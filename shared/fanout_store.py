@@ -26,8 +26,8 @@ import orjson
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from shared.errors import DependencyTimeout, DependencyUnavailable, ServiceError
 from shared.fanout import MemberResult
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable, ServiceError
 from shared.redis_client import redis_errors
 
 #: After its deadline plus this, a job's missing members count as timed out.

@@ -41,7 +41,7 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import as_text, now
 from rq.worker import BaseWorker, WorkerStatus
 
-from shared.logs import request_id_var
+from shared.kit.logs import request_id_var
 
 #: Answers one result per call, in order, for the positional arguments of each job.
 BatchFunction = Callable[[Sequence[tuple[Any, ...]]], Sequence[Any]]

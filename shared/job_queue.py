@@ -37,9 +37,9 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, parse_job_id
 from rq.results import Result
 
-from shared.errors import NotFound
 from shared.jobs import JOB_ID, QueueFull
-from shared.metrics import QUEUE_DEPTH
+from shared.kit.errors import NotFound
+from shared.kit.metrics import QUEUE_DEPTH
 
 #: One recorded Redis command: its arguments and redis-py's options for it.
 Command = tuple[tuple[Any, ...], dict[str, Any]]

@@ -34,11 +34,11 @@ from rq.results import Result
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, json_response
-from shared.errors import NotFound, ServiceError
-from shared.metrics import stage
+from shared.kit.app import add_hot_route, json_response
+from shared.kit.errors import NotFound, ServiceError
+from shared.kit.metrics import stage
+from shared.kit.settings import _EnvSettings
 from shared.redis_client import redis_errors
-from shared.settings import _EnvSettings
 
 if TYPE_CHECKING:
     from shared.job_queue import JobQueue

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
 
-from shared.errors import DependencyTimeout
+from shared.kit.errors import DependencyTimeout
 
 log = logging.getLogger("shared.mirror")
 

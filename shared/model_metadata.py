@@ -14,11 +14,11 @@ import numpy as np
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from shared.app import json_response
-from shared.metrics import record_model, stage
+from shared.kit.app import json_response
+from shared.kit.metrics import record_model, stage
+from shared.kit.schemas import decode_instances
+from shared.kit.settings import ModelSettings
 from shared.model import METADATA_FILE, ModelError, ModelMetadata, resolve_version_dir
-from shared.schemas import decode_instances
-from shared.settings import ModelSettings
 
 log = logging.getLogger("shared.model_metadata")
 
@@ -64,7 +64,7 @@ class InputContract:
         return None if self._metadata is not None else "model metadata not loaded"
 
     def decode(self, body: bytes) -> np.ndarray:
-        """The body's ``instances`` as float32 rows, or :class:`shared.errors.InvalidInput`."""
+        """The body's ``instances`` as float32 rows, or :class:`shared.kit.errors.InvalidInput`."""
         metadata = self.metadata
         with stage("decode"):
             return decode_instances(

@@ -18,10 +18,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from pydantic import Field
 
-from shared.errors import DependencyTimeout, DependencyUnavailable
-from shared.health import CHECK_TIMEOUT_S, Check
-from shared.health_server import SyncCheck
-from shared.settings import _EnvSettings
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable
+from shared.kit.health import CHECK_TIMEOUT_S, Check
+from shared.kit.health_server import SyncCheck
+from shared.kit.settings import _EnvSettings
 
 log = logging.getLogger("shared.postgres")
 
@@ -96,7 +96,7 @@ def password_refused(exc: BaseException) -> str | None:
 
 @contextmanager
 def postgres_errors(action: str, retry_after_s: int = 2) -> Iterator[None]:
-    """Raise the matching :mod:`shared.errors` error when PostgreSQL fails during ``action``."""
+    """Raise the matching :mod:`shared.kit.errors` error when PostgreSQL fails during ``action``."""
     try:
         yield
     except psycopg.errors.QueryCanceled as exc:

@@ -25,9 +25,9 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from shared.errors import DependencyTimeout, DependencyUnavailable
-from shared.health import Check
-from shared.settings import _EnvSettings
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable
+from shared.kit.health import Check
+from shared.kit.settings import _EnvSettings
 
 log = logging.getLogger("shared.redis_client")
 
@@ -69,7 +69,7 @@ def connect_async(settings: RedisSettings, *, client_name: str | None = None) ->
 
 @contextmanager
 def redis_errors(action: str, retry_after_s: int = 2) -> Iterator[None]:
-    """Raise the matching :mod:`shared.errors` error when Redis fails during ``action``."""
+    """Raise the matching :mod:`shared.kit.errors` error when Redis fails during ``action``."""
     try:
         yield
     except redis.TimeoutError as exc:

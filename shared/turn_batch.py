@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 from prometheus_client import Histogram
 
-from shared.metrics import stage
+from shared.kit.metrics import stage
 
 REQUESTS_PER_RUN = Histogram(
     "mlsp_model_requests_per_run",

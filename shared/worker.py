@@ -28,7 +28,7 @@ so the model is loaded once, not per job) with three additions:
   time per job, a batch's time shared by its jobs; ``mlsp_worker_batch_jobs``).
 
 :func:`run_worker` starts one, with ``/health/*`` and ``/metrics`` served by
-:mod:`shared.health_server` (ready while the heartbeat reaches Redis and the
+:mod:`shared.kit.health_server` (ready while the heartbeat reaches Redis and the
 service's own checks pass).
 """
 
@@ -52,14 +52,14 @@ from rq.job import Job
 from rq.utils import as_text
 from rq.worker import WorkerStatus
 
-from shared.health_server import SyncCheck, start_health_server
 from shared.job_batches import BatchFunction, batchable, run_batch, settle, start_all, take_waiting
 from shared.jobs import public_status
-from shared.logs import request_id_var
-from shared.metrics import STAGE_LATENCY, record_model
+from shared.kit.health_server import SyncCheck, start_health_server
+from shared.kit.logs import request_id_var
+from shared.kit.metrics import STAGE_LATENCY, record_model
+from shared.kit.settings import ModelSettings, ServiceSettings, _EnvSettings
 from shared.model import OnnxModel, load_model
 from shared.redis_client import RedisSettings, connect
-from shared.settings import ModelSettings, ServiceSettings, _EnvSettings
 
 log = logging.getLogger("shared.worker")
 

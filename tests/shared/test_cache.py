@@ -12,7 +12,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from shared.cache import CacheSettings, ReadThroughCache, prediction_key, rows_digest
-from shared.errors import DependencyUnavailable
+from shared.kit.errors import DependencyUnavailable
 from shared.model import ModelMetadata, TensorSpec
 from tests.compose_stack import free_port
 from tests.local_servers import RedisServer

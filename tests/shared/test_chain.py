@@ -6,7 +6,7 @@ import re
 import pytest
 
 from shared.chain import Chain
-from shared.errors import DependencyTimeout, DependencyUnavailable
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable
 
 
 def stage_taking(seconds: float, answer: str = "ok", budgets: list[float] | None = None):

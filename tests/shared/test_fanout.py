@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from shared.errors import DependencyTimeout, DependencyUnavailable
 from shared.fanout import MemberResult, fan_out
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable
 
 
 def answers(value: str, after_s: float = 0.0):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import _free_port
-from shared.errors import DependencyTimeout, DependencyUnavailable
 from shared.fanout import MemberResult, fan_out
 from shared.fanout_store import GRACE_S, FanOutStore
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable
 from shared.redis_client import RedisSettings, connect_async
 
 

@@ -10,8 +10,6 @@ from redis import asyncio as aioredis
 from rq import Queue
 from rq.job import JobStatus
 
-from shared.app import create_app
-from shared.errors import NotFound
 from shared.job_queue import JobQueue
 from shared.jobs import (
     accepted,
@@ -21,7 +19,9 @@ from shared.jobs import (
     job_view,
     public_status,
 )
-from shared.settings import ServiceSettings
+from shared.kit.app import create_app
+from shared.kit.errors import NotFound
+from shared.kit.settings import ServiceSettings
 from shared.worker import LiveWorker, WorkerSettings
 from tests.metrics_text import MetricsChange
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from prometheus_client import REGISTRY
 
-from shared.errors import DependencyTimeout
+from shared.kit.errors import DependencyTimeout
 from shared.mirror import Mirror
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import psycopg
 import pytest
 
-from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
+from shared.kit.settings import ModelSettings
 from shared.model import ModelError
 from shared.model_metadata import InputContract, read_metadata
 from shared.postgres import (
@@ -17,7 +18,6 @@ from shared.postgres import (
     postgres_check,
     postgres_errors,
 )
-from shared.settings import ModelSettings
 from tests.compose_stack import free_port
 
 

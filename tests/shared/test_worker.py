@@ -17,9 +17,9 @@ from prometheus_client import REGISTRY
 from rq import Queue, Retry
 from rq.job import Job
 
-from shared.health_server import failures, start_health_server
 from shared.jobs import fetch_job, job_view
-from shared.logs import JsonFormatter
+from shared.kit.health_server import failures, start_health_server
+from shared.kit.logs import JsonFormatter
 from shared.worker import (
     Heartbeat,
     LiveWorker,
@@ -36,7 +36,7 @@ FAST = WorkerSettings(worker_heartbeat_s=0.2, worker_maintenance_s=1)
 WORKER_PROCESS = """
 import sys
 from shared.redis_client import RedisSettings
-from shared.settings import ServiceSettings
+from shared.kit.settings import ServiceSettings
 from shared.worker import WorkerSettings, run_worker
 url, port = sys.argv[1], int(sys.argv[2])
 run_worker(
@@ -184,7 +184,7 @@ def test_jobs_log_their_request_id_and_are_counted(
 
 def test_request_id_is_in_context_while_the_job_runs(client: redis.Redis) -> None:
     job = Queue("test", connection=client).enqueue(
-        "shared.logs.request_id_var.get", meta={"request_id": "req-7"}
+        "shared.kit.logs.request_id_var.get", meta={"request_id": "req-7"}
     )
     LiveWorker(["test"], connection=client, name="w", settings=FAST, log_jobs=False).work(
         burst=True

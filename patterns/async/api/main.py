@@ -21,17 +21,17 @@ from pydantic import Field
 from rq import Callback, Retry
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app
 from shared.callbacks import META_KEY, CallbackSettings, check_callback_url
-from shared.health import Readiness
 from shared.job_queue import JobQueue
 from shared.jobs import JobAccepted, QueueSettings, accepted, add_job_route
-from shared.logs import request_id_var
-from shared.metrics import stage
+from shared.kit.app import add_hot_route, create_app
+from shared.kit.health import Readiness
+from shared.kit.logs import request_id_var
+from shared.kit.metrics import stage
+from shared.kit.schemas import PredictRequest, decode_json
+from shared.kit.settings import ModelSettings, ServiceSettings
 from shared.model_metadata import InputContract
 from shared.redis_client import RedisSettings, connect_async, redis_check, redis_errors
-from shared.schemas import PredictRequest, decode_json
-from shared.settings import ModelSettings, ServiceSettings
 
 #: The worker's job function, by its import path in the worker image (patterns/async/worker).
 PREDICT_JOB = "tasks.predict"

@@ -13,9 +13,9 @@ import tasks
 
 from shared.callbacks import CallbackSettings
 from shared.jobs import QueueSettings
-from shared.logs import configure_logging
+from shared.kit.logs import configure_logging
+from shared.kit.settings import ModelSettings, ServiceSettings
 from shared.redis_client import RedisSettings
-from shared.settings import ModelSettings, ServiceSettings
 from shared.worker import WorkerSettings, load_served_model, run_worker
 
 

@@ -28,13 +28,13 @@ from pydantic import Field, SecretStr
 from rq import Queue
 from rq.job import Job
 
-from shared.api_keys import bearer_header
 from shared.jobs import QueueSettings
+from shared.kit.api_keys import bearer_header
+from shared.kit.settings import ModelSettings
 from shared.model_metadata import read_metadata
 from shared.postgres import PostgresSettings, connect, password_refused
 from shared.redis_client import RedisSettings
 from shared.redis_client import connect as connect_redis
-from shared.settings import ModelSettings
 
 BENCH_NAMES = {"predict": "with inference", "passthrough": "read + write only (no model)"}
 

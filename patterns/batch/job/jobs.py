@@ -32,10 +32,10 @@ from pydantic import Field
 from rq import Queue, Retry, get_current_job
 
 from shared.jobs import QueueSettings
-from shared.metrics import stage
+from shared.kit.metrics import stage
+from shared.kit.schemas import prediction_body
 from shared.model import OnnxModel
 from shared.postgres import PostgresSettings, connect
-from shared.schemas import prediction_body
 from shared.worker import WorkerSettings, live_workers
 
 log = logging.getLogger("batch.jobs")

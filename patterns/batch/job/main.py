@@ -9,10 +9,10 @@ per live worker.
 
 import jobs
 
-from shared.logs import configure_logging
+from shared.kit.logs import configure_logging
+from shared.kit.settings import ModelSettings, ServiceSettings
 from shared.postgres import postgres_check
 from shared.redis_client import RedisSettings
-from shared.settings import ModelSettings, ServiceSettings
 from shared.worker import load_served_model, run_worker
 
 

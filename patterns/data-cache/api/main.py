@@ -37,15 +37,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import imageprep
-from shared.app import add_hot_route, create_app, json_response
 from shared.cache import CacheSettings, ReadThroughCache
-from shared.errors import InvalidInput, NotFound
-from shared.health import Readiness
-from shared.metrics import record_model, stage
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.errors import InvalidInput, NotFound
+from shared.kit.health import Readiness
+from shared.kit.metrics import record_model, stage
+from shared.kit.schemas import Prediction, decode_json, prediction_body
+from shared.kit.settings import ModelSettings, ServiceSettings
 from shared.model import ModelError, ModelMetadata, OnnxModel, load_model
 from shared.postgres import AsyncDatabase, PostgresSettings, postgres_errors
-from shared.schemas import Prediction, decode_json, prediction_body
-from shared.settings import ModelSettings, ServiceSettings
 
 log = logging.getLogger("data-cache")
 

@@ -22,7 +22,7 @@ import psycopg
 from sklearn.datasets import load_digits
 
 from shared.imageprep import render_digit
-from shared.logs import configure_logging
+from shared.kit.logs import configure_logging
 from shared.postgres import PostgresSettings, connect, password_refused
 
 log = logging.getLogger("seed")

@@ -30,22 +30,22 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.errors import NotFound, ServiceError
 from shared.fanout import FanOutResult, MemberCall, MemberResult, fan_out
 from shared.fanout_store import FanOutStore
-from shared.health import Readiness
-from shared.metrics import stage
-from shared.model import ModelError
-from shared.redis_client import RedisSettings, connect_async
-from shared.schemas import (
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.errors import NotFound, ServiceError
+from shared.kit.health import Readiness
+from shared.kit.metrics import stage
+from shared.kit.schemas import (
     ErrorResponse,
     Prediction,
     PredictRequest,
     decode_rows,
     prediction_body,
 )
-from shared.settings import ServiceSettings
+from shared.kit.settings import ServiceSettings
+from shared.model import ModelError
+from shared.redis_client import RedisSettings, connect_async
 from shared.v2.peers import (
     ModelPeer,
     PeerCallSettings,

@@ -31,13 +31,13 @@ import numpy as np
 from fastapi import FastAPI
 from pydantic import Field
 
-from shared.app import create_app
-from shared.errors import ServiceError
-from shared.health import Readiness
 from shared.imageprep import MAX_PIXELS, DigitImageSpec, ImageError, open_image, opened_to_digits
-from shared.metrics import record_model, stage
+from shared.kit.app import create_app
+from shared.kit.errors import ServiceError
+from shared.kit.health import Readiness
+from shared.kit.metrics import record_model, stage
+from shared.kit.settings import ServiceSettings
 from shared.model import ModelError, load_metadata
-from shared.settings import ServiceSettings
 from shared.v2 import tensors
 from shared.v2.grpc_server import StatusError, rpc
 from shared.v2.peers import ModelPeer, PeerCallSettings, connected

@@ -25,7 +25,8 @@ from tests.metrics_text import MetricsChange
 PATTERN = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((PATTERN / "samples").iterdir())
 BLOCK_ONNXRUNTIME = (
-    "import sys; sys.modules['onnxruntime'] = None; from shared.serve import run; run('main:app')"
+    "import sys; sys.modules['onnxruntime'] = None; "
+    "from shared.kit.serve import run; run('main:app')"
 )
 
 

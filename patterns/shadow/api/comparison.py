@@ -17,7 +17,7 @@ from collections import Counter as Tally
 import numpy as np
 from prometheus_client import Counter, Histogram
 
-from shared.metrics import LATENCY_BUCKETS
+from shared.kit.metrics import LATENCY_BUCKETS
 
 LATENCY = Histogram(
     "mlsp_shadow_latency_seconds",

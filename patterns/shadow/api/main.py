@@ -24,13 +24,13 @@ from pydantic import Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.health import Readiness
-from shared.metrics import stage
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.health import Readiness
+from shared.kit.metrics import stage
+from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
+from shared.kit.settings import ServiceSettings
 from shared.mirror import Mirror
 from shared.model import ModelError, ModelMetadata
-from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
-from shared.settings import ServiceSettings
 from shared.v2.peers import ModelPeer, PredictorPeerSettings, check_same_inputs, connected
 
 

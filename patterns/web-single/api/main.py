@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.health import Readiness
-from shared.metrics import record_model, stage
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.health import Readiness
+from shared.kit.metrics import record_model, stage
+from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
+from shared.kit.settings import ModelSettings, ServiceSettings
 from shared.model import ModelMetadata, OnnxModel, load_model
-from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
-from shared.settings import ModelSettings, ServiceSettings
 from shared.turn_batch import TurnBatcher
 
 

@@ -1,8 +1,8 @@
-"""Start a service: ``python -m shared.serve main:app``.
+"""Start a service: ``python -m shared.kit.serve main:app``.
 
 Runs uvicorn with the service's settings (address, JSON logs, graceful
 shutdown) and the fast event loop and HTTP parser, whose protocol answers the
-requests shed by queueing delay itself (:mod:`shared.shedding_protocol`).
+requests shed by queueing delay itself (:mod:`shared.kit.shedding_protocol`).
 
 ``WEB_CONCURRENCY`` (default 1) is the number of server processes in the
 container, all on one port. One process runs one event loop on one core, and
@@ -12,7 +12,7 @@ uvicorn's supervisor binds the socket, spawns the processes (each imports the
 app, so each loads its own model in its lifespan and accepts connections only
 once it has), restarts one that dies, and on SIGTERM stops them all, each
 draining its requests for ``GRACEFUL_SHUTDOWN_S``. Their metrics are summed
-across processes (:mod:`shared.metrics`, prometheus_client's multiprocess mode).
+across processes (:mod:`shared.kit.metrics`, prometheus_client's multiprocess mode).
 
 Replicas still scale a tier across machines and survive a container's loss;
 processes only share out one container's CPU limit. ``make bench`` measures
@@ -42,12 +42,12 @@ from uvicorn._types import ASGIApplication
 from uvicorn.importer import import_from_string
 from uvicorn.supervisors import Multiprocess
 
-from shared.health import Readiness
-from shared.logs import configure_logging
-from shared.settings import ServiceSettings
-from shared.shedding_protocol import SheddingHttpToolsProtocol
+from shared.kit.health import Readiness
+from shared.kit.logs import configure_logging
+from shared.kit.settings import ServiceSettings
+from shared.kit.shedding_protocol import SheddingHttpToolsProtocol
 
-log = logging.getLogger("shared.serve")
+log = logging.getLogger("shared.kit.serve")
 MULTIPROC_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
 # How long a server process may take to answer its supervisor's ping before it is
 # killed and replaced. uvicorn's 5 s is less than a start (numpy, onnxruntime, the
@@ -56,7 +56,7 @@ WORKER_HEALTHCHECK_TIMEOUT_S = 60
 
 
 class ServiceConfig(uvicorn.Config):
-    """uvicorn's configuration, whose logging is ours (:func:`shared.logs.configure_logging`).
+    """uvicorn's configuration, whose logging is ours (:func:`shared.kit.logs.configure_logging`).
 
     uvicorn calls :meth:`configure_logging` in the process that builds the
     configuration and again in every worker process it spawns, so the workers'
@@ -111,7 +111,7 @@ def uvicorn_config(
 
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, whose first stop signal drains the app's readiness (that of a
-    :func:`shared.app.create_app` app) for ``drain_s`` seconds before the usual graceful
+    :func:`shared.kit.app.create_app` app) for ``drain_s`` seconds before the usual graceful
     shutdown; a second signal stops at once."""
 
     def __init__(self, config: uvicorn.Config, drain_s: float) -> None:
@@ -183,5 +183,5 @@ def run(app: str, settings: ServiceSettings | None = None) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m shared.serve MODULE:APP")
+        sys.exit("usage: python -m shared.kit.serve MODULE:APP")
     run(sys.argv[1])

@@ -49,7 +49,7 @@ class ServiceSettings(_EnvSettings):
         MAX_REQUESTS_IN_FLIGHT_DEFAULT,
         ge=0,
         description="More requests at once are answered 503 + Retry-After at once "
-        "(shared/overload.py); 0: no bound. Per server process: with WEB_CONCURRENCY "
+        "(shared/kit/overload.py); 0: no bound. Per server process: with WEB_CONCURRENCY "
         "processes a container admits up to that many times this.",
     )
     overload_delay_target_ms: float = Field(
@@ -57,7 +57,7 @@ class ServiceSettings(_EnvSettings):
         ge=0,
         description="Requests are answered 503 + Retry-After at once while the time a request "
         "waits before the app sees it (the event loop's lag) has stayed over this for "
-        "OVERLOAD_DELAY_INTERVAL_MS (shared/overload.py); 0 (the default): no shedding by "
+        "OVERLOAD_DELAY_INTERVAL_MS (shared/kit/overload.py); 0 (the default): no shedding by "
         "delay. 20 where the api has its cores to itself (measured: OVERLOAD_DELAY_TARGET_MS_"
         "RECOMMENDED).",
     )
@@ -82,13 +82,13 @@ class ServiceSettings(_EnvSettings):
     web_concurrency: int = Field(
         1,
         ge=1,
-        description="Server processes in the container, on one port (shared.serve; "
+        description="Server processes in the container, on one port (shared.kit.serve; "
         "HTTP apis only).",
     )
     api_keys: SecretStr = Field(
         SecretStr(""),
         description="Comma-separated API keys; set: every request but the health probes, "
-        "the docs and /metrics needs one (shared/api_keys.py). Empty: keys are off.",
+        "the docs and /metrics needs one (shared/kit/api_keys.py). Empty: keys are off.",
     )
     api_keys_file: Path | None = Field(
         None, description="A file of API keys (one a line), read at start; adds to API_KEYS."

@@ -18,8 +18,8 @@ A shed request is answered ``503`` + ``Retry-After`` with the contract's JSON er
 ``overloaded``) instead of waiting behind the others: a client (or its load balancer)
 retries elsewhere or later, and the requests already admitted keep their latency.
 Health probes and ``/metrics`` are never shed, so an overloaded replica stays visibly
-alive and measurable. Under :mod:`shared.serve`, a request shed by delay is answered by
-the HTTP protocol itself (:mod:`shared.shedding_protocol`), before an ASGI task, the
+alive and measurable. Under :mod:`shared.kit.serve`, a request shed by delay is answered by
+the HTTP protocol itself (:mod:`shared.kit.shedding_protocol`), before an ASGI task, the
 middleware or a response object exist: past capacity, what a refusal costs is what
 the answers lose.
 
@@ -35,8 +35,8 @@ from collections.abc import Callable
 from prometheus_client import Counter, Gauge
 from starlette.responses import Response
 
-from shared.errors import error_response
-from shared.metrics import forget_dead_processes
+from shared.kit.errors import error_response
+from shared.kit.metrics import forget_dead_processes
 
 REQUESTS_IN_FLIGHT = Gauge(
     "mlsp_http_requests_in_flight",
@@ -143,7 +143,7 @@ class InFlightLimit:
     """Says whether a request must be shed: over the in-flight count, or the queueing delay.
 
     One object per app, shared by every middleware instance that serves it (the hot
-    path's and FastAPI's) and by the HTTP protocol of :mod:`shared.shedding_protocol`.
+    path's and FastAPI's) and by the HTTP protocol of :mod:`shared.kit.shedding_protocol`.
     The event loop is single-threaded, so a plain int is the whole counter (no lock);
     once published, the gauge follows it (``inc``/``dec``, which multiprocess mode
     writes to the process's file, where ``set_function`` would not exist).

@@ -7,7 +7,7 @@ serves one; :class:`HotRouteDispatcher` is the pure-ASGI middleware that sits
 innermost in the app's middleware stack (inside every middleware the service
 or its user adds) and hands a hot route's request to :class:`HotRoutes`
 instead of the router, so every added middleware (CORS, GZip, authentication,
-tracing) runs on hot routes as on any other. :class:`shared.app.ServiceApp`
+tracing) runs on hot routes as on any other. :class:`shared.kit.app.ServiceApp`
 skips the stack altogether when nobody added middleware.
 """
 
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.errors import ServiceError, service_error_response
+from shared.kit.errors import ServiceError, service_error_response
 
 
 class HotRoutes:

@@ -1,4 +1,4 @@
-"""Health probes from Python: ``python -m shared.probe URL``, and the tests' probes.
+"""Health probes from Python: ``python -m shared.kit.probe URL``, and the tests' probes.
 
 * ``http://127.0.0.1:8080/health/ready``: healthy when it answers 2xx.
 * ``grpc://127.0.0.1:8081``: healthy when the standard ``grpc.health.v1``
@@ -50,5 +50,5 @@ def probe(url: str, timeout_s: float = TIMEOUT_S) -> bool:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m shared.probe URL")
+        sys.exit("usage: python -m shared.kit.probe URL")
     sys.exit(0 if probe(sys.argv[1]) else 1)

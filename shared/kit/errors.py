@@ -7,7 +7,7 @@ Every error answer has the same body::
 
 Nothing of a stack trace reaches the client: unexpected errors are logged with
 their traceback and answered 500 with a generic message by
-:class:`shared.middleware.RequestContextMiddleware`.
+:class:`shared.kit.middleware.RequestContextMiddleware`.
 """
 
 import logging
@@ -19,9 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from shared.logs import request_id_var
+from shared.kit.logs import request_id_var
 
-log = logging.getLogger("shared.errors")
+log = logging.getLogger("shared.kit.errors")
 
 INTERNAL_ERROR_MESSAGE = "internal error; the server log has the details"
 

@@ -6,8 +6,8 @@ line written while the request runs; refuses bodies over the limit with 413
 (at once when ``Content-Length`` says so, else as soon as the count passes
 it); counts the requests in flight and answers with 503 at once those over
 the bound, or that come while the queueing delay says shed and were not already
-refused by the server's protocol (:mod:`shared.overload`); records the request in Prometheus; and
-writes one access log line.
+refused by the server's protocol (:mod:`shared.kit.overload`); records the request in
+Prometheus; and writes one access log line.
 
 Written against ASGI directly rather than as ``BaseHTTPMiddleware``: that one
 costs a task and a stream per request, which is most of a fast endpoint's time.
@@ -22,13 +22,13 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import INTERNAL_ERROR_MESSAGE, PayloadTooLarge, error_response
-from shared.logs import request_id_var
-from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from shared.overload import UNBOUNDED_PREFIXES, InFlightLimit
+from shared.kit.errors import INTERNAL_ERROR_MESSAGE, PayloadTooLarge, error_response
+from shared.kit.logs import request_id_var
+from shared.kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.kit.overload import UNBOUNDED_PREFIXES, InFlightLimit
 
 access_log = logging.getLogger("access")
-log = logging.getLogger("shared.middleware")
+log = logging.getLogger("shared.kit.middleware")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -40,7 +40,7 @@ class RequestContextMiddleware:
     """Request id, body limit, in-flight bound, metrics and access log for every HTTP request.
 
     ``in_flight`` is shared by the middleware instances of one app (see
-    :class:`shared.overload.InFlightLimit`); None: a count of this instance's own, no bound.
+    :class:`shared.kit.overload.InFlightLimit`); None: a count of this instance's own, no bound.
     """
 
     def __init__(

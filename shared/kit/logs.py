@@ -167,5 +167,5 @@ def configure_logging(service: str, level: str = "INFO", flush_interval_s: float
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    # Requests are logged once, by shared.middleware, with the request id.
+    # Requests are logged once, by shared.kit.middleware, with the request id.
     logging.getLogger("uvicorn.access").disabled = True

@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, Field
 
-from shared.errors import InvalidInput
+from shared.kit.errors import InvalidInput
 from shared.model import ModelMetadata
 
 Instance = list[float] | dict[str, float]

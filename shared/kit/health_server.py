@@ -2,7 +2,7 @@
 
 Queue workers and schedulers spend their time in a job loop; this runs a
 small standard-library HTTP server in a daemon thread beside it, with the same
-endpoints and answers as every HTTP service (:mod:`shared.health`):
+endpoints and answers as every HTTP service (:mod:`shared.kit.health`):
 ``/health/live``, ``/health/ready`` (503 with the failing checks' reasons) and
 ``/metrics``. So the house healthcheck, ``probe
 http://127.0.0.1:8080/health/ready`` (compose/probe.sh), works for them unchanged.
@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-log = logging.getLogger("shared.health_server")
+log = logging.getLogger("shared.kit.health_server")
 
 # A synchronous check: None when fine, else a short reason (an exception also counts as a reason).
 SyncCheck = Callable[[], str | None]

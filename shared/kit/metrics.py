@@ -2,7 +2,7 @@
 
 * ``mlsp_http_requests_total{route,method,status}`` and
   ``mlsp_http_request_duration_seconds{route,method}``: recorded by
-  :class:`shared.middleware.RequestContextMiddleware` for every request.
+  :class:`shared.kit.middleware.RequestContextMiddleware` for every request.
 * ``mlsp_stage_duration_seconds{stage}``: time in each stage a service owns
   (``decode``, ``inference``, ``cache_lookup``, ...), via :func:`stage`.
 * ``mlsp_model_info{model,version,sha256}``: which model a service serves, down to
@@ -10,11 +10,11 @@
 * ``mlsp_build_info{version,git_sha}``: the code a service runs: the package version
   and the commit its image was built from (build arg ``GIT_SHA``, else ``unknown``).
 * ``mlsp_http_requests_in_flight`` and ``mlsp_http_requests_shed_total``: the
-  in-flight bound's count and what it turned away (:mod:`shared.overload`).
+  in-flight bound's count and what it turned away (:mod:`shared.kit.overload`).
 * ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read by the api that
   fills it at each submit and every few seconds (:mod:`shared.job_queue`).
 
-An api served by several processes (``WEB_CONCURRENCY``, :mod:`shared.serve`)
+An api served by several processes (``WEB_CONCURRENCY``, :mod:`shared.kit.serve`)
 runs prometheus_client in multiprocess mode: each process writes its values
 to files in ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` answers their sum,
 whichever process serves the scrape. A gauge says how its processes' values

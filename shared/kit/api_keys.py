@@ -11,8 +11,8 @@ Open without a key: the health endpoints (probes), the docs (they describe the a
 no key is in them) and, unless ``METRICS_NEED_KEY``, ``/metrics`` (the scraper).
 
 The middleware is added like any a user adds, so it runs on the hot routes by the
-same path (:mod:`shared.hot_routes`); :func:`shared.app.create_app` puts it inside
-:class:`shared.middleware.RequestContextMiddleware`, so a refused request is counted,
+same path (:mod:`shared.kit.hot_routes`); :func:`shared.kit.app.create_app` puts it inside
+:class:`shared.kit.middleware.RequestContextMiddleware`, so a refused request is counted,
 logged (without its key) and answered with its request id.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.errors import error_response
-from shared.settings import ServiceSettings
+from shared.kit.errors import error_response
+from shared.kit.settings import ServiceSettings
 
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 HEALTH_PREFIXES = ("/health/", "/v2/health/")

@@ -16,7 +16,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-log = logging.getLogger("shared.health")
+log = logging.getLogger("shared.kit.health")
 
 # A check returns None when fine, or a short reason when not (or raises).
 Check = Callable[[], Awaitable[str | None]]

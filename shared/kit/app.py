@@ -1,11 +1,11 @@
 """The app factory every HTTP service starts from.
 
 :func:`create_app` gives a FastAPI app with the house conventions wired in:
-JSON errors (:mod:`shared.errors`), request ids, body limit, metrics and
-access log (:mod:`shared.middleware`), optional API keys (:mod:`shared.api_keys`),
+JSON errors (:mod:`shared.kit.errors`), request ids, body limit, metrics and
+access log (:mod:`shared.kit.middleware`), optional API keys (:mod:`shared.kit.api_keys`),
 ``/health/live``, ``/health/ready``, ``/metrics``, ``/docs`` and ``/redoc`` that
-need no network (:mod:`shared.docs`), and a bound on the requests in flight
-(:mod:`shared.overload`). The service adds its own routes; middleware it or its
+need no network (:mod:`shared.kit.offline_docs`), and a bound on the requests in flight
+(:mod:`shared.kit.overload`). The service adds its own routes; middleware it or its
 user adds runs on every route, the hot ones included (:class:`ServiceApp`).
 """
 
@@ -22,16 +22,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.api_keys import ApiKeyMiddleware, configured_keys
-from shared.docs import install_offline_docs
-from shared.errors import install_error_handlers
-from shared.health import Readiness, live, ready_endpoint
-from shared.hot_routes import HotRouteDispatcher, HotRoutes
-from shared.metrics import metrics_endpoint
-from shared.middleware import RequestContextMiddleware
-from shared.overload import InFlightLimit, QueueDelay
-from shared.schemas import ErrorResponse
-from shared.settings import ServiceSettings
+from shared.kit.api_keys import ApiKeyMiddleware, configured_keys
+from shared.kit.errors import install_error_handlers
+from shared.kit.health import Readiness, live, ready_endpoint
+from shared.kit.hot_routes import HotRouteDispatcher, HotRoutes
+from shared.kit.metrics import metrics_endpoint
+from shared.kit.middleware import RequestContextMiddleware
+from shared.kit.offline_docs import install_offline_docs
+from shared.kit.overload import InFlightLimit, QueueDelay
+from shared.kit.schemas import ErrorResponse
+from shared.kit.settings import ServiceSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 # What a browser app may send and read across origins (CORS_ALLOW_ORIGINS).
@@ -69,7 +69,7 @@ class ServiceApp(FastAPI):
 
     A request for a hot route (see :func:`add_hot_route`) runs the same middleware
     stack as any other request, every middleware the service or its user adds
-    included, and then goes straight to its endpoint (:mod:`shared.hot_routes`): no
+    included, and then goes straight to its endpoint (:mod:`shared.kit.hot_routes`): no
     router scan, dependency solving or exit stack, which together cost more than a
     small model's whole inference. While the only middleware is the house's own
     (:class:`RequestContextMiddleware`: request id, body limit, in-flight bound,
@@ -201,8 +201,8 @@ def add_hot_route(
     """Serve ``endpoint`` at ``path`` on the hot path of a :class:`ServiceApp`.
 
     The endpoint takes the raw :class:`Request`, decodes the body itself (see
-    :func:`shared.schemas.decode_instances`) and returns a :class:`Response`;
-    :class:`shared.errors.ServiceError` it raises becomes the JSON error answer.
+    :func:`shared.kit.schemas.decode_instances`) and returns a :class:`Response`;
+    :class:`shared.kit.errors.ServiceError` it raises becomes the JSON error answer.
     An API route with the same path puts the endpoint in the OpenAPI docs (it
     also serves it when ``app`` is a plain FastAPI app); ``request_body`` documents
     a body that is not JSON (an OpenAPI ``requestBody`` object).

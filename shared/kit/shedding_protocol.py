@@ -5,7 +5,7 @@ the answers need: on one event loop, a 503 built by the app costs an ASGI task, 
 middleware, a response object and uvicorn's header checks, 0.59 of what web-single's
 whole answer costs; answered here, 0.21 (``python -m loadtests.bench.shed_cost``,
 loadtests/reports/overload.md). So while the app's
-:class:`shared.overload.InFlightLimit` says the queueing delay is over its target, this
+:class:`shared.kit.overload.InFlightLimit` says the queueing delay is over its target, this
 protocol answers a request as soon as its headers are parsed, with the same 503 +
 ``Retry-After`` and JSON error the app would give (request id included), and never
 starts the app for it. Its body, if any, is read and dropped by the parser as usual, so
@@ -13,7 +13,7 @@ the connection stays usable (keep-alive).
 
 Left to the app: probes and scrapes (never shed), requests pipelined behind one still
 being served, the in-flight count (it is known only inside the app) and everything
-when the app is not a :class:`shared.app.ServiceApp` (no guard found). Middleware that
+when the app is not a :class:`shared.kit.app.ServiceApp` (no guard found). Middleware that
 would wrap the 503 (CORS headers, an API-key check) does not run for a request shed
 here: under overload, an unauthenticated request is refused like any other.
 """
@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from shared.overload import REQUESTS_SHED, UNBOUNDED_PREFIXES, InFlightLimit
+from shared.kit.overload import REQUESTS_SHED, UNBOUNDED_PREFIXES, InFlightLimit
 
 _UNBOUNDED = tuple(prefix.encode() for prefix in UNBOUNDED_PREFIXES)
 _REQUEST_ID_HEADER = b"x-request-id"
