@@ -1,6 +1,6 @@
 """Common code every service of the playground is built from.
 
-Model runtime (:mod:`shared.model`), typed settings (:mod:`shared.kit.settings`),
+Model runtime (:mod:`shared.model.runtime`), typed settings (:mod:`shared.kit.settings`),
 the public JSON contract (:mod:`shared.kit.schemas`), the app factory with health,
 metrics, request ids and error handling (:mod:`shared.kit.app`), JSON logs
 (:mod:`shared.kit.logs`) and the server entry point (:mod:`shared.kit.serve`).

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 
 from shared.fanout import MemberResult
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable, ServiceError
-from shared.redis_client import redis_errors
+from shared.stores.redis_client import redis_errors
 
 #: After its deadline plus this, a job's missing members count as timed out.
 GRACE_S = 1.0

@@ -20,7 +20,7 @@ other. :class:`JobQueue` does the same work over ``redis.asyncio``:
   :class:`~rq.job.Job` and :class:`~rq.results.Result` by RQ's own code.
 
 A batch shares its fate: when Redis fails, every submit of that turn gets the
-error (503/504 through :func:`shared.redis_client.redis_errors`), and the
+error (503/504 through :func:`shared.stores.redis_client.redis_errors`), and the
 ``EXEC`` applies all of the turn's jobs or none of them.
 """
 

@@ -38,7 +38,7 @@ from shared.kit.app import add_hot_route, json_response
 from shared.kit.errors import NotFound, ServiceError
 from shared.kit.metrics import stage
 from shared.kit.settings import _EnvSettings
-from shared.redis_client import redis_errors
+from shared.stores.redis_client import redis_errors
 
 if TYPE_CHECKING:
     from shared.job_queue import JobQueue

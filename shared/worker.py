@@ -58,8 +58,8 @@ from shared.kit.health_server import SyncCheck, start_health_server
 from shared.kit.logs import request_id_var
 from shared.kit.metrics import STAGE_LATENCY, record_model
 from shared.kit.settings import ModelSettings, ServiceSettings, _EnvSettings
-from shared.model import OnnxModel, load_model
-from shared.redis_client import RedisSettings, connect
+from shared.model.runtime import OnnxModel, load_model
+from shared.stores.redis_client import RedisSettings, connect
 
 log = logging.getLogger("shared.worker")
 

@@ -21,7 +21,13 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     dest = tmp_path / "my-service"
     write_starter("web-single", dest)
     shared = {str(p.relative_to(dest / "shared")) for p in (dest / "shared").rglob("*.py")}
-    assert {"kit/app.py", "model.py", "kit/schemas.py", "kit/serve.py", "kit/probe.py"} <= shared
+    assert {
+        "kit/app.py",
+        "model/runtime.py",
+        "kit/schemas.py",
+        "kit/serve.py",
+        "kit/probe.py",
+    } <= shared
     assert (dest / "compose" / "probe.sh").is_file()  # the healthcheck the images carry
     assert not any(name.startswith("v2/") for name in shared)  # no predictor in this pattern
     assert (dest / "api" / "main.py").is_file()

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.cache import CacheSettings, connect
 from shared.imageprep import image_to_digits
-from shared.model import OnnxModel
-from shared.postgres import PostgresSettings, connect_async
+from shared.model.runtime import OnnxModel
+from shared.stores.cache import CacheSettings, connect
+from shared.stores.postgres import PostgresSettings, connect_async
 
 FETCH = "SELECT image FROM items WHERE id = %s"
 

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from shared.kit.settings import ModelSettings
-from shared.model import ModelError, ModelMetadata, load_metadata
+from shared.model.runtime import ModelError, ModelMetadata, load_metadata
 from shared.v2.client import V2Client
 from shared.v2.coalesce import Coalescer, batchable
 from shared.v2.replicas import ReplicaSettings

@@ -12,7 +12,7 @@ from rq import Callback, Queue, Retry
 
 from shared.callbacks import CallbackSettings, check_callback_url, deliver
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
-from shared.redis_client import RedisSettings, connect_async, redis_check, redis_errors
+from shared.stores.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 from shared.worker import LiveWorker, WorkerSettings
 from tests.compose_stack import free_port
 

@@ -11,7 +11,7 @@ from conftest import _free_port
 from shared.fanout import MemberResult, fan_out
 from shared.fanout_store import GRACE_S, FanOutStore
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable
-from shared.redis_client import RedisSettings, connect_async
+from shared.stores.redis_client import RedisSettings, connect_async
 
 
 @pytest.fixture

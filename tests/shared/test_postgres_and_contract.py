@@ -9,9 +9,9 @@ import pytest
 
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
 from shared.kit.settings import ModelSettings
-from shared.model import ModelError
-from shared.model_metadata import InputContract, read_metadata
-from shared.postgres import (
+from shared.model.input_contract import InputContract, read_metadata
+from shared.model.runtime import ModelError
+from shared.stores.postgres import (
     AsyncDatabase,
     PostgresSettings,
     connect,

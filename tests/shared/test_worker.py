@@ -35,7 +35,7 @@ FAST = WorkerSettings(worker_heartbeat_s=0.2, worker_maintenance_s=1)
 # A worker in its own process, as in a container (heartbeat, health server, LiveWorker).
 WORKER_PROCESS = """
 import sys
-from shared.redis_client import RedisSettings
+from shared.stores.redis_client import RedisSettings
 from shared.kit.settings import ServiceSettings
 from shared.worker import WorkerSettings, run_worker
 url, port = sys.argv[1], int(sys.argv[2])

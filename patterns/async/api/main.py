@@ -30,8 +30,8 @@ from shared.kit.logs import request_id_var
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, decode_json
 from shared.kit.settings import ModelSettings, ServiceSettings
-from shared.model_metadata import InputContract
-from shared.redis_client import RedisSettings, connect_async, redis_check, redis_errors
+from shared.model.input_contract import InputContract
+from shared.stores.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 
 #: The worker's job function, by its import path in the worker image (patterns/async/worker).
 PREDICT_JOB = "tasks.predict"

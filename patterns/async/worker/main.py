@@ -15,7 +15,7 @@ from shared.callbacks import CallbackSettings
 from shared.jobs import QueueSettings
 from shared.kit.logs import configure_logging
 from shared.kit.settings import ModelSettings, ServiceSettings
-from shared.redis_client import RedisSettings
+from shared.stores.redis_client import RedisSettings
 from shared.worker import WorkerSettings, load_served_model, run_worker
 
 

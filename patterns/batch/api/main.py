@@ -30,9 +30,9 @@ from shared.kit.health import Readiness
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest
 from shared.kit.settings import ModelSettings, ServiceSettings
-from shared.model_metadata import InputContract
-from shared.postgres import AsyncDatabase, PostgresSettings, postgres_errors
-from shared.redis_client import RedisSettings, connect_async, redis_check, redis_errors
+from shared.model.input_contract import InputContract
+from shared.stores.postgres import AsyncDatabase, PostgresSettings, postgres_errors
+from shared.stores.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 
 #: The job that starts a run, by its import path in the job image (patterns/batch/job).
 START_RUN_JOB = "jobs.start_run"

@@ -34,8 +34,8 @@ from rq import Queue, Retry, get_current_job
 from shared.jobs import QueueSettings
 from shared.kit.metrics import stage
 from shared.kit.schemas import prediction_body
-from shared.model import OnnxModel
-from shared.postgres import PostgresSettings, connect
+from shared.model.runtime import OnnxModel
+from shared.stores.postgres import PostgresSettings, connect
 from shared.worker import WorkerSettings, live_workers
 
 log = logging.getLogger("batch.jobs")

@@ -11,8 +11,8 @@ import jobs
 
 from shared.kit.logs import configure_logging
 from shared.kit.settings import ModelSettings, ServiceSettings
-from shared.postgres import postgres_check
-from shared.redis_client import RedisSettings
+from shared.stores.postgres import postgres_check
+from shared.stores.redis_client import RedisSettings
 from shared.worker import load_served_model, run_worker
 
 

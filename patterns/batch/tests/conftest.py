@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import redis
 
-from shared.model import OnnxModel
+from shared.model.runtime import OnnxModel
 from shared.worker import LiveWorker, WorkerSettings
 
 JOB_DIR = Path(__file__).resolve().parents[1] / "job"

@@ -35,8 +35,8 @@ from shared.kit.health import Readiness
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.kit.settings import ServiceSettings
-from shared.model import ModelError, ModelMetadata
-from shared.redis_client import RedisSettings, connect_async, redis_errors
+from shared.model.runtime import ModelError, ModelMetadata
+from shared.stores.redis_client import RedisSettings, connect_async, redis_errors
 from shared.v2.peers import ModelPeer, PredictorPeerSettings, check_same_inputs, connected
 
 

@@ -2,7 +2,7 @@
 
 ``POST /predict`` takes ``{"ids": [17, 42]}``. Each item is a digit image stored
 as PNG bytes in PostgreSQL (table ``items``, filled by the one-shot seed
-service). The read-through cache (:class:`shared.cache.ReadThroughCache`)
+service). The read-through cache (:class:`shared.stores.cache.ReadThroughCache`)
 keeps, by ``CACHE_VARIANT``:
 
 * ``raw``: the item as stored (the PNG bytes). A hit skips the database; the
@@ -37,15 +37,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import imageprep
-from shared.cache import CacheSettings, ReadThroughCache
 from shared.kit.app import add_hot_route, create_app, json_response
 from shared.kit.errors import InvalidInput, NotFound
 from shared.kit.health import Readiness
 from shared.kit.metrics import record_model, stage
 from shared.kit.schemas import Prediction, decode_json, prediction_body
 from shared.kit.settings import ModelSettings, ServiceSettings
-from shared.model import ModelError, ModelMetadata, OnnxModel, load_model
-from shared.postgres import AsyncDatabase, PostgresSettings, postgres_errors
+from shared.model.runtime import ModelError, ModelMetadata, OnnxModel, load_model
+from shared.stores.cache import CacheSettings, ReadThroughCache
+from shared.stores.postgres import AsyncDatabase, PostgresSettings, postgres_errors
 
 log = logging.getLogger("data-cache")
 

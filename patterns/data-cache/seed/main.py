@@ -23,7 +23,7 @@ from sklearn.datasets import load_digits
 
 from shared.imageprep import render_digit
 from shared.kit.logs import configure_logging
-from shared.postgres import PostgresSettings, connect, password_refused
+from shared.stores.postgres import PostgresSettings, connect, password_refused
 
 log = logging.getLogger("seed")
 

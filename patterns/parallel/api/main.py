@@ -44,8 +44,8 @@ from shared.kit.schemas import (
     prediction_body,
 )
 from shared.kit.settings import ServiceSettings
-from shared.model import ModelError
-from shared.redis_client import RedisSettings, connect_async
+from shared.model.runtime import ModelError
+from shared.stores.redis_client import RedisSettings, connect_async
 from shared.v2.peers import (
     ModelPeer,
     PeerCallSettings,

@@ -35,7 +35,7 @@ from shared.kit.health import Readiness
 from shared.kit.metrics import stage
 from shared.kit.schemas import Prediction, prediction_body
 from shared.kit.settings import ServiceSettings
-from shared.model import ModelMetadata, load_metadata
+from shared.model.runtime import ModelMetadata, load_metadata
 from shared.v2.client import V2Client
 from shared.v2.peers import ModelPeer, PeerCallSettings, connected
 

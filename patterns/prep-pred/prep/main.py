@@ -37,7 +37,7 @@ from shared.kit.errors import ServiceError
 from shared.kit.health import Readiness
 from shared.kit.metrics import record_model, stage
 from shared.kit.settings import ServiceSettings
-from shared.model import ModelError, load_metadata
+from shared.model.runtime import ModelError, load_metadata
 from shared.v2 import tensors
 from shared.v2.grpc_server import StatusError, rpc
 from shared.v2.peers import ModelPeer, PeerCallSettings, connected

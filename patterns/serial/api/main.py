@@ -30,7 +30,7 @@ from shared.kit.health import Readiness
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, decode_rows, prediction_body
 from shared.kit.settings import ServiceSettings
-from shared.model import ModelError
+from shared.model.runtime import ModelError
 from shared.v2.peers import (
     ModelPeer,
     PeerCallSettings,

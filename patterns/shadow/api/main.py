@@ -30,7 +30,7 @@ from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.kit.settings import ServiceSettings
 from shared.mirror import Mirror
-from shared.model import ModelError, ModelMetadata
+from shared.model.runtime import ModelError, ModelMetadata
 from shared.v2.peers import ModelPeer, PredictorPeerSettings, check_same_inputs, connected
 
 

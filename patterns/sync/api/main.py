@@ -21,7 +21,7 @@ from shared.kit.health import Readiness
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.kit.settings import ServiceSettings
-from shared.model import ModelMetadata
+from shared.model.runtime import ModelMetadata
 from shared.v2.peers import ModelPeer, PredictorPeerSettings, connected
 
 

@@ -17,7 +17,7 @@ from shared.kit.health import Readiness
 from shared.kit.metrics import record_model, stage
 from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.kit.settings import ModelSettings, ServiceSettings
-from shared.model import ModelMetadata, OnnxModel, load_model
+from shared.model.runtime import ModelMetadata, OnnxModel, load_model
 from shared.turn_batch import TurnBatcher
 
 

@@ -18,9 +18,9 @@ from shared.kit.app import json_response
 from shared.kit.metrics import record_model, stage
 from shared.kit.schemas import decode_instances
 from shared.kit.settings import ModelSettings
-from shared.model import METADATA_FILE, ModelError, ModelMetadata, resolve_version_dir
+from shared.model.runtime import METADATA_FILE, ModelError, ModelMetadata, resolve_version_dir
 
-log = logging.getLogger("shared.model_metadata")
+log = logging.getLogger("shared.model.input_contract")
 
 
 def read_metadata(model_dir: Path, name: str, version: str | None = None) -> ModelMetadata:

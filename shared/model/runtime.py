@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-log = logging.getLogger("shared.model")
+log = logging.getLogger("shared.model.runtime")
 
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"

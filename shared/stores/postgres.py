@@ -23,7 +23,7 @@ from shared.kit.health import CHECK_TIMEOUT_S, Check
 from shared.kit.health_server import SyncCheck
 from shared.kit.settings import _EnvSettings
 
-log = logging.getLogger("shared.postgres")
+log = logging.getLogger("shared.stores.postgres")
 
 
 class PostgresSettings(_EnvSettings):

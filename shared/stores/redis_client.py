@@ -29,7 +29,7 @@ from shared.kit.errors import DependencyTimeout, DependencyUnavailable
 from shared.kit.health import Check
 from shared.kit.settings import _EnvSettings
 
-log = logging.getLogger("shared.redis_client")
+log = logging.getLogger("shared.stores.redis_client")
 
 
 class RedisSettings(_EnvSettings):

@@ -47,9 +47,9 @@ from redis.exceptions import RedisError
 
 from shared.kit.metrics import stage
 from shared.kit.settings import _EnvSettings
-from shared.model import ModelMetadata
+from shared.model.runtime import ModelMetadata
 
-log = logging.getLogger("shared.cache")
+log = logging.getLogger("shared.stores.cache")
 
 RESULTS = ("hit", "miss", "coalesced", "bypass")
 CACHE_REQUESTS = Counter(
