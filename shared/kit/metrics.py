@@ -12,7 +12,7 @@
 * ``mlsp_http_requests_in_flight`` and ``mlsp_http_requests_shed_total``: the
   in-flight bound's count and what it turned away (:mod:`shared.kit.overload`).
 * ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read by the api that
-  fills it at each submit and every few seconds (:mod:`shared.job_queue`).
+  fills it at each submit and every few seconds (:mod:`shared.jobs.async_queue`).
 
 An api served by several processes (``WEB_CONCURRENCY``, :mod:`shared.kit.serve`)
 runs prometheus_client in multiprocess mode: each process writes its values

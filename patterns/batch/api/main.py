@@ -22,8 +22,8 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from shared.job_queue import JobQueue
-from shared.jobs import JobAccepted, QueueSettings, accepted, add_job_route, timestamp
+from shared.jobs.async_queue import JobQueue
+from shared.jobs.contract import JobAccepted, QueueSettings, accepted, add_job_route, timestamp
 from shared.kit.app import add_hot_route, create_app, json_response
 from shared.kit.errors import NotFound
 from shared.kit.health import Readiness

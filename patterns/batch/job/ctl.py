@@ -28,7 +28,7 @@ from pydantic import Field, SecretStr
 from rq import Queue
 from rq.job import Job
 
-from shared.jobs import QueueSettings
+from shared.jobs.contract import QueueSettings
 from shared.kit.api_keys import bearer_header
 from shared.kit.settings import ModelSettings
 from shared.model.input_contract import read_metadata

@@ -15,7 +15,7 @@ import redis
 from pydantic import Field
 from rq.cron import CronScheduler
 
-from shared.jobs import QueueSettings
+from shared.jobs.contract import QueueSettings
 from shared.kit.health_server import start_health_server
 from shared.kit.logs import configure_logging
 from shared.kit.settings import ServiceSettings

@@ -17,7 +17,7 @@ a traceback: ``worker_lost`` when the worker running it died and no retry was
 left, ``timeout`` when it ran past its time limit, ``job_error`` otherwise.
 
 A submit finding the queue at its bound (``MAX_QUEUED_JOBS``) is answered
-``503`` + ``Retry-After`` with code ``queue_full`` (:class:`shared.job_queue.JobQueue`).
+``503`` + ``Retry-After`` with code ``queue_full`` (:class:`shared.jobs.async_queue.JobQueue`).
 """
 
 import re
@@ -41,7 +41,7 @@ from shared.kit.settings import _EnvSettings
 from shared.stores.redis_client import redis_errors
 
 if TYPE_CHECKING:
-    from shared.job_queue import JobQueue
+    from shared.jobs.async_queue import JobQueue
 
 PublicStatus = Literal["queued", "started", "finished", "failed"]
 
@@ -229,7 +229,7 @@ def error_from_exception(name: str, message: str) -> dict[str, str]:
 def add_job_route(app: FastAPI, jobs: "JobQueue", path_prefix: str = "/jobs") -> None:
     """``GET <path_prefix>/{job_id}`` on ``app``: the job resource, 404 for an unknown id.
 
-    The job is read with ``jobs`` (:class:`shared.job_queue.JobQueue`): one round trip on
+    The job is read with ``jobs`` (:class:`shared.jobs.async_queue.JobQueue`): one round trip on
     the asyncio client, so a poll never holds up the event loop.
     """
 

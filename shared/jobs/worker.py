@@ -20,7 +20,7 @@ so the model is loaded once, not per job) with three additions:
 * jobs whose function has a batch form (``batch_functions``) run several at a time:
   the job RQ hands it and up to ``WORKER_BATCH_SIZE - 1`` more already waiting run as
   one call, with RQ's bookkeeping for all of them in a few round trips
-  (:mod:`shared.job_batches`); each still gets its own result, status, retries and
+  (:mod:`shared.jobs.batches`); each still gets its own result, status, retries and
   callback, as RQ records them;
 * each job's log lines carry the request id of the request that queued it
   (``job.meta["request_id"]``), and jobs are counted and timed in Prometheus
@@ -52,8 +52,8 @@ from rq.job import Job
 from rq.utils import as_text
 from rq.worker import WorkerStatus
 
-from shared.job_batches import BatchFunction, batchable, run_batch, settle, start_all, take_waiting
-from shared.jobs import public_status
+from shared.jobs.batches import BatchFunction, batchable, run_batch, settle, start_all, take_waiting
+from shared.jobs.contract import public_status
 from shared.kit.health_server import SyncCheck, start_health_server
 from shared.kit.logs import request_id_var
 from shared.kit.metrics import STAGE_LATENCY, record_model
@@ -61,7 +61,7 @@ from shared.kit.settings import ModelSettings, ServiceSettings, _EnvSettings
 from shared.model.runtime import OnnxModel, load_model
 from shared.stores.redis_client import RedisSettings, connect
 
-log = logging.getLogger("shared.worker")
+log = logging.getLogger("shared.jobs.worker")
 
 JOBS = Counter("mlsp_jobs", "Jobs run by this worker, by how they ended.", ["queue", "status"])
 BATCH_SIZE = Histogram(
@@ -403,7 +403,7 @@ def run_worker(
     """Work ``queues`` until SIGTERM, with heartbeat, health server and metrics.
 
     ``batch_functions`` maps a job function's path to its batch form (see
-    :mod:`shared.job_batches`): up to ``WORKER_BATCH_SIZE`` waiting jobs of it run as one call.
+    :mod:`shared.jobs.batches`): up to ``WORKER_BATCH_SIZE`` waiting jobs of it run as one call.
     """
     name = worker_name()
     heartbeat = Heartbeat(connect(redis_settings), liveness_key(name), settings.worker_heartbeat_s)

@@ -37,7 +37,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, parse_job_id
 from rq.results import Result
 
-from shared.jobs import JOB_ID, QueueFull
+from shared.jobs.contract import JOB_ID, QueueFull
 from shared.kit.errors import NotFound
 from shared.kit.metrics import QUEUE_DEPTH
 
@@ -77,7 +77,7 @@ class JobQueue:
     async def enqueue_call(self, func: str | Callable[..., Any], **options: Any) -> Job:
         """Queue a job as ``Queue.enqueue_call(func, **options)`` would, sent with its turn's.
 
-        Raises :class:`shared.jobs.QueueFull` when the queue holds ``max_queued_jobs``
+        Raises :class:`shared.jobs.contract.QueueFull` when the queue holds ``max_queued_jobs``
         waiting jobs, and Redis's errors as they are (wrap in ``redis_errors``).
         """
         if self.queue.redis_server_version is None:

@@ -25,13 +25,13 @@ from prometheus_client import Counter
 from pydantic import Field, SecretStr
 from rq.job import Job
 
-from shared.jobs import error_from_exception, job_body
+from shared.jobs.contract import error_from_exception, job_body
 from shared.kit.api_keys import bearer_header
 from shared.kit.errors import InvalidInput
 from shared.kit.logs import request_id_var
 from shared.kit.settings import _EnvSettings
 
-log = logging.getLogger("shared.callbacks")
+log = logging.getLogger("shared.jobs.callbacks")
 
 CALLBACKS = Counter(
     "mlsp_callbacks", "Callback deliveries by outcome (delivered, gave_up).", ["outcome"]
