@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from conftest import REPO_ROOT, PredictorProcess, _free_port, grpc_process, running_predictor
-from shared.imageprep import opened_to_digits
+from shared.mechanisms.digit_images import opened_to_digits
 from tests.api_fuzz import assert_no_server_errors
 from tests.metrics_text import MetricsChange
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from models.digits import digits_split
-from shared.imageprep import (
+from shared.mechanisms.digit_images import (
     DigitImageSpec,
     EmptyImage,
     ImageError,
