@@ -11,7 +11,7 @@ other. :class:`JobQueue` does the same work over ``redis.asyncio``:
   the pinned RQ writes; stock ``rq info``, the registries and the stock worker
   read them as their own. The commands of every submit of one event-loop turn
   then go to Redis in one ``MULTI``/``EXEC`` (the way
-  :class:`shared.turn_batch.TurnBatcher` shares a model run): one round trip
+  web-single's ``TurnBatcher`` shares a model run): one round trip
   for the turn, plus one ``LLEN`` for the turn when the queue has a bound.
   Nothing waits for requests that have not arrived: a lone submit is sent at
   the end of its own turn.

@@ -1,3 +1,3 @@
-"""The model: the ONNX runtime (:mod:`shared.model.runtime`), and the input contract of an
-api that checks requests against a model its workers run (:mod:`shared.model.input_contract`).
+"""The model: the ONNX runtime (:mod:`shared.model.runtime`): find a model in the repository,
+check it against its metadata, run it. The bottom layer: it imports nothing else of ``shared``.
 """

@@ -7,9 +7,9 @@ import numpy as np
 import psycopg
 import pytest
 
+from shared.jobs.input_contract import InputContract, read_metadata
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
 from shared.kit.settings import ModelSettings
-from shared.model.input_contract import InputContract, read_metadata
 from shared.model.runtime import ModelError
 from shared.stores.postgres import (
     AsyncDatabase,

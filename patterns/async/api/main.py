@@ -24,13 +24,13 @@ from starlette.responses import Response
 from shared.jobs.async_queue import JobQueue
 from shared.jobs.callbacks import META_KEY, CallbackSettings, check_callback_url
 from shared.jobs.contract import JobAccepted, QueueSettings, accepted, add_job_route
+from shared.jobs.input_contract import InputContract
 from shared.kit.app import add_hot_route, create_app
 from shared.kit.health import Readiness
 from shared.kit.logs import request_id_var
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, decode_json
 from shared.kit.settings import ModelSettings, ServiceSettings
-from shared.model.input_contract import InputContract
 from shared.stores.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 
 #: The worker's job function, by its import path in the worker image (patterns/async/worker).

@@ -24,13 +24,13 @@ from starlette.responses import Response
 
 from shared.jobs.async_queue import JobQueue
 from shared.jobs.contract import JobAccepted, QueueSettings, accepted, add_job_route, timestamp
+from shared.jobs.input_contract import InputContract
 from shared.kit.app import add_hot_route, create_app, json_response
 from shared.kit.errors import NotFound
 from shared.kit.health import Readiness
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest
 from shared.kit.settings import ModelSettings, ServiceSettings
-from shared.model.input_contract import InputContract
 from shared.stores.postgres import AsyncDatabase, PostgresSettings, postgres_errors
 from shared.stores.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 

@@ -29,9 +29,9 @@ from rq import Queue
 from rq.job import Job
 
 from shared.jobs.contract import QueueSettings
+from shared.jobs.input_contract import read_metadata
 from shared.kit.api_keys import bearer_header
 from shared.kit.settings import ModelSettings
-from shared.model.input_contract import read_metadata
 from shared.stores.postgres import PostgresSettings, connect, password_refused
 from shared.stores.redis_client import RedisSettings
 from shared.stores.redis_client import connect as connect_redis

@@ -5,7 +5,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from shared.turn_batch import TurnBatcher
+from conftest import service_module
+
+TurnBatcher = service_module("web-single", "api", "turn_batch").TurnBatcher
 
 
 class Model:

@@ -5,8 +5,11 @@ import time
 
 import pytest
 
-from shared.fanout import MemberResult, fan_out
+from conftest import service_module
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable
+
+fanout = service_module("parallel", "api", "fanout")
+MemberResult, fan_out = fanout.MemberResult, fanout.fan_out
 
 
 def answers(value: str, after_s: float = 0.0):

@@ -20,7 +20,7 @@ from shared.kit.schemas import decode_instances
 from shared.kit.settings import ModelSettings
 from shared.model.runtime import METADATA_FILE, ModelError, ModelMetadata, resolve_version_dir
 
-log = logging.getLogger("shared.model.input_contract")
+log = logging.getLogger("shared.jobs.input_contract")
 
 
 def read_metadata(model_dir: Path, name: str, version: str | None = None) -> ModelMetadata:

@@ -24,7 +24,7 @@ from prometheus_client import Counter
 
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable, ServiceError
 
-log = logging.getLogger("shared.fanout")
+log = logging.getLogger("fanout")
 
 T = TypeVar("T")
 #: A member's call: takes the seconds it may use, returns the member's answer.

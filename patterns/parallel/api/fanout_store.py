@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from fanout import MemberResult
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from shared.fanout import MemberResult
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable, ServiceError
 from shared.stores.redis_client import redis_errors
 

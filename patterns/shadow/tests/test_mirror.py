@@ -1,4 +1,4 @@
-"""shared.mirror: bounded fire-and-forget calls whose errors are counted, never raised."""
+"""mirror: bounded fire-and-forget calls whose errors are counted, never raised."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -6,8 +6,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 from prometheus_client import REGISTRY
 
+from conftest import service_module
 from shared.kit.errors import DependencyTimeout
-from shared.mirror import Mirror
+
+Mirror = service_module("shadow", "api", "mirror").Mirror
 
 
 def calls(mirror: str, outcome: str) -> float:
@@ -92,7 +94,7 @@ def test_errors_and_timeouts_are_counted_not_raised(caplog: pytest.LogCaptureFix
     asyncio.run(scenario())
     assert calls("t-errors", "failed") == 2
     assert calls("t-errors", "timeout") == 2
-    warnings = [r.getMessage() for r in caplog.records if r.name == "shared.mirror"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mirror"]
     assert warnings == [
         "mirror t-errors failing (counted, not raised): ConnectionError: candidate down"
     ]

@@ -26,7 +26,7 @@ from prometheus_client import Counter, Gauge
 
 from shared.kit.errors import DependencyTimeout
 
-log = logging.getLogger("shared.mirror")
+log = logging.getLogger("mirror")
 
 T = TypeVar("T")
 
