@@ -1,8 +1,11 @@
-"""shared/ in layers: sub-packages only, each importing only the layers below it."""
+"""shared/ in layers: sub-packages only, each importing only the layers below it.
 
-import ast
+Imports are followed as ``make starter`` follows them (so what a starter copies agrees).
+"""
+
 from pathlib import Path
 
+from compose.starter import shared_modules
 from conftest import REPO_ROOT
 
 SHARED = REPO_ROOT / "shared"
@@ -18,17 +21,8 @@ MAY_IMPORT: dict[str, set[str]] = {
 
 
 def imported_subpackages(source: Path) -> set[str]:
-    """The ``shared.<sub>`` packages that ``source`` imports."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source.read_text(), str(source))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        else:
-            continue
-        found |= {name.split(".")[1] for name in names if name.startswith("shared.")}
-    return found
+    """The ``shared.<sub>`` packages that ``source`` imports, directly or through others."""
+    return {name.split(".")[1] for name in shared_modules([source]) if name.count(".") >= 1}
 
 
 def test_shared_holds_sub_packages_and_no_loose_modules() -> None:
