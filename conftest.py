@@ -2,6 +2,7 @@
 predictors (``predictor_server``, ``slow_predictor``, or :func:`running_predictor` with
 settings of its own), and real Redis and PostgreSQL servers (see tests/local_servers.py)."""
 
+import importlib
 import importlib.util
 import itertools
 import os
@@ -61,6 +62,29 @@ def import_file(path: Path, name: str) -> ModuleType:
     return module
 
 
+def service_folder(pattern: str, service: str) -> Path:
+    """``patterns/<pattern>/<service>``, or ``<service>`` in a starter (services at its root)."""
+    folder = REPO_ROOT / "patterns" / pattern / service
+    return folder if folder.is_dir() else REPO_ROOT / service
+
+
+def service_module(pattern: str, service: str, name: str) -> ModuleType:
+    """Module ``name`` of a pattern's service, imported by the plain name the service uses.
+
+    A module that only one pattern needs lives in that pattern's service folder, which the
+    image runs from; importing it under the same name here means one copy (one set of
+    metrics) whichever of the tests and the service imports it first.
+    """
+    if name not in sys.modules:
+        folder = str(service_folder(pattern, service))
+        sys.path.insert(0, folder)
+        try:
+            importlib.import_module(name)
+        finally:
+            sys.path.remove(folder)
+    return sys.modules[name]
+
+
 @pytest.fixture
 def load_service(monkeypatch: pytest.MonkeyPatch, model_repo: Path) -> Callable[..., ModuleType]:
     """Import a pattern's service module by path, with its settings taken from ``env``.
@@ -74,9 +98,7 @@ def load_service(monkeypatch: pytest.MonkeyPatch, model_repo: Path) -> Callable[
         monkeypatch.setenv("MODEL_DIR", str(model_repo))
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        folder = REPO_ROOT / "patterns" / pattern / service
-        if not folder.is_dir():  # a starter ejected by `make starter` has its services at the root
-            folder = REPO_ROOT / service
+        folder = service_folder(pattern, service)
         name = f"svc_{pattern.replace('-', '_')}_{service}_main"
         spec = importlib.util.spec_from_file_location(name, folder / "main.py")
         assert spec is not None
@@ -127,7 +149,7 @@ def grpc_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``command`` running (with ``env`` added) until its gRPC port on 127.0.0.1 answers;
     terminated after the block."""
-    from shared.probe import probe_grpc  # noqa: PLC0415 - after the stubs exist
+    from shared.kit.probe import probe_grpc  # noqa: PLC0415 - after the stubs exist
 
     process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env})
     target = f"127.0.0.1:{grpc_port}"

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PATTERNS_DIR = ROOT / "patterns"
 SECRETS = ("REDIS_PASSWORD", "POSTGRES_PASSWORD")  # the ones compose/compose.sh makes
 # Secrets a user may set (empty in compose by default): in Kubernetes an optional key of the
-# Secret, so that adding it there turns the feature on (API_KEYS: shared/api_keys.py).
+# Secret, so that adding it there turns the feature on (API_KEYS: shared/kit/api_keys.py).
 OPTIONAL_SECRETS = ("API_KEYS",)
 
 Doc = dict[str, Any]

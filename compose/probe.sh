@@ -2,7 +2,7 @@
 # The container healthcheck of every Python service: `probe http://127.0.0.1:PORT/PATH`.
 # Exits 0 when the URL answers 200 within 2 s, 1 otherwise (refused, slow, 503 not ready).
 # bash built-ins only: a probe every few seconds costs no interpreter start-up (a
-# `python -m shared.probe` probe cost each idle service about 2% of a core; see
+# `python -m shared.kit.probe` probe cost each idle service about 2% of a core; see
 # loadtests/reports/healthchecks.md).
 url=${1:?usage: probe http://127.0.0.1:PORT/PATH}
 url=${url#http://}

@@ -43,7 +43,7 @@ ALWAYS = [
     "models/trained.py",
     "loadtests",
     "conftest.py",
-    "shared/probe.py",  # conftest.py waits for predictors with it
+    "shared/kit/probe.py",  # conftest.py waits for predictors with it
     "tests/__init__.py",
     "tests/api_fuzz.py",
     "tests/bad_input.py",
@@ -286,7 +286,7 @@ error and `WWW-Authenticate`, except the health probes, `/docs` and `/metrics`
 (`METRICS_NEED_KEY=true` closes `/metrics` as well). In a deployment, `API_KEYS_FILE`
 can name a mounted file of keys (one a line) instead. Keys are compared in constant time and
 never logged. Middleware you add to the app (`app.add_middleware(CORSMiddleware, ...)`,
-your own authentication) runs on every route, `/predict` included (`shared/app.py`).
+your own authentication) runs on every route, `/predict` included (`shared/kit/app.py`).
 """
 
 

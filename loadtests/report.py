@@ -147,7 +147,7 @@ def aggregated(rows: Sequence[StatsRow]) -> StatsRow | None:
     return next((row for row in rows if row.name == AGGREGATED and not row.type), None)
 
 
-#: The X-Cache answers of the cache patterns (shared/cache.py).
+#: The X-Cache answers of the cache patterns (shared/stores/cache.py).
 CACHE_ANSWERS = ("hit", "miss", "coalesced", "bypass")
 _ANSWER = "|".join(CACHE_ANSWERS)
 #: A request name ending in its X-Cache answer(s): ``POST /predict [hit]``, ``[hit, miss]``.

@@ -27,7 +27,7 @@ import onnx
 import onnxruntime as ort
 import orjson
 
-from shared.model import (
+from shared.model.runtime import (
     METADATA_FILE,
     MODEL_FILE,
     ModelError,

@@ -6,7 +6,7 @@ writes, for each digit ``d``, the first few of its held-out images (never seen
 in training): ``digit-<d>-<i>.png``, 32x32 greyscale, dark ink on white, each
 of the 64 values a 4x4 block; and ``digit-<d>-<i>.jpg``, 64x64 colour JPEG,
 blue ink on yellowish paper (8x8 blocks). The same data always gives the same
-images, and :func:`shared.imageprep.image_to_digits` turns each PNG back into
+images, and :func:`shared.mechanisms.digit_images.image_to_digits` turns each PNG back into
 exactly its 64 values (the JPEGs come back close to them).
 """
 
@@ -35,7 +35,7 @@ def sample_rows(split: DigitsSplit, per_digit: int) -> list[tuple[int, int, np.n
 
 def render_samples(out: Path) -> list[Path]:
     """Write the sample images into ``out``; returns the files, sorted."""
-    from shared.imageprep import render_digit  # noqa: PLC0415 - Pillow: not in the export image
+    from shared.mechanisms.digit_images import render_digit  # noqa: PLC0415 - Pillow: not in the export image
 
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -1,12 +1,16 @@
-"""Common code every service of the playground is built from.
+"""Common code the services of the playground are built from, in layers.
 
-Model runtime (:mod:`shared.model`), typed settings (:mod:`shared.settings`),
-the public JSON contract (:mod:`shared.schemas`), the app factory with health,
-metrics, request ids and error handling (:mod:`shared.app`), JSON logs
-(:mod:`shared.logs`) and the server entry point (:mod:`shared.serve`).
-Calls to several peers: one after another under one deadline (:mod:`shared.chain`),
-or all at once with a quorum (:mod:`shared.fanout`, results kept in Redis by
-:mod:`shared.fanout_store`).
+* :mod:`shared.kit`: the service kit every service starts from (app factory, middleware,
+  errors, health, metrics, logs, settings, the server, overload control, API keys).
+* :mod:`shared.model`: the ONNX model runtime.
+* :mod:`shared.stores`: Redis, PostgreSQL and the read-through cache.
+* :mod:`shared.jobs`: queued jobs, for the patterns that answer 202.
+* :mod:`shared.v2`: the Open Inference Protocol (predictor server, clients, coalescing).
+* :mod:`shared.mechanisms`: what two patterns share (a chain of calls, digit images).
+
+What only one pattern uses lives in that pattern's service folder instead. Lower layers
+never import higher ones: ``model`` imports nothing else of ``shared``, ``kit`` only
+``model``; ``stores`` build on both; ``jobs``, ``v2`` and ``mechanisms`` on those.
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """The bad-input table of every public api that takes ``{"instances": [...]}`` of iris rows.
 
-Every pattern's api decodes its body with :func:`shared.schemas.decode_rows`, so every one
+Every pattern's api decodes its body with :func:`shared.kit.schemas.decode_rows`, so every one
 owes the same answers: a 422 naming the field and saying what is wrong, or a 413 for a
 body over its limit. The in-process tests and the e2e tests of each such pattern run the
 whole table against their routes (``POST /predict``, and ``POST /jobs`` where there is

@@ -21,10 +21,16 @@ from tests.compose_stack import free_port
 def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> None:
     dest = tmp_path / "my-service"
     write_starter("web-single", dest)
-    shared = {p.name for p in (dest / "shared").iterdir()}
-    assert {"app.py", "model.py", "schemas.py", "serve.py", "probe.py"} <= shared
+    shared = {str(p.relative_to(dest / "shared")) for p in (dest / "shared").rglob("*.py")}
+    assert {
+        "kit/app.py",
+        "model/runtime.py",
+        "kit/schemas.py",
+        "kit/serve.py",
+        "kit/probe.py",
+    } <= shared
     assert (dest / "compose" / "probe.sh").is_file()  # the healthcheck the images carry
-    assert "v2" not in shared  # no predictor in this pattern
+    assert not any(name.startswith("v2/") for name in shared)  # no predictor in this pattern
     assert (dest / "api" / "main.py").is_file()
     assert (dest / "tests" / "test_e2e.py").is_file()
     assert (dest / "models" / "export.py").is_file()
@@ -40,7 +46,8 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     assert "make model-add FILE=model.onnx NAME=mine" in readme
     assert (dest / "models" / "add.py").is_file()
     assert "export API_KEYS=" in readme  # how to turn keys on
-    assert {"api_keys.py", "hot_routes.py"} <= shared
+    assert {"kit/api_keys.py", "kit/hot_routes.py"} <= shared
+    assert not {"stores", "jobs", "mechanisms"} & {Path(name).parts[0] for name in shared}
     assert "\nup: " in (dest / "Makefile").read_text()
     assert "\nmodel-add: " in (dest / "Makefile").read_text()
     assert (dest / "LICENSE").read_text() == (REPO_ROOT / "LICENSE").read_text()

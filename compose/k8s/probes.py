@@ -8,8 +8,8 @@ from compose.config import Doc
 from compose.k8s.common import APP_USER, HTTP_PORT, NAMED_USERS, K8sError, cpu_quantity, seconds
 
 # Healthcheck commands that take one URL: compose/probe.sh (in every image as `probe`),
-# and `python -m shared.probe`, which also speaks grpc://.
-URL_PROBES = (["CMD", "probe"], ["CMD", "python", "-m", "shared.probe"])
+# and `python -m shared.kit.probe`, which also speaks grpc://.
+URL_PROBES = (["CMD", "probe"], ["CMD", "python", "-m", "shared.kit.probe"])
 
 #: Docker's CPU weight of a container that sets none (compose ``cpu_shares``).
 DEFAULT_CPU_SHARES = 1024

@@ -1,6 +1,6 @@
 """The bare endpoints: the apis' server stack answering a fixed JSON body.
 
-``app`` is built like every api (:func:`shared.app.create_app`: uvicorn +
+``app`` is built like every api (:func:`shared.kit.app.create_app`: uvicorn +
 uvloop + httptools, request id, body limit, metrics, access log) with a hot
 ``/predict`` that reads the body and writes a prediction-shaped answer without
 validating or predicting anything. ``serving overhead`` = web-single
@@ -13,9 +13,9 @@ house conventions, for what those conventions cost (the ``framework`` ratio).
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app
-from shared.schemas import PredictRequest, PredictResponse
-from shared.settings import ServiceSettings
+from shared.kit.app import add_hot_route, create_app
+from shared.kit.schemas import PredictRequest, PredictResponse
+from shared.kit.settings import ServiceSettings
 
 BODY = (
     b'{"predictions":[{"label":"setosa","probabilities":{"setosa":0.980287,'

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from shared.model import OnnxModel
+from shared.model.runtime import OnnxModel
 
 MODEL_DIR = os.environ.get("MODEL_DIR", "/models")
 

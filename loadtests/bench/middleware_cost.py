@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.app import ServiceApp, add_hot_route, create_app, json_response
-from shared.schemas import ErrorResponse
-from shared.settings import ServiceSettings
+from shared.kit.app import ServiceApp, add_hot_route, create_app, json_response
+from shared.kit.schemas import ErrorResponse
+from shared.kit.settings import ServiceSettings
 
 KEY = "bench-key-0123456789"
 BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'

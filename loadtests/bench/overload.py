@@ -35,7 +35,7 @@ from typing import Any
 
 from loadtests.measured import load_average
 from loadtests.openloop import LoadError, Tally, closed_loop, open_loop
-from shared.settings import MAX_REQUESTS_IN_FLIGHT_DEFAULT, OVERLOAD_DELAY_TARGET_MS_RECOMMENDED
+from shared.kit.settings import MAX_REQUESTS_IN_FLIGHT_DEFAULT, OVERLOAD_DELAY_TARGET_MS_RECOMMENDED
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "loadtests" / "results" / "overload"

@@ -6,13 +6,13 @@ Past capacity an api spends its CPU on answers and refusals together, so the sha
 capacity it keeps as goodput at 2x is ``(1 - 2c) / (1 - c)``, where ``c`` is a refusal's
 cost as a share of an answer's: 0.5 keeps nothing, 0.25 two thirds, 0.1 about 90%.
 This measures ``c``. web-single's app (the iris model, exported to a temporary folder)
-is served on the host by :mod:`shared.serve`'s uvicorn configuration, pinned to one core,
+is served on the host by :mod:`shared.kit.serve`'s uvicorn configuration, pinned to one core,
 in three modes in turns, round after round:
 
 * ``answer``: every request answered 200 (the capacity);
 * ``app 503``: every request refused by the app's middleware (how the in-flight count
   refuses, and how the delay rule would without the protocol);
-* ``protocol 503``: every request refused by :mod:`shared.shedding_protocol` before the
+* ``protocol 503``: every request refused by :mod:`shared.kit.shedding_protocol` before the
   app runs (how the delay rule refuses).
 
 wrk (on the host's PATH; 64 connections, pinned to another core) loads each; the figures
@@ -38,9 +38,9 @@ import uvicorn
 
 from loadtests.bench.wrk import run as wrk_run
 from loadtests.measured import load_average
-from shared.overload import QueueDelay
-from shared.serve import uvicorn_config
-from shared.settings import ServiceSettings
+from shared.kit.overload import QueueDelay
+from shared.kit.serve import uvicorn_config
+from shared.kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("answer", "app 503", "protocol 503")

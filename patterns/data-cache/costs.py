@@ -6,7 +6,7 @@ r"""What a hit saves, stage by stage, measured where the api runs (medians of ma
 Prints one JSON object, in ms: a PostgreSQL fetch of one item by id (the api's
 query, over its kind of connection), a Redis ``GET`` of one cached value (the
 api's client and settings), the preprocessing of one stored PNG
-(``shared.imageprep``) and one inference of the model on one row (one
+(``shared.mechanisms.digit_images``) and one inference of the model on one row (one
 onnxruntime thread). One call at a time, so unlike the request stages under
 load these are not stretched by other requests sharing the event loop.
 """
@@ -21,10 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.cache import CacheSettings, connect
-from shared.imageprep import image_to_digits
-from shared.model import OnnxModel
-from shared.postgres import PostgresSettings, connect_async
+from shared.mechanisms.digit_images import image_to_digits
+from shared.model.runtime import OnnxModel
+from shared.stores.cache import CacheSettings, connect
+from shared.stores.postgres import PostgresSettings, connect_async
 
 FETCH = "SELECT image FROM items WHERE id = %s"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.cache import CacheSettings, connect
-from shared.model import OnnxModel
+from shared.model.runtime import OnnxModel
+from shared.stores.cache import CacheSettings, connect
 
 ANSWER = b'{"predictions":[{"label":"setosa","probabilities":{"setosa":1.0}}]}'
 

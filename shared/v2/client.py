@@ -19,15 +19,15 @@ import grpc
 import numpy as np
 from prometheus_client import Histogram
 
-from shared.errors import (
+from shared.kit.errors import (
     DependencyTimeout,
     DependencyUnavailable,
     InvalidInput,
     PayloadTooLarge,
     ServiceError,
 )
-from shared.logs import request_id_var
-from shared.metrics import LATENCY_BUCKETS
+from shared.kit.logs import request_id_var
+from shared.kit.metrics import LATENCY_BUCKETS
 from shared.v2.proto import inference_pb2 as pb
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
 from shared.v2.replicas import (

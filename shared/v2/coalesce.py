@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from prometheus_client import Histogram
 
-from shared.errors import DependencyTimeout, InvalidInput, PayloadTooLarge
-from shared.logs import request_id_var
-from shared.metrics import LATENCY_BUCKETS
-from shared.model import ModelMetadata
+from shared.kit.errors import DependencyTimeout, InvalidInput, PayloadTooLarge
+from shared.kit.logs import request_id_var
+from shared.kit.metrics import LATENCY_BUCKETS
+from shared.model.runtime import ModelMetadata
 
 REQUESTS_PER_CALL = Histogram(
     "mlsp_outbound_requests_per_call",

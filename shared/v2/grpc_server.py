@@ -19,8 +19,8 @@ import grpc
 from prometheus_client import Counter, Histogram
 
 from shared import __version__
-from shared.logs import request_id_var
-from shared.metrics import LATENCY_BUCKETS, stage
+from shared.kit.logs import request_id_var
+from shared.kit.metrics import LATENCY_BUCKETS, stage
 from shared.v2 import tensors
 from shared.v2.proto import inference_pb2 as pb
 from shared.v2.proto import inference_pb2_grpc as pb_grpc

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from shared.model import ModelError, ModelMetadata, load_metadata
-from shared.settings import ModelSettings
+from shared.kit.settings import ModelSettings
+from shared.model.runtime import ModelError, ModelMetadata, load_metadata
 from shared.v2.client import V2Client
 from shared.v2.coalesce import Coalescer, batchable
 from shared.v2.replicas import ReplicaSettings

@@ -35,7 +35,7 @@ from typing import Any
 from prometheus_client import Counter
 from pydantic import Field
 
-from shared.settings import _EnvSettings
+from shared.kit.settings import _EnvSettings
 
 OUTBOUND_RETRIES = Counter(
     "mlsp_outbound_retries",

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.model import (
+from shared.model.runtime import (
     ModelError,
     OnnxModel,
     TensorSpec,

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import __version__
-from shared.app import json_response
-from shared.metrics import stage
+from shared.kit.app import json_response
+from shared.kit.metrics import stage
 from shared.v2 import tensors
 from shared.v2.grpc_server import EXTENSIONS, SERVER_NAME
 from shared.v2.repository import ModelNotFound, ModelRepository, infer

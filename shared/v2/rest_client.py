@@ -22,14 +22,14 @@ import numpy as np
 import orjson
 from yarl import URL
 
-from shared.errors import (
+from shared.kit.errors import (
     DependencyTimeout,
     DependencyUnavailable,
     InvalidInput,
     PayloadTooLarge,
     ServiceError,
 )
-from shared.logs import request_id_var
+from shared.kit.logs import request_id_var
 from shared.v2.client import OUTBOUND_LATENCY
 from shared.v2.replicas import (
     OUTBOUND_RETRIES,

@@ -22,13 +22,13 @@ from fastapi import FastAPI
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pydantic import Field
 
-from shared.app import create_app
-from shared.health import Readiness
-from shared.logs import configure_logging
-from shared.metrics import record_model
-from shared.model import ModelError
-from shared.serve import server_for
-from shared.settings import ModelSettings, ServiceSettings, _EnvSettings
+from shared.kit.app import create_app
+from shared.kit.health import Readiness
+from shared.kit.logs import configure_logging
+from shared.kit.metrics import record_model
+from shared.kit.serve import server_for
+from shared.kit.settings import ModelSettings, ServiceSettings, _EnvSettings
+from shared.model.runtime import ModelError
 from shared.v2.grpc_server import InferenceServicer
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
 from shared.v2.repository import ModelRepository

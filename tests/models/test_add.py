@@ -14,7 +14,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from models.add import add, added_models, main
 from models.export import main as export_main
 from models.iris_data import FEATURE_NAMES, iris_split
-from shared.model import MODEL_FILE, OnnxModel, sha256_of
+from shared.model.runtime import MODEL_FILE, OnnxModel, sha256_of
 
 SPECIES = ["setosa", "versicolor", "virginica"]
 

@@ -8,8 +8,8 @@ from models.digit_samples import SAMPLES_DIR, SAMPLES_JPEG, SAMPLES_PNG, render_
 from models.digits import digits_split
 from models.export import export
 from models.specs import SPECS
-from shared.imageprep import image_to_digits
-from shared.model import MODEL_FILE, OnnxModel, sha256_of
+from shared.mechanisms.digit_images import image_to_digits
+from shared.model.runtime import MODEL_FILE, OnnxModel, sha256_of
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,10 +5,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import ServiceApp, add_hot_route, create_app, json_response
-from shared.errors import NotFound
-from shared.schemas import ErrorResponse as Answer
-from shared.settings import ServiceSettings
+from shared.kit.app import ServiceApp, add_hot_route, create_app, json_response
+from shared.kit.errors import NotFound
+from shared.kit.schemas import ErrorResponse as Answer
+from shared.kit.settings import ServiceSettings
 
 KNOWN_JOB = "job-1"
 

@@ -7,8 +7,8 @@ from redis import Redis
 from rq import get_current_job
 from rq.job import Job
 
-from shared.job_batches import BatchFunction
-from shared.worker import LiveWorker, WorkerSettings
+from shared.jobs.batches import BatchFunction
+from shared.jobs.worker import LiveWorker, WorkerSettings
 
 
 def add(a: int, b: int) -> int:

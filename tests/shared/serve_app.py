@@ -1,4 +1,4 @@
-"""A service app for the tests of :mod:`shared.serve`: says which process answered.
+"""A service app for the tests of :mod:`shared.kit.serve`: says which process answered.
 
 ``GET /pid`` answers the serving process's id; ``GET /slow`` answers it after
 ``SLOW_S`` seconds (a request still in flight when the server is told to stop).
@@ -9,8 +9,8 @@ import os
 
 from starlette.responses import Response
 
-from shared.app import create_app, json_response
-from shared.settings import ServiceSettings
+from shared.kit.app import create_app, json_response
+from shared.kit.settings import ServiceSettings
 
 SLOW_S = 1.0
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.api_keys import ApiKeyError, ApiKeyMiddleware, configured_keys, parse_keys
-from shared.settings import ServiceSettings
+from shared.kit.api_keys import ApiKeyError, ApiKeyMiddleware, configured_keys, parse_keys
+from shared.kit.settings import ServiceSettings
 from tests.metrics_text import MetricsChange
 from tests.shared.hot_app import KNOWN_JOB, hot_app
 

@@ -12,12 +12,12 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.docs import install_offline_docs
-from shared.errors import DependencyTimeout, DependencyUnavailable
-from shared.health import Readiness
-from shared.logs import JsonFormatter
-from shared.settings import ServiceSettings
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable
+from shared.kit.health import Readiness
+from shared.kit.logs import JsonFormatter
+from shared.kit.offline_docs import install_offline_docs
+from shared.kit.settings import ServiceSettings
 from tests.docs_pages import asset_urls, docs_asset_problems
 from tests.metrics_text import MetricsChange
 

@@ -11,9 +11,9 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from shared.cache import CacheSettings, ReadThroughCache, prediction_key, rows_digest
-from shared.errors import DependencyUnavailable
-from shared.model import ModelMetadata, TensorSpec
+from shared.kit.errors import DependencyUnavailable
+from shared.model.runtime import ModelMetadata, TensorSpec
+from shared.stores.cache import CacheSettings, ReadThroughCache, prediction_key, rows_digest
 from tests.compose_stack import free_port
 from tests.local_servers import RedisServer
 
@@ -178,13 +178,13 @@ async def test_redis_down_is_bypassed_and_logged_once(caplog: pytest.LogCaptureF
     cache = make_cache(f"redis://127.0.0.1:{free_port()}/0", "down", cache_retry_s=60)
     compute = Computation()
     try:
-        with caplog.at_level(logging.WARNING, logger="shared.cache"):
+        with caplog.at_level(logging.WARNING, logger="shared.stores.cache"):
             answers = [await cache.get_or_compute(KEY, compute) for _ in range(3)]
     finally:
         await cache.close()
     assert [a.result for a in answers] == ["bypass"] * 3
     assert compute.calls == 3
-    warnings = [r.getMessage() for r in caplog.records if r.name == "shared.cache"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "shared.stores.cache"]
     assert len(warnings) == 1
     assert "cache down: Redis lookup failed (ConnectionError" in warnings[0]
     assert "bypassing Redis for 60 s" in warnings[0]
@@ -212,7 +212,7 @@ async def test_a_hung_redis_is_bypassed_within_the_timeout_and_used_again_after(
             assert sample("mlsp_cache_errors_total", cache="hung", operation="lookup") == 1
             server.resume()
             await asyncio.sleep(1.05)
-            with caplog.at_level(logging.INFO, logger="shared.cache"):
+            with caplog.at_level(logging.INFO, logger="shared.stores.cache"):
                 back = await cache.get_or_compute("other", compute)
         finally:
             await cache.close()
@@ -254,7 +254,7 @@ async def test_warm_up_loads_the_scripts_and_tolerates_redis_down(
     ]
     await cache.close()
     down = make_cache(f"redis://127.0.0.1:{free_port()}/0", name="warm-up-down")
-    with caplog.at_level(logging.WARNING, logger="shared.cache"):
+    with caplog.at_level(logging.WARNING, logger="shared.stores.cache"):
         await down.warm_up(timeout_s=1.0)
     assert "not reachable at start" in caplog.text
     assert (await down.get_or_compute(KEY, Computation())).result == "bypass"

@@ -10,10 +10,10 @@ import pytest
 import redis
 from rq import Callback, Queue, Retry
 
-from shared.callbacks import CallbackSettings, check_callback_url, deliver
-from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
-from shared.redis_client import RedisSettings, connect_async, redis_check, redis_errors
-from shared.worker import LiveWorker, WorkerSettings
+from shared.jobs.callbacks import CallbackSettings, check_callback_url, deliver
+from shared.jobs.worker import LiveWorker, WorkerSettings
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
+from shared.stores.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 from tests.compose_stack import free_port
 
 ALLOWED = frozenset({"receiver"})
@@ -103,8 +103,8 @@ def test_the_final_outcome_is_delivered_once(redis_url: str, receiver: Receiver)
     client = redis.Redis.from_url(redis_url)
     queue = Queue("test", connection=client)
     callbacks = {
-        "on_success": Callback("shared.callbacks.on_success"),
-        "on_failure": Callback("shared.callbacks.on_failure"),
+        "on_success": Callback("shared.jobs.callbacks.on_success"),
+        "on_failure": Callback("shared.jobs.callbacks.on_failure"),
     }
     ok = queue.enqueue(
         "tests.shared.jobfuncs.add", 1, 2, meta={"callback_url": receiver.url, "request_id": "r1"},

@@ -1,4 +1,4 @@
-"""Several queued jobs in one worker turn (shared.job_batches), on a real Redis: each job
+"""Several queued jobs in one worker turn (shared.jobs.batches), on a real Redis: each job
 keeps its own result, status, retries and callback, recorded as RQ records them."""
 
 from collections.abc import Callable
@@ -9,8 +9,8 @@ from rq import Callback, Queue, Retry, Worker
 from rq.job import Job, JobStatus
 from rq.results import Result
 
-from shared.jobs import fetch_job, job_view
-from shared.worker import LiveWorker
+from shared.jobs.contract import fetch_job, job_view
+from shared.jobs.worker import LiveWorker
 from tests.shared import jobfuncs
 
 ADD = "tests.shared.jobfuncs.add"

@@ -8,9 +8,9 @@ from redis import asyncio as aioredis
 from rq import Queue, Retry, SimpleWorker
 from rq.job import Job
 
-from shared.errors import NotFound
-from shared.job_queue import JobQueue
-from shared.jobs import QueueFull, job_view_with
+from shared.jobs.async_queue import JobQueue
+from shared.jobs.contract import QueueFull, job_view_with
+from shared.kit.errors import NotFound
 
 
 def execs(client: redis.Redis) -> int:

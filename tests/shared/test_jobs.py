@@ -10,10 +10,8 @@ from redis import asyncio as aioredis
 from rq import Queue
 from rq.job import JobStatus
 
-from shared.app import create_app
-from shared.errors import NotFound
-from shared.job_queue import JobQueue
-from shared.jobs import (
+from shared.jobs.async_queue import JobQueue
+from shared.jobs.contract import (
     accepted,
     add_job_route,
     error_from_traceback,
@@ -21,8 +19,10 @@ from shared.jobs import (
     job_view,
     public_status,
 )
-from shared.settings import ServiceSettings
-from shared.worker import LiveWorker, WorkerSettings
+from shared.jobs.worker import LiveWorker, WorkerSettings
+from shared.kit.app import create_app
+from shared.kit.errors import NotFound
+from shared.kit.settings import ServiceSettings
 from tests.metrics_text import MetricsChange
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from shared.logs import (
+from shared.kit.logs import (
     PIPE_BUF,
     BufferedStreamHandler,
     JsonFormatter,
@@ -17,7 +17,7 @@ from shared.logs import (
     line_aligned_chunks,
     request_id_var,
 )
-from shared.settings import ModelSettings, ServiceSettings
+from shared.kit.settings import ModelSettings, ServiceSettings
 
 
 def format_record(**extra: object) -> dict[str, object]:

@@ -5,7 +5,7 @@ import os
 from prometheus_client import REGISTRY
 
 from shared import __version__
-from shared.metrics import GIT_SHA_VAR, record_model, stage
+from shared.kit.metrics import GIT_SHA_VAR, record_model, stage
 
 
 def sample(name: str, **labels: str) -> float | None:

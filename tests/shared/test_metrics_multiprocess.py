@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: A server process with ``N`` requests in flight (argv[1]), waiting for stdin to end.
 SERVING = """
 import sys
-from shared.overload import InFlightLimit
+from shared.kit.overload import InFlightLimit
 limit = InFlightLimit(0)
 limit.publish()
 for _ in range(int(sys.argv[1])):
@@ -27,8 +27,8 @@ sys.stdin.read()
 #: A process serving a scrape: one request in flight, one left, an RQ queue of 7 jobs.
 SCRAPING = """
 import asyncio
-from shared.metrics import QUEUE_DEPTH, metrics_endpoint
-from shared.overload import InFlightLimit
+from shared.kit.metrics import QUEUE_DEPTH, metrics_endpoint
+from shared.kit.overload import InFlightLimit
 limit = InFlightLimit(0)
 limit.publish()
 limit.enter(); limit.enter(); limit.leave()

@@ -14,7 +14,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.app import ServiceApp
+from shared.kit.app import ServiceApp
 from tests.shared.hot_app import KNOWN_JOB, hot_app
 
 ORIGIN = "https://app.example"

@@ -7,7 +7,13 @@ import numpy as np
 import orjson
 import pytest
 
-from shared.model import METADATA_FILE, MODEL_FILE, ModelError, OnnxModel, resolve_version_dir
+from shared.model.runtime import (
+    METADATA_FILE,
+    MODEL_FILE,
+    ModelError,
+    OnnxModel,
+    resolve_version_dir,
+)
 
 
 @pytest.fixture

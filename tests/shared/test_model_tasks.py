@@ -7,7 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
-from shared.model import METADATA_FILE, ModelError, OnnxModel
+from shared.model.runtime import METADATA_FILE, ModelError, OnnxModel
 
 
 @pytest.fixture

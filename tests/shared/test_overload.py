@@ -7,10 +7,10 @@ from prometheus_client import REGISTRY
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import ServiceApp, add_hot_route, create_app, json_response
-from shared.overload import InFlightLimit
-from shared.schemas import ErrorResponse
-from shared.settings import ServiceSettings
+from shared.kit.app import ServiceApp, add_hot_route, create_app, json_response
+from shared.kit.overload import InFlightLimit
+from shared.kit.schemas import ErrorResponse
+from shared.kit.settings import ServiceSettings
 
 
 def gated_app(bound: int, gate: asyncio.Event) -> ServiceApp:

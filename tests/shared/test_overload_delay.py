@@ -14,10 +14,10 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from shared.app import create_app, overload_guard
-from shared.overload import InFlightLimit, LoopLagProbe, QueueDelay
-from shared.settings import ServiceSettings
-from shared.shedding_protocol import SheddingHttpToolsProtocol, find_guard
+from shared.kit.app import create_app, overload_guard
+from shared.kit.overload import InFlightLimit, LoopLagProbe, QueueDelay
+from shared.kit.settings import ServiceSettings
+from shared.kit.shedding_protocol import SheddingHttpToolsProtocol, find_guard
 
 TARGET, INTERVAL = 0.005, 0.1
 

@@ -7,17 +7,17 @@ import numpy as np
 import psycopg
 import pytest
 
-from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
-from shared.model import ModelError
-from shared.model_metadata import InputContract, read_metadata
-from shared.postgres import (
+from shared.jobs.input_contract import InputContract, read_metadata
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
+from shared.kit.settings import ModelSettings
+from shared.model.runtime import ModelError
+from shared.stores.postgres import (
     AsyncDatabase,
     PostgresSettings,
     connect,
     postgres_check,
     postgres_errors,
 )
-from shared.settings import ModelSettings
 from tests.compose_stack import free_port
 
 

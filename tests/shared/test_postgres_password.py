@@ -3,7 +3,7 @@
 import psycopg
 import pytest
 
-from shared.postgres import PASSWORD_REFUSED, password_refused
+from shared.stores.postgres import PASSWORD_REFUSED, password_refused
 
 
 def test_a_refused_password_is_recognised() -> None:

@@ -8,10 +8,10 @@ import numpy as np
 import orjson
 import pytest
 
-from shared import schemas
-from shared.errors import InvalidInput
-from shared.model import ModelMetadata, TensorSpec
-from shared.schemas import PredictResponse, decode_instances, decode_rows, prediction_body
+from shared.kit import schemas
+from shared.kit.errors import InvalidInput
+from shared.kit.schemas import PredictResponse, decode_instances, decode_rows, prediction_body
+from shared.model.runtime import ModelMetadata, TensorSpec
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 

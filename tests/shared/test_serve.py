@@ -1,4 +1,4 @@
-"""shared.serve with WEB_CONCURRENCY=2: two processes on one port, one set of
+"""shared.kit.serve with WEB_CONCURRENCY=2: two processes on one port, one set of
 metrics, JSON logs from both, and SIGTERM stops both after their requests."""
 
 import os
@@ -22,7 +22,7 @@ MAX_REQUESTS_TO_SEE_BOTH = 200
 
 
 class Server:
-    """``python -m shared.serve tests.shared.serve_app:app`` in two processes."""
+    """``python -m shared.kit.serve tests.shared.serve_app:app`` in two processes."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
@@ -38,7 +38,7 @@ class Server:
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.serve", "tests.shared.serve_app:app"],
+            [sys.executable, "-m", "shared.kit.serve", "tests.shared.serve_app:app"],
             env=env,
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import PredictorProcess, _free_port
-from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
-from shared.logs import request_id_var
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
+from shared.kit.logs import request_id_var
 from shared.v2.client import V2Client
 from shared.v2.proto import inference_pb2 as pb
 from shared.v2.proto import inference_pb2_grpc as pb_grpc

@@ -8,9 +8,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from conftest import PredictorProcess
-from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
-from shared.logs import request_id_var
-from shared.model import load_metadata
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
+from shared.kit.logs import request_id_var
+from shared.model.runtime import load_metadata
 from shared.v2.coalesce import Coalescer, batchable, shared_request_id
 from shared.v2.peers import ModelPeer, PeerCallSettings, connected
 

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 
 from conftest import running_predictor
-from shared.probe import probe_grpc
+from shared.kit.probe import probe_grpc
 from shared.v2.proto import inference_pb2 as pb
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
 

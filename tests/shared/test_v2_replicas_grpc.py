@@ -14,7 +14,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
-from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
 from shared.v2.client import V2Client, channel_options, channel_target
 from shared.v2.grpc_server import StatusError, rpc
 from shared.v2.proto import inference_pb2 as pb

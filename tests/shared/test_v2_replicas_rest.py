@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 
 from conftest import _free_port
-from shared.errors import DependencyTimeout, DependencyUnavailable
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable
 from shared.v2.replicas import Addresses, RetryBudget
 from shared.v2.rest_client import V2RestClient
 

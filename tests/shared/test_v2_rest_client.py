@@ -9,8 +9,13 @@ import pytest
 from aiohttp import web
 
 from conftest import PredictorProcess, _free_port
-from shared.errors import DependencyTimeout, DependencyUnavailable, InvalidInput, PayloadTooLarge
-from shared.logs import request_id_var
+from shared.kit.errors import (
+    DependencyTimeout,
+    DependencyUnavailable,
+    InvalidInput,
+    PayloadTooLarge,
+)
+from shared.kit.logs import request_id_var
 from shared.v2.client import V2Client
 from shared.v2.peers import ModelPeer, connected, v2_client
 from shared.v2.rest_client import V2RestClient

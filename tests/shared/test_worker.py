@@ -17,10 +17,8 @@ from prometheus_client import REGISTRY
 from rq import Queue, Retry
 from rq.job import Job
 
-from shared.health_server import failures, start_health_server
-from shared.jobs import fetch_job, job_view
-from shared.logs import JsonFormatter
-from shared.worker import (
+from shared.jobs.contract import fetch_job, job_view
+from shared.jobs.worker import (
     Heartbeat,
     LiveWorker,
     WorkerSettings,
@@ -28,6 +26,8 @@ from shared.worker import (
     liveness_key,
     worker_name,
 )
+from shared.kit.health_server import failures, start_health_server
+from shared.kit.logs import JsonFormatter
 from tests.compose_stack import REPO_ROOT, free_port
 from tests.shared import jobfuncs
 
@@ -35,9 +35,9 @@ FAST = WorkerSettings(worker_heartbeat_s=0.2, worker_maintenance_s=1)
 # A worker in its own process, as in a container (heartbeat, health server, LiveWorker).
 WORKER_PROCESS = """
 import sys
-from shared.redis_client import RedisSettings
-from shared.settings import ServiceSettings
-from shared.worker import WorkerSettings, run_worker
+from shared.stores.redis_client import RedisSettings
+from shared.kit.settings import ServiceSettings
+from shared.jobs.worker import WorkerSettings, run_worker
 url, port = sys.argv[1], int(sys.argv[2])
 run_worker(
     ["test"],
@@ -172,9 +172,9 @@ def test_jobs_log_their_request_id_and_are_counted(
     queue = Queue("test", connection=client)
     queue.enqueue("tests.shared.jobfuncs.add", 1, 2, meta={"request_id": "req-42"})
     queue.enqueue("tests.shared.jobfuncs.explode", "bad")
-    with caplog.at_level(logging.INFO, logger="shared.worker"):
+    with caplog.at_level(logging.INFO, logger="shared.jobs.worker"):
         LiveWorker(["test"], connection=client, name="w", settings=FAST).work(burst=True)
-    records = [r for r in caplog.records if r.name == "shared.worker" and r.msg == "job %s"]
+    records = [r for r in caplog.records if r.name == "shared.jobs.worker" and r.msg == "job %s"]
     lines = [orjson.loads(JsonFormatter("worker").format(r)) for r in records]
     assert [line["msg"] for line in lines] == ["job finished", "job failed"]
     assert lines[0]["queue"] == "test"
@@ -184,7 +184,7 @@ def test_jobs_log_their_request_id_and_are_counted(
 
 def test_request_id_is_in_context_while_the_job_runs(client: redis.Redis) -> None:
     job = Queue("test", connection=client).enqueue(
-        "shared.logs.request_id_var.get", meta={"request_id": "req-7"}
+        "shared.kit.logs.request_id_var.get", meta={"request_id": "req-7"}
     )
     LiveWorker(["test"], connection=client, name="w", settings=FAST, log_jobs=False).work(
         burst=True

@@ -4,7 +4,7 @@
 is a 422 now, never a failed job later), puts a job on the Redis queue (RQ)
 and answers ``202`` with the job's URL; a full queue (``MAX_QUEUED_JOBS`` waiting)
 answers ``503`` + ``Retry-After`` instead. Redis is only ever awaited
-(:class:`shared.job_queue.JobQueue`): the submits of one event-loop turn go to
+(:class:`shared.jobs.async_queue.JobQueue`): the submits of one event-loop turn go to
 Redis in one round trip, in RQ's own job format. ``GET /jobs/{job_id}`` answers its
 status and, once it has ended, its result (the body web-single's ``/predict``
 answers) or its error. A body may name a ``callback_url`` that receives the
@@ -21,17 +21,17 @@ from pydantic import Field
 from rq import Callback, Retry
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app
-from shared.callbacks import META_KEY, CallbackSettings, check_callback_url
-from shared.health import Readiness
-from shared.job_queue import JobQueue
-from shared.jobs import JobAccepted, QueueSettings, accepted, add_job_route
-from shared.logs import request_id_var
-from shared.metrics import stage
-from shared.model_metadata import InputContract
-from shared.redis_client import RedisSettings, connect_async, redis_check, redis_errors
-from shared.schemas import PredictRequest, decode_json
-from shared.settings import ModelSettings, ServiceSettings
+from shared.jobs.async_queue import JobQueue
+from shared.jobs.callbacks import META_KEY, CallbackSettings, check_callback_url
+from shared.jobs.contract import JobAccepted, QueueSettings, accepted, add_job_route
+from shared.jobs.input_contract import InputContract
+from shared.kit.app import add_hot_route, create_app
+from shared.kit.health import Readiness
+from shared.kit.logs import request_id_var
+from shared.kit.metrics import stage
+from shared.kit.schemas import PredictRequest, decode_json
+from shared.kit.settings import ModelSettings, ServiceSettings
+from shared.stores.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 
 #: The worker's job function, by its import path in the worker image (patterns/async/worker).
 PREDICT_JOB = "tasks.predict"
@@ -109,8 +109,8 @@ def job_options(callback_url: str | None) -> dict[str, Any]:
     }
     if callback_url is not None:
         options["meta"][META_KEY] = callback_url
-        options["on_success"] = Callback("shared.callbacks.on_success", settings.budget_s)
-        options["on_failure"] = Callback("shared.callbacks.on_failure", settings.budget_s)
+        options["on_success"] = Callback("shared.jobs.callbacks.on_success", settings.budget_s)
+        options["on_failure"] = Callback("shared.jobs.callbacks.on_failure", settings.budget_s)
     return options
 
 

@@ -13,10 +13,10 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import Response
 
-from shared.app import create_app, json_response
-from shared.errors import NotFound
-from shared.schemas import decode_json
-from shared.settings import ServiceSettings
+from shared.kit.app import create_app, json_response
+from shared.kit.errors import NotFound
+from shared.kit.schemas import decode_json
+from shared.kit.settings import ServiceSettings
 
 KEEP = 1000
 log = logging.getLogger("callback-receiver")

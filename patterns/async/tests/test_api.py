@@ -8,8 +8,8 @@ import redis
 from fastapi.testclient import TestClient
 from rq import Queue
 
-from shared import callbacks
-from shared.worker import LiveWorker, WorkerSettings
+from shared.jobs import callbacks
+from shared.jobs.worker import LiveWorker, WorkerSettings
 from tests.api_fuzz import (
     FUZZ_API_KEY,
     assert_no_server_errors,

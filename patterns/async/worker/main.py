@@ -1,7 +1,7 @@
 """async worker: takes prediction jobs off the Redis queue and runs the ONNX model.
 
 Loads and checks the model first (a bad model stops the start), then works
-the queue with :class:`shared.worker.LiveWorker`, in this process: the job it
+the queue with :class:`shared.jobs.worker.LiveWorker`, in this process: the job it
 takes and the jobs already waiting (up to ``WORKER_BATCH_SIZE``) run as one
 onnxruntime call, each job with its own result; scale out with more containers
 (``--scale worker=N``). Health and
@@ -11,12 +11,12 @@ reaches Redis).
 
 import tasks
 
-from shared.callbacks import CallbackSettings
-from shared.jobs import QueueSettings
-from shared.logs import configure_logging
-from shared.redis_client import RedisSettings
-from shared.settings import ModelSettings, ServiceSettings
-from shared.worker import WorkerSettings, load_served_model, run_worker
+from shared.jobs.callbacks import CallbackSettings
+from shared.jobs.contract import QueueSettings
+from shared.jobs.worker import WorkerSettings, load_served_model, run_worker
+from shared.kit.logs import configure_logging
+from shared.kit.settings import ModelSettings, ServiceSettings
+from shared.stores.redis_client import RedisSettings
 
 
 class Settings(

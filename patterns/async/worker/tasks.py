@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from shared.metrics import stage
-from shared.model import OnnxModel
-from shared.schemas import prediction_body
+from shared.kit.metrics import stage
+from shared.kit.schemas import prediction_body
+from shared.model.runtime import OnnxModel
 
 _model: OnnxModel | None = None
 _extra_work_s = 0.0

@@ -22,17 +22,17 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.errors import NotFound
-from shared.health import Readiness
-from shared.job_queue import JobQueue
-from shared.jobs import JobAccepted, QueueSettings, accepted, add_job_route, timestamp
-from shared.metrics import stage
-from shared.model_metadata import InputContract
-from shared.postgres import AsyncDatabase, PostgresSettings, postgres_errors
-from shared.redis_client import RedisSettings, connect_async, redis_check, redis_errors
-from shared.schemas import PredictRequest
-from shared.settings import ModelSettings, ServiceSettings
+from shared.jobs.async_queue import JobQueue
+from shared.jobs.contract import JobAccepted, QueueSettings, accepted, add_job_route, timestamp
+from shared.jobs.input_contract import InputContract
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.errors import NotFound
+from shared.kit.health import Readiness
+from shared.kit.metrics import stage
+from shared.kit.schemas import PredictRequest
+from shared.kit.settings import ModelSettings, ServiceSettings
+from shared.stores.postgres import AsyncDatabase, PostgresSettings, postgres_errors
+from shared.stores.redis_client import RedisSettings, connect_async, redis_check, redis_errors
 
 #: The job that starts a run, by its import path in the job image (patterns/batch/job).
 START_RUN_JOB = "jobs.start_run"

@@ -28,13 +28,13 @@ from pydantic import Field, SecretStr
 from rq import Queue
 from rq.job import Job
 
-from shared.api_keys import bearer_header
-from shared.jobs import QueueSettings
-from shared.model_metadata import read_metadata
-from shared.postgres import PostgresSettings, connect, password_refused
-from shared.redis_client import RedisSettings
-from shared.redis_client import connect as connect_redis
-from shared.settings import ModelSettings
+from shared.jobs.contract import QueueSettings
+from shared.jobs.input_contract import read_metadata
+from shared.kit.api_keys import bearer_header
+from shared.kit.settings import ModelSettings
+from shared.stores.postgres import PostgresSettings, connect, password_refused
+from shared.stores.redis_client import RedisSettings
+from shared.stores.redis_client import connect as connect_redis
 
 BENCH_NAMES = {"predict": "with inference", "passthrough": "read + write only (no model)"}
 

@@ -31,12 +31,12 @@ from prometheus_client import Counter
 from pydantic import Field
 from rq import Queue, Retry, get_current_job
 
-from shared.jobs import QueueSettings
-from shared.metrics import stage
-from shared.model import OnnxModel
-from shared.postgres import PostgresSettings, connect
-from shared.schemas import prediction_body
-from shared.worker import WorkerSettings, live_workers
+from shared.jobs.contract import QueueSettings
+from shared.jobs.worker import WorkerSettings, live_workers
+from shared.kit.metrics import stage
+from shared.kit.schemas import prediction_body
+from shared.model.runtime import OnnxModel
+from shared.stores.postgres import PostgresSettings, connect
 
 log = logging.getLogger("batch.jobs")
 

@@ -1,7 +1,7 @@
 """batch worker: runs the batch jobs (start_run, drain) with the ONNX model loaded once.
 
 Loads and checks the model first (a bad model stops the start), then works
-the queue with :class:`shared.worker.LiveWorker`. Health and metrics on port
+the queue with :class:`shared.jobs.worker.LiveWorker`. Health and metrics on port
 8080 (ready once the model is loaded, the heartbeat reaches Redis and
 PostgreSQL answers). Scale with ``--scale worker=N``: a run starts one drain
 per live worker.
@@ -9,11 +9,11 @@ per live worker.
 
 import jobs
 
-from shared.logs import configure_logging
-from shared.postgres import postgres_check
-from shared.redis_client import RedisSettings
-from shared.settings import ModelSettings, ServiceSettings
-from shared.worker import load_served_model, run_worker
+from shared.jobs.worker import load_served_model, run_worker
+from shared.kit.logs import configure_logging
+from shared.kit.settings import ModelSettings, ServiceSettings
+from shared.stores.postgres import postgres_check
+from shared.stores.redis_client import RedisSettings
 
 
 class Settings(ServiceSettings, ModelSettings, RedisSettings, jobs.BatchSettings):

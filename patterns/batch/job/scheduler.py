@@ -15,11 +15,11 @@ import redis
 from pydantic import Field
 from rq.cron import CronScheduler
 
-from shared.health_server import start_health_server
-from shared.jobs import QueueSettings
-from shared.logs import configure_logging
-from shared.redis_client import RedisSettings, connect
-from shared.settings import ServiceSettings
+from shared.jobs.contract import QueueSettings
+from shared.kit.health_server import start_health_server
+from shared.kit.logs import configure_logging
+from shared.kit.settings import ServiceSettings
+from shared.stores.redis_client import RedisSettings, connect
 
 # CronScheduler beats at least once a minute (it sleeps at most 60 s).
 HEARTBEAT_LIMIT_S = 90

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 import redis
 
-from shared.model import OnnxModel
-from shared.worker import LiveWorker, WorkerSettings
+from shared.jobs.worker import LiveWorker, WorkerSettings
+from shared.model.runtime import OnnxModel
 
 JOB_DIR = Path(__file__).resolve().parents[1] / "job"
 

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pytest
 
-from shared.model import OnnxModel
+from shared.model.runtime import OnnxModel
 from tests.compose_stack import REPO_ROOT, ComposeStack
 from tests.readme_examples import readme_example_problems
 

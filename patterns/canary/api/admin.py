@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-from shared.api_keys import parse_keys
+from shared.kit.api_keys import parse_keys
 
 PLANS = {"promote": (0, 100), "rollback": (100, 0)}
 

@@ -29,14 +29,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from variants import ASSIGNED, ERRORS, FALLBACKS, record_answer
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.errors import DependencyTimeout, DependencyUnavailable, ServiceError
-from shared.health import Readiness
-from shared.metrics import stage
-from shared.model import ModelError, ModelMetadata
-from shared.redis_client import RedisSettings, connect_async, redis_errors
-from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
-from shared.settings import ServiceSettings
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.errors import DependencyTimeout, DependencyUnavailable, ServiceError
+from shared.kit.health import Readiness
+from shared.kit.metrics import stage
+from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
+from shared.kit.settings import ServiceSettings
+from shared.model.runtime import ModelError, ModelMetadata
+from shared.stores.redis_client import RedisSettings, connect_async, redis_errors
 from shared.v2.peers import ModelPeer, PredictorPeerSettings, check_same_inputs, connected
 
 

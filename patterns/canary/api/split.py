@@ -24,7 +24,7 @@ from prometheus_client import Gauge
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis import asyncio as aioredis
 
-from shared.errors import InvalidInput
+from shared.kit.errors import InvalidInput
 
 log = logging.getLogger("canary.split")
 

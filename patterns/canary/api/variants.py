@@ -18,7 +18,7 @@ from collections import Counter as Tally
 import numpy as np
 from prometheus_client import Counter, Histogram
 
-from shared.metrics import LATENCY_BUCKETS
+from shared.kit.metrics import LATENCY_BUCKETS
 
 ASSIGNED = Counter("mlsp_canary_assigned", "Requests the split gave each variant.", ["variant"])
 LATENCY = Histogram(

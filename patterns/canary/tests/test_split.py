@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from redis import asyncio as aioredis
 
 from conftest import import_file
-from shared.errors import InvalidInput
+from shared.kit.errors import InvalidInput
 
 # Under the name the api imports it by, so that its metrics are registered once a session.
 SPLIT = Path(__file__).resolve().parents[1] / "api" / "split.py"

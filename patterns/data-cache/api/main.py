@@ -2,7 +2,7 @@
 
 ``POST /predict`` takes ``{"ids": [17, 42]}``. Each item is a digit image stored
 as PNG bytes in PostgreSQL (table ``items``, filled by the one-shot seed
-service). The read-through cache (:class:`shared.cache.ReadThroughCache`)
+service). The read-through cache (:class:`shared.stores.cache.ReadThroughCache`)
 keeps, by ``CACHE_VARIANT``:
 
 * ``raw``: the item as stored (the PNG bytes). A hit skips the database; the
@@ -36,16 +36,16 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import imageprep
-from shared.app import add_hot_route, create_app, json_response
-from shared.cache import CacheSettings, ReadThroughCache
-from shared.errors import InvalidInput, NotFound
-from shared.health import Readiness
-from shared.metrics import record_model, stage
-from shared.model import ModelError, ModelMetadata, OnnxModel, load_model
-from shared.postgres import AsyncDatabase, PostgresSettings, postgres_errors
-from shared.schemas import Prediction, decode_json, prediction_body
-from shared.settings import ModelSettings, ServiceSettings
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.errors import InvalidInput, NotFound
+from shared.kit.health import Readiness
+from shared.kit.metrics import record_model, stage
+from shared.kit.schemas import Prediction, decode_json, prediction_body
+from shared.kit.settings import ModelSettings, ServiceSettings
+from shared.mechanisms import digit_images
+from shared.model.runtime import ModelError, ModelMetadata, OnnxModel, load_model
+from shared.stores.cache import CacheSettings, ReadThroughCache
+from shared.stores.postgres import AsyncDatabase, PostgresSettings, postgres_errors
 
 log = logging.getLogger("data-cache")
 
@@ -54,9 +54,10 @@ MAX_ID = 2**31 - 1
 FETCH_IMAGE = "SELECT image FROM items WHERE id = %s"
 FETCH_ITEM = "SELECT image, label FROM items WHERE id = %s"
 #: What the preprocessing makes: 8x8 values 0..16, ink high, as load_digits.
-SPEC = imageprep.DigitImageSpec()
-#: Names the preprocessing in tensor keys: any change to shared/imageprep.py makes new keys.
-PREP_TAG = hashlib.sha256(Path(imageprep.__file__).read_bytes()).hexdigest()[:12]
+SPEC = digit_images.DigitImageSpec()
+#: Names the preprocessing in tensor keys: any change to shared/mechanisms/digit_images.py
+#: makes new keys.
+PREP_TAG = hashlib.sha256(Path(digit_images.__file__).read_bytes()).hexdigest()[:12]
 
 
 class Settings(ServiceSettings, ModelSettings, CacheSettings, PostgresSettings):
@@ -198,7 +199,7 @@ async def fetch_image(item_id: int) -> bytes:
 def preprocess(image: bytes) -> np.ndarray:
     """The model's input (64 float32) for a stored image: decode, grey, resize, scale."""
     with stage("preprocess"):
-        return imageprep.image_to_digits(image, SPEC)[0]
+        return digit_images.image_to_digits(image, SPEC)[0]
 
 
 async def fetch_tensor(item_id: int) -> bytes:

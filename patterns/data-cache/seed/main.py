@@ -3,7 +3,7 @@
 A one-shot service: compose runs it to completion before the api starts.
 Item ``i`` is ``load_digits().data[i]`` written as a 32x32 greyscale PNG,
 dark ink on white, each of the 64 values a 4x4 block (the size of the
-bitmaps the data set was counted from; :func:`shared.imageprep.render_digit`,
+bitmaps the data set was counted from; :func:`shared.mechanisms.digit_images.render_digit`,
 as prep-pred's samples), and its true digit as ``label``. The api's
 preprocessing turns each image back into exactly its 64 values.
 
@@ -21,9 +21,9 @@ import numpy as np
 import psycopg
 from sklearn.datasets import load_digits
 
-from shared.imageprep import render_digit
-from shared.logs import configure_logging
-from shared.postgres import PostgresSettings, connect, password_refused
+from shared.kit.logs import configure_logging
+from shared.mechanisms.digit_images import render_digit
+from shared.stores.postgres import PostgresSettings, connect, password_refused
 
 log = logging.getLogger("seed")
 

@@ -13,7 +13,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from conftest import _free_port
-from shared import imageprep
+from shared.mechanisms import digit_images
 from tests.api_fuzz import assert_no_server_errors
 from tests.metrics_text import MetricsChange, sample_total
 
@@ -116,7 +116,7 @@ def test_what_redis_keeps_is_the_variants_value_with_the_ttl(
     else:
         key, expected = (
             api.tensor_key(11),
-            imageprep.image_to_digits(image)[0].astype("<f4").tobytes(),
+            digit_images.image_to_digits(image)[0].astype("<f4").tobytes(),
         )
     assert store.get(key) == expected
     assert 0 < store.pttl(key) <= TTL_S * 1000
@@ -245,7 +245,7 @@ def test_without_the_database_hits_are_answered_and_misses_are_503(
     )
     _, png, _ = next(seed_module.digit_items())
     redis.Redis.from_url(redis_url).set(
-        api.tensor_key(0), imageprep.image_to_digits(png)[0].astype("<f4").tobytes()
+        api.tensor_key(0), digit_images.image_to_digits(png)[0].astype("<f4").tobytes()
     )
     with TestClient(api.app) as client:
         hit = client.post("/predict", json={"ids": [0]})
@@ -293,7 +293,7 @@ def test_the_tensor_of_a_stored_png_is_the_data_sets_digit(seed_module: ModuleTy
 
     digits = load_digits()
     for item_id, png, label in itertools.islice(seed_module.digit_items(), 5):
-        tensor = imageprep.image_to_digits(png)
+        tensor = digit_images.image_to_digits(png)
         assert tensor.shape == (1, 64)
         assert label == str(digits.target[item_id])
         assert (tensor[0] == digits.data[item_id]).all()  # exactly the data set's values

@@ -1,7 +1,7 @@
 """parallel api: one input fanned out to several models at once, their answers soft-voted.
 
 Each member model runs on its own predictor; the api sends every member the
-same rows concurrently (:func:`shared.fanout.fan_out`) and averages the
+same rows concurrently (:func:`fanout.fan_out`) and averages the
 probabilities of those that answered. Two ways to ask:
 
 * ``POST /predict`` (sync) waits for the members up to ``PREDICT_TIMEOUT_S``.
@@ -11,7 +11,7 @@ probabilities of those that answered. Two ways to ask:
   tracks the slowest member, not the sum of them.
 * ``POST /jobs`` (async) answers 202 with a job id at once. The fan-out runs
   in the background with ``JOB_TIMEOUT_S``, each member's result stored in
-  Redis as it arrives (:class:`shared.fanout_store.FanOutStore`), and
+  Redis as it arrives (:class:`fanout_store.FanOutStore`), and
   ``GET /jobs/{id}`` shows the vote of the members that answered so far, then
   the final one (from any replica of the api).
 """
@@ -25,27 +25,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fanout import FanOutResult, MemberCall, MemberResult, fan_out
+from fanout_store import FanOutStore
 from fastapi import FastAPI
 from pydantic import BaseModel, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.errors import NotFound, ServiceError
-from shared.fanout import FanOutResult, MemberCall, MemberResult, fan_out
-from shared.fanout_store import FanOutStore
-from shared.health import Readiness
-from shared.metrics import stage
-from shared.model import ModelError
-from shared.redis_client import RedisSettings, connect_async
-from shared.schemas import (
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.errors import NotFound, ServiceError
+from shared.kit.health import Readiness
+from shared.kit.metrics import stage
+from shared.kit.schemas import (
     ErrorResponse,
     Prediction,
     PredictRequest,
     decode_rows,
     prediction_body,
 )
-from shared.settings import ServiceSettings
+from shared.kit.settings import ServiceSettings
+from shared.model.runtime import ModelError
+from shared.stores.redis_client import RedisSettings, connect_async
 from shared.v2.peers import (
     ModelPeer,
     PeerCallSettings,

@@ -12,7 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port, running_predictor
-from shared.model import ModelError, OnnxModel
+from shared.model.runtime import ModelError, OnnxModel
 from tests.api_fuzz import assert_no_server_errors
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
 

@@ -2,8 +2,8 @@
 
 ``POST /predict`` decodes the rows to float32 (the shared contract), makes the
 cache key from the model's name, version and file hash and the rows' bytes
-(:func:`shared.cache.prediction_key`), and asks the read-through cache
-(:class:`shared.cache.ReadThroughCache`): a hit answers with the stored JSON at
+(:func:`shared.stores.cache.prediction_key`), and asks the read-through cache
+(:class:`shared.stores.cache.ReadThroughCache`): a hit answers with the stored JSON at
 once; a miss calls the predictor (Open Inference Protocol over gRPC) once,
 however many requests wait for the same key, and stores the answer with a TTL.
 ``X-Cache`` says how each answer was obtained: ``hit``, ``miss``,
@@ -24,13 +24,13 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.cache import CacheSettings, ReadThroughCache, prediction_key
-from shared.health import Readiness
-from shared.metrics import stage
-from shared.model import ModelMetadata
-from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
-from shared.settings import ServiceSettings
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.health import Readiness
+from shared.kit.metrics import stage
+from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
+from shared.kit.settings import ServiceSettings
+from shared.model.runtime import ModelMetadata
+from shared.stores.cache import CacheSettings, ReadThroughCache, prediction_key
 from shared.v2.peers import ModelPeer, PredictorPeerSettings, connected
 
 

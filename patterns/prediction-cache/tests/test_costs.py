@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from conftest import import_file
-from shared.cache import CacheSettings
-from shared.model import ModelError
+from shared.model.runtime import ModelError
+from shared.stores.cache import CacheSettings
 
 COSTS = Path(__file__).resolve().parents[1] / "costs.py"
 

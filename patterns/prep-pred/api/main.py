@@ -28,14 +28,14 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.chain import Chain
-from shared.errors import InvalidInput, ServiceError
-from shared.health import Readiness
-from shared.metrics import stage
-from shared.model import ModelMetadata, load_metadata
-from shared.schemas import Prediction, prediction_body
-from shared.settings import ServiceSettings
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.errors import InvalidInput, ServiceError
+from shared.kit.health import Readiness
+from shared.kit.metrics import stage
+from shared.kit.schemas import Prediction, prediction_body
+from shared.kit.settings import ServiceSettings
+from shared.mechanisms.chain import Chain
+from shared.model.runtime import ModelMetadata, load_metadata
 from shared.v2.client import V2Client
 from shared.v2.peers import ModelPeer, PeerCallSettings, connected
 

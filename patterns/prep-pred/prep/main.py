@@ -1,7 +1,7 @@
 """prep: uploaded images to the digits model's input, as an Open Inference Protocol server.
 
 The prep service decodes, converts, resizes and normalises an image
-(:mod:`shared.imageprep`: Pillow and numpy; its image has no onnxruntime). It
+(:mod:`shared.mechanisms.digit_images`: Pillow and numpy; its image has no onnxruntime). It
 speaks the same protocol as the predictor (gRPC on ``GRPC_PORT``), with the
 encoded image as a ``UINT8`` tensor ``image`` of shape ``[n_bytes]``, and
 serves two "models":
@@ -31,13 +31,19 @@ import numpy as np
 from fastapi import FastAPI
 from pydantic import Field
 
-from shared.app import create_app
-from shared.errors import ServiceError
-from shared.health import Readiness
-from shared.imageprep import MAX_PIXELS, DigitImageSpec, ImageError, open_image, opened_to_digits
-from shared.metrics import record_model, stage
-from shared.model import ModelError, load_metadata
-from shared.settings import ServiceSettings
+from shared.kit.app import create_app
+from shared.kit.errors import ServiceError
+from shared.kit.health import Readiness
+from shared.kit.metrics import record_model, stage
+from shared.kit.settings import ServiceSettings
+from shared.mechanisms.digit_images import (
+    MAX_PIXELS,
+    DigitImageSpec,
+    ImageError,
+    open_image,
+    opened_to_digits,
+)
+from shared.model.runtime import ModelError, load_metadata
 from shared.v2 import tensors
 from shared.v2.grpc_server import StatusError, rpc
 from shared.v2.peers import ModelPeer, PeerCallSettings, connected

@@ -18,14 +18,15 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from conftest import REPO_ROOT, PredictorProcess, _free_port, grpc_process, running_predictor
-from shared.imageprep import opened_to_digits
+from shared.mechanisms.digit_images import opened_to_digits
 from tests.api_fuzz import assert_no_server_errors
 from tests.metrics_text import MetricsChange
 
 PATTERN = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((PATTERN / "samples").iterdir())
 BLOCK_ONNXRUNTIME = (
-    "import sys; sys.modules['onnxruntime'] = None; from shared.serve import run; run('main:app')"
+    "import sys; sys.modules['onnxruntime'] = None; "
+    "from shared.kit.serve import run; run('main:app')"
 )
 
 

@@ -8,7 +8,7 @@
 
 The rows of one request each take their own path, but each stage is called
 once, with the rows that reach it. One deadline (``REQUEST_TIMEOUT_S``)
-covers the whole chain (:class:`shared.chain.Chain`): a slow stage leaves less
+covers the whole chain (:class:`shared.mechanisms.chain.Chain`): a slow stage leaves less
 time for the next, and a stage that misses it is a 504 naming the stage. Each
 prediction carries its ``path``; the answer carries each stage's time.
 """
@@ -24,13 +24,13 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.chain import Chain
-from shared.health import Readiness
-from shared.metrics import stage
-from shared.model import ModelError
-from shared.schemas import PredictRequest, decode_rows, prediction_body
-from shared.settings import ServiceSettings
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.health import Readiness
+from shared.kit.metrics import stage
+from shared.kit.schemas import PredictRequest, decode_rows, prediction_body
+from shared.kit.settings import ServiceSettings
+from shared.mechanisms.chain import Chain
+from shared.model.runtime import ModelError
 from shared.v2.peers import (
     ModelPeer,
     PeerCallSettings,

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
-from shared.model import METADATA_FILE, ModelError, OnnxModel
+from shared.model.runtime import METADATA_FILE, ModelError, OnnxModel
 from tests.api_fuzz import assert_no_server_errors
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
 from tests.metrics_text import MetricsChange

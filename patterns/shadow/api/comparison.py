@@ -9,7 +9,7 @@
   (``make shadow-report``).
 
 Mirrored calls that failed, timed out or were dropped are in ``mlsp_mirror_calls_total``
-(:mod:`shared.mirror`).
+(:mod:`mirror`).
 """
 
 from collections import Counter as Tally
@@ -17,7 +17,7 @@ from collections import Counter as Tally
 import numpy as np
 from prometheus_client import Counter, Histogram
 
-from shared.metrics import LATENCY_BUCKETS
+from shared.kit.metrics import LATENCY_BUCKETS
 
 LATENCY = Histogram(
     "mlsp_shadow_latency_seconds",
@@ -51,6 +51,6 @@ class Comparison:
     def answered(
         self, primary_best: np.ndarray, outputs: dict[str, np.ndarray], seconds: float
     ) -> None:
-        """A :class:`shared.mirror.Mirror` ``on_answer``: the candidate's time and labels."""
+        """A :class:`mirror.Mirror` ``on_answer``: the candidate's time and labels."""
         CANDIDATE_LATENCY.observe(seconds)
         self.record(primary_best, outputs["probabilities"])

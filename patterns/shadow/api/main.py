@@ -2,7 +2,7 @@
 
 The public contract is sync's: the api decodes the rows, calls the primary's predictor
 over gRPC and answers with its labels. Once it has the answer, it hands the same rows
-to the candidate's predictor in the background (:class:`shared.mirror.Mirror`) and
+to the candidate's predictor in the background (:class:`mirror.Mirror`) and
 returns without waiting: the candidate's answer, its latency and whether it agrees with
 the primary are recorded as metrics (``comparison.py``), never sent to the client.
 The mirror is bounded (``SHADOW_MAX_IN_FLIGHT``; past it a mirror is dropped and
@@ -20,17 +20,17 @@ from typing import Any
 
 from comparison import PRIMARY_LATENCY, Comparison
 from fastapi import FastAPI
+from mirror import Mirror
 from pydantic import Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.health import Readiness
-from shared.metrics import stage
-from shared.mirror import Mirror
-from shared.model import ModelError, ModelMetadata
-from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
-from shared.settings import ServiceSettings
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.health import Readiness
+from shared.kit.metrics import stage
+from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
+from shared.kit.settings import ServiceSettings
+from shared.model.runtime import ModelError, ModelMetadata
 from shared.v2.peers import ModelPeer, PredictorPeerSettings, check_same_inputs, connected
 
 

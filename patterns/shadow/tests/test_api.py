@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
-from shared.model import ModelError
+from shared.model.runtime import ModelError
 from tests.api_fuzz import assert_no_server_errors
 from tests.metrics_text import MetricsChange
 

@@ -16,12 +16,12 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.health import Readiness
-from shared.metrics import stage
-from shared.model import ModelMetadata
-from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
-from shared.settings import ServiceSettings
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.health import Readiness
+from shared.kit.metrics import stage
+from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
+from shared.kit.settings import ServiceSettings
+from shared.model.runtime import ModelMetadata
 from shared.v2.peers import ModelPeer, PredictorPeerSettings, connected
 
 

@@ -3,7 +3,7 @@
 ``POST /predict`` decodes the JSON rows, runs onnxruntime and answers, all in
 the event loop: a few-microsecond inference gains nothing from a thread-pool hop.
 Under concurrent load the requests of one loop turn share a model run
-(:class:`shared.turn_batch.TurnBatcher`); one request at a time runs at once.
+(:class:`turn_batch.TurnBatcher`); one request at a time runs at once.
 """
 
 from collections.abc import AsyncIterator
@@ -11,14 +11,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from starlette.responses import Response
+from turn_batch import TurnBatcher
 
-from shared.app import add_hot_route, create_app, json_response
-from shared.health import Readiness
-from shared.metrics import record_model, stage
-from shared.model import ModelMetadata, OnnxModel, load_model
-from shared.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
-from shared.settings import ModelSettings, ServiceSettings
-from shared.turn_batch import TurnBatcher
+from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.health import Readiness
+from shared.kit.metrics import record_model, stage
+from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
+from shared.kit.settings import ModelSettings, ServiceSettings
+from shared.model.runtime import ModelMetadata, OnnxModel, load_model
 
 
 class Settings(ServiceSettings, ModelSettings):

@@ -190,7 +190,7 @@ def test_past_the_delay_target_the_server_itself_sheds_with_the_same_503(
     stack: ComposeStack,
 ) -> None:
     """A 1 ms target over a 1 ms interval: a flood's loop turns last longer, so uvicorn's
-    protocol refuses requests before the app sees them (shared/shedding_protocol.py),
+    protocol refuses requests before the app sees them (shared/kit/shedding_protocol.py),
     with the same answer as the app's."""
     with stack.overridden(
         MAX_REQUESTS_IN_FLIGHT="0", OVERLOAD_DELAY_TARGET_MS="1", OVERLOAD_DELAY_INTERVAL_MS="1"
