@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import orjson
 
+from tests.readme_examples import readme_example_problems
+
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_SH = REPO_ROOT / "compose" / "compose.sh"
@@ -177,6 +179,12 @@ class ComposeStack:
             yield
         finally:
             self.compose("start", *services)
+
+    def readme_example_problems(self, readme: Path | None = None) -> list[str]:
+        """How this stack's answers differ from the marked examples of ``readme`` (default: the
+        README beside the pattern's compose file); empty when every example answers as quoted."""
+        readme = readme or self.compose_file.parent / "README.md"
+        return readme_example_problems(readme, self.base_url)
 
     def locust_smoke(
         self, seconds: int = 5, users: int = 4, **env: str

@@ -8,7 +8,6 @@ the order they run in, and each leaves the stack as the next one expects.
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,7 +22,6 @@ from tests.api_keys_e2e import (
     with_key,
 )
 from tests.compose_stack import ComposeStack
-from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -331,5 +329,4 @@ def test_a_full_queue_answers_503_instead_of_growing(stack: ComposeStack) -> Non
 
 
 def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
-    readme = Path(__file__).parents[1] / "README.md"
-    assert readme_example_problems(readme, stack.base_url) == []
+    assert stack.readme_example_problems() == []

@@ -19,7 +19,6 @@ import pytest
 
 from shared.model.runtime import OnnxModel
 from tests.compose_stack import REPO_ROOT, ComposeStack
-from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -231,5 +230,4 @@ def test_bench_reports_both_rates(stack: ComposeStack) -> None:
 
 
 def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
-    readme = Path(__file__).parents[1] / "README.md"
-    assert readme_example_problems(readme, stack.base_url) == []
+    assert stack.readme_example_problems() == []

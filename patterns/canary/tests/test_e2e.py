@@ -6,7 +6,6 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -14,7 +13,10 @@ import pytest
 from tests.chaos import Fault, Load, fault
 from tests.compose_stack import REPO_ROOT, ComposeStack
 from tests.metrics_text import MetricsChange
-from tests.readme_examples import readme_example_problems
+from tests.pattern_e2e import (  # noqa: F401 - run here, with this module's stack
+    test_locust_smoke_load_has_no_failures,
+    test_readme_examples_answer_as_quoted,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -137,14 +139,3 @@ def test_the_report_compares_the_variants(stack: ComposeStack) -> None:
     assert "| primary | 90% |" in report.stdout
     assert "| variant | setosa |" in report.stdout
     assert "Fallbacks: " in report.stdout
-
-
-def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
-    total = stack.locust_smoke()["Aggregated"]
-    assert total["requests"] > 0
-    assert total["failures"] == 0
-
-
-def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
-    readme = Path(__file__).parents[1] / "README.md"
-    assert readme_example_problems(readme, stack.base_url) == []

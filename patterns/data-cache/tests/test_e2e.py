@@ -3,7 +3,6 @@
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
@@ -11,7 +10,6 @@ import pytest
 
 from tests.compose_stack import RESULTS, ComposeStack
 from tests.metrics_text import MetricsChange
-from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -177,5 +175,4 @@ def test_locust_smoke_load_reports_the_hit_ratio(stack: ComposeStack) -> None:
 
 
 def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
-    readme = Path(__file__).parents[1] / "README.md"
-    assert readme_example_problems(readme, stack.base_url) == []
+    assert stack.readme_example_problems() == []

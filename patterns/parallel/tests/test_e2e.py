@@ -2,14 +2,12 @@
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
-from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -146,5 +144,4 @@ def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
 
 
 def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
-    readme = Path(__file__).parents[1] / "README.md"
-    assert readme_example_problems(readme, stack.base_url) == []
+    assert stack.readme_example_problems() == []

@@ -4,7 +4,6 @@ import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import orjson
@@ -13,7 +12,6 @@ import pytest
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
 from tests.metrics_text import MetricsChange
-from tests.readme_examples import readme_example_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -188,5 +186,4 @@ def test_locust_smoke_load_has_no_failures_and_reports_hits_and_misses(
 
 
 def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
-    readme = Path(__file__).parents[1] / "README.md"
-    assert readme_example_problems(readme, stack.base_url) == []
+    assert stack.readme_example_problems() == []

@@ -9,7 +9,10 @@ import pytest
 from PIL import Image
 
 from tests.compose_stack import ComposeStack
-from tests.readme_examples import readme_example_problems
+from tests.pattern_e2e import (  # noqa: F401 - run here, with this module's stack
+    test_locust_smoke_load_has_no_failures,
+    test_readme_examples_answer_as_quoted,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -108,14 +111,3 @@ def test_the_request_id_travels_through_every_hop(stack: ComposeStack) -> None:
     assert stack.traced("api", request_id) == ["POST /predict 200"]
     assert stack.traced("prep", request_id) == ["ModelInfer OK"]
     assert stack.traced("pred", request_id) == ["ModelInfer OK"]
-
-
-def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
-    total = stack.locust_smoke()["Aggregated"]
-    assert total["requests"] > 0
-    assert total["failures"] == 0
-
-
-def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
-    readme = Path(__file__).parents[1] / "README.md"
-    assert readme_example_problems(readme, stack.base_url) == []

@@ -3,13 +3,15 @@
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
-from tests.readme_examples import readme_example_problems
+from tests.pattern_e2e import (  # noqa: F401 - run here, with this module's stack
+    test_locust_smoke_load_has_no_failures,
+    test_readme_examples_answer_as_quoted,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -115,14 +117,3 @@ def test_a_stopped_stage_is_a_503_naming_it_and_the_api_recovers(stack: ComposeS
         assert list(ready.json()["checks"]) == ["gate"]
     stack.wait_for(lambda: predicting(stack), "every stage answering")
     assert stack.get("/health/ready").status_code == 200
-
-
-def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
-    total = stack.locust_smoke()["Aggregated"]
-    assert total["requests"] > 0
-    assert total["failures"] == 0
-
-
-def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
-    readme = Path(__file__).parents[1] / "README.md"
-    assert readme_example_problems(readme, stack.base_url) == []

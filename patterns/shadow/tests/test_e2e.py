@@ -2,7 +2,6 @@
 or slow candidate fails no request."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -10,7 +9,10 @@ from tests.chaos import Fault, Load, fault
 from tests.compose_config import compose_config
 from tests.compose_stack import ComposeStack
 from tests.metrics_text import MetricsChange
-from tests.readme_examples import readme_example_problems
+from tests.pattern_e2e import (  # noqa: F401 - run here, with this module's stack
+    test_locust_smoke_load_has_no_failures,
+    test_readme_examples_answer_as_quoted,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -99,14 +101,3 @@ def test_a_slow_candidate_fails_no_request(stack: ComposeStack) -> None:
     assert result.failed == 0, (result.failures, failed_answers(stack))
     assert result.problems() == []
     assert change.increase("mlsp_mirror_calls_total", mirror="candidate", outcome="timeout") > 0
-
-
-def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
-    total = stack.locust_smoke()["Aggregated"]
-    assert total["requests"] > 0
-    assert total["failures"] == 0
-
-
-def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
-    readme = Path(__file__).parents[1] / "README.md"
-    assert readme_example_problems(readme, stack.base_url) == []

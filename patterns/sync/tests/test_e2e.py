@@ -3,12 +3,14 @@ paused under it."""
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.compose_stack import ComposeStack
-from tests.readme_examples import readme_example_problems
+from tests.pattern_e2e import (  # noqa: F401 - run here, with this module's stack
+    test_locust_smoke_load_has_no_failures,
+    test_readme_examples_answer_as_quoted,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -107,14 +109,3 @@ def test_a_stopped_predictor_gives_503_and_the_api_recovers_by_itself(stack: Com
     assert wait_until_predicting(stack) < 30
     assert stack.get("/health/ready").status_code == 200
     stack.wait_for(lambda: api_health(stack) == "healthy", "the api to turn healthy again")
-
-
-def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
-    total = stack.locust_smoke()["Aggregated"]
-    assert total["requests"] > 0
-    assert total["failures"] == 0
-
-
-def test_readme_examples_answer_as_quoted(stack: ComposeStack) -> None:
-    readme = Path(__file__).parents[1] / "README.md"
-    assert readme_example_problems(readme, stack.base_url) == []

@@ -19,7 +19,9 @@ from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad
 from tests.compose_stack import REPO_ROOT, ComposeStack
 from tests.docs_pages import docs_asset_problems
 from tests.metrics_text import MetricsChange, sample_total
-from tests.readme_examples import readme_example_problems
+from tests.pattern_e2e import (  # noqa: F401 - run here, with this module's stack
+    test_locust_smoke_load_has_no_failures,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -110,12 +112,6 @@ def test_with_keys_and_cors_on_predict_needs_a_key_and_no_log_shows_one(
 def test_docs_are_served(stack: ComposeStack) -> None:
     assert stack.get("/docs").status_code == 200
     assert "/predict" in stack.get("/openapi.json").json()["paths"]
-
-
-def test_locust_smoke_load_has_no_failures(stack: ComposeStack) -> None:
-    total = stack.locust_smoke()["Aggregated"]
-    assert total["requests"] > 0
-    assert total["failures"] == 0
 
 
 def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack) -> None:
@@ -211,4 +207,4 @@ def test_docs_and_their_assets_answer_from_the_container(stack: ComposeStack) ->
 # The pattern's README, and the top one (in a starter, the same file).
 @pytest.mark.parametrize("readme", [Path(__file__).parents[1], REPO_ROOT], ids=["pattern", "top"])
 def test_readme_examples_answer_as_quoted(stack: ComposeStack, readme: Path) -> None:
-    assert readme_example_problems(readme / "README.md", stack.base_url) == []
+    assert stack.readme_example_problems(readme / "README.md") == []
