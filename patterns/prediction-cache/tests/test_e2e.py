@@ -56,6 +56,16 @@ def wait_until_cached(stack: ComposeStack, body: bytes, timeout_s: float = 30) -
         time.sleep(0.2)
 
 
+def answered_bypassing_the_cache(stack: ComposeStack, body: bytes) -> list[httpx.Response]:
+    """Three answers to ``body`` while Redis is away: all 200, all bypassing it, all in time."""
+    answers = [predict(stack, body) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.headers["x-cache"] for a in answers] == ["bypass"] * 3
+    seconds = [a.elapsed.total_seconds() for a in answers]
+    assert max(seconds) < 5 * PROMISED_S, seconds  # the client's own timeout is 10 s
+    return answers
+
+
 def test_only_the_api_is_published(stack: ComposeStack) -> None:
     lines = stack.compose("ps", "--format", "{{.Service}} {{.Health}} {{.Ports}}").splitlines()
     by_service = {line.split()[0]: line for line in lines if line}
@@ -138,20 +148,13 @@ def test_with_redis_stopped_the_api_answers_from_the_predictor_and_recovers(
 ) -> None:
     body = b'{"instances": [[5.9, 3.0, 5.1, 1.8]]}'
     assert predict(stack, body).status_code == 200  # cached before Redis goes
-    stack.compose("stop", "redis")
-    try:
-        answers = [predict(stack, body) for _ in range(3)]
-        assert [a.status_code for a in answers] == [200, 200, 200]
-        assert [a.headers["x-cache"] for a in answers] == ["bypass"] * 3
-        seconds = [a.elapsed.total_seconds() for a in answers]
-        assert max(seconds) < 5 * PROMISED_S, seconds  # the client's own timeout is 10 s
+    with stack.stopped("redis"):
+        answers = answered_bypassing_the_cache(stack, body)
         assert answers[0].json()["predictions"][0]["label"] == "virginica"
         assert stack.get("/health/ready").status_code == 200  # Redis is not a dependency
         assert metric(stack, 'mlsp_cache_available{cache="predictions"}') == 0
         warning = stack.wait_for_log("api", "bypassing Redis")
         assert warning["level"] == "WARNING"
-    finally:
-        stack.compose("start", "redis")
     stack.compose("up", "--wait", "redis")
     wait_until_cached(stack, body)
     assert predict(stack, body).headers["x-cache"] == "hit"  # a fresh, empty Redis filled again
@@ -162,15 +165,8 @@ def test_with_redis_hung_the_api_answers_within_its_timeout_and_recovers(
     stack: ComposeStack,
 ) -> None:
     body = b'{"instances": [[6.4, 2.8, 5.6, 2.1]]}'
-    stack.compose("pause", "redis")
-    try:
-        answers = [predict(stack, body) for _ in range(3)]
-        assert [a.status_code for a in answers] == [200, 200, 200]
-        assert [a.headers["x-cache"] for a in answers] == ["bypass"] * 3
-        seconds = [a.elapsed.total_seconds() for a in answers]
-        assert max(seconds) < 5 * PROMISED_S, seconds  # the client's own timeout is 10 s
-    finally:
-        stack.compose("unpause", "redis")
+    with stack.paused("redis"):
+        answered_bypassing_the_cache(stack, body)
     wait_until_cached(stack, body)
     assert predict(stack, body).headers["x-cache"] == "hit"
 
