@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.digits import DigitsSplit, digits_split
+from models.digits import digits_split
+from models.trained import Split
 
 SAMPLES_DIR = Path("patterns/prep-pred/samples")
 #: Held-out images rendered per digit: this many PNGs, then this many JPEGs.
@@ -24,7 +25,7 @@ SAMPLES_PNG = 3
 SAMPLES_JPEG = 1
 
 
-def sample_rows(split: DigitsSplit, per_digit: int) -> list[tuple[int, int, np.ndarray]]:
+def sample_rows(split: Split, per_digit: int) -> list[tuple[int, int, np.ndarray]]:
     """``(digit, i, values)`` of the first ``per_digit`` held-out images of each digit."""
     chosen = []
     for digit in range(10):

@@ -11,45 +11,23 @@ Some held-out images are rendered as the PNG and JPEG samples the patterns
 ship (:mod:`models.digit_samples`).
 """
 
-from dataclasses import dataclass
-
-import numpy as np
 from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from models.trained import SEED, TrainedModel
+from models.trained import SEED, Split, TrainedModel, stratified_split
 
 DATASET = "sklearn.datasets.load_digits"
 SIDE = 8
 MAX_VALUE = 16
 
 
-@dataclass(frozen=True)
-class DigitsSplit:
-    """Training and held-out images (float32 rows of 64 values 0..16) and their digits."""
-
-    x_train: np.ndarray
-    x_test: np.ndarray
-    y_train: np.ndarray
-    y_test: np.ndarray
-    feature_names: list[str]
-
-
-def digits_split() -> DigitsSplit:
-    """The digits split into training (75 %) and held-out (25 %) images, stratified."""
-    data = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        data.data.astype(np.float32),
-        data.target,
-        test_size=0.25,
-        random_state=SEED,
-        stratify=data.target,
-    )
-    return DigitsSplit(x_train, x_test, y_train, y_test, [str(n) for n in data.feature_names])
+def digits_split() -> Split:
+    """The digits split into training (75 %) and held-out (25 %) images (float32 rows of 64
+    values 0..16), stratified."""
+    return stratified_split(load_digits(), test_size=0.25)
 
 
 def train_digits(hidden: int = 64, max_iter: int = 300) -> TrainedModel:

@@ -9,8 +9,38 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import train_test_split
 
 SEED = 0
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training and held-out rows (float32), their class indices, class names and feature names."""
+
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    labels: list[str]
+    feature_names: list[str]
+
+
+def stratified_split(data: Any, test_size: float, feature_names: list[str] | None = None) -> Split:
+    """A scikit-learn bundled data set (``load_*()``) split with every class in both parts.
+
+    ``feature_names`` overrides the data set's own (iris's carry units: "sepal length (cm)").
+    """
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data.astype(np.float32),
+        data.target,
+        test_size=test_size,
+        random_state=SEED,
+        stratify=data.target,
+    )
+    labels = [str(n) for n in data.target_names]
+    names = feature_names or [str(n) for n in data.feature_names]
+    return Split(x_train, x_test, y_train, y_test, labels, names)
 
 
 @dataclass
