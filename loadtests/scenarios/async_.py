@@ -13,40 +13,27 @@ from __future__ import annotations
 import time
 
 import orjson
-from locust import FastHttpUser, constant, task
+from locust import task
 
 from loadtests.config import load_settings
 from loadtests.scenarios.common import (
-    JSON_HEADERS,
     accepted_job_url,
     fire_timing,
-    iris_payloads,
     job_problem,
 )
+from loadtests.scenarios.iris_user import IrisUser
 
 SETTINGS = load_settings()
 
 
-class AsyncUser(FastHttpUser):
+class AsyncUser(IrisUser):
     """Submits iris instances as jobs and polls each to the end."""
-
-    wait_time = constant(SETTINGS.wait_seconds)
-
-    def on_start(self) -> None:
-        """Give this user its own deterministic payload stream."""
-        self.payloads = iris_payloads(SETTINGS, self.environment)
 
     @task
     def submit_and_poll(self) -> None:
         """One job from submit to result."""
         started = time.perf_counter()
-        with self.client.post(
-            "/predict",
-            data=self.payloads.next_body(),
-            headers=JSON_HEADERS,
-            name="POST /predict",
-            catch_response=True,
-        ) as response:
+        with self.post_rows("/predict", "POST /predict") as response:
             if not response.status_code:  # no answer: Locust reports the connection error
                 return
             url, problem = accepted_job_url(response.status_code, response.content)

@@ -4,33 +4,21 @@
 from __future__ import annotations
 
 import orjson
-from locust import FastHttpUser, constant, task
+from locust import task
 
 from loadtests.config import load_settings
-from loadtests.scenarios.common import JSON_HEADERS, iris_payloads
+from loadtests.scenarios.iris_user import IrisUser
 
 SETTINGS = load_settings()
 
 
-class BatchUser(FastHttpUser):
+class BatchUser(IrisUser):
     """POSTs iris instances as pending rows and checks an id comes back for each."""
-
-    wait_time = constant(SETTINGS.wait_seconds)
-
-    def on_start(self) -> None:
-        """Give this user its own deterministic payload stream."""
-        self.payloads = iris_payloads(SETTINGS, self.environment)
 
     @task
     def add_rows(self) -> None:
         """One request; failed unless 202 with ``batch_size`` ids."""
-        with self.client.post(
-            "/rows",
-            data=self.payloads.next_body(),
-            headers=JSON_HEADERS,
-            name="POST /rows",
-            catch_response=True,
-        ) as response:
+        with self.post_rows("/rows", "POST /rows") as response:
             if not response.status_code:
                 return
             if response.status_code != 202:

@@ -14,7 +14,7 @@ import time
 import orjson
 from locust import tag, task
 
-from loadtests.scenarios.common import JSON_HEADERS, fire_timing
+from loadtests.scenarios.common import fire_timing
 from loadtests.scenarios.predict import PredictUser
 
 #: Seconds between polls of a job, and how long a job may take before it counts as failed.
@@ -33,13 +33,7 @@ class ParallelUser(PredictUser):
     def job(self) -> None:
         """Submit the rows as a job and poll it until its vote is final."""
         started = time.perf_counter()
-        with self.client.post(
-            "/jobs",
-            data=self.payloads.next_body(),
-            headers=JSON_HEADERS,
-            name="POST /jobs",
-            catch_response=True,
-        ) as response:
+        with self.post_rows("/jobs", "POST /jobs") as response:
             if response.status_code != 202:
                 response.failure(f"HTTP {response.status_code}")
                 return

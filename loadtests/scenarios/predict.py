@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-from locust import FastHttpUser, constant, task
+from locust import task
 
 from loadtests.config import load_settings
-from loadtests.scenarios.common import JSON_HEADERS, iris_payloads, prediction_problem
+from loadtests.scenarios.common import prediction_problem
+from loadtests.scenarios.iris_user import IrisUser
 
 SETTINGS = load_settings()
 
 
-class PredictUser(FastHttpUser):
+class PredictUser(IrisUser):
     """POSTs iris instances to ``/predict`` and checks the predictions come back."""
-
-    wait_time = constant(SETTINGS.wait_seconds)
-    request_headers: dict[str, str] = JSON_HEADERS  # a subclass may add some (canary: a client key)
-
-    def on_start(self) -> None:
-        """Give this user its own deterministic payload stream."""
-        self.payloads = iris_payloads(SETTINGS, self.environment)
 
     @task
     def predict(self) -> None:
         """One request; failed unless 200 with ``batch_size`` predictions."""
-        with self.client.post(
-            "/predict",
-            data=self.payloads.next_body(),
-            headers=self.request_headers,
-            name="POST /predict",
-            catch_response=True,
-        ) as response:
+        with self.post_rows("/predict", "POST /predict") as response:
             # status 0: no answer at all; Locust reports the connection error itself.
             if response.status_code:
                 problem = prediction_problem(

@@ -13,10 +13,11 @@ is all of them together.
 
 from __future__ import annotations
 
-from locust import FastHttpUser, constant, task
+from locust import task
 
 from loadtests.config import load_settings
-from loadtests.scenarios.common import JSON_HEADERS, iris_payloads, prediction_problem
+from loadtests.scenarios.common import prediction_problem
+from loadtests.scenarios.iris_user import IrisUser
 
 SETTINGS = load_settings()
 #: Decimals of the fresh rows: with iris's own 1, a long run draws the same rows by chance.
@@ -29,25 +30,16 @@ def request_name(cache_result: str | None) -> str:
     return f"POST /predict [{cache_result or f'no {CACHE_HEADER}'}]"
 
 
-class CachedPredictUser(FastHttpUser):
+class CachedPredictUser(IrisUser):
     """POSTs iris rows, a share of them repeated, and files each answer under its X-Cache."""
 
-    wait_time = constant(SETTINGS.wait_seconds)
-
-    def on_start(self) -> None:
-        """Give this user its own fresh rows and the pool of repeated bodies every user shares."""
-        self.payloads = iris_payloads(SETTINGS, self.environment, decimals=FRESH_DECIMALS)
+    # Its own fresh rows, and the pool of repeated bodies every user shares.
+    payload_options = {"decimals": FRESH_DECIMALS}
 
     @task
     def predict(self) -> None:
         """One request; failed unless 200 with ``batch_size`` predictions and an X-Cache."""
-        with self.client.post(
-            "/predict",
-            data=self.payloads.next_body(),
-            headers=JSON_HEADERS,
-            name=request_name(None),
-            catch_response=True,
-        ) as response:
+        with self.post_rows("/predict", request_name(None)) as response:
             if not response.status_code:  # no answer at all: Locust reports the error itself
                 return
             cache_result = response.headers.get(CACHE_HEADER)
