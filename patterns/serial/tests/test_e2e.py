@@ -8,10 +8,7 @@ import pytest
 
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
-from tests.pattern_e2e import (  # noqa: F401 - run here, with this module's stack
-    test_locust_smoke_load_has_no_failures,
-    test_readme_examples_answer_as_quoted,
-)
+from tests.pattern_e2e import test_readme_examples, test_smoke_load  # noqa: F401 (run here)
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,7 @@ from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad
 from tests.compose_stack import REPO_ROOT, ComposeStack
 from tests.docs_pages import docs_asset_problems
 from tests.metrics_text import MetricsChange, sample_total
-from tests.pattern_e2e import (  # noqa: F401 - run here, with this module's stack
-    test_locust_smoke_load_has_no_failures,
-)
+from tests.pattern_e2e import test_smoke_load  # noqa: F401 (run here)
 
 pytestmark = pytest.mark.e2e
 
