@@ -257,6 +257,12 @@ class Load:
         for thread in self._threads:
             thread.join(15)
 
+    def __enter__(self) -> "Load":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def _run(self, seed: int) -> None:
         rng = random.Random(seed)
         headers = {"content-type": self.content_type}
@@ -458,6 +464,12 @@ def fault(
     )
     print(f"  {service} {planned.how}, {planned.replicas} replica(s): {result}", flush=True)
     return result
+
+
+def fault_under_load(stack: ComposeStack, planned: Fault) -> FaultResult:
+    """``planned`` done to ``stack`` under a steady load that starts before it and stops after."""
+    with Load(stack) as load:
+        return fault(stack, load, planned)
 
 
 def wait_recovered(stack: ComposeStack, load: Load, restarted: float) -> float | None:

@@ -180,6 +180,14 @@ class ComposeStack:
         finally:
             self.compose("start", *services)
 
+    def run(self, *argv: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+        """``argv`` run from the repository root with the stack's environment, as a user's
+        make target would; its output captured, its exit status left to the caller."""
+        return subprocess.run(
+            argv, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True,
+            timeout=timeout_s, check=False,
+        )  # fmt: skip
+
     def readme_example_problems(self, readme: Path | None = None) -> list[str]:
         """How this stack's answers differ from the marked examples of ``readme`` (default: the
         README beside the pattern's compose file); empty when every example answers as quoted."""

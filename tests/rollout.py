@@ -75,15 +75,7 @@ class RolloutResult:
 def roll(stack: ComposeStack, version: str) -> subprocess.CompletedProcess[str]:
     """``make rollout`` on ``stack``: ``compose/rollout.py`` with the stack's project."""
     command = [sys.executable, "-m", "compose.rollout", stack.pattern, "--version", version]
-    return subprocess.run(
-        [*command, "--", str(COMPOSE_SH), "-f", str(stack.compose_file)],
-        cwd=REPO_ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return stack.run(*command, "--", str(COMPOSE_SH), "-f", str(stack.compose_file), timeout_s=600)
 
 
 def rollout_under_load(stack: ComposeStack, load: Load, old: str, new: str) -> RolloutResult:

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from shared.model.runtime import OnnxModel
-from tests.compose_stack import REPO_ROOT, ComposeStack
+from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e
 
@@ -151,10 +151,7 @@ def test_bad_rows_are_refused_or_failed_with_a_reason_and_lose_nothing(
             "/rows", json={"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
         )
         assert added.status_code == 202
-        result = subprocess.run(
-            ["make", "batch-run"], cwd=REPO_ROOT, env=stack.env, capture_output=True, text=True,
-            timeout=300, check=False,
-        )  # fmt: skip
+        result = stack.run("make", "batch-run", timeout_s=300)
     finally:
         redis_cli(stack, "del", CRON_PAUSE_KEY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from tests.chaos import Fault, Load, fault
+from tests.chaos import Fault, fault_under_load
 from tests.compose_stack import REPO_ROOT, ComposeStack
 from tests.metrics_text import MetricsChange
 from tests.pattern_e2e import test_readme_examples, test_smoke_load  # noqa: F401 (run here)
@@ -29,15 +29,7 @@ def stack() -> Iterator[ComposeStack]:
 def admin(stack: ComposeStack, *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m admin <args>`` in the api container, as ``make canary-promote`` runs it."""
     compose = [str(REPO_ROOT / "compose" / "compose.sh"), "-f", str(stack.compose_file)]
-    return subprocess.run(
-        [*compose, "exec", "-T", "api", "python", "-m", "admin", *args],
-        cwd=REPO_ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return stack.run(*compose, "exec", "-T", "api", "python", "-m", "admin", *args)
 
 
 def split(stack: ComposeStack, clients: int, prefix: str = "user") -> Counter[tuple[str, str]]:
@@ -113,11 +105,7 @@ def test_weights_change_at_run_time_and_bad_ones_change_nothing(
 def test_a_stopped_canary_fails_no_request(stack: ComposeStack, weights_restored: None) -> None:
     assert admin(stack, "set", "50", "50").returncode == 0
     change = MetricsChange(lambda: stack.get("/metrics").text)
-    load = Load(stack).start()
-    try:
-        result = fault(stack, load, Fault("canary"))
-    finally:
-        load.stop()
+    result = fault_under_load(stack, Fault("canary"))
     assert result.requests > 0
     assert result.failed == 0, result.failures
     assert change.increase("mlsp_canary_fallbacks_total") > 0
@@ -125,13 +113,7 @@ def test_a_stopped_canary_fails_no_request(stack: ComposeStack, weights_restored
 
 
 def test_the_report_compares_the_variants(stack: ComposeStack) -> None:
-    report = subprocess.run(
-        [sys.executable, "-m", "loadtests.canary_report", "--url", stack.base_url],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    report = stack.run(sys.executable, "-m", "loadtests.canary_report", "--url", stack.base_url)
     assert report.returncode == 0, report.stderr
     assert "| primary | 90% |" in report.stdout
     assert "| variant | setosa |" in report.stdout

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.chaos import Fault, Load, fault
+from tests.chaos import Fault, fault_under_load
 from tests.compose_config import compose_config
 from tests.compose_stack import ComposeStack
 from tests.metrics_text import MetricsChange
@@ -73,11 +73,7 @@ def test_the_request_id_travels_to_both_predictors(stack: ComposeStack) -> None:
 
 def test_a_stopped_candidate_fails_no_request(stack: ComposeStack) -> None:
     change = metrics(stack)
-    load = Load(stack).start()
-    try:
-        result = fault(stack, load, Fault("candidate"))
-    finally:
-        load.stop()
+    result = fault_under_load(stack, Fault("candidate"))
     assert result.requests > 0
     assert result.failed == 0, (result.failures, failed_answers(stack))
     assert result.problems() == []
@@ -89,11 +85,7 @@ def test_a_slow_candidate_fails_no_request(stack: ComposeStack) -> None:
     # Slower than the mirror's deadline (CANDIDATE_TIMEOUT_S=0.5; tests.chaos.SLOWED: 2 s):
     # every mirror times out.
     change = metrics(stack)
-    load = Load(stack).start()
-    try:
-        result = fault(stack, load, Fault("candidate", "slow"))
-    finally:
-        load.stop()
+    result = fault_under_load(stack, Fault("candidate", "slow"))
     assert result.requests > 0
     assert result.failed == 0, (result.failures, failed_answers(stack))
     assert result.problems() == []
