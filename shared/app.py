@@ -29,6 +29,7 @@ from shared.health import Readiness, live, ready_endpoint
 from shared.hot_routes import HotRouteDispatcher, HotRoutes
 from shared.metrics import metrics_endpoint
 from shared.middleware import RequestContextMiddleware
+from shared.model import ModelMetadata
 from shared.overload import InFlightLimit, QueueDelay
 from shared.schemas import ErrorResponse
 from shared.settings import ServiceSettings
@@ -111,6 +112,7 @@ class ServiceApp(FastAPI):
             route = self.hot_routes.match(scope)
             if route is not None:
                 scope["route"] = route
+                scope["app"] = self  # request.app.state, as behind Starlette's own __call__
                 await shortcut(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
@@ -225,4 +227,31 @@ def add_hot_route(
         responses=ERROR_RESPONSES,
         openapi_extra=openapi_extra,
         status_code=status_code,
+    )
+
+
+#: What ``GET /model`` shows: the served model's metadata, or a dict for a model made of
+#: several (:func:`shared.v2.peers.composite_metadata`).
+Describe = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def add_model_route(app: FastAPI, describe: Describe | None = None) -> None:
+    """``GET /model`` on ``app``: the metadata of the model served now.
+
+    By default that of ``app.state.model`` (the :class:`shared.model.ServedModel` the
+    lifespan put there; its :meth:`~shared.model.ServedModel.served_metadata` follows a
+    rolling update of the predictors); ``describe``: a model made of several, as a dict.
+    """
+
+    async def model_metadata(request: Request) -> Response:
+        """The served model's metadata: name, version, tensors, labels, metrics, sha256."""
+        if describe is None:
+            return json_response((await request.app.state.model.served_metadata()).model_dump())
+        return json_response(await describe())
+
+    app.add_api_route(
+        "/model",
+        model_metadata,
+        methods=["GET"],
+        response_model=ModelMetadata if describe is None else None,
     )

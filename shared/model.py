@@ -1,4 +1,12 @@
-"""The ONNX model runtime: find a model in the repository, check it, run it.
+"""Served models: what every api and predictor serves a request with, and the ONNX runtime.
+
+:class:`ServedModel` is the one face a service sees of a model, wherever it runs:
+its metadata (name, version, labels, tensors), the metadata of the version that
+answers now (``GET /model``), a readiness check, and ``infer`` (rows in, named
+outputs out). :class:`OnnxModel` runs in this process (web-single, data-cache,
+the predictors, the workers); :class:`shared.v2.peers.ModelPeer` runs in a
+predictor this service calls; :class:`shared.model_metadata.InputContract`
+describes the model an api's workers run.
 
 The model repository is laid out like Triton's and KServe's::
 
@@ -17,11 +25,16 @@ onnxruntime) imports this module without it.
 import hashlib
 import logging
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, Field
+
+from shared.metrics import record_model, stage
+from shared.settings import ModelSettings
+from shared.turn_batch import TurnBatcher
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -214,8 +227,53 @@ def check_task_outputs(metadata: ModelMetadata) -> None:
             raise ModelError(f"{len(metadata.labels)} labels for the anomaly values -1 and 1")
 
 
-class OnnxModel:
-    """A checked ONNX model with its metadata, ready to run."""
+class ServedModel(ABC):
+    """A model as a service serves it: what it is, whether it is ready, and a run.
+
+    Subclasses set :attr:`metadata` (the model's contract, read at start) and say how
+    :meth:`infer` runs; the rest has defaults that hold for a model whose version never
+    changes while the service runs.
+    """
+
+    metadata: ModelMetadata
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.metadata.name
+
+    @property
+    def version(self) -> str:
+        """The model's version, as read at start."""
+        return self.metadata.version
+
+    @property
+    def labels(self) -> list[str]:
+        """Class names, by index."""
+        return self.metadata.labels
+
+    async def served_metadata(self) -> ModelMetadata:
+        """The metadata of the version that answers now (what ``GET /model`` shows)."""
+        return self.metadata
+
+    async def check_ready(self) -> str | None:
+        """Readiness: None when the model can answer, else why not."""
+        return None
+
+    @abstractmethod
+    async def infer(
+        self, rows: np.ndarray, outputs: list[str], timeout_s: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """The named ``outputs`` of the model for float32 ``rows``."""
+
+
+class OnnxModel(ServedModel):
+    """A checked ONNX model with its metadata, run in this process.
+
+    :meth:`infer` runs in the event loop, and the requests of one loop turn that ask for
+    the same output share one onnxruntime run (:class:`shared.turn_batch.TurnBatcher`);
+    :meth:`run` and :meth:`predict_proba` are the plain synchronous runs.
+    """
 
     def __init__(self, path: Path, metadata: ModelMetadata, session: "ort.InferenceSession"):
         self.path = path
@@ -223,6 +281,7 @@ class OnnxModel:
         self.session = session
         self.input_name = metadata.input.name
         self.n_features = metadata.input.shape[-1]
+        self._turn_batchers: dict[str, TurnBatcher] = {}
 
     @classmethod
     def load(
@@ -264,6 +323,22 @@ class OnnxModel:
         """Class probabilities, shape (rows, classes), for float32 rows ``x``."""
         return self.session.run(["probabilities"], {self.input_name: x})[0]
 
+    async def infer(
+        self, rows: np.ndarray, outputs: list[str], timeout_s: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """The named ``outputs`` for ``rows``; one output: shared with the turn's other
+        requests. ``timeout_s`` is unused: an in-process run is not interrupted."""
+        if len(outputs) != 1:
+            with stage("inference"):
+                return dict(zip(outputs, self.run(rows, outputs), strict=True))
+        output = outputs[0]
+        batcher = self._turn_batchers.get(output)
+        if batcher is None:
+            batcher = self._turn_batchers[output] = TurnBatcher(
+                lambda x: self.session.run([output], {self.input_name: x})[0]
+            )
+        return {output: await batcher(rows)}
+
 
 def load_model(
     model_dir: Path, name: str, version: str | None = None, intra_op_threads: int = 1
@@ -281,4 +356,14 @@ def load_model(
         metadata.version,
         extra={"sha256": metadata.sha256, "metrics": metadata.metrics},
     )
+    return model
+
+
+def load_served_model(settings: ModelSettings) -> OnnxModel:
+    """Load and check the model ``settings`` name (a bad one stops the start) and publish
+    its version (``mlsp_model_info``)."""
+    model = load_model(
+        settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
+    )
+    record_model(model.metadata.name, model.metadata.version, model.metadata.sha256)
     return model

@@ -4,17 +4,17 @@ An async or batch api validates rows against the model's metadata (number
 and names of features) and refuses bad input at once, while the workers run
 the model; such an api reads ``metadata.json`` from the same repository and
 never opens the ONNX file. :class:`InputContract` does that for one api:
-read at start, readiness check, decoding, and the ``GET /model`` route.
+read at start, readiness check, decoding, and what ``GET /model`` shows
+(:func:`shared.app.add_model_route`). It has the describing half of
+:class:`shared.model.ServedModel` (name, version, labels, metadata, readiness), not
+``infer``: the api never runs the model.
 """
 
 import logging
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI
-from starlette.responses import Response
 
-from shared.app import json_response
 from shared.metrics import record_model, stage
 from shared.model import METADATA_FILE, ModelError, ModelMetadata, resolve_version_dir
 from shared.schemas import decode_instances
@@ -59,7 +59,26 @@ class InputContract:
         assert self._metadata is not None, "the lifespan loads the contract before any request"
         return self._metadata
 
-    async def check(self) -> str | None:
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.metadata.name
+
+    @property
+    def version(self) -> str:
+        """The model's version."""
+        return self.metadata.version
+
+    @property
+    def labels(self) -> list[str]:
+        """Class names, by index."""
+        return self.metadata.labels
+
+    async def served_metadata(self) -> ModelMetadata:
+        """What ``GET /model`` shows: the metadata read at start."""
+        return self.metadata
+
+    async def check_ready(self) -> str | None:
         """Readiness: the metadata is read (the input contract is known)."""
         return None if self._metadata is not None else "model metadata not loaded"
 
@@ -70,11 +89,3 @@ class InputContract:
             return decode_instances(
                 body, metadata.input.shape[-1], metadata.feature_names, self.settings.max_instances
             )
-
-    def add_model_route(self, app: FastAPI) -> None:
-        """``GET /model``: the model's metadata (name, version, tensors, labels, sha256...)."""
-
-        @app.get("/model", response_model=ModelMetadata)
-        async def model_metadata() -> Response:
-            """The model's metadata: name, version, tensors, labels, metrics, sha256."""
-            return json_response(self.metadata.model_dump())

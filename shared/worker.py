@@ -56,10 +56,9 @@ from shared.health_server import SyncCheck, start_health_server
 from shared.job_batches import BatchFunction, batchable, run_batch, settle, start_all, take_waiting
 from shared.jobs import public_status
 from shared.logs import request_id_var
-from shared.metrics import STAGE_LATENCY, record_model
-from shared.model import OnnxModel, load_model
+from shared.metrics import STAGE_LATENCY
 from shared.redis_client import RedisSettings, connect
-from shared.settings import ModelSettings, ServiceSettings, _EnvSettings
+from shared.settings import ServiceSettings, _EnvSettings
 
 log = logging.getLogger("shared.worker")
 
@@ -380,15 +379,6 @@ class LiveWorker(SimpleWorker):
                 },
             )
             request_id_var.reset(token)
-
-
-def load_served_model(settings: ModelSettings) -> OnnxModel:
-    """Load and check the worker's model (a bad one stops the start) and publish its version."""
-    model = load_model(
-        settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
-    )
-    record_model(model.metadata.name, model.metadata.version, model.metadata.sha256)
-    return model
 
 
 def run_worker(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from shared.model import ModelError, ModelMetadata, load_metadata
+from shared.model import ModelError, ModelMetadata, ServedModel, load_metadata
 from shared.settings import ModelSettings
 from shared.v2.client import V2Client
 from shared.v2.coalesce import Coalescer, batchable
@@ -65,8 +65,9 @@ def v2_client(
 ANSWERED_VERSION = "model_version answered"
 
 
-class ModelPeer:
-    """One model on one predictor: its metadata and, once connected, the client to call it.
+class ModelPeer(ServedModel):
+    """One model on one predictor: its metadata and, once connected, the client to call it
+    (the :class:`shared.model.ServedModel` of an api whose model runs elsewhere).
 
     A ``pinned`` peer asks for its metadata's version; an unpinned one names no version,
     so the predictor answers with its default (``MODEL_VERSION`` there: what a rolling

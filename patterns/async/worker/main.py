@@ -14,9 +14,10 @@ import tasks
 from shared.callbacks import CallbackSettings
 from shared.jobs import QueueSettings
 from shared.logs import configure_logging
+from shared.model import load_served_model
 from shared.redis_client import RedisSettings
 from shared.settings import ModelSettings, ServiceSettings
-from shared.worker import WorkerSettings, load_served_model, run_worker
+from shared.worker import WorkerSettings, run_worker
 
 
 class Settings(

@@ -10,10 +10,11 @@ per live worker.
 import jobs
 
 from shared.logs import configure_logging
+from shared.model import load_served_model
 from shared.postgres import postgres_check
 from shared.redis_client import RedisSettings
 from shared.settings import ModelSettings, ServiceSettings
-from shared.worker import load_served_model, run_worker
+from shared.worker import run_worker
 
 
 class Settings(ServiceSettings, ModelSettings, RedisSettings, jobs.BatchSettings):
