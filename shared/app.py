@@ -230,28 +230,30 @@ def add_hot_route(
     )
 
 
-#: What ``GET /model`` shows: the served model's metadata, or a dict for a model made of
-#: several (:func:`shared.v2.peers.composite_metadata`).
-Describe = Callable[[], Awaitable[dict[str, Any]]]
+#: What ``GET /model`` shows: one model's metadata, or a dict for a model made of several
+#: (:func:`shared.v2.peers.composite_metadata`).
+Describe = Callable[[], Awaitable[ModelMetadata | dict[str, Any]]]
 
 
-def add_model_route(app: FastAPI, describe: Describe | None = None) -> None:
+def add_model_route(
+    app: FastAPI,
+    describe: Describe | None = None,
+    *,
+    response_model: type[BaseModel] | None = ModelMetadata,
+) -> None:
     """``GET /model`` on ``app``: the metadata of the model served now.
 
-    By default that of ``app.state.model`` (the :class:`shared.model.ServedModel` the
-    lifespan put there; its :meth:`~shared.model.ServedModel.served_metadata` follows a
-    rolling update of the predictors); ``describe``: a model made of several, as a dict.
+    By default that of ``app.state.model``, the :class:`shared.model.ServedModel` the
+    lifespan put there (its :meth:`~shared.model.ServedModel.served_metadata` follows a
+    rolling update of the predictors); else what ``describe`` answers. A model made of
+    several answers a dict: ``response_model=None`` documents it as a free-form object.
     """
 
     async def model_metadata(request: Request) -> Response:
         """The served model's metadata: name, version, tensors, labels, metrics, sha256."""
-        if describe is None:
-            return json_response((await request.app.state.model.served_metadata()).model_dump())
-        return json_response(await describe())
+        described = await (describe or request.app.state.model.served_metadata)()
+        if isinstance(described, BaseModel):
+            described = described.model_dump()
+        return json_response(described)
 
-    app.add_api_route(
-        "/model",
-        model_metadata,
-        methods=["GET"],
-        response_model=ModelMetadata if describe is None else None,
-    )
+    app.add_api_route("/model", model_metadata, methods=["GET"], response_model=response_model)
