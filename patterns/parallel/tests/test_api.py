@@ -249,9 +249,11 @@ def test_settings_that_cannot_work_are_refused(
     says: str,
 ) -> None:
     env = {"REDIS_URL": "redis://x:1/0", "PREDICTOR_URLS": "iris=a:1,iris-bayes=c:1"} | env
-    with pytest.raises(error, match=says):  # at import (settings) or at start (the lifespan)
-        with TestClient(load_service("parallel", "api", **env).app):
-            pass
+    with (  # at import (the settings) or at start (the lifespan)
+        pytest.raises(error, match=says),
+        TestClient(load_service("parallel", "api", **env).app),
+    ):
+        pass
 
 
 def test_generated_requests_get_no_server_error(start: Callable[..., TestClient]) -> None:
