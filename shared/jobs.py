@@ -268,17 +268,19 @@ def error_from_exception(name: str, message: str) -> dict[str, str]:
     return {"code": "job_error", "message": f"{name}: {message}" if message else name}
 
 
-def add_job_route(app: FastAPI, jobs: "JobQueue", path_prefix: str = "/jobs") -> None:
+def add_job_route(app: FastAPI, jobs: "JobQueue | None" = None, path_prefix: str = "/jobs") -> None:
     """``GET <path_prefix>/{job_id}`` on ``app``: the job resource, 404 for an unknown id.
 
-    The job is read with ``jobs`` (:class:`shared.job_queue.JobQueue`): one round trip on
-    the asyncio client, so a poll never holds up the event loop.
+    The job is read with ``jobs`` (:class:`shared.job_queue.JobQueue`; None: the app's
+    ``app.state.jobs``, made in its lifespan): one round trip on the asyncio client, so a
+    poll never holds up the event loop.
     """
 
     async def get_job(request: Request) -> Response:
         """A job's status, and its result or error once it has ended."""
+        queue = jobs or request.app.state.jobs
         with stage("job_lookup"), redis_errors("reading the job"):
-            job, latest = await jobs.fetch(request.path_params["job_id"])
+            job, latest = await queue.fetch(request.path_params["job_id"])
         return json_response(job_view_with(job, latest))
 
     path = f"{path_prefix}/{{job_id}}"

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
+from shared.app import add_hot_route, add_model_route, create_app, json_response
 from shared.errors import NotFound
 from shared.health import Readiness
 from shared.job_queue import JobQueue
@@ -84,7 +84,7 @@ runs = JobQueue(redis_conn, settings.queue_name)
 database = AsyncDatabase(settings, "batch-api")
 contract = InputContract(settings)
 readiness = Readiness()
-readiness.add("model", contract.check)
+readiness.add("model", contract.check_ready)
 readiness.add("redis", redis_check(redis_conn))
 readiness.add("postgres", database.check())
 
@@ -106,7 +106,7 @@ app = create_app(
     readiness=readiness,
     lifespan=lifespan,
 )
-contract.add_model_route(app)
+add_model_route(app, contract.served_metadata)
 
 
 async def add_rows(request: Request) -> Response:
