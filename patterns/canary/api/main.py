@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from variants import ASSIGNED, ERRORS, FALLBACKS, record_answer
 
-from shared.app import add_hot_route, create_app, json_response
+from shared.app import add_hot_route, add_model_route, create_app, json_response
 from shared.errors import DependencyTimeout, DependencyUnavailable, ServiceError
 from shared.health import Readiness
 from shared.metrics import stage
@@ -157,10 +157,7 @@ add_hot_route(
 )
 
 
-@app.get("/model", response_model=ModelMetadata)
-async def model_metadata() -> Response:
-    """The primary model's metadata: name, version, tensors, labels, metrics, sha256."""
-    return json_response(metadata.model_dump())
+add_model_route(app, primary.served_metadata)  # the primary's: the answer clients mostly get
 
 
 @app.get("/canary")

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
+from shared.app import add_hot_route, add_model_route, create_app, json_response
 from shared.chain import Chain
 from shared.health import Readiness
 from shared.metrics import stage
@@ -211,14 +211,14 @@ def answer_body(
 add_hot_route(app, "/predict", predict, request_model=PredictRequest, response_model=SerialResponse)
 
 
-@app.get("/model")
-async def model_metadata() -> Response:
+async def describe_chain() -> dict[str, Any]:
     """The chain: name, version, routing settings and each stage's model metadata (by stage)."""
-    return json_response(
-        composite_metadata(
-            settings.chain_name,
-            STAGES,
-            confident_at=settings.confident_at,
-            request_timeout_s=settings.request_timeout_s,
-        )
+    return composite_metadata(
+        settings.chain_name,
+        STAGES,
+        confident_at=settings.confident_at,
+        request_timeout_s=settings.request_timeout_s,
     )
+
+
+add_model_route(app, describe_chain, response_model=None)

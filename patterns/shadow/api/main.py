@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.app import add_hot_route, create_app, json_response
+from shared.app import add_hot_route, add_model_route, create_app, json_response
 from shared.health import Readiness
 from shared.metrics import stage
 from shared.mirror import Mirror
@@ -127,10 +127,7 @@ add_hot_route(
 )
 
 
-@app.get("/model", response_model=ModelMetadata)
-async def model_metadata() -> Response:
-    """The primary model's metadata: name, version, tensors, labels, metrics, sha256."""
-    return json_response(metadata.model_dump())
+add_model_route(app, primary.served_metadata)  # the primary's: the one that answers
 
 
 @app.get("/shadow")
