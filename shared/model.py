@@ -3,7 +3,8 @@
 :class:`ServedModel` is the one face a service sees of a model, wherever it runs:
 its metadata (name, version, labels, tensors), the metadata of the version that
 answers now (``GET /model``), a readiness check, and ``infer`` (rows in, named
-outputs out). :class:`OnnxModel` runs in this process (web-single, data-cache,
+outputs out); an api whose workers run the model has the describing half,
+:class:`DescribedModel`. :class:`OnnxModel` runs in this process (web-single, data-cache,
 the predictors, the workers); :class:`shared.v2.peers.ModelPeer` runs in a
 predictor this service calls; :class:`shared.model_metadata.InputContract`
 describes the model an api's workers run.
@@ -227,12 +228,12 @@ def check_task_outputs(metadata: ModelMetadata) -> None:
             raise ModelError(f"{len(metadata.labels)} labels for the anomaly values -1 and 1")
 
 
-class ServedModel(ABC):
-    """A model as a service serves it: what it is, whether it is ready, and a run.
+class DescribedModel:
+    """What a service says of the model it serves: name, version, labels, metadata, ready.
 
-    Subclasses set :attr:`metadata` (the model's contract, read at start) and say how
-    :meth:`infer` runs; the rest has defaults that hold for a model whose version never
-    changes while the service runs.
+    Subclasses set :attr:`metadata` (the model's contract, read at start); the defaults
+    hold for a model whose version never changes while the service runs. An api whose
+    workers run the model has just this (:class:`shared.model_metadata.InputContract`).
     """
 
     metadata: ModelMetadata
@@ -259,6 +260,10 @@ class ServedModel(ABC):
     async def check_ready(self) -> str | None:
         """Readiness: None when the model can answer, else why not."""
         return None
+
+
+class ServedModel(DescribedModel, ABC):
+    """A model a service runs requests through, wherever it runs: :meth:`infer`."""
 
     @abstractmethod
     async def infer(

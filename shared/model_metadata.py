@@ -5,9 +5,9 @@ and names of features) and refuses bad input at once, while the workers run
 the model; such an api reads ``metadata.json`` from the same repository and
 never opens the ONNX file. :class:`InputContract` does that for one api:
 read at start, readiness check, decoding, and what ``GET /model`` shows
-(:func:`shared.app.add_model_route`). It has the describing half of
-:class:`shared.model.ServedModel` (name, version, labels, metadata, readiness), not
-``infer``: the api never runs the model.
+(:func:`shared.app.add_model_route`). It is a :class:`shared.model.DescribedModel`
+(name, version, labels, metadata, readiness) without ``infer``: the api never runs
+the model.
 """
 
 import logging
@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from shared.metrics import record_model, stage
-from shared.model import METADATA_FILE, ModelError, ModelMetadata, resolve_version_dir
+from shared.model import (
+    METADATA_FILE,
+    DescribedModel,
+    ModelError,
+    ModelMetadata,
+    resolve_version_dir,
+)
 from shared.schemas import decode_instances
 from shared.settings import ModelSettings
 
@@ -38,7 +44,7 @@ def read_metadata(model_dir: Path, name: str, version: str | None = None) -> Mod
     return metadata
 
 
-class InputContract:
+class InputContract(DescribedModel):
     """The input contract of the model an api's workers serve."""
 
     def __init__(self, settings: ModelSettings) -> None:
@@ -58,25 +64,6 @@ class InputContract:
         """The metadata read by :meth:`load`."""
         assert self._metadata is not None, "the lifespan loads the contract before any request"
         return self._metadata
-
-    @property
-    def name(self) -> str:
-        """The model's name."""
-        return self.metadata.name
-
-    @property
-    def version(self) -> str:
-        """The model's version."""
-        return self.metadata.version
-
-    @property
-    def labels(self) -> list[str]:
-        """Class names, by index."""
-        return self.metadata.labels
-
-    async def served_metadata(self) -> ModelMetadata:
-        """What ``GET /model`` shows: the metadata read at start."""
-        return self.metadata
 
     async def check_ready(self) -> str | None:
         """Readiness: the metadata is read (the input contract is known)."""
