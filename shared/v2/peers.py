@@ -272,3 +272,29 @@ def check_same_inputs(peers: Sequence[ModelPeer]) -> None:
                 f"; {peers[0].role} model {first.name!r} takes "
                 f"{first.feature_names or first.input.shape}"
             )
+
+
+def primary_and_second(
+    settings: PredictorPeerSettings,
+    role: str,
+    url: str,
+    model: str,
+    version: str | None,
+    *,
+    why: str,
+) -> tuple[ModelPeer, ModelPeer]:
+    """The primary predictor ``settings`` describe, and peer ``role`` at ``url`` serving
+    ``model`` at ``version`` (None: the highest) beside it (a canary, a shadow's candidate).
+
+    :class:`ModelError` unless the second takes the primary's rows and answers its
+    classes; ``why`` says what would break otherwise.
+    """
+    primary = ModelPeer.predictor(settings)
+    second = ModelPeer.from_repository(role, url, settings.model_dir, model, version=version)
+    check_same_inputs([primary, second])
+    if second.labels != primary.labels:
+        raise ModelError(
+            f"{role} {second.ref} has classes {second.labels}, "
+            f"primary {primary.ref} has {primary.labels}: {why}"
+        )
+    return primary, second
