@@ -27,17 +27,17 @@ import onnx
 import onnxruntime as ort
 import orjson
 
-from shared.model.runtime import (
+from shared.model.metadata import (
     METADATA_FILE,
     MODEL_FILE,
     ModelError,
     ModelMetadata,
-    OnnxModel,
     TensorSpec,
     ort_specs,
     sha256_of,
     version_key,
 )
+from shared.serving.model import OnnxModel
 
 ADDED = Path(__file__).resolve().parent / "added"
 SAMPLE_ROWS = 64

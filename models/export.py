@@ -38,7 +38,7 @@ from skl2onnx.common.data_types import FloatTensorType
 from models.add import added_models
 from models.specs import SPECS, ModelSpec
 from models.trained import SEED, TrainedModel
-from shared.model.runtime import METADATA_FILE, MODEL_FILE, ModelMetadata, TensorSpec, sha256_of
+from shared.model.metadata import METADATA_FILE, MODEL_FILE, ModelMetadata, TensorSpec, sha256_of
 
 log = logging.getLogger("models.export")
 

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from shared.model.runtime import OnnxModel
+from shared.serving.model import OnnxModel
 
 MODEL_DIR = os.environ.get("MODEL_DIR", "/models")
 

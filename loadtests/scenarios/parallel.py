@@ -48,9 +48,9 @@ class ParallelUser(PredictUser):
                     response.failure(f"HTTP {response.status_code}")
                     return f"poll answered HTTP {response.status_code}"
                 status = orjson.loads(response.content)["status"]
-            if status == "done":
+            if status == "finished":
                 return None
-            if status != "running":
-                return f"job {status}"
+            if status == "failed":
+                return "job failed"
             time.sleep(POLL_INTERVAL_S)
         return f"not final within {JOB_TIMEOUT_S} s"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.mechanisms.digit_images import image_to_digits
-from shared.model.runtime import OnnxModel
+from shared.serving.model import OnnxModel
 from shared.stores.cache import CacheSettings, connect
 from shared.stores.postgres import PostgresSettings, connect_async
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.model.runtime import OnnxModel
+from shared.serving.model import OnnxModel
 from shared.stores.cache import CacheSettings, connect
 
 ANSWER = b'{"predictions":[{"label":"setosa","probabilities":{"setosa":1.0}}]}'

@@ -1,6 +1,8 @@
-"""Queued jobs as clients see them: the 202 answer, the job resource, its errors.
+"""Jobs as clients see them: the 202 answer, the job resource, its errors.
 
-A service that queues work (with RQ) answers the submit with::
+The one job contract of every pattern that answers 202 (async's RQ jobs, batch's
+runs, parallel's background fan-outs). A service that starts work in the background
+answers the submit with::
 
     202  Location: /jobs/<id>
     {"job_id": "<id>", "status": "queued", "url": "/jobs/<id>"}
@@ -11,17 +13,26 @@ and ``GET /jobs/<id>`` with::
      "result": <the job's return value> | null,
      "error": {"code", "message"} | null, "enqueued_at", "ended_at"}
 
-RQ's finer states map onto those four (a job waiting for a retry is
-``queued`` again). A failed job's error is one line a client can read, never
-a traceback: ``worker_lost`` when the worker running it died and no retry was
-left, ``timeout`` when it ran past its time limit, ``job_error`` otherwise.
+Why these four: they are RQ's own names for a job's life (queued, started, then
+finished or failed), so a job on an RQ queue reads the same in the api, in RQ's
+job hash and in stock rq tools (``rq info``, rq-dashboard), with nothing to
+translate; and each ended state says whether it worked (a ``done`` would not).
+RQ's finer states map onto those four (a job waiting for a retry is ``queued``
+again). A job that is not on a queue (parallel's fan-out starts at once) answers
+the submit ``queued`` like any other and is ``started`` until it ends; it may show
+a partial ``result`` while ``started``.
+
+A failed job's error is one line a client can read, never a traceback. RQ's jobs
+say ``worker_lost`` when the worker running it died and no retry was left,
+``timeout`` when it ran past its time limit, ``job_error`` otherwise; a
+service's own jobs use the codes of its errors (:mod:`shared.kit.errors`).
 
 A submit finding the queue at its bound (``MAX_QUEUED_JOBS``) is answered
 ``503`` + ``Retry-After`` with code ``queue_full`` (:class:`shared.jobs.async_queue.JobQueue`).
 """
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import redis
@@ -44,6 +55,8 @@ if TYPE_CHECKING:
     from shared.jobs.async_queue import JobQueue
 
 PublicStatus = Literal["queued", "started", "finished", "failed"]
+#: The statuses after which a job changes no more.
+ENDED: tuple[PublicStatus, ...] = ("finished", "failed")
 
 _PUBLIC_STATUS: dict[JobStatus, PublicStatus] = {
     JobStatus.CREATED: "queued",
@@ -103,7 +116,10 @@ class QueueFull(ServiceError):
 class JobError(BaseModel):
     """Why a job failed."""
 
-    code: Literal["worker_lost", "timeout", "job_error"]
+    code: str = Field(
+        description="worker_lost, timeout or job_error for a queued job; otherwise the code "
+        "of the service's error (e.g. dependency_unavailable)."
+    )
     message: str
 
 
@@ -120,7 +136,11 @@ class JobResource(BaseModel):
 
     job_id: str
     status: PublicStatus
-    result: Any | None = Field(None, description="The job's answer once finished.")
+    result: Any | None = Field(
+        None,
+        description="The job's answer once finished (a partial one while started, where the "
+        "service has one).",
+    )
     error: JobError | None = Field(None, description="Why it failed, once failed.")
     enqueued_at: str | None = None
     ended_at: str | None = None
@@ -152,11 +172,33 @@ def fetch_job(connection: redis.Redis, job_id: str) -> Job:
             ) from None
 
 
-def timestamp(moment: datetime | None) -> str | None:
-    """An RQ timestamp (UTC) as ISO 8601 with a ``Z``."""
+def timestamp(moment: datetime | float | None) -> str | None:
+    """An RQ timestamp (UTC) or seconds since the epoch as ISO 8601 with a ``Z``."""
     if moment is None:
         return None
+    if isinstance(moment, float | int):
+        moment = datetime.fromtimestamp(moment, UTC)
     return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def resource_body(
+    job_id: str,
+    status: PublicStatus,
+    *,
+    result: Any = None,
+    error: dict[str, str] | None = None,
+    enqueued_at: datetime | float | None = None,
+    ended_at: datetime | float | None = None,
+) -> dict[str, Any]:
+    """The job resource (:class:`JobResource`, see the module docstring)."""
+    return {
+        "job_id": job_id,
+        "status": status,
+        "result": result,
+        "error": error,
+        "enqueued_at": timestamp(enqueued_at),
+        "ended_at": timestamp(ended_at) if status in ENDED else None,
+    }
 
 
 def job_body(
@@ -166,21 +208,21 @@ def job_body(
     result: Any = None,
     error: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The job resource for ``job`` in ``status`` (see the module docstring)."""
-    return {
-        "job_id": job.id,
-        "status": status,
-        "result": result,
-        "error": error,
-        "enqueued_at": timestamp(job.enqueued_at),
-        "ended_at": timestamp(job.ended_at) if status in ("finished", "failed") else None,
-    }
+    """The job resource for the RQ ``job`` in ``status``."""
+    return resource_body(
+        job.id,
+        status,
+        result=result,
+        error=error,
+        enqueued_at=job.enqueued_at,
+        ended_at=job.ended_at,
+    )
 
 
 def job_view(job: Job) -> dict[str, Any]:
     """The job resource of a fetched job, with its result or error once it has ended."""
     with redis_errors("reading the job"):
-        ended = public_status(job.get_status(refresh=False)) in ("finished", "failed")
+        ended = public_status(job.get_status(refresh=False)) in ENDED
         return job_view_with(job, job.latest_result() if ended else None)
 
 
@@ -226,17 +268,19 @@ def error_from_exception(name: str, message: str) -> dict[str, str]:
     return {"code": "job_error", "message": f"{name}: {message}" if message else name}
 
 
-def add_job_route(app: FastAPI, jobs: "JobQueue", path_prefix: str = "/jobs") -> None:
+def add_job_route(app: FastAPI, jobs: "JobQueue | None" = None, path_prefix: str = "/jobs") -> None:
     """``GET <path_prefix>/{job_id}`` on ``app``: the job resource, 404 for an unknown id.
 
-    The job is read with ``jobs`` (:class:`shared.jobs.async_queue.JobQueue`): one round trip on
-    the asyncio client, so a poll never holds up the event loop.
+    The job is read with ``jobs`` (:class:`shared.jobs.async_queue.JobQueue`; None: the app's
+    ``app.state.jobs``, made in its lifespan): one round trip on the asyncio client, so a
+    poll never holds up the event loop.
     """
 
     async def get_job(request: Request) -> Response:
         """A job's status, and its result or error once it has ended."""
+        queue = jobs or request.app.state.jobs
         with stage("job_lookup"), redis_errors("reading the job"):
-            job, latest = await jobs.fetch(request.path_params["job_id"])
+            job, latest = await queue.fetch(request.path_params["job_id"])
         return json_response(job_view_with(job, latest))
 
     path = f"{path_prefix}/{{job_id}}"

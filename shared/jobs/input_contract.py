@@ -4,21 +4,22 @@ An async or batch api validates rows against the model's metadata (number
 and names of features) and refuses bad input at once, while the workers run
 the model; such an api reads ``metadata.json`` from the same repository and
 never opens the ONNX file. :class:`InputContract` does that for one api:
-read at start, readiness check, decoding, and the ``GET /model`` route.
+read at start, readiness check, decoding, and what ``GET /model`` shows
+(:func:`shared.kit.app.add_model_route`). It is a :class:`shared.serving.model.DescribedModel`
+(name, version, labels, metadata, readiness) without ``infer``: the api never runs
+the model.
 """
 
 import logging
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI
-from starlette.responses import Response
 
-from shared.kit.app import json_response
 from shared.kit.metrics import record_model, stage
 from shared.kit.schemas import decode_instances
 from shared.kit.settings import ModelSettings
-from shared.model.runtime import METADATA_FILE, ModelError, ModelMetadata, resolve_version_dir
+from shared.model.metadata import METADATA_FILE, ModelError, ModelMetadata, resolve_version_dir
+from shared.serving.model import DescribedModel
 
 log = logging.getLogger("shared.jobs.input_contract")
 
@@ -38,7 +39,7 @@ def read_metadata(model_dir: Path, name: str, version: str | None = None) -> Mod
     return metadata
 
 
-class InputContract:
+class InputContract(DescribedModel):
     """The input contract of the model an api's workers serve."""
 
     def __init__(self, settings: ModelSettings) -> None:
@@ -59,7 +60,7 @@ class InputContract:
         assert self._metadata is not None, "the lifespan loads the contract before any request"
         return self._metadata
 
-    async def check(self) -> str | None:
+    async def check_ready(self) -> str | None:
         """Readiness: the metadata is read (the input contract is known)."""
         return None if self._metadata is not None else "model metadata not loaded"
 
@@ -70,11 +71,3 @@ class InputContract:
             return decode_instances(
                 body, metadata.input.shape[-1], metadata.feature_names, self.settings.max_instances
             )
-
-    def add_model_route(self, app: FastAPI) -> None:
-        """``GET /model``: the model's metadata (name, version, tensors, labels, sha256...)."""
-
-        @app.get("/model", response_model=ModelMetadata)
-        async def model_metadata() -> Response:
-            """The model's metadata: name, version, tensors, labels, metrics, sha256."""
-            return json_response(self.metadata.model_dump())

@@ -56,9 +56,8 @@ from shared.jobs.batches import BatchFunction, batchable, run_batch, settle, sta
 from shared.jobs.contract import public_status
 from shared.kit.health_server import SyncCheck, start_health_server
 from shared.kit.logs import request_id_var
-from shared.kit.metrics import STAGE_LATENCY, record_model
-from shared.kit.settings import ModelSettings, ServiceSettings, _EnvSettings
-from shared.model.runtime import OnnxModel, load_model
+from shared.kit.metrics import STAGE_LATENCY
+from shared.kit.settings import ServiceSettings, _EnvSettings
 from shared.stores.redis_client import RedisSettings, connect
 
 log = logging.getLogger("shared.jobs.worker")
@@ -380,15 +379,6 @@ class LiveWorker(SimpleWorker):
                 },
             )
             request_id_var.reset(token)
-
-
-def load_served_model(settings: ModelSettings) -> OnnxModel:
-    """Load and check the worker's model (a bad one stops the start) and publish its version."""
-    model = load_model(
-        settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
-    )
-    record_model(model.metadata.name, model.metadata.version, model.metadata.sha256)
-    return model
 
 
 def run_worker(

@@ -32,6 +32,7 @@ from shared.kit.offline_docs import install_offline_docs
 from shared.kit.overload import InFlightLimit, QueueDelay
 from shared.kit.schemas import ErrorResponse
 from shared.kit.settings import ServiceSettings
+from shared.model.metadata import ModelMetadata
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 # What a browser app may send and read across origins (CORS_ALLOW_ORIGINS).
@@ -111,6 +112,7 @@ class ServiceApp(FastAPI):
             route = self.hot_routes.match(scope)
             if route is not None:
                 scope["route"] = route
+                scope["app"] = self  # request.app.state, as behind Starlette's own __call__
                 await shortcut(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
@@ -226,3 +228,32 @@ def add_hot_route(
         openapi_extra=openapi_extra,
         status_code=status_code,
     )
+
+
+#: What ``GET /model`` shows: one model's metadata, or a dict for a model made of several
+#: (:func:`shared.v2.peers.composite_metadata`).
+Describe = Callable[[], Awaitable[ModelMetadata | dict[str, Any]]]
+
+
+def add_model_route(
+    app: FastAPI,
+    describe: Describe | None = None,
+    *,
+    response_model: type[BaseModel] | None = ModelMetadata,
+) -> None:
+    """``GET /model`` on ``app``: the metadata of the model served now.
+
+    By default that of ``app.state.model``, the :class:`shared.serving.model.ServedModel` the
+    lifespan put there (its :meth:`~shared.serving.model.ServedModel.served_metadata` follows a
+    rolling update of the predictors); else what ``describe`` answers. A model made of
+    several answers a dict: ``response_model=None`` documents it as a free-form object.
+    """
+
+    async def model_metadata(request: Request) -> Response:
+        """The served model's metadata: name, version, tensors, labels, metrics, sha256."""
+        described = await (describe or request.app.state.model.served_metadata)()
+        if isinstance(described, BaseModel):
+            described = described.model_dump()
+        return json_response(described)
+
+    app.add_api_route("/model", model_metadata, methods=["GET"], response_model=response_model)

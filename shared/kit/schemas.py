@@ -19,7 +19,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from shared.kit.errors import InvalidInput
-from shared.model.runtime import ModelMetadata
+from shared.model.metadata import ModelMetadata
 
 Instance = list[float] | dict[str, float]
 

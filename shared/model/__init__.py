@@ -1,3 +1,4 @@
-"""The model: the ONNX runtime (:mod:`shared.model.runtime`): find a model in the repository,
-check it against its metadata, run it. The bottom layer: it imports nothing else of ``shared``.
+"""The model repository: a model's metadata (the contract of ``metadata.json``), its versions, and
+the checks that an ONNX file is what its metadata says (:mod:`shared.model.metadata`). The bottom
+layer: it imports nothing else of ``shared``.
 """

@@ -47,7 +47,7 @@ from redis.exceptions import RedisError
 
 from shared.kit.metrics import stage
 from shared.kit.settings import _EnvSettings
-from shared.model.runtime import ModelMetadata
+from shared.model.metadata import ModelMetadata
 
 log = logging.getLogger("shared.stores.cache")
 

@@ -30,7 +30,7 @@ from prometheus_client import Histogram
 from shared.kit.errors import DependencyTimeout, InvalidInput, PayloadTooLarge
 from shared.kit.logs import request_id_var
 from shared.kit.metrics import LATENCY_BUCKETS
-from shared.model.runtime import ModelMetadata
+from shared.model.metadata import ModelMetadata
 
 REQUESTS_PER_CALL = Histogram(
     "mlsp_outbound_requests_per_call",

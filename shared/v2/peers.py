@@ -21,7 +21,8 @@ import numpy as np
 from pydantic import Field
 
 from shared.kit.settings import ModelSettings
-from shared.model.runtime import ModelError, ModelMetadata, load_metadata
+from shared.model.metadata import ModelError, ModelMetadata, load_metadata
+from shared.serving.model import ServedModel
 from shared.v2.client import V2Client
 from shared.v2.coalesce import Coalescer, batchable
 from shared.v2.replicas import ReplicaSettings
@@ -65,8 +66,9 @@ def v2_client(
 ANSWERED_VERSION = "model_version answered"
 
 
-class ModelPeer:
-    """One model on one predictor: its metadata and, once connected, the client to call it.
+class ModelPeer(ServedModel):
+    """One model on one predictor: its metadata and, once connected, the client to call it
+    (the :class:`shared.serving.model.ServedModel` of an api whose model runs elsewhere).
 
     A ``pinned`` peer asks for its metadata's version; an unpinned one names no version,
     so the predictor answers with its default (``MODEL_VERSION`` there: what a rolling
@@ -271,3 +273,29 @@ def check_same_inputs(peers: Sequence[ModelPeer]) -> None:
                 f"; {peers[0].role} model {first.name!r} takes "
                 f"{first.feature_names or first.input.shape}"
             )
+
+
+def primary_and_second(
+    settings: PredictorPeerSettings,
+    role: str,
+    url: str,
+    model: str,
+    version: str | None,
+    *,
+    why: str,
+) -> tuple[ModelPeer, ModelPeer]:
+    """The primary predictor ``settings`` describe, and peer ``role`` at ``url`` serving
+    ``model`` at ``version`` (None: the highest) beside it (a canary, a shadow's candidate).
+
+    :class:`ModelError` unless the second takes the primary's rows and answers its
+    classes; ``why`` says what would break otherwise.
+    """
+    primary = ModelPeer.predictor(settings)
+    second = ModelPeer.from_repository(role, url, settings.model_dir, model, version=version)
+    check_same_inputs([primary, second])
+    if second.labels != primary.labels:
+        raise ModelError(
+            f"{role} {second.ref} has classes {second.labels}, "
+            f"primary {primary.ref} has {primary.labels}: {why}"
+        )
+    return primary, second

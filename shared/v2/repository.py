@@ -5,14 +5,8 @@ from typing import Any
 
 import numpy as np
 
-from shared.model.runtime import (
-    ModelError,
-    OnnxModel,
-    TensorSpec,
-    load_model,
-    model_versions,
-    version_key,
-)
+from shared.model.metadata import ModelError, TensorSpec, model_versions, version_key
+from shared.serving.model import OnnxModel, load_model
 from shared.v2.tensors import METADATA_DATATYPES, TensorError, datatype_of
 
 PLATFORM = "onnx_onnxv1"

@@ -28,7 +28,7 @@ from shared.kit.logs import configure_logging
 from shared.kit.metrics import record_model
 from shared.kit.serve import server_for
 from shared.kit.settings import ModelSettings, ServiceSettings, _EnvSettings
-from shared.model.runtime import ModelError
+from shared.model.metadata import ModelError
 from shared.v2.grpc_server import InferenceServicer
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
 from shared.v2.repository import ModelRepository

@@ -14,7 +14,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from models.add import add, added_models, main
 from models.export import main as export_main
 from models.iris_data import FEATURE_NAMES, iris_split
-from shared.model.runtime import MODEL_FILE, OnnxModel, sha256_of
+from shared.model.metadata import MODEL_FILE, sha256_of
+from shared.serving.model import OnnxModel
 
 SPECIES = ["setosa", "versicolor", "virginica"]
 

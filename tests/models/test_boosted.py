@@ -6,7 +6,7 @@ import numpy as np
 
 from models.boosted import augment, train_iris_boosted
 from models.export import to_onnx_bytes
-from shared.model.runtime import OnnxModel
+from shared.serving.model import OnnxModel
 
 
 def test_training_gives_the_same_onnx_bytes_twice() -> None:

@@ -9,7 +9,8 @@ from models.digits import digits_split
 from models.export import export
 from models.specs import SPECS
 from shared.mechanisms.digit_images import image_to_digits
-from shared.model.runtime import MODEL_FILE, OnnxModel, sha256_of
+from shared.model.metadata import MODEL_FILE, sha256_of
+from shared.serving.model import OnnxModel
 
 REPO = Path(__file__).resolve().parents[2]
 

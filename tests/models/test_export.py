@@ -7,7 +7,8 @@ import orjson
 
 from models.export import export, main
 from models.specs import SPECS
-from shared.model.runtime import METADATA_FILE, MODEL_FILE, OnnxModel, sha256_of
+from shared.model.metadata import METADATA_FILE, MODEL_FILE, sha256_of
+from shared.serving.model import OnnxModel
 
 
 def test_every_model_exports_and_loads(versioned_model_repo: Path) -> None:

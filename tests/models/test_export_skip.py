@@ -9,7 +9,7 @@ import pytest
 from models import export as export_module
 from models.export import fingerprint, is_exported, main, training_sources
 from models.specs import SPECS, TRAINING
-from shared.model.runtime import METADATA_FILE, MODEL_FILE
+from shared.model.metadata import METADATA_FILE, MODEL_FILE
 
 IRIS = Path("iris") / "1"
 

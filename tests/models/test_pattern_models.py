@@ -9,7 +9,8 @@ from models.export import export
 from models.iris_data import FEATURE_NAMES, iris_split
 from models.serial import corrupted_rows, train_iris_gate
 from models.specs import SPECS
-from shared.model.runtime import MODEL_FILE, OnnxModel, sha256_of
+from shared.model.metadata import MODEL_FILE, sha256_of
+from shared.serving.model import OnnxModel
 
 PATTERN_MODELS = ["iris-gate", "iris-specialist", "iris-forest", "iris-bayes"]
 

@@ -12,7 +12,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from shared.kit.errors import DependencyUnavailable
-from shared.model.runtime import ModelMetadata, TensorSpec
+from shared.model.metadata import ModelMetadata, TensorSpec
 from shared.stores.cache import CacheSettings, ReadThroughCache, prediction_key, rows_digest
 from tests.compose_stack import free_port
 from tests.local_servers import RedisServer

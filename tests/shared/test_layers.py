@@ -13,9 +13,10 @@ SHARED = REPO_ROOT / "shared"
 MAY_IMPORT: dict[str, set[str]] = {
     "model": set(),
     "kit": {"model"},
+    "serving": {"kit", "model"},
     "stores": {"kit", "model"},
-    "jobs": {"kit", "model", "stores"},
-    "v2": {"kit", "model"},
+    "jobs": {"kit", "model", "serving", "stores"},
+    "v2": {"kit", "model", "serving"},
     "mechanisms": {"kit", "model"},
 }
 

@@ -7,13 +7,8 @@ import numpy as np
 import orjson
 import pytest
 
-from shared.model.runtime import (
-    METADATA_FILE,
-    MODEL_FILE,
-    ModelError,
-    OnnxModel,
-    resolve_version_dir,
-)
+from shared.model.metadata import METADATA_FILE, MODEL_FILE, ModelError, resolve_version_dir
+from shared.serving.model import OnnxModel
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import numpy as np
 import orjson
 import pytest
 
-from shared.model.runtime import METADATA_FILE, ModelError, OnnxModel
+from shared.model.metadata import METADATA_FILE, ModelError
+from shared.serving.model import OnnxModel
 
 
 @pytest.fixture

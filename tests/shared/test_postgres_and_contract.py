@@ -10,7 +10,7 @@ import pytest
 from shared.jobs.input_contract import InputContract, read_metadata
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
 from shared.kit.settings import ModelSettings
-from shared.model.runtime import ModelError
+from shared.model.metadata import ModelError
 from shared.stores.postgres import (
     AsyncDatabase,
     PostgresSettings,
@@ -101,9 +101,9 @@ def test_the_pools_check_reports_a_down_database() -> None:
 
 def test_the_input_contract_decodes_against_the_metadata(model_repo: Path) -> None:
     contract = InputContract(ModelSettings(model_dir=model_repo, max_instances=2))
-    assert asyncio.run(contract.check()) == "model metadata not loaded"
+    assert asyncio.run(contract.check_ready()) == "model metadata not loaded"
     assert contract.load().name == "iris"
-    assert asyncio.run(contract.check()) is None
+    assert asyncio.run(contract.check_ready()) is None
     rows = contract.decode(b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}')
     assert rows.dtype == np.float32
     assert rows.shape == (1, 4)

@@ -11,7 +11,7 @@ import pytest
 from shared.kit import schemas
 from shared.kit.errors import InvalidInput
 from shared.kit.schemas import PredictResponse, decode_instances, decode_rows, prediction_body
-from shared.model.runtime import ModelMetadata, TensorSpec
+from shared.model.metadata import ModelMetadata, TensorSpec
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 

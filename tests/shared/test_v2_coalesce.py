@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from conftest import PredictorProcess
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable, InvalidInput
 from shared.kit.logs import request_id_var
-from shared.model.runtime import load_metadata
+from shared.model.metadata import load_metadata
 from shared.v2.coalesce import Coalescer, batchable, shared_request_id
 from shared.v2.peers import ModelPeer, PeerCallSettings, connected
 

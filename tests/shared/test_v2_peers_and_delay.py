@@ -8,7 +8,7 @@ import pytest
 
 from conftest import PredictorProcess, _free_port, running_predictor
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable
-from shared.model.runtime import ModelError, load_metadata
+from shared.model.metadata import ModelError, load_metadata
 from shared.v2.client import V2Client
 from shared.v2.peers import ModelPeer, check_same_inputs, composite_version, connected
 from shared.v2.server import PredictorSettings

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import PredictorProcess, _free_port, running_predictor
-from shared.model.runtime import ModelError
+from shared.model.metadata import ModelError
 from shared.v2.proto import inference_pb2 as pb
 from shared.v2.proto import inference_pb2_grpc as pb_grpc
 from shared.v2.repository import ModelRepository

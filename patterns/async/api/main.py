@@ -25,8 +25,7 @@ from shared.jobs.async_queue import JobQueue
 from shared.jobs.callbacks import META_KEY, CallbackSettings, check_callback_url
 from shared.jobs.contract import JobAccepted, QueueSettings, accepted, add_job_route
 from shared.jobs.input_contract import InputContract
-from shared.kit.app import add_hot_route, create_app
-from shared.kit.health import Readiness
+from shared.kit.app import add_hot_route, add_model_route, create_app
 from shared.kit.logs import request_id_var
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, decode_json
@@ -53,40 +52,37 @@ class SubmitRequest(PredictRequest):
 
 
 settings = Settings()
-redis_conn = connect_async(settings, client_name="async-api")
-jobs = JobQueue(
-    redis_conn,
-    settings.queue_name,
-    max_queued_jobs=settings.max_queued_jobs,
-    queue_full_retry_after_s=settings.queue_full_retry_after_s,
-)
-contract = InputContract(settings)
-readiness = Readiness()
-readiness.add("model", contract.check)
-readiness.add("redis", redis_check(redis_conn))
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """Read the model's input contract before taking traffic; a missing model stops the start.
-
-    While serving, the queue's depth is read into ``mlsp_queue_depth`` every few seconds.
-    """
-    contract.load()
-    publishing = asyncio.create_task(jobs.publish_depth(settings.queue_depth_interval_s))
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Read the model's input contract before taking traffic (a missing model stops the
+    start) and open the queue; while serving, read its depth into ``mlsp_queue_depth``."""
+    state = app.state
+    state.model = InputContract(settings)
+    state.model.load()
+    state.redis = connect_async(settings, client_name="async-api")
+    state.jobs = JobQueue(
+        state.redis,
+        settings.queue_name,
+        max_queued_jobs=settings.max_queued_jobs,
+        queue_full_retry_after_s=settings.queue_full_retry_after_s,
+    )
+    state.readiness.add("model", state.model.check_ready)
+    state.readiness.add("redis", redis_check(state.redis))
+    publishing = asyncio.create_task(state.jobs.publish_depth(settings.queue_depth_interval_s))
     yield
     publishing.cancel()
-    await redis_conn.aclose()
+    await state.redis.aclose()
 
 
 app = create_app(
     settings,
     title="async",
     description="Submit rows, get a job id at once (202), poll the job for the predictions.",
-    readiness=readiness,
     lifespan=lifespan,
 )
-contract.add_model_route(app)
+add_model_route(app)
 
 
 def callback_url_of(body: bytes) -> str | None:
@@ -116,11 +112,11 @@ def job_options(callback_url: str | None) -> dict[str, Any]:
 
 async def predict(request: Request) -> Response:
     """Queue the instances for prediction; poll the answer's URL for the result."""
-    body = await request.body()
-    rows = contract.decode(body)
+    body, state = await request.body(), request.app.state
+    rows = state.model.decode(body)
     callback_url = callback_url_of(body)
     with stage("enqueue"), redis_errors("queueing the job", settings.redis_retry_after_s):
-        job = await jobs.enqueue_call(
+        job = await state.jobs.enqueue_call(
             PREDICT_JOB,
             args=(rows.tolist(),),
             description=f"predict {len(rows)} rows",
@@ -130,4 +126,4 @@ async def predict(request: Request) -> Response:
 
 
 add_hot_route(app, "/predict", predict, request_model=SubmitRequest, response_model=JobAccepted)
-add_job_route(app, jobs)
+add_job_route(app)

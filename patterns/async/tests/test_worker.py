@@ -6,7 +6,7 @@ from types import ModuleType
 
 import pytest
 
-from shared.model.runtime import ModelError
+from shared.model.metadata import ModelError
 
 
 @pytest.fixture

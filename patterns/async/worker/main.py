@@ -13,9 +13,10 @@ import tasks
 
 from shared.jobs.callbacks import CallbackSettings
 from shared.jobs.contract import QueueSettings
-from shared.jobs.worker import WorkerSettings, load_served_model, run_worker
+from shared.jobs.worker import WorkerSettings, run_worker
 from shared.kit.logs import configure_logging
 from shared.kit.settings import ModelSettings, ServiceSettings
+from shared.serving.model import load_served_model
 from shared.stores.redis_client import RedisSettings
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from shared.kit.metrics import stage
 from shared.kit.schemas import prediction_body
-from shared.model.runtime import OnnxModel
+from shared.serving.model import OnnxModel
 
 _model: OnnxModel | None = None
 _extra_work_s = 0.0

@@ -25,9 +25,8 @@ from starlette.responses import Response
 from shared.jobs.async_queue import JobQueue
 from shared.jobs.contract import JobAccepted, QueueSettings, accepted, add_job_route, timestamp
 from shared.jobs.input_contract import InputContract
-from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.app import add_hot_route, add_model_route, create_app, json_response
 from shared.kit.errors import NotFound
-from shared.kit.health import Readiness
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest
 from shared.kit.settings import ModelSettings, ServiceSettings
@@ -79,41 +78,44 @@ class RowsAccepted(BaseModel):
 
 
 settings = Settings()
-redis_conn = connect_async(settings, client_name="batch-api")
-runs = JobQueue(redis_conn, settings.queue_name)
-database = AsyncDatabase(settings, "batch-api")
-contract = InputContract(settings)
-readiness = Readiness()
-readiness.add("model", contract.check)
-readiness.add("redis", redis_check(redis_conn))
-readiness.add("postgres", database.check())
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Read the model's input contract and open the pool before taking traffic; close at the end."""
-    contract.load()
-    await database.open()
+    state = app.state
+    state.model = InputContract(settings)
+    state.model.load()
+    state.redis = connect_async(settings, client_name="batch-api")
+    state.jobs = JobQueue(state.redis, settings.queue_name)  # the runs
+    state.database = AsyncDatabase(settings, "batch-api")
+    for name, check in (
+        ("model", state.model.check_ready),
+        ("redis", redis_check(state.redis)),
+        ("postgres", state.database.check()),
+    ):
+        state.readiness.add(name, check)
+    await state.database.open()
     yield
-    await database.close()
-    await redis_conn.aclose()
+    await state.database.close()
+    await state.redis.aclose()
 
 
 app = create_app(
     settings,
     title="batch",
     description="Rows wait in PostgreSQL; scheduled runs predict them; watch and read here.",
-    readiness=readiness,
     lifespan=lifespan,
 )
-contract.add_model_route(app)
+add_model_route(app)
 
 
 async def add_rows(request: Request) -> Response:
     """Add the instances as pending rows; they are predicted by the next run."""
-    rows = contract.decode(await request.body())
+    state = request.app.state
+    rows = state.model.decode(await request.body())
     with stage("insert"), postgres_errors("storing the rows"):
-        async with database.connection() as connection:
+        async with state.database.connection() as connection:
             cursor = await connection.execute(INSERT_ROWS, (orjson.dumps(rows.tolist()).decode(),))
             ids = sorted(row_id for (row_id,) in await cursor.fetchall())
     return json_response({"ids": ids, "status": "pending"}, 202)
@@ -123,10 +125,11 @@ add_hot_route(app, "/rows", add_rows, request_model=PredictRequest, response_mod
 
 
 @app.get("/rows/{row_id}")
-async def get_row(row_id: int) -> Response:
+async def get_row(row_id: int, request: Request) -> Response:
     """A row: its features, status, error if it failed, prediction once done."""
-    served = contract.metadata
-    row = await _fetch(ROW, (served.name, served.version, row_id), "reading the row")
+    state = request.app.state
+    served = (state.model.name, state.model.version, row_id)
+    row = await _fetch(state.database, ROW, served, "reading the row")
     if not row:
         raise NotFound(f"no row {row_id}", field="row_id")
     (found,) = row
@@ -148,16 +151,19 @@ async def get_row(row_id: int) -> Response:
 
 
 @app.get("/progress")
-async def progress() -> Response:
+async def progress(request: Request) -> Response:
     """How many rows are pending, done and failed, and the latest runs."""
-    (counts,) = await _fetch(PROGRESS, (), "reading the progress")
-    runs = await _fetch(RECENT_RUNS, (), "reading the runs")
+    database = request.app.state.database
+    (counts,) = await _fetch(database, PROGRESS, (), "reading the progress")
+    runs = await _fetch(database, RECENT_RUNS, (), "reading the runs")
     return json_response(
         {**counts, "total": sum(counts.values()), "runs": [_run(run) for run in runs]}
     )
 
 
-async def _fetch(query: str, params: tuple[Any, ...], action: str) -> list[dict[str, Any]]:
+async def _fetch(
+    database: AsyncDatabase, query: str, params: tuple[Any, ...], action: str
+) -> list[dict[str, Any]]:
     with postgres_errors(action):
         async with (
             database.connection() as connection,
@@ -178,10 +184,10 @@ def _run(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def start_run(_: Request) -> Response:
+async def start_run(request: Request) -> Response:
     """Start a run now; poll ``/runs/{id}`` (its result names the drains it started)."""
     with redis_errors("queueing the run", settings.redis_retry_after_s):
-        job = await runs.enqueue_call(
+        job = await request.app.state.jobs.enqueue_call(
             START_RUN_JOB,
             kwargs={"trigger": "api"},
             timeout=60,
@@ -193,4 +199,4 @@ async def start_run(_: Request) -> Response:
 
 
 add_hot_route(app, "/runs", start_run, request_model=None, response_model=JobAccepted)
-add_job_route(app, runs, "/runs")
+add_job_route(app, path_prefix="/runs")

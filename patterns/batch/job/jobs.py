@@ -35,7 +35,7 @@ from shared.jobs.contract import QueueSettings
 from shared.jobs.worker import WorkerSettings, live_workers
 from shared.kit.metrics import stage
 from shared.kit.schemas import prediction_body
-from shared.model.runtime import OnnxModel
+from shared.serving.model import OnnxModel
 from shared.stores.postgres import PostgresSettings, connect
 
 log = logging.getLogger("batch.jobs")

@@ -9,9 +9,10 @@ per live worker.
 
 import jobs
 
-from shared.jobs.worker import load_served_model, run_worker
+from shared.jobs.worker import run_worker
 from shared.kit.logs import configure_logging
 from shared.kit.settings import ModelSettings, ServiceSettings
+from shared.serving.model import load_served_model
 from shared.stores.postgres import postgres_check
 from shared.stores.redis_client import RedisSettings
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from shared.jobs.worker import LiveWorker, WorkerSettings
-from shared.model.runtime import OnnxModel
+from shared.serving.model import OnnxModel
 
 JOB_DIR = Path(__file__).resolve().parents[1] / "job"
 

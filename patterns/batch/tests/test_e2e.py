@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pytest
 
-from shared.model.runtime import OnnxModel
+from shared.serving.model import OnnxModel
 from tests.compose_stack import ComposeStack
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ async def serving(api: ModuleType) -> AsyncIterator[httpx.AsyncClient]:
         api.app.router.lifespan_context(api.app),
         httpx.AsyncClient(transport=transport, base_url="http://api") as client,
     ):
-        await api.database.pool.wait()
+        await api.app.state.database.pool.wait()
         yield client
 
 

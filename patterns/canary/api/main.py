@@ -29,15 +29,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from variants import ASSIGNED, ERRORS, FALLBACKS, record_answer
 
-from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.app import add_hot_route, add_model_route, create_app, json_response
 from shared.kit.errors import DependencyTimeout, DependencyUnavailable, ServiceError
-from shared.kit.health import Readiness
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.kit.settings import ServiceSettings
-from shared.model.runtime import ModelError, ModelMetadata
 from shared.stores.redis_client import RedisSettings, connect_async, redis_errors
-from shared.v2.peers import ModelPeer, PredictorPeerSettings, check_same_inputs, connected
+from shared.v2.peers import ModelPeer, PredictorPeerSettings, connected, primary_and_second
 
 
 class Settings(ServiceSettings, PredictorPeerSettings, RedisSettings):
@@ -66,41 +64,34 @@ if settings.canary_timeout_s >= settings.predictor_timeout_s:
         f"canary_timeout_s ({settings.canary_timeout_s}) must be below predictor_timeout_s "
         f"({settings.predictor_timeout_s}): a fallback to the primary needs time left"
     )
-primary = ModelPeer.predictor(settings)
-canary = ModelPeer.from_repository(
-    "canary",
-    settings.canary_url,
-    settings.model_dir,
-    settings.canary_model,
-    version=settings.canary_version,
-)
-check_same_inputs([primary, canary])
-metadata: ModelMetadata = primary.metadata
-if canary.metadata.labels != metadata.labels:
-    raise ModelError(
-        f"canary {canary.ref} has classes {canary.metadata.labels}, "
-        f"primary {primary.ref} has {metadata.labels}: clients would get other answers"
-    )
-peers = {"primary": primary, "canary": canary}
-store = WeightStore(
-    connect_async(settings, client_name="canary-api"),
-    Weights.canary_share(settings.canary_weight),
-    settings.weights_refresh_s,
-)
-readiness = Readiness()
-readiness.add("predictor", primary.check_ready)  # the canary's loss falls back to it
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """A channel to each predictor, and the weights kept fresh in the background."""
+    state = app.state
+    primary, canary = primary_and_second(
+        settings,
+        "canary",
+        settings.canary_url,
+        settings.canary_model,
+        settings.canary_version,
+        why="clients would get other answers",
+    )
+    state.model, state.peers = primary, {"primary": primary, "canary": canary}
+    state.weights = WeightStore(
+        connect_async(settings, client_name="canary-api"),
+        Weights.canary_share(settings.canary_weight),
+        settings.weights_refresh_s,
+    )
+    state.readiness.add("predictor", primary.check_ready)  # the canary's loss falls back to it
     async with connected([primary, canary], settings.predictor_timeout_s, settings):
-        refresher = asyncio.create_task(store.keep_fresh())
+        refresher = asyncio.create_task(state.weights.keep_fresh())
         yield
         refresher.cancel()
         with suppress(asyncio.CancelledError):
             await refresher
-        await store.client.aclose()
+        await state.weights.client.aclose()
 
 
 app = create_app(
@@ -109,21 +100,24 @@ app = create_app(
     description="Splits requests by weight between a primary and a canary model, sticky by "
     "client (X-Client-Id); X-Variant says which answered. A failed canary call falls back "
     "to the primary.",
-    readiness=readiness,
     lifespan=lifespan,
 )
 
 
-async def answer(variant: str, rows: np.ndarray) -> tuple[str, np.ndarray]:
+async def answer(
+    peers: dict[str, ModelPeer], variant: str, rows: np.ndarray
+) -> tuple[str, np.ndarray]:
     """The variant that answered ``rows`` and its probabilities: ``variant``'s, or the
     primary's when the canary's call fails."""
+    primary, canary = peers["primary"], peers["canary"]
+    labels = primary.labels
     started = time.perf_counter()
     if variant == "canary":
         try:
             with stage("canary_call"):
                 outputs = await canary.infer(rows, ["probabilities"], settings.canary_timeout_s)
             probabilities = outputs["probabilities"]
-            record_answer("canary", metadata.labels, probabilities, time.perf_counter() - started)
+            record_answer("canary", labels, probabilities, time.perf_counter() - started)
             return "canary", probabilities
         except (DependencyUnavailable, DependencyTimeout) as exc:
             ERRORS.labels("canary", exc.code).inc()
@@ -136,20 +130,20 @@ async def answer(variant: str, rows: np.ndarray) -> tuple[str, np.ndarray]:
         ERRORS.labels("primary", exc.code).inc()
         raise
     probabilities = outputs["probabilities"]
-    record_answer("primary", metadata.labels, probabilities, time.perf_counter() - started)
+    record_answer("primary", labels, probabilities, time.perf_counter() - started)
     return "primary", probabilities
 
 
 async def predict(request: Request) -> Response:
     """Predict the class of each instance with the variant the split gives the client."""
+    state = request.app.state
     with stage("decode"):
-        rows = decode_rows(await request.body(), metadata, settings.max_instances)
-    variant = variant_for(store.weights, request.headers.get(settings.client_key_header))
+        rows = decode_rows(await request.body(), state.model.metadata, settings.max_instances)
+    variant = variant_for(state.weights.weights, request.headers.get(settings.client_key_header))
     ASSIGNED.labels(variant).inc()
-    answered, probabilities = await answer(variant, rows)
-    return json_response(
-        prediction_body(peers[answered].metadata, probabilities), headers={"X-Variant": answered}
-    )
+    answered, probabilities = await answer(state.peers, variant, rows)
+    body = prediction_body(state.peers[answered].metadata, probabilities)
+    return json_response(body, headers={"X-Variant": answered})
 
 
 add_hot_route(
@@ -157,21 +151,19 @@ add_hot_route(
 )
 
 
-@app.get("/model", response_model=ModelMetadata)
-async def model_metadata() -> Response:
-    """The primary model's metadata: name, version, tensors, labels, metrics, sha256."""
-    return json_response(metadata.model_dump())
+add_model_route(app)  # the primary's: the answer clients mostly get
 
 
 @app.get("/canary")
-async def canary_state() -> Response:
+async def canary_state(request: Request) -> Response:
     """The variants, the weights in force (and where they came from), the canary's health."""
+    peers, store = request.app.state.peers, request.app.state.weights
     return json_response(
         {
             "variants": {name: peer.ref for name, peer in peers.items()},
             **store.state(),
             "client_key_header": settings.client_key_header,
-            "canary_problem": await canary.check_ready(),
+            "canary_problem": await peers["canary"].check_ready(),
         }
     )
 
@@ -192,6 +184,7 @@ async def set_weights(weights: Weights, request: Request) -> Response:
     if not from_loopback(request):
         raise HTTPException(403, "weights change only from the api's own loopback")
     weights.check_sum()
+    store = request.app.state.weights
     with redis_errors("storing the weights", settings.redis_retry_after_s):
         await store.save(weights)
     return json_response(store.state())

@@ -11,7 +11,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port, running_predictor
-from shared.model.runtime import ModelError
+from shared.model.metadata import ModelError
 from tests.api_fuzz import assert_no_server_errors
 from tests.metrics_text import MetricsChange
 
@@ -210,16 +210,13 @@ def test_bad_settings_are_refused_at_start(
     env: dict[str, str],
     problem: str,
 ) -> None:
-    with pytest.raises((ModelError, ValueError), match=problem):
-        load_service(
-            "canary",
-            "api",
-            MODEL_DIR=str(versioned_model_repo),
-            PREDICTOR_URL="127.0.0.1:1",
-            CANARY_URL="127.0.0.1:1",
-            REDIS_URL="redis://127.0.0.1:1/0",
-            **env,
-        )
+    env |= {"PREDICTOR_URL": "127.0.0.1:1", "CANARY_URL": "127.0.0.1:1"}
+    env |= {"MODEL_DIR": str(versioned_model_repo), "REDIS_URL": "redis://127.0.0.1:1/0"}
+    with (  # at import (the settings) or at start (the lifespan)
+        pytest.raises((ModelError, ValueError), match=problem),
+        TestClient(load_service("canary", "api", **env).app),
+    ):
+        pass
 
 
 def test_generated_requests_get_no_server_error(canary_client: CanaryClient) -> None:

@@ -33,17 +33,18 @@ import numpy as np
 import orjson
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.app import add_hot_route, add_model_route, create_app, json_response
 from shared.kit.errors import InvalidInput, NotFound
-from shared.kit.health import Readiness
-from shared.kit.metrics import record_model, stage
+from shared.kit.metrics import stage
 from shared.kit.schemas import Prediction, decode_json, prediction_body
 from shared.kit.settings import ModelSettings, ServiceSettings
 from shared.mechanisms import digit_images
-from shared.model.runtime import ModelError, ModelMetadata, OnnxModel, load_model
+from shared.model.metadata import ModelError
+from shared.serving.model import OnnxModel, load_served_model
 from shared.stores.cache import CacheSettings, ReadThroughCache
 from shared.stores.postgres import AsyncDatabase, PostgresSettings, postgres_errors
 
@@ -95,40 +96,33 @@ class _ItemMissing(Exception):
 
 
 settings = Settings()
-database = AsyncDatabase(settings, "data-cache-api")
-readiness = Readiness()
-model: OnnxModel | None = None
-cache: ReadThroughCache | None = None
 
 
-async def model_loaded() -> str | None:
-    """Readiness: the model is loaded and checked."""
-    return None if model is not None else "model not loaded"
-
-
-readiness.add("model", model_loaded)
-# Ready once PostgreSQL answers and the seed has filled the items table.
-items_readable = database.check(
-    "SELECT 1 FROM items LIMIT 1", no_row="the items table is empty (the seed has not run)"
-)
-readiness.add("postgres", items_readable)
+def check_model_takes_the_preprocessed_input(model: OnnxModel) -> None:
+    """Refuse a model whose input is not what the preprocessing makes."""
+    if model.n_features != SPEC.n_values:
+        raise ModelError(
+            f"{model.name} takes {model.n_features} values; the preprocessing makes {SPEC.n_values}"
+        )
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """Load the model, refuse one whose input is not the preprocessing's output; open the cache."""
-    global model, cache  # noqa: PLW0603 - the one model and cache this process uses
-    model = load_model(
-        settings.model_dir, settings.model_name, settings.model_version, settings.intra_op_threads
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model, refuse one whose input is not the preprocessing's output; open the
+    database pool and the cache."""
+    state = app.state
+    state.model = load_served_model(settings)
+    check_model_takes_the_preprocessed_input(state.model)
+    state.database = database = AsyncDatabase(settings, "data-cache-api")
+    # Ready once PostgreSQL answers and the seed has filled the items table.
+    state.readiness.add(
+        "postgres",
+        database.check(
+            "SELECT 1 FROM items LIMIT 1", no_row="the items table is empty (the seed has not run)"
+        ),
     )
-    if model.n_features != SPEC.n_values:
-        raise ModelError(
-            f"{model.metadata.name} takes {model.n_features} values; "
-            f"the preprocessing makes {SPEC.n_values}"
-        )
-    record_model(model.metadata.name, model.metadata.version, model.metadata.sha256)
     await database.open()
-    cache = ReadThroughCache.from_settings(settings, name=settings.cache_variant)
+    state.cache = cache = ReadThroughCache.from_settings(settings, name=settings.cache_variant)
     await cache.warm_up()
     log.info(
         "cache variant %s: Redis keeps %s, for %g s",
@@ -150,7 +144,6 @@ app = create_app(
         "or its preprocessed tensor (CACHE_VARIANT). X-Cache: hit, miss, coalesced or bypass, "
         "one per id."
     ),
-    readiness=readiness,
     lifespan=lifespan,
 )
 
@@ -185,7 +178,7 @@ def decode_ids(body: bytes, max_ids: int) -> list[int]:
     return ids
 
 
-async def fetch_image(item_id: int) -> bytes:
+async def fetch_image(database: AsyncDatabase, item_id: int) -> bytes:
     """The item's stored PNG, from PostgreSQL (503/504 when the database fails)."""
     with stage("db_fetch"), postgres_errors("reading the item"):
         async with database.connection() as connection:
@@ -202,19 +195,21 @@ def preprocess(image: bytes) -> np.ndarray:
         return digit_images.image_to_digits(image, SPEC)[0]
 
 
-async def fetch_tensor(item_id: int) -> bytes:
+async def fetch_tensor(database: AsyncDatabase, item_id: int) -> bytes:
     """The item's preprocessed input as float32 bytes (what variant ``tensor`` stores)."""
-    return preprocess(await fetch_image(item_id)).astype("<f4").tobytes()
+    return preprocess(await fetch_image(database, item_id)).astype("<f4").tobytes()
 
 
-async def item_input(item_id: int, field: str) -> tuple[np.ndarray, str]:
+async def item_input(state: State, item_id: int, field: str) -> tuple[np.ndarray, str]:
     """An item's model input and how it was obtained (hit, miss, coalesced, bypass)."""
-    assert cache is not None, "lifespan opens the cache before requests are served"
+    cache, database = state.cache, state.database
     try:
         if settings.cache_variant == "raw":
-            cached = await cache.get_or_compute(raw_key(item_id), partial(fetch_image, item_id))
+            fetch = partial(fetch_image, database, item_id)
+            cached = await cache.get_or_compute(raw_key(item_id), fetch)
             return preprocess(cached.value), cached.result
-        cached = await cache.get_or_compute(tensor_key(item_id), partial(fetch_tensor, item_id))
+        fetch = partial(fetch_tensor, database, item_id)
+        cached = await cache.get_or_compute(tensor_key(item_id), fetch)
     except _ItemMissing:
         raise NotFound(f"no item {item_id}", field=field) from None
     return np.frombuffer(cached.value, dtype="<f4"), cached.result
@@ -222,17 +217,17 @@ async def item_input(item_id: int, field: str) -> tuple[np.ndarray, str]:
 
 async def predict(request: Request) -> Response:
     """Predict each item: its input from Redis, or from PostgreSQL (and preprocessing) on a miss."""
-    assert model is not None, "lifespan loads the model before requests are served"
+    state = request.app.state
     with stage("decode"):
         ids = decode_ids(await request.body(), settings.max_ids)
     if len(ids) == 1:
-        inputs = [await item_input(ids[0], "ids[0]")]
+        inputs = [await item_input(state, ids[0], "ids[0]")]
     else:
-        inputs = await asyncio.gather(*(item_input(i, f"ids[{k}]") for k, i in enumerate(ids)))
+        asked = (item_input(state, i, f"ids[{k}]") for k, i in enumerate(ids))
+        inputs = await asyncio.gather(*asked)
     rows = np.stack([tensor for tensor, _ in inputs])
-    with stage("inference"):
-        probabilities = model.predict_proba(rows)
-    body = prediction_body(model.metadata, probabilities)
+    outputs = await state.model.infer(rows, ["probabilities"])
+    body = prediction_body(state.model.metadata, outputs["probabilities"])
     body["predictions"] = [
         {"id": item_id, **prediction}
         for item_id, prediction in zip(ids, body["predictions"], strict=True)
@@ -246,10 +241,10 @@ add_hot_route(
 
 
 @app.get("/items/{item_id}/image", response_class=Response)
-async def item_image(item_id: int) -> Response:
+async def item_image(item_id: int, request: Request) -> Response:
     """The item as stored: its PNG, straight from PostgreSQL (``X-Item-Label``: its true digit)."""
     with postgres_errors("reading the item"):
-        async with database.connection() as connection:
+        async with request.app.state.database.connection() as connection:
             cursor = await connection.execute(FETCH_ITEM, (item_id,))
             row = await cursor.fetchone()
     if row is None:
@@ -258,8 +253,4 @@ async def item_image(item_id: int) -> Response:
     return Response(image, media_type="image/png", headers={"X-Item-Label": str(label)})
 
 
-@app.get("/model", response_model=ModelMetadata)
-async def model_metadata() -> Response:
-    """The served model's metadata: name, version, tensors, labels, metrics, sha256."""
-    assert model is not None
-    return json_response(model.metadata.model_dump())
+add_model_route(app)

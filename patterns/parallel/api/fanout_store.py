@@ -60,6 +60,12 @@ class JobRecord:
     context: dict[str, Any]
     results: dict[str, MemberResult[Any]] = field(default_factory=dict)
     finished: bool = False
+    finished_at: float | None = None
+
+    @property
+    def ended_at(self) -> float:
+        """When the job ended: marked finished, or else its deadline (seconds since the epoch)."""
+        return self.finished_at or self.created_at + self.deadline_s
 
     @property
     def pending(self) -> list[str]:
@@ -137,8 +143,8 @@ class FanOutStore:
         await self._write("storing a result", job_id, {_RESULT + result.member: data})
 
     async def finish(self, job_id: str) -> None:
-        """Mark the job finished: every member has its result."""
-        await self._write("finishing the job", job_id, {_FINISHED: b"1"})
+        """Mark the job finished (every member has its result), with the time it did."""
+        await self._write("finishing the job", job_id, {_FINISHED: repr(time.time()).encode()})
 
     async def read(self, job_id: str) -> JobRecord | None:
         """The job, or None when unknown or expired."""
@@ -164,6 +170,7 @@ class FanOutStore:
             context=meta["context"],
             results=results,
             finished=_FINISHED in raw,
+            finished_at=float(raw[_FINISHED]) if _FINISHED in raw else None,
         )
 
     async def ping(self) -> str | None:

@@ -29,12 +29,14 @@ from fanout import FanOutResult, MemberCall, MemberResult, fan_out
 from fanout_store import FanOutStore
 from fastapi import FastAPI
 from pydantic import BaseModel, Field, field_validator
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.kit.app import add_hot_route, create_app, json_response
+from shared.jobs.contract import JobAccepted, JobResource, accepted, resource_body
+from shared.kit.app import add_hot_route, add_model_route, create_app, json_response
 from shared.kit.errors import NotFound, ServiceError
-from shared.kit.health import Readiness
+from shared.kit.health import Check
 from shared.kit.metrics import stage
 from shared.kit.schemas import (
     ErrorResponse,
@@ -44,7 +46,7 @@ from shared.kit.schemas import (
     prediction_body,
 )
 from shared.kit.settings import ServiceSettings
-from shared.model.runtime import ModelError
+from shared.model.metadata import ModelError
 from shared.stores.redis_client import RedisSettings, connect_async
 from shared.v2.peers import (
     ModelPeer,
@@ -91,57 +93,55 @@ class Settings(ServiceSettings, RedisSettings, PeerCallSettings):
 
 
 settings = Settings()
-members = [
-    ModelPeer.from_repository(model, url, settings.model_dir, model)
-    for model, url in parse_members(settings.predictor_urls).items()
-]
-check_same_inputs(members)
-LABELS = members[0].metadata.labels
-for member in members[1:]:
-    if member.metadata.labels != LABELS:
-        raise ModelError(f"member {member.role} has classes {member.metadata.labels}, not {LABELS}")
-if settings.quorum > len(members):
-    raise ValueError(f"QUORUM={settings.quorum} but there are only {len(members)} members")
-VERSION = composite_version(members)
-
-store: FanOutStore | None = None
-running_jobs: set[asyncio.Task[None]] = set()
-readiness = Readiness()
 
 
-async def quorum_ready() -> str | None:
+def ensemble_members() -> list[ModelPeer]:
+    """The members' peers, once checked: same inputs, same classes, enough for a quorum."""
+    members = [
+        ModelPeer.from_repository(model, url, settings.model_dir, model)
+        for model, url in parse_members(settings.predictor_urls).items()
+    ]
+    check_same_inputs(members)
+    for member in members[1:]:
+        if member.labels != members[0].labels:
+            raise ModelError(f"member {member.role} has classes {member.labels}")
+    if settings.quorum > len(members):
+        raise ValueError(f"QUORUM={settings.quorum} but there are only {len(members)} members")
+    return members
+
+
+def quorum_ready(members: list[ModelPeer]) -> Check:
     """Readiness: at least a quorum of members' predictors serve their models."""
-    reasons = await asyncio.gather(*(member.check_ready() for member in members))
-    missing = [reason for reason in reasons if reason]
-    if len(members) - len(missing) < settings.quorum:
-        return f"fewer than {settings.quorum} members ready: " + "; ".join(missing)
-    return None
 
+    async def check() -> str | None:
+        reasons = await asyncio.gather(*(member.check_ready() for member in members))
+        missing = [reason for reason in reasons if reason]
+        if len(members) - len(missing) < settings.quorum:
+            return f"fewer than {settings.quorum} members ready: " + "; ".join(missing)
+        return None
 
-async def redis_ready() -> str | None:
-    """Readiness: Redis answers (the jobs need it)."""
-    return "redis client not started" if store is None else await store.ping()
-
-
-readiness.add("members", quorum_ready)
-readiness.add("redis", redis_ready)
+    return check
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """A channel per member and a Redis client; jobs in flight get the grace period to finish."""
-    global store  # noqa: PLW0603 - the one store this process uses
+    state = app.state
+    state.members = ensemble_members()
+    state.running_jobs = set()
     redis = connect_async(settings, client_name="parallel-api")
-    store = FanOutStore(
+    state.store = FanOutStore(
         redis,
         prefix="mlsp:parallel",
         ttl_s=settings.job_ttl_s,
         retry_after_s=settings.redis_retry_after_s,
     )
-    async with connected(members, settings.predict_timeout_s, settings):
+    state.readiness.add("members", quorum_ready(state.members))
+    state.readiness.add("redis", state.store.ping)
+    async with connected(state.members, settings.predict_timeout_s, settings):
         yield
-        if running_jobs:
-            _, late = await asyncio.wait(running_jobs, timeout=settings.graceful_shutdown_s)
+        if state.running_jobs:
+            _, late = await asyncio.wait(state.running_jobs, timeout=settings.graceful_shutdown_s)
             for task in late:
                 task.cancel()
     await redis.aclose()
@@ -151,12 +151,11 @@ app = create_app(
     settings,
     title="parallel",
     description="One input fanned out to several models at once; answers soft-voted.",
-    readiness=readiness,
     lifespan=lifespan,
 )
 
 
-def member_calls(rows: np.ndarray) -> dict[str, MemberCall[np.ndarray]]:
+def member_calls(members: list[ModelPeer], rows: np.ndarray) -> dict[str, MemberCall[np.ndarray]]:
     """Each member's call on ``rows``: its class probabilities."""
 
     def call(member: ModelPeer) -> MemberCall[np.ndarray]:
@@ -168,7 +167,7 @@ def member_calls(rows: np.ndarray) -> dict[str, MemberCall[np.ndarray]]:
     return {member.role: call(member) for member in members}
 
 
-def vote_body(results: list[MemberResult[Any]]) -> dict[str, Any]:
+def vote_body(members: list[ModelPeer], results: list[MemberResult[Any]]) -> dict[str, Any]:
     """The soft vote of the members that answered, and who answered or was left out."""
     answered = [r for r in results if r.ok]
     body: dict[str, Any] = {"predictions": []}
@@ -176,7 +175,7 @@ def vote_body(results: list[MemberResult[Any]]) -> dict[str, Any]:
         votes = np.mean([np.asarray(r.value, dtype=np.float32) for r in answered], axis=0)
         body = prediction_body(members[0].metadata, votes)
     body["model_name"] = settings.ensemble_name
-    body["model_version"] = VERSION
+    body["model_version"] = composite_version(members)
     body["members"] = {
         "answered": [{"member": r.member, "ms": r.ms} for r in answered],
         "left_out": [r.left_out_body() for r in results if not r.ok],
@@ -187,69 +186,70 @@ def vote_body(results: list[MemberResult[Any]]) -> dict[str, Any]:
 async def decode(request: Request) -> np.ndarray:
     """The request's rows, checked against the members' input."""
     with stage("decode"):
-        return decode_rows(await request.body(), members[0].metadata, settings.max_instances)
+        metadata = request.app.state.members[0].metadata
+        return decode_rows(await request.body(), metadata, settings.max_instances)
 
 
 async def predict(request: Request) -> Response:
     """Soft vote of the members that answer within ``PREDICT_TIMEOUT_S`` (sync)."""
-    rows = await decode(request)
+    rows, members = await decode(request), request.app.state.members
     with stage("fan_out"):
-        result = await fan_out(member_calls(rows), settings.predict_timeout_s)
+        result = await fan_out(member_calls(members, rows), settings.predict_timeout_s)
     result.require_quorum(settings.quorum)
-    return json_response(vote_body(result.results))
-
-
-def _store() -> FanOutStore:
-    assert store is not None, "lifespan starts the store before requests are served"
-    return store
+    return json_response(vote_body(members, result.results))
 
 
 async def submit_job(request: Request) -> Response:
     """Start the fan-out in the background; 202 with the job's id and where to poll."""
-    rows = await decode(request)
-    job_id = await _store().create([m.role for m in members], settings.job_timeout_s)
-    task = asyncio.create_task(run_job(job_id, rows), name=f"job {job_id}")
-    running_jobs.add(task)
-    task.add_done_callback(running_jobs.discard)
-    url = f"/jobs/{job_id}"
-    return json_response(
-        {"job_id": job_id, "status": "running", "url": url}, 202, {"Location": url}
-    )
+    rows, state = await decode(request), request.app.state
+    job_id = await state.store.create([m.role for m in state.members], settings.job_timeout_s)
+    task = asyncio.create_task(run_job(state, job_id, rows), name=f"job {job_id}")
+    state.running_jobs.add(task)
+    task.add_done_callback(state.running_jobs.discard)
+    return accepted(job_id)
 
 
-async def run_job(job_id: str, rows: np.ndarray) -> None:
+async def run_job(state: State, job_id: str, rows: np.ndarray) -> None:
     """The fan-out of one job, each member's result stored as it arrives."""
-    job_store = _store()
 
     async def record(result: MemberResult[np.ndarray]) -> None:
-        await job_store.record(job_id, result)
+        await state.store.record(job_id, result)
 
+    calls = member_calls(state.members, rows)
     try:
-        await fan_out(member_calls(rows), settings.job_timeout_s, on_result=record)
-        await job_store.finish(job_id)
+        await fan_out(calls, settings.job_timeout_s, on_result=record)
+        await state.store.finish(job_id)
     except ServiceError as exc:  # Redis gone: the job's deadline will report what is missing
         log.warning("job %s stopped: %s", job_id, exc.message)
 
 
 async def job_status(request: Request) -> Response:
-    """The job's vote so far (``running``), or its final one (``done`` or ``failed``)."""
-    job_id = request.path_params["job_id"]
-    job = await _store().read(job_id)
+    """The job resource (:mod:`shared.jobs`): ``started`` with the vote so far as its result,
+    then ``finished``, or ``failed`` below quorum (the vote of those that answered kept)."""
+    job_id, state = request.path_params["job_id"], request.app.state
+    job = await state.store.read(job_id)
     if job is None:
         raise NotFound(f"no job {job_id} (unknown, or older than {settings.job_ttl_s} s)")
     now = time.time()
     results = job.results_now(now)
-    body: dict[str, Any] = {"job_id": job_id, "status": "running"}
+    status, error = "started", None
     if job.final(now):
-        body["status"] = "done"
+        status = "finished"
         try:
             FanOutResult(results, job.deadline_s).require_quorum(settings.quorum)
         except ServiceError as exc:
-            body["status"] = "failed"
-            body["error"] = {"code": exc.code, "message": exc.message}
-    body.update(vote_body(results))
+            status, error = "failed", {"code": exc.code, "message": exc.message}
+    vote = vote_body(state.members, results)
     done = {r.member for r in results}
-    body["members"]["pending"] = [m.role for m in members if m.role not in done]
+    vote["members"]["pending"] = [m.role for m in state.members if m.role not in done]
+    body = resource_body(
+        job_id,
+        status,
+        result=vote,
+        error=error,
+        enqueued_at=job.created_at,
+        ended_at=job.ended_at,
+    )
     return json_response(body)
 
 
@@ -285,20 +285,10 @@ class VoteResponse(BaseModel):
     members: Members
 
 
-class JobAccepted(BaseModel):
-    """A job was started: poll ``url``."""
+class JobState(JobResource):
+    """A job (:mod:`shared.jobs`) whose result is the vote so far, then the final one."""
 
-    job_id: str
-    status: str
-    url: str
-
-
-class JobState(VoteResponse):
-    """A job: ``running`` (vote of the members so far), ``done`` or ``failed`` (below quorum)."""
-
-    job_id: str
-    status: str
-    error: dict[str, str] | None = None
+    result: VoteResponse | None = None
 
 
 add_hot_route(app, "/predict", predict, request_model=PredictRequest, response_model=VoteResponse)
@@ -319,15 +309,15 @@ app.add_api_route(
 )
 
 
-@app.get("/model")
-async def model_metadata() -> Response:
+async def describe_ensemble() -> dict[str, Any]:
     """The ensemble: name, version, quorum, deadlines and each member's model metadata."""
-    return json_response(
-        composite_metadata(
-            settings.ensemble_name,
-            members,
-            quorum=settings.quorum,
-            predict_timeout_s=settings.predict_timeout_s,
-            job_timeout_s=settings.job_timeout_s,
-        )
+    return composite_metadata(
+        settings.ensemble_name,
+        app.state.members,
+        quorum=settings.quorum,
+        predict_timeout_s=settings.predict_timeout_s,
+        job_timeout_s=settings.job_timeout_s,
     )
+
+
+add_model_route(app, describe_ensemble, response_model=None)

@@ -12,7 +12,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port, running_predictor
-from shared.model.runtime import ModelError, OnnxModel
+from shared.model.metadata import ModelError
+from shared.serving.model import OnnxModel
 from tests.api_fuzz import assert_no_server_errors
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
 
@@ -60,7 +61,7 @@ def probabilities(body: dict[str, Any]) -> np.ndarray:
 
 def wait_for_job(client: TestClient, url: str, timeout_s: float = 10) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
-    while (body := client.get(url).json())["status"] == "running":
+    while (body := client.get(url).json())["status"] not in ("finished", "failed"):
         assert time.monotonic() < deadline, body
         time.sleep(0.05)
     return body
@@ -164,14 +165,19 @@ def test_a_job_answers_at_once_and_ends_with_the_same_vote(
     accepted = client.post("/jobs", json={"instances": ROWS})
     assert accepted.status_code == 202
     job = accepted.json()
-    assert job["status"] == "running"
+    assert (
+        job["status"] == "queued"
+    )  # the one job contract (shared.jobs.contract), as async answers
     assert accepted.headers["location"] == job["url"] == f"/jobs/{job['job_id']}"
     final = wait_for_job(client, job["url"])
-    assert final["status"] == "done"
-    assert final["members"]["pending"] == []
+    assert final["status"] == "finished"
+    assert final["error"] is None
+    assert final["ended_at"] >= final["enqueued_at"]
+    vote = final["result"]
+    assert vote["members"]["pending"] == []
     sync = client.post("/predict", json={"instances": ROWS}).json()
-    assert final["predictions"] == sync["predictions"]
-    assert [m["member"] for m in final["members"]["answered"]] == list(MEMBERS)
+    assert vote["predictions"] == sync["predictions"]
+    assert [m["member"] for m in vote["members"]["answered"]] == list(MEMBERS)
 
 
 def test_a_job_shows_the_partial_vote_while_a_member_is_pending(
@@ -180,17 +186,20 @@ def test_a_job_shows_the_partial_vote_while_a_member_is_pending(
     client = start({"iris-bayes": very_slow_predictor.grpc_target})
     url = client.post("/jobs", json={"instances": ROWS}).json()["url"]
     deadline = time.monotonic() + 2.5  # the slow member answers after 3 s
-    while len((partial := client.get(url).json())["members"]["answered"]) < 2:
-        assert time.monotonic() < deadline, partial
+    while len((job := client.get(url).json())["result"]["members"]["answered"]) < 2:
+        assert time.monotonic() < deadline, job
         time.sleep(0.02)
-    assert partial["status"] == "running"
+    assert (job["status"], job["ended_at"]) == ("started", None)
+    partial = job["result"]
     assert partial["members"]["pending"] == ["iris-bayes"]
     np.testing.assert_allclose(
         probabilities(partial), soft_vote(model_repo, "iris", "iris-forest"), atol=1e-5
     )
     final = wait_for_job(client, url)
-    assert final["status"] == "done"
-    np.testing.assert_allclose(probabilities(final), soft_vote(model_repo, *MEMBERS), atol=1e-5)
+    assert final["status"] == "finished"
+    np.testing.assert_allclose(
+        probabilities(final["result"]), soft_vote(model_repo, *MEMBERS), atol=1e-5
+    )
 
 
 def test_a_job_below_quorum_fails_and_says_why(
@@ -200,8 +209,8 @@ def test_a_job_below_quorum_fails_and_says_why(
     final = wait_for_job(client, client.post("/jobs", json={"instances": ROWS}).json()["url"])
     assert final["status"] == "failed"
     assert final["error"]["code"] == "dependency_timeout"
-    assert final["members"]["left_out"][0]["member"] == "iris-bayes"
-    assert len(final["predictions"]) == 3  # the vote of the two that answered, still shown
+    assert final["result"]["members"]["left_out"][0]["member"] == "iris-bayes"
+    assert len(final["result"]["predictions"]) == 3  # the vote of the two that answered, kept
 
 
 def test_unknown_jobs_are_404(start: Callable[..., TestClient]) -> None:
@@ -243,8 +252,11 @@ def test_settings_that_cannot_work_are_refused(
     says: str,
 ) -> None:
     env = {"REDIS_URL": "redis://x:1/0", "PREDICTOR_URLS": "iris=a:1,iris-bayes=c:1"} | env
-    with pytest.raises(error, match=says):
-        load_service("parallel", "api", **env)
+    with (  # at import (the settings) or at start (the lifespan)
+        pytest.raises(error, match=says),
+        TestClient(load_service("parallel", "api", **env).app),
+    ):
+        pass
 
 
 def test_generated_requests_get_no_server_error(start: Callable[..., TestClient]) -> None:

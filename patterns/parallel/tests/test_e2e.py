@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from shared.jobs.contract import ENDED
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad_inputs
 from tests.compose_stack import ComposeStack
 
@@ -65,8 +66,8 @@ def test_bad_input_gets_a_clear_error_and_starts_no_work(
     assert good.status_code in (200, 202)
     if good.status_code == 202:  # the job's member calls end before the next test counts calls
         url = good.json()["url"]
-        stack.wait_for(lambda: stack.get(url).json()["status"] != "running", "the good job", 15)
-        assert stack.get(url).json()["status"] == "done"
+        stack.wait_for(lambda: stack.get(url).json()["status"] in ENDED, "the good job", 15)
+        assert stack.get(url).json()["status"] == "finished"
 
 
 def test_the_request_id_reaches_every_member(stack: ComposeStack) -> None:
@@ -94,16 +95,17 @@ def test_a_paused_member_is_left_out_and_a_job_waits_for_it(stack: ComposeStack)
         assert accepted.status_code == 202
         url = accepted.json()["url"]
         time.sleep(0.5)
-        partial = stack.get(url).json()
-        assert partial["status"] == "running"
+        job = stack.get(url).json()
+        assert job["status"] == "started"
+        partial = job["result"]
         assert partial["members"]["pending"] == ["iris-forest"]
         assert answered(partial) == ["iris", "iris-bayes"]
         assert len(partial["predictions"]) == 2
-    stack.wait_for(lambda: stack.get(url).json()["status"] != "running", "a final job", 15)
-    final = stack.get(url).json()
-    assert final["status"] == "done"
-    assert sorted(answered(final)) == sorted(MEMBERS)
-    assert final["members"]["pending"] == []
+    stack.wait_for(lambda: stack.get(url).json()["status"] in ENDED, "a final job", 15)
+    job = stack.get(url).json()
+    assert job["status"] == "finished"
+    assert sorted(answered(job["result"])) == sorted(MEMBERS)
+    assert job["result"]["members"]["pending"] == []
 
 
 def test_stopped_members_are_left_out_until_the_quorum_is_lost(stack: ComposeStack) -> None:

@@ -24,12 +24,10 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.kit.app import add_hot_route, create_app, json_response
-from shared.kit.health import Readiness
+from shared.kit.app import add_hot_route, add_model_route, create_app
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.kit.settings import ServiceSettings
-from shared.model.runtime import ModelMetadata
 from shared.stores.cache import CacheSettings, ReadThroughCache, prediction_key
 from shared.v2.peers import ModelPeer, PredictorPeerSettings, connected
 
@@ -39,21 +37,17 @@ class Settings(ServiceSettings, PredictorPeerSettings, CacheSettings):
 
 
 settings = Settings()
-predictor = ModelPeer.predictor(settings)
-metadata = predictor.metadata
-readiness = Readiness()
-readiness.add("predictor", predictor.check_ready)
-cache: ReadThroughCache | None = None
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One channel to the predictor and one Redis connection pool for the process."""
-    global cache  # noqa: PLW0603 - the one cache this process uses
+    app.state.model = predictor = ModelPeer.predictor(settings)
+    app.state.readiness.add("predictor", predictor.check_ready)
     async with connected([predictor], settings.predictor_timeout_s, settings):
-        cache = ReadThroughCache.from_settings(settings, name="predictions")
+        app.state.cache = ReadThroughCache.from_settings(settings, name="predictions")
         yield
-        await cache.close()
+        await app.state.cache.close()
 
 
 app = create_app(
@@ -63,34 +57,29 @@ app = create_app(
         "REST api that answers repeated inputs from Redis and the rest from an Open Inference "
         "Protocol predictor over gRPC. X-Cache: hit, miss, coalesced or bypass."
     ),
-    readiness=readiness,
     lifespan=lifespan,
 )
 
 
-async def call_predictor(rows: np.ndarray) -> bytes:
+async def call_predictor(predictor: ModelPeer, rows: np.ndarray) -> bytes:
     """The JSON answer for ``rows``, from the predictor (what the cache stores)."""
     with stage("predictor_call"):
         outputs = await predictor.infer(rows, ["probabilities"])
-    return orjson.dumps(prediction_body(metadata, outputs["probabilities"]))
+    return orjson.dumps(prediction_body(predictor.metadata, outputs["probabilities"]))
 
 
 async def predict(request: Request) -> Response:
     """Predict the class of each instance: from the cache, or from the predictor once."""
-    assert cache is not None, "lifespan starts the cache before requests are served"
+    state = request.app.state
+    metadata = state.model.metadata
     with stage("decode"):
         rows = decode_rows(await request.body(), metadata, settings.max_instances)
     key = prediction_key(metadata, rows)
-    cached = await cache.get_or_compute(key, partial(call_predictor, rows))
+    cached = await state.cache.get_or_compute(key, partial(call_predictor, state.model, rows))
     return Response(cached.value, headers={"X-Cache": cached.result}, media_type="application/json")
 
 
 add_hot_route(
     app, "/predict", predict, request_model=PredictRequest, response_model=PredictResponse
 )
-
-
-@app.get("/model", response_model=ModelMetadata)
-async def model_metadata() -> Response:
-    """The served model's metadata: name, version, tensors, labels, metrics, sha256."""
-    return json_response(metadata.model_dump())
+add_model_route(app)

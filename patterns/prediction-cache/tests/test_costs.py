@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from conftest import import_file
-from shared.model.runtime import ModelError
+from shared.model.metadata import ModelError
 from shared.stores.cache import CacheSettings
 
 COSTS = Path(__file__).resolve().parents[1] / "costs.py"

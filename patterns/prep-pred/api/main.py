@@ -28,14 +28,14 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.kit.app import add_hot_route, create_app, json_response
+from shared.kit.app import add_hot_route, add_model_route, create_app, json_response
 from shared.kit.errors import InvalidInput, ServiceError
-from shared.kit.health import Readiness
+from shared.kit.health import Check
 from shared.kit.metrics import stage
 from shared.kit.schemas import Prediction, prediction_body
 from shared.kit.settings import ServiceSettings
 from shared.mechanisms.chain import Chain
-from shared.model.runtime import ModelMetadata, load_metadata
+from shared.model.metadata import ModelMetadata, load_metadata
 from shared.v2.client import V2Client
 from shared.v2.peers import ModelPeer, PeerCallSettings, connected
 
@@ -67,40 +67,38 @@ metadata: ModelMetadata = load_metadata(
     settings.model_dir, settings.model_name, settings.model_version
 )
 PREP_MODEL = f"{metadata.name}-prep"
-prep: V2Client | None = None
-pred: ModelPeer | None = None
-if settings.variant == "microservice":
-    if not settings.pred_url:
-        raise ValueError("VARIANT=microservice needs PRED_URL (host:port of the predictor)")
-    pred = ModelPeer(role="pred", url=settings.pred_url, metadata=metadata)
+MICROSERVICE = settings.variant == "microservice"
+if MICROSERVICE and not settings.pred_url:
+    raise ValueError("VARIANT=microservice needs PRED_URL (host:port of the predictor)")
 #: What the api asks prep for: the model's input (microservice) or its answer (simple).
-PREP_ASKS = PREP_MODEL if pred is not None else metadata.name
-
-readiness = Readiness()
+PREP_ASKS = PREP_MODEL if MICROSERVICE else metadata.name
 
 
-async def prep_ready() -> str | None:
+def prep_ready(prep: V2Client) -> Check:
     """Readiness: prep answers (and, in the simple variant, its predictor serves the model)."""
-    if prep is None:
-        return "prep client not started"
-    if not await prep.ready(PREP_ASKS, metadata.version):
-        return f"prep at {settings.prep_url} is unreachable or not ready to serve {PREP_ASKS}"
-    return None
 
+    async def check() -> str | None:
+        if not await prep.ready(PREP_ASKS, metadata.version):
+            return f"prep at {settings.prep_url} is unreachable or not ready to serve {PREP_ASKS}"
+        return None
 
-readiness.add("prep", prep_ready)
-if pred is not None:
-    readiness.add("pred", pred.check_ready)
+    return check
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One channel to prep (and to the predictor) for the life of the process."""
-    global prep  # noqa: PLW0603 - the one client this process uses
-    prep = V2Client(settings.prep_url, settings.request_timeout_s, "prep", settings)
-    async with connected([pred] if pred is not None else [], settings.request_timeout_s, settings):
+    state = app.state
+    state.prep = V2Client(settings.prep_url, settings.request_timeout_s, "prep", settings)
+    state.readiness.add("prep", prep_ready(state.prep))
+    # The model, on pred: called by the api (microservice) or by prep (simple).
+    state.model = pred = ModelPeer(role="pred", url=settings.pred_url, metadata=metadata)
+    peers = [pred] if MICROSERVICE else []
+    if MICROSERVICE:
+        state.readiness.add("pred", pred.check_ready)
+    async with connected(peers, settings.request_timeout_s, settings):
         yield
-    await prep.close()
+    await state.prep.close()
 
 
 app = create_app(
@@ -110,7 +108,6 @@ app = create_app(
         "Upload an image of a digit; a prep service (Pillow) makes the model's input and a "
         f"predictor (onnxruntime) runs the model. Variant: {settings.variant}."
     ),
-    readiness=readiness,
     lifespan=lifespan,
 )
 
@@ -181,13 +178,13 @@ def prep_stages(parameters: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def predict(request: Request) -> Response:
     """The digit in the uploaded image (label and probabilities) and each stage's time."""
-    assert prep is not None, "lifespan starts the client before requests are served"
+    prep, pred = request.app.state.prep, request.app.state.model
     with stage("decode"):
         data = image_from(request.headers.get("content-type", ""), await request.body())
         image = np.frombuffer(data, dtype=np.uint8)
     chain = Chain(settings.request_timeout_s)
     reported: dict[str, Any] = {}
-    prep_output = metadata.input.name if pred is not None else "probabilities"
+    prep_output = metadata.input.name if MICROSERVICE else "probabilities"
     outputs = await chain.call(
         "prep",
         lambda left_s: prep.infer(
@@ -201,7 +198,7 @@ async def predict(request: Request) -> Response:
         service="api",
     )
     stages = chain.timings[:1] + prep_stages(reported)
-    if pred is not None:
+    if MICROSERVICE:
         rows = outputs[metadata.input.name]
         outputs = await chain.call(
             "pred", lambda left_s: pred.infer(rows, ["probabilities"], left_s), service="api"
@@ -237,7 +234,4 @@ add_hot_route(
 )
 
 
-@app.get("/model", response_model=ModelMetadata)
-async def model_metadata() -> Response:
-    """The model's metadata: name, version, tensors, labels, metrics, sha256."""
-    return json_response(metadata.model_dump())
+add_model_route(app)

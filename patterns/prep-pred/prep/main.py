@@ -43,7 +43,7 @@ from shared.mechanisms.digit_images import (
     open_image,
     opened_to_digits,
 )
-from shared.model.runtime import ModelError, load_metadata
+from shared.model.metadata import ModelError, load_metadata
 from shared.v2 import tensors
 from shared.v2.grpc_server import StatusError, rpc
 from shared.v2.peers import ModelPeer, PeerCallSettings, connected

@@ -13,8 +13,10 @@ time for the next, and a stage that misses it is a 504 naming the stage. Each
 prediction carries its ``path``; the answer carries each stage's time.
 """
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +26,12 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.kit.app import add_hot_route, create_app, json_response
-from shared.kit.health import Readiness
+from shared.kit.app import add_hot_route, add_model_route, create_app, json_response
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, decode_rows, prediction_body
 from shared.kit.settings import ServiceSettings
 from shared.mechanisms.chain import Chain
-from shared.model.runtime import ModelError
+from shared.model.metadata import ModelError
 from shared.v2.peers import (
     ModelPeer,
     PeerCallSettings,
@@ -62,36 +63,67 @@ class Settings(ServiceSettings, PeerCallSettings):
 
 
 settings = Settings()
-gate = ModelPeer.from_repository(
-    "gate", settings.predictor_gate_url, settings.model_dir, settings.gate_model, task="anomaly"
-)
-classifier = ModelPeer.from_repository(
-    "classifier", settings.predictor_classifier_url, settings.model_dir, settings.classifier_model
-)
-specialist = ModelPeer.from_repository(
-    "specialist", settings.predictor_specialist_url, settings.model_dir, settings.specialist_model
-)
-STAGES = (gate, classifier, specialist)
-check_same_inputs(STAGES)
-LABELS = classifier.metadata.labels
-if not set(specialist.metadata.labels) <= set(LABELS):
-    raise ModelError(
-        f"the specialist's classes {specialist.metadata.labels} are not all among the "
-        f"classifier's {LABELS}"
-    )
-#: The classifier's columns of the classes the specialist tells apart, in the specialist's order.
-PAIR = [LABELS.index(label) for label in specialist.metadata.labels]
-VERSION = composite_version(STAGES)
 
-readiness = Readiness()
-for peer in STAGES:
-    readiness.add(peer.role, peer.check_ready)
+
+@dataclass
+class ChainModels:
+    """The three stages' peers, checked to fit together, and what the routing derives."""
+
+    gate: ModelPeer
+    classifier: ModelPeer
+    specialist: ModelPeer
+
+    @classmethod
+    def from_settings(cls) -> "ChainModels":
+        """The stages ``settings`` name; :class:`ModelError` unless they fit together."""
+        repo = settings.model_dir
+        models = cls(
+            gate=ModelPeer.from_repository(
+                "gate", settings.predictor_gate_url, repo, settings.gate_model, task="anomaly"
+            ),
+            classifier=ModelPeer.from_repository(
+                "classifier", settings.predictor_classifier_url, repo, settings.classifier_model
+            ),
+            specialist=ModelPeer.from_repository(
+                "specialist", settings.predictor_specialist_url, repo, settings.specialist_model
+            ),
+        )
+        check_same_inputs(models.stages)
+        if not set(models.specialist.labels) <= set(models.labels):
+            raise ModelError(
+                f"the specialist's classes {models.specialist.labels} are not all among the "
+                f"classifier's {models.labels}"
+            )
+        return models
+
+    @property
+    def stages(self) -> tuple[ModelPeer, ModelPeer, ModelPeer]:
+        """The peers in the chain's order."""
+        return (self.gate, self.classifier, self.specialist)
+
+    @property
+    def labels(self) -> list[str]:
+        """The classes of the answers: the classifier's."""
+        return self.classifier.labels
+
+    @functools.cached_property
+    def pair(self) -> list[int]:
+        """The classifier's columns of the classes the specialist tells apart, in its order."""
+        return [self.labels.index(label) for label in self.specialist.labels]
+
+    @functools.cached_property
+    def version(self) -> str:
+        """The chain's version: each stage's ``name:version``."""
+        return composite_version(self.stages)
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One channel per stage's predictor for the life of the process."""
-    async with connected(STAGES, settings.request_timeout_s, settings):
+    app.state.chain = chain = ChainModels.from_settings()
+    for peer in chain.stages:
+        app.state.readiness.add(peer.role, peer.check_ready)
+    async with connected(chain.stages, settings.request_timeout_s, settings):
         yield
 
 
@@ -99,7 +131,6 @@ app = create_app(
     settings,
     title="serial",
     description="A chain of models on their own predictors: outlier gate, classifier, specialist.",
-    readiness=readiness,
     lifespan=lifespan,
 )
 
@@ -131,15 +162,17 @@ class SerialResponse(BaseModel):
     stages: list[StageTime]
 
 
-def resplit(probabilities: np.ndarray, specialist_probabilities: np.ndarray) -> np.ndarray:
+def resplit(
+    pair: list[int], probabilities: np.ndarray, specialist_probabilities: np.ndarray
+) -> np.ndarray:
     """The classifier's probabilities with the specialist's pair re-split by the specialist.
 
     The pair keeps the probability mass the classifier gave it; the specialist decides
     how it divides: P(c) = P_classifier(pair) * P_specialist(c) for c in the pair.
     """
     combined = probabilities.copy()
-    mass = probabilities[:, PAIR].sum(axis=1, keepdims=True)
-    combined[:, PAIR] = mass * specialist_probabilities
+    mass = probabilities[:, pair].sum(axis=1, keepdims=True)
+    combined[:, pair] = mass * specialist_probabilities
     return combined
 
 
@@ -157,41 +190,49 @@ async def ask(
 
 async def predict(request: Request) -> Response:
     """Predict each instance through the chain; each answer says which stages it passed."""
+    models: ChainModels = request.app.state.chain
     with stage("decode"):
-        rows = decode_rows(await request.body(), gate.metadata, settings.max_instances)
+        rows = decode_rows(await request.body(), models.gate.metadata, settings.max_instances)
     chain = Chain(settings.request_timeout_s)
     paths = [["gate"] for _ in range(len(rows))]
 
-    verdict = await ask(chain, gate, rows, ["label", "scores"])
+    verdict = await ask(chain, models.gate, rows, ["label", "scores"])
     inliers = np.flatnonzero(verdict["label"][:, 0] != OUTLIER)
-    probabilities = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
+    probabilities = np.zeros((len(rows), len(models.labels)), dtype=np.float32)
     if inliers.size:
-        first = (await ask(chain, classifier, rows[inliers], ["probabilities"]))["probabilities"]
+        asked = await ask(chain, models.classifier, rows[inliers], ["probabilities"])
+        first = asked["probabilities"]
         probabilities[inliers] = first
         for i in inliers:
             paths[i].append("classifier")
         unsure = inliers[
-            (first.max(axis=1) < settings.confident_at) & np.isin(first.argmax(axis=1), PAIR)
+            (first.max(axis=1) < settings.confident_at) & np.isin(first.argmax(axis=1), models.pair)
         ]
         if unsure.size:
-            second = await ask(chain, specialist, rows[unsure], ["probabilities"])
-            probabilities[unsure] = resplit(probabilities[unsure], second["probabilities"])
+            second = await ask(chain, models.specialist, rows[unsure], ["probabilities"])
+            probabilities[unsure] = resplit(
+                models.pair, probabilities[unsure], second["probabilities"]
+            )
             for i in unsure:
                 paths[i].append("specialist")
     return json_response(
-        answer_body(probabilities, inliers, paths, verdict["scores"][:, 0], chain.timings)
+        answer_body(
+            models, probabilities, inliers, paths, verdict["scores"][:, 0], timings=chain.timings
+        )
     )
 
 
 def answer_body(
+    models: ChainModels,
     probabilities: np.ndarray,
     inliers: np.ndarray,
     paths: list[list[str]],
     scores: np.ndarray,
+    *,
     timings: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The ``/predict`` answer: rejected rows have no label, every row its path and score."""
-    accepted = prediction_body(classifier.metadata, probabilities[inliers])["predictions"]
+    accepted = prediction_body(models.classifier.metadata, probabilities[inliers])["predictions"]
     predictions: list[dict[str, Any]] = [
         {"label": None, "probabilities": None} for _ in range(len(paths))
     ]
@@ -203,7 +244,7 @@ def answer_body(
     return {
         "predictions": predictions,
         "model_name": settings.chain_name,
-        "model_version": VERSION,
+        "model_version": models.version,
         "stages": timings,
     }
 
@@ -211,14 +252,14 @@ def answer_body(
 add_hot_route(app, "/predict", predict, request_model=PredictRequest, response_model=SerialResponse)
 
 
-@app.get("/model")
-async def model_metadata() -> Response:
+async def describe_chain() -> dict[str, Any]:
     """The chain: name, version, routing settings and each stage's model metadata (by stage)."""
-    return json_response(
-        composite_metadata(
-            settings.chain_name,
-            STAGES,
-            confident_at=settings.confident_at,
-            request_timeout_s=settings.request_timeout_s,
-        )
+    return composite_metadata(
+        settings.chain_name,
+        app.state.chain.stages,
+        confident_at=settings.confident_at,
+        request_timeout_s=settings.request_timeout_s,
     )
+
+
+add_model_route(app, describe_chain, response_model=None)

@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
-from shared.model.runtime import METADATA_FILE, ModelError, OnnxModel
+from shared.model.metadata import METADATA_FILE, ModelError
+from shared.serving.model import OnnxModel
 from tests.api_fuzz import assert_no_server_errors
 from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
 from tests.metrics_text import MetricsChange
@@ -168,15 +169,22 @@ def test_a_gate_that_is_no_gate_or_a_specialist_of_other_classes_is_refused(
     load_service: Callable[..., ModuleType], model_repo: Path, tmp_path: Path
 ) -> None:
     urls = stage_urls("x:1", "x:1", "x:1")
-    with pytest.raises(ModelError, match="gate model 'iris' does 'classification', not 'anomaly'"):
-        load_service("serial", "api", GATE_MODEL="iris", **urls)
+    with (  # refused at start: the lifespan reads the stages' metadata
+        pytest.raises(ModelError, match="gate model 'iris' does 'classification', not 'anomaly'"),
+        TestClient(load_service("serial", "api", GATE_MODEL="iris", **urls).app),
+    ):
+        pass
     repo = shutil.copytree(model_repo, tmp_path / "models")
     metadata = repo / "iris-specialist" / "1" / METADATA_FILE
     metadata.write_bytes(
         orjson.dumps({**orjson.loads(metadata.read_bytes()), "labels": ["rose", "tulip"]})
     )
-    with pytest.raises(ModelError, match=r"specialist's classes \['rose', 'tulip'\] are not all"):
-        load_service("serial", "api", GATE_MODEL="iris-gate", MODEL_DIR=str(repo), **urls)
+    service = load_service("serial", "api", GATE_MODEL="iris-gate", MODEL_DIR=str(repo), **urls)
+    with (
+        pytest.raises(ModelError, match=r"specialist's classes \['rose', 'tulip'\] are not all"),
+        TestClient(service.app),
+    ):
+        pass
 
 
 def test_generated_requests_get_no_server_error(client: TestClient) -> None:

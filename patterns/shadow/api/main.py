@@ -22,16 +22,15 @@ from comparison import PRIMARY_LATENCY, Comparison
 from fastapi import FastAPI
 from mirror import Mirror
 from pydantic import Field, field_validator
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.kit.app import add_hot_route, create_app, json_response
-from shared.kit.health import Readiness
+from shared.kit.app import add_hot_route, add_model_route, create_app, json_response
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.kit.settings import ServiceSettings
-from shared.model.runtime import ModelError, ModelMetadata
-from shared.v2.peers import ModelPeer, PredictorPeerSettings, check_same_inputs, connected
+from shared.v2.peers import PredictorPeerSettings, connected, primary_and_second
 
 
 class Settings(ServiceSettings, PredictorPeerSettings):
@@ -61,33 +60,27 @@ class Settings(ServiceSettings, PredictorPeerSettings):
 
 
 settings = Settings()
-primary = ModelPeer.predictor(settings)
-candidate = ModelPeer.from_repository(
-    "candidate",
-    settings.candidate_url,
-    settings.model_dir,
-    settings.candidate_model,
-    version=settings.candidate_version,
-)
-check_same_inputs([primary, candidate])
-metadata: ModelMetadata = primary.metadata
-if candidate.metadata.labels != metadata.labels:
-    raise ModelError(
-        f"candidate {candidate.ref} has classes {candidate.metadata.labels}, "
-        f"primary {primary.ref} has {metadata.labels}: their answers cannot be compared"
-    )
-comparison = Comparison(metadata.labels)
-mirror = Mirror("candidate", settings.shadow_max_in_flight, settings.candidate_timeout_s)
-readiness = Readiness()
-readiness.add("predictor", primary.check_ready)  # never the candidate's: it must cost nothing
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """A channel to each predictor; mirrored calls in flight get a moment to end at shutdown."""
-    async with connected([primary, candidate], settings.predictor_timeout_s, settings):
+    state = app.state
+    state.model, state.candidate = primary_and_second(
+        settings,
+        "candidate",
+        settings.candidate_url,
+        settings.candidate_model,
+        settings.candidate_version,
+        why="their answers cannot be compared",
+    )
+    state.comparison = Comparison(state.model.labels)
+    state.mirror = Mirror("candidate", settings.shadow_max_in_flight, settings.candidate_timeout_s)
+    # Never the candidate's readiness: it must cost nothing.
+    state.readiness.add("predictor", state.model.check_ready)
+    async with connected([state.model, state.candidate], settings.predictor_timeout_s, settings):
         yield
-        await mirror.aclose(grace_s=settings.candidate_timeout_s)
+        await state.mirror.aclose(grace_s=settings.candidate_timeout_s)
 
 
 app = create_app(
@@ -95,31 +88,33 @@ app = create_app(
     title="shadow",
     description="Answers from the primary model; mirrors each request to a candidate model "
     "in the background and records how their answers compare.",
-    readiness=readiness,
     lifespan=lifespan,
 )
 
 
-def mirror_to_candidate(rows: Any, primary_best: Any) -> None:
+def mirror_to_candidate(state: State, rows: Any, primary_best: Any) -> None:
     """Mirror ``rows`` to the candidate (a ``SHADOW_SHARE`` of requests), without waiting."""
     if settings.shadow_share < 1 and random.random() >= settings.shadow_share:
         return
-    mirror.submit(
+    candidate = state.candidate
+    state.mirror.submit(
         lambda: candidate.infer(rows, ["probabilities"], settings.candidate_timeout_s),
-        functools.partial(comparison.answered, primary_best),
+        functools.partial(state.comparison.answered, primary_best),
     )
 
 
 async def predict(request: Request) -> Response:
     """Predict the class of each instance with the primary model (and mirror the rows)."""
+    state = request.app.state
+    primary = state.model
     with stage("decode"):
-        rows = decode_rows(await request.body(), metadata, settings.max_instances)
+        rows = decode_rows(await request.body(), primary.metadata, settings.max_instances)
     started = time.perf_counter()
     with stage("predictor_call"):
         probabilities = (await primary.infer(rows, ["probabilities"]))["probabilities"]
     PRIMARY_LATENCY.observe(time.perf_counter() - started)
-    mirror_to_candidate(rows, probabilities.argmax(axis=1))
-    return json_response(prediction_body(metadata, probabilities))
+    mirror_to_candidate(state, rows, probabilities.argmax(axis=1))
+    return json_response(prediction_body(primary.metadata, probabilities))
 
 
 add_hot_route(
@@ -127,18 +122,17 @@ add_hot_route(
 )
 
 
-@app.get("/model", response_model=ModelMetadata)
-async def model_metadata() -> Response:
-    """The primary model's metadata: name, version, tensors, labels, metrics, sha256."""
-    return json_response(metadata.model_dump())
+add_model_route(app)  # the primary's: the one that answers
 
 
 @app.get("/shadow")
-async def shadow_state() -> Response:
+async def shadow_state(request: Request) -> Response:
     """The candidate, how much is mirrored, and whether the candidate answers now."""
+    state = request.app.state
+    candidate, mirror = state.candidate, state.mirror
     return json_response(
         {
-            "primary": primary.ref,
+            "primary": state.model.ref,
             "candidate": candidate.ref,
             "candidate_url": settings.candidate_url,
             "share": settings.shadow_share,

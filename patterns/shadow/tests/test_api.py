@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import PredictorProcess, _free_port
-from shared.model.runtime import ModelError
+from shared.model.metadata import ModelError
 from tests.api_fuzz import assert_no_server_errors
 from tests.metrics_text import MetricsChange
 
@@ -132,14 +132,15 @@ def test_bad_input_is_refused_and_not_mirrored(shadow_client: ShadowClient) -> N
 def test_a_candidate_that_cannot_be_compared_is_refused_at_start(
     load_service: Callable[..., ModuleType], candidate: str, problem: str
 ) -> None:
-    with pytest.raises(ModelError, match=problem):
-        load_service(
-            "shadow",
-            "api",
-            PREDICTOR_URL="127.0.0.1:1",
-            CANDIDATE_URL="127.0.0.1:1",
-            CANDIDATE_MODEL=candidate,
-        )
+    service = load_service(
+        "shadow",
+        "api",
+        PREDICTOR_URL="127.0.0.1:1",
+        CANDIDATE_URL="127.0.0.1:1",
+        CANDIDATE_MODEL=candidate,
+    )
+    with pytest.raises(ModelError, match=problem), TestClient(service.app):
+        pass
 
 
 @pytest.mark.parametrize(

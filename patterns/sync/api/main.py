@@ -16,12 +16,10 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.kit.app import add_hot_route, create_app, json_response
-from shared.kit.health import Readiness
+from shared.kit.app import add_hot_route, add_model_route, create_app, json_response
 from shared.kit.metrics import stage
 from shared.kit.schemas import PredictRequest, PredictResponse, decode_rows, prediction_body
 from shared.kit.settings import ServiceSettings
-from shared.model.runtime import ModelMetadata
 from shared.v2.peers import ModelPeer, PredictorPeerSettings, connected
 
 
@@ -30,16 +28,14 @@ class Settings(ServiceSettings, PredictorPeerSettings):
 
 
 settings = Settings()
-# Without MODEL_VERSION the api follows the predictors' version (a rolling update changes it).
-predictor = ModelPeer.predictor(settings, follow=True)
-metadata: ModelMetadata = predictor.metadata
-readiness = Readiness()
-readiness.add("predictor", predictor.check_ready)
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """One channel to the predictor for the life of the process."""
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """One channel to the predictor for the life of the process. Without MODEL_VERSION the
+    api follows the predictors' version (a rolling update changes it)."""
+    app.state.model = predictor = ModelPeer.predictor(settings, follow=True)
+    app.state.readiness.add("predictor", predictor.check_ready)
     async with connected([predictor], settings.predictor_timeout_s, settings):
         yield
 
@@ -48,27 +44,21 @@ app = create_app(
     settings,
     title="sync",
     description="REST api in front of an Open Inference Protocol predictor over gRPC.",
-    readiness=readiness,
     lifespan=lifespan,
 )
 
 
 async def predict(request: Request) -> Response:
     """Predict the class of each instance (the predictor runs the model)."""
+    predictor = request.app.state.model
     with stage("decode"):
-        rows = decode_rows(await request.body(), metadata, settings.max_instances)
+        rows = decode_rows(await request.body(), predictor.metadata, settings.max_instances)
     with stage("predictor_call"):
         outputs, version = await predictor.infer_versioned(rows, ["probabilities"])
-    return json_response(prediction_body(metadata, outputs["probabilities"], version))
+    return json_response(prediction_body(predictor.metadata, outputs["probabilities"], version))
 
 
 add_hot_route(
     app, "/predict", predict, request_model=PredictRequest, response_model=PredictResponse
 )
-
-
-@app.get("/model", response_model=ModelMetadata)
-async def model_metadata() -> Response:
-    """The served model's metadata: name, version, tensors, labels, metrics, sha256 (the
-    version the predictors answer with: a rolling update changes it)."""
-    return json_response((await predictor.served_metadata()).model_dump())
+add_model_route(app)

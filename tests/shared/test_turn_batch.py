@@ -5,9 +5,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from conftest import service_module
-
-TurnBatcher = service_module("web-single", "api", "turn_batch").TurnBatcher
+from shared.serving.turn_batch import TurnBatcher
 
 
 class Model:

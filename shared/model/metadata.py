@@ -1,32 +1,24 @@
-"""The ONNX model runtime: find a model in the repository, check it, run it.
+"""A model in the repository: its metadata (the contract of ``metadata.json``), its versions,
+and the checks that the ONNX file is what the metadata says.
 
-The model repository is laid out like Triton's and KServe's::
+The repository is laid out like Triton's and KServe's::
 
     <model_dir>/<name>/<version>/model.onnx
     <model_dir>/<name>/<version>/metadata.json
 
-:meth:`OnnxModel.load` refuses a model whose file does not match its metadata
-(sha256, input and output names, dtypes, shapes, number of labels), so a
-service never starts serving the wrong thing.
-
-onnxruntime is imported only to open a model: a service that only reads
-metadata (an api, or the prep service of prep-pred, whose image has no
-onnxruntime) imports this module without it.
+The bottom layer of ``shared``: it imports nothing else of it. onnxruntime is only named for
+type checks, so a service that only reads metadata (an api, or prep-pred's prep, whose image has
+no onnxruntime) imports this module without it.
 """
 
 import hashlib
-import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
     import onnxruntime as ort
-
-log = logging.getLogger("shared.model.runtime")
 
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
@@ -212,73 +204,3 @@ def check_task_outputs(metadata: ModelMetadata) -> None:
             raise ModelError(f"scores must be (rows, 1), not {metadata.output('scores').shape}")
         if metadata.labels and len(metadata.labels) != 2:
             raise ModelError(f"{len(metadata.labels)} labels for the anomaly values -1 and 1")
-
-
-class OnnxModel:
-    """A checked ONNX model with its metadata, ready to run."""
-
-    def __init__(self, path: Path, metadata: ModelMetadata, session: "ort.InferenceSession"):
-        self.path = path
-        self.metadata = metadata
-        self.session = session
-        self.input_name = metadata.input.name
-        self.n_features = metadata.input.shape[-1]
-
-    @classmethod
-    def load(
-        cls,
-        model_dir: Path,
-        name: str,
-        version: str | None = None,
-        intra_op_threads: int = 1,
-    ) -> "OnnxModel":
-        """Find, verify and open a model; :class:`ModelError` says what is wrong."""
-        metadata = load_metadata(model_dir, name, version)
-        folder = Path(model_dir) / name / metadata.version
-        onnx_path = folder / MODEL_FILE
-        if not onnx_path.is_file():
-            raise ModelError(f"{onnx_path} is missing")
-        actual = sha256_of(onnx_path)
-        if actual != metadata.sha256:
-            raise ModelError(
-                f"{onnx_path} has sha256 {actual}, metadata says {metadata.sha256}: "
-                "the file was changed or belongs to another export"
-            )
-        import onnxruntime as ort  # noqa: PLC0415 - only services that run models have it
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(
-            os.fspath(onnx_path), options, providers=["CPUExecutionProvider"]
-        )
-        check_model_matches(metadata, session)
-        return cls(onnx_path, metadata, session)
-
-    def run(self, x: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
-        """Run the model on ``x`` and return the named outputs (all when None)."""
-        return self.session.run(outputs, {self.input_name: x})
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities, shape (rows, classes), for float32 rows ``x``."""
-        return self.session.run(["probabilities"], {self.input_name: x})[0]
-
-
-def load_model(
-    model_dir: Path, name: str, version: str | None = None, intra_op_threads: int = 1
-) -> OnnxModel:
-    """:meth:`OnnxModel.load`, logging what was loaded, or why the service refuses to start."""
-    try:
-        model = OnnxModel.load(model_dir, name, version, intra_op_threads)
-    except ModelError as exc:
-        log.critical("refusing to start: %s", exc)
-        raise
-    metadata = model.metadata
-    log.info(
-        "serving model %s version %s",
-        metadata.name,
-        metadata.version,
-        extra={"sha256": metadata.sha256, "metrics": metadata.metrics},
-    )
-    return model
