@@ -24,7 +24,9 @@ def test_web_single_takes_only_the_shared_modules_it_uses(tmp_path: Path) -> Non
     shared = {str(p.relative_to(dest / "shared")) for p in (dest / "shared").rglob("*.py")}
     assert {
         "kit/app.py",
-        "model/runtime.py",
+        "model/metadata.py",
+        "serving/model.py",
+        "serving/turn_batch.py",
         "kit/schemas.py",
         "kit/serve.py",
         "kit/probe.py",

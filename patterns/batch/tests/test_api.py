@@ -8,10 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api_fuzz import assert_no_server_errors
+from tests.bad_input import GOOD_ROW, BadInput, assert_refused, bad_inputs
 from tests.compose_stack import free_port
 from tests.metrics_text import MetricsChange
-
-GOOD_ROW = [5.1, 3.5, 1.4, 0.2]
 
 
 @pytest.fixture
@@ -69,25 +68,18 @@ def test_rows_added_are_pending_then_predicted_by_a_run(
     assert progress["runs"][0]["finished_at"] is not None
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "field"),
-    [
-        ({"instances": [[5.1, 3.5, 1.4]]}, 422, "instances[0]"),
-        ({"instances": [[5.1, 3.5, "a", 0.2]]}, 422, "instances[0][2]"),
-        ({"instances": []}, 422, "instances"),
-        ({"instances": [GOOD_ROW] * 7}, 422, "instances"),
-        (b'{"instances": [[5.1, 3.5, Infinity, 0.2]]}', 422, "body"),
-        ({"instances": [[5.1, 3.5, 1e39, 0.2]]}, 422, "instances[0][2]"),
-        (b"x" * 5000, 413, None),
-    ],
-)
+BAD_ROWS = [
+    *bad_inputs(max_instances=6, max_body_bytes=4096),
+    BadInput("infinity", b'{"instances": [[5.1, 3.5, Infinity, 0.2]]}', "body", "not valid JSON"),
+    BadInput("over float32", b'{"instances": [[5.1, 3.5, 1e39, 0.2]]}', "instances[0][2]", ""),
+]
+
+
+@pytest.mark.parametrize("case", BAD_ROWS, ids=str)
 def test_bad_rows_are_refused_and_nothing_is_stored(
-    client: TestClient, batch_env: dict[str, str], body: object, status: int, field: str | None
+    client: TestClient, batch_env: dict[str, str], case: BadInput
 ) -> None:
-    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
-    answer = client.post("/rows", **kwargs)
-    assert answer.status_code == status
-    assert answer.json()["error"].get("field") == field
+    assert_refused(client.post("/rows", content=case.body), case)
     assert count_rows(batch_env) == 0
     assert client.post("/rows", json={"instances": [GOOD_ROW]}).status_code == 202
 
