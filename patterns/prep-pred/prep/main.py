@@ -23,6 +23,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +34,6 @@ from pydantic import Field
 
 from shared.kit.app import create_app
 from shared.kit.errors import ServiceError
-from shared.kit.health import Readiness
 from shared.kit.metrics import record_model, stage
 from shared.kit.settings import ServiceSettings
 from shared.mechanisms.digit_images import (
@@ -43,7 +43,7 @@ from shared.mechanisms.digit_images import (
     open_image,
     opened_to_digits,
 )
-from shared.model.metadata import ModelError, load_metadata
+from shared.model.metadata import ModelError, ModelMetadata, load_metadata
 from shared.v2 import tensors
 from shared.v2.grpc_server import StatusError, rpc
 from shared.v2.peers import ModelPeer, PeerCallSettings, connected
@@ -84,55 +84,80 @@ class Settings(ServiceSettings, GrpcSettings, PeerCallSettings):
 
 
 settings = Settings()
-metadata = load_metadata(settings.model_dir, settings.model_name, settings.model_version)
-width = metadata.input.shape[-1]
-side = round(width**0.5)
-if side * side != width:
-    raise ModelError(f"model {metadata.name!r} takes {width} values, not a square image")
-SPEC = DigitImageSpec(
-    side=side,
-    max_value=float(metadata.training.get("image", {}).get("max_value", 16)),
-    max_pixels=settings.max_pixels,
-)
-PREP_MODEL = f"{metadata.name}-prep"
-pred: ModelPeer | None = None
-if settings.variant == "simple":
-    if not settings.pred_url:
-        raise ModelError("VARIANT=simple needs PRED_URL (host:port of the predictor)")
-    pred = ModelPeer(role="pred", url=settings.pred_url, metadata=metadata)
 
 
 def _us(started: float) -> int:
     return round((time.perf_counter() - started) * 1_000_000)
 
 
-async def preprocess(data: bytes) -> np.ndarray:
-    """The image as a (1, width) float32 row; :class:`StatusError` for a bad image."""
-    try:
-        with stage("preprocess"):
-            image = open_image(data, SPEC.max_pixels)  # the header only: cheap
-            if image.width * image.height > THREAD_ABOVE_PIXELS:
-                return await asyncio.to_thread(opened_to_digits, image, SPEC)
-            return opened_to_digits(image, SPEC)
-    except ImageError as exc:
-        code = GRPC_CODES.get(exc.status, grpc.StatusCode.INVALID_ARGUMENT)
-        raise StatusError(code, str(exc)) from None
+@dataclass(frozen=True)
+class Prep:
+    """What this service makes images into (the model's input) and, in the simple variant,
+    the predictor it hands them to. Made in the lifespan."""
+
+    metadata: ModelMetadata
+    spec: DigitImageSpec
+    pred: ModelPeer | None  # the simple variant's predictor
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Prep":
+        """Read the model's metadata; :class:`ModelError` when its input is not a square image
+        or the simple variant has no predictor to call."""
+        metadata = load_metadata(settings.model_dir, settings.model_name, settings.model_version)
+        width = metadata.input.shape[-1]
+        side = round(width**0.5)
+        if side * side != width:
+            raise ModelError(f"model {metadata.name!r} takes {width} values, not a square image")
+        max_value = float(metadata.training.get("image", {}).get("max_value", 16))
+        spec = DigitImageSpec(side=side, max_value=max_value, max_pixels=settings.max_pixels)
+        pred = None
+        if settings.variant == "simple":
+            if not settings.pred_url:
+                raise ModelError("VARIANT=simple needs PRED_URL (host:port of the predictor)")
+            pred = ModelPeer(role="pred", url=settings.pred_url, metadata=metadata)
+        return cls(metadata, spec, pred)
+
+    @property
+    def prep_model(self) -> str:
+        """The name this service answers preprocessing alone under."""
+        return f"{self.metadata.name}-prep"
+
+    @property
+    def width(self) -> int:
+        """Values in a preprocessed row."""
+        return self.metadata.input.shape[-1]
+
+    async def preprocess(self, data: bytes) -> np.ndarray:
+        """The image as a (1, width) float32 row; :class:`StatusError` for a bad image."""
+        try:
+            with stage("preprocess"):
+                image = open_image(data, self.spec.max_pixels)  # the header only: cheap
+                if image.width * image.height > THREAD_ABOVE_PIXELS:
+                    return await asyncio.to_thread(opened_to_digits, image, self.spec)
+                return opened_to_digits(image, self.spec)
+        except ImageError as exc:
+            code = GRPC_CODES.get(exc.status, grpc.StatusCode.INVALID_ARGUMENT)
+            raise StatusError(code, str(exc)) from None
 
 
 class PrepServicer(pb_grpc.GRPCInferenceServiceServicer):
     """``<model>-prep`` always; ``<model>`` (preprocess + predictor) in the simple variant."""
 
+    def __init__(self, prep: Prep) -> None:
+        self.prep = prep
+
     def served(self) -> list[str]:
         """The model names this server answers for."""
-        return [PREP_MODEL, metadata.name] if pred is not None else [PREP_MODEL]
+        prep = self.prep
+        return [prep.prep_model, prep.metadata.name] if prep.pred else [prep.prep_model]
 
     def check_model(self, name: str, version: str) -> None:
         """:class:`ModelNotFound` unless ``name`` (at ``version``, when given) is served."""
         if name not in self.served():
             raise ModelNotFound(f"unknown model '{name}'; served: {', '.join(self.served())}")
-        if version and version != metadata.version:
+        if version and version != self.prep.metadata.version:
             raise ModelNotFound(
-                f"model '{name}' has no version '{version}'; served: {metadata.version}"
+                f"model '{name}' has no version '{version}'; served: {self.prep.metadata.version}"
             )
 
     @rpc
@@ -149,7 +174,8 @@ class PrepServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelReady(self, request: pb.ModelReadyRequest, context) -> pb.ModelReadyResponse:  # noqa: N802
         """The model is served; for the chained model, the predictor serves it too."""
         self.check_model(request.name, request.version)
-        if request.name == metadata.name and pred is not None:
+        pred = self.prep.pred
+        if request.name == self.prep.metadata.name and pred is not None:
             return pb.ModelReadyResponse(ready=await pred.check_ready() is None)
         return pb.ModelReadyResponse(ready=True)
 
@@ -160,7 +186,8 @@ class PrepServicer(pb_grpc.GRPCInferenceServiceServicer):
         """The encoded image in; the model's input (prep) or its probabilities (chained) out."""
         self.check_model(request.name, request.version)
         tensor = pb.ModelMetadataResponse.TensorMetadata
-        if request.name == PREP_MODEL:
+        metadata, width = self.prep.metadata, self.prep.width
+        if request.name == self.prep.prep_model:
             outputs = [tensor(name=metadata.input.name, datatype="FP32", shape=[1, width])]
         else:
             n_classes = len(metadata.labels)
@@ -179,9 +206,10 @@ class PrepServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.check_model(request.model_name, request.model_version)
         data = self.image_bytes(request)
         started = time.perf_counter()
-        row = await preprocess(data)
+        row = await self.prep.preprocess(data)
         timings = {"preprocess_us": _us(started)}
-        if request.model_name == PREP_MODEL:
+        metadata = self.prep.metadata
+        if request.model_name == self.prep.prep_model:
             results = {metadata.input.name: row}
         else:
             results = await self.predict(row, context, timings)
@@ -209,11 +237,11 @@ class PrepServicer(pb_grpc.GRPCInferenceServiceServicer):
             raise tensors.TensorError(f"tensor '{IMAGE_INPUT}' must be UINT8 [n_bytes]")
         return request.raw_input_contents[0]
 
-    @staticmethod
     async def predict(
-        row: np.ndarray, context: grpc.aio.ServicerContext, timings: dict[str, int]
+        self, row: np.ndarray, context: grpc.aio.ServicerContext, timings: dict[str, int]
     ) -> dict[str, np.ndarray]:
         """The predictor's probabilities for ``row``, within the caller's deadline."""
+        pred = self.prep.pred
         assert pred is not None
         left_s = context.time_remaining()
         timeout_s = (
@@ -230,23 +258,23 @@ class PrepServicer(pb_grpc.GRPCInferenceServiceServicer):
             timings["pred_us"] = _us(started)
 
 
-readiness = Readiness()
-if pred is not None:
-    readiness.add("pred", pred.check_ready)
-
-
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """The gRPC server (and the channel to the predictor) for the life of the process.
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The model's input, the gRPC server and the channel to the predictor, for the life of
+    the process.
 
     The server is made here, on the loop that serves it: a grpc.aio server made at import
     and never started would be freed by the garbage collector later, off its loop.
     """
-    grpc_server = grpc_server_for(PrepServicer(), settings, settings.host)
-    record_model(PREP_MODEL, metadata.version, metadata.sha256)
+    app.state.prep = prep = Prep.from_settings(settings)
+    peers = [prep.pred] if prep.pred is not None else []
+    for peer in peers:
+        app.state.readiness.add("pred", peer.check_ready)
+    grpc_server = grpc_server_for(PrepServicer(prep), settings, settings.host)
+    record_model(prep.prep_model, prep.metadata.version, prep.metadata.sha256)
     async with (
-        connected([pred] if pred is not None else [], settings.pred_timeout_s, settings),
-        serving(grpc_server, settings.grpc_port, settings.graceful_shutdown_s, readiness),
+        connected(peers, settings.pred_timeout_s, settings),
+        serving(grpc_server, settings.grpc_port, settings.graceful_shutdown_s, app.state.readiness),
     ):
         yield
 
@@ -255,6 +283,5 @@ app = create_app(
     settings,
     title="prep",
     description="Image preprocessing for the digits model (gRPC on GRPC_PORT); health, metrics.",
-    readiness=readiness,
     lifespan=lifespan,
 )

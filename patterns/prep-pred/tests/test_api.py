@@ -19,6 +19,7 @@ from PIL import Image
 
 from conftest import REPO_ROOT, PredictorProcess, _free_port, grpc_process, running_predictor
 from shared.mechanisms.digit_images import opened_to_digits
+from shared.model.metadata import ModelError
 from tests.api_fuzz import assert_no_server_errors
 from tests.metrics_text import MetricsChange
 
@@ -252,8 +253,9 @@ async def test_a_large_photo_is_decoded_in_a_worker_thread_and_a_small_one_on_th
         return opened_to_digits(*args)
 
     monkeypatch.setattr(prep, "opened_to_digits", recording)
-    assert (await prep.preprocess(large_photo())).shape == (1, 64)
-    assert (await prep.preprocess(SAMPLES[0].read_bytes())).shape == (1, 64)
+    made = prep.Prep.from_settings(prep.settings)
+    assert (await made.preprocess(large_photo())).shape == (1, 64)
+    assert (await made.preprocess(SAMPLES[0].read_bytes())).shape == (1, 64)
     assert decoded_on_loop == [False, True]
 
 
@@ -264,3 +266,11 @@ def test_the_docs_describe_the_image_upload(client: TestClient) -> None:
 
 def test_generated_requests_get_no_server_error(client: TestClient) -> None:
     assert_no_server_errors(client)
+
+
+def test_the_simple_variant_without_a_predictor_refuses_to_start(
+    load_service: Callable[..., ModuleType],
+) -> None:
+    prep = load_service("prep-pred", "prep", VARIANT="simple", PRED_URL="")
+    with pytest.raises(ModelError, match="VARIANT=simple needs PRED_URL"), TestClient(prep.app):
+        pass
