@@ -10,9 +10,15 @@ A README marks the examples a test runs with a fenced block whose info string is
 
 Each ``$ `` line is a command (a line ending in ``\\`` continues on the next); the lines
 after it, up to the next ``$ `` line, are the answer the README quotes, as JSON. The
-command is run with curl, its address ``http://127.0.0.1:8000`` swapped for the stack's,
-in the project's root (the nearest folder above the README with a Makefile: the
-repository, or a starter), where a user types it. The answer must
+command's address ``http://127.0.0.1:8000`` is swapped for the stack's, and the request
+it makes is sent from the project's root (the nearest folder above the README with a
+Makefile: the repository, or a starter), where a user types it, so ``@file`` paths resolve
+as they do for the user. The command is not handed to a curl binary but read: its options
+(``-s``, ``-X``, ``-H``, ``-d``/``--data``, ``--data-binary``, ``-F``) become the request curl
+would send (``-d`` without a Content-Type header sends curl's form type, ``-d @file`` drops the
+file's newlines as curl does), made with httpx. So the check needs nothing but Python, like
+the rest of ``make test``; an option outside that set is an error, so a README cannot use one
+the check does not understand. The answer must
 have the quoted answer's shape: the same keys and the same JSON types all the way down
 (numbers of any kind are one type; every element of a list is compared with the quoted
 elements' shapes), not the same values, which may differ from run to run. A string
@@ -24,14 +30,15 @@ timeout.
 """
 
 import json
+import mimetypes
 import re
 import shlex
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 MARKER = "console e2e"
 QUOTED_BASE_URL = "http://127.0.0.1:8000"
@@ -126,16 +133,54 @@ def _argv(command: str, base_url: str, fields: dict[str, str]) -> list[str]:
     return [named.sub(lambda m: fields[m[1]], arg) for arg in argv]
 
 
+def _curl_request(argv: list[str], cwd: Path) -> httpx.Request:
+    """The request curl would send for ``argv`` (the options the module docstring lists)."""
+    method, url, data = "", "", None
+    headers: dict[str, str] = {}
+    files: dict[str, tuple[str | None, bytes, str]] = {}
+    options = iter(argv[1:])
+    for option in options:
+        if option == "-s":
+            continue
+        if option == "-X":
+            method = next(options)
+        elif option == "-H":
+            name, _, value = next(options).partition(":")
+            headers[name.strip()] = value.strip()
+        elif option in ("-d", "--data", "--data-binary"):
+            value = next(options)
+            body = (cwd / value[1:]).read_bytes() if value.startswith("@") else value.encode()
+            if option != "--data-binary" and value.startswith("@"):
+                body = body.replace(b"\r", b"").replace(b"\n", b"")
+            data = body if data is None else data + b"&" + body
+        elif option == "-F":
+            name, _, value = next(options).partition("=")
+            if value.startswith("@"):
+                path = cwd / value[1:]
+                kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                files[name] = (path.name, path.read_bytes(), kind)
+            else:
+                files[name] = (None, value.encode(), "text/plain")
+        elif option.startswith("-"):
+            raise ValueError(f"{shlex.join(argv)}: the README check does not read curl's {option}")
+        else:
+            url = option
+    if data is not None and not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    method = method or ("POST" if data is not None or files else "GET")
+    return httpx.Request(method, url, headers=headers, content=data, files=files or None)
+
+
 def _run_curl(argv: list[str], cwd: Path) -> Any:
-    done = subprocess.run(
-        [*argv, "--max-time", "10"], cwd=cwd, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"{shlex.join(argv)} failed ({done.returncode}): {done.stderr}")
     try:
-        return json.loads(done.stdout)
+        with httpx.Client(timeout=10) as client:
+            answer = client.send(_curl_request(argv, cwd))
+    except httpx.HTTPError as exc:
+        raise AssertionError(f"{shlex.join(argv)} failed: {exc!r}") from exc
+    try:
+        return json.loads(answer.text)
     except json.JSONDecodeError as exc:
-        raise AssertionError(f"{shlex.join(argv)} answered no JSON: {done.stdout[:500]}") from exc
+        raise AssertionError(f"{shlex.join(argv)} answered no JSON: {answer.text[:500]}") from exc
 
 
 def readme_example_problems(readme: Path, base_url: str, timeout_s: float = 30) -> list[str]:
@@ -144,8 +189,6 @@ def readme_example_problems(readme: Path, base_url: str, timeout_s: float = 30) 
     Raises ValueError when the README marks no example or quotes an answer that is not
     JSON, so that a README cannot pass by having nothing to check.
     """
-    if shutil.which("curl") is None:
-        raise RuntimeError("the README examples need curl on PATH")
     examples = marked_examples(readme.read_text())
     if not examples:
         raise ValueError(f"{readme} has no ```{MARKER} block")

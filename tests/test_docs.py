@@ -22,6 +22,7 @@ from tests.doc_checks import (
 from tests.readme_examples import (
     _argv,
     _captured_fields,
+    _curl_request,
     marked_examples,
     readme_example_problems,
     shape,
@@ -245,3 +246,30 @@ def test_a_readme_without_marked_examples_is_refused(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("```console\n$ curl -s http://127.0.0.1:8000/\n{}\n```\n")
     with pytest.raises(ValueError, match="no ```console e2e block"):
         readme_example_problems(tmp_path / "README.md", "http://127.0.0.1:1")
+
+
+def test_a_command_becomes_the_request_curl_would_send(tmp_path: Path) -> None:
+    (tmp_path / "digit.png").write_bytes(b"\x89PNG\r\nraw")
+    (tmp_path / "rows.json").write_bytes(b'{"instances":\n [[1, 2]]}\n')
+    form = _curl_request(["curl", "-s", "http://h/predict", "-d", '{"a": 1}'], tmp_path)
+    assert (form.method, form.headers["content-type"], form.content) == (
+        "POST",
+        "application/x-www-form-urlencoded",
+        b'{"a": 1}',
+    )
+    typed = _curl_request(
+        ["curl", "http://h/p", "-H", "Content-Type: image/png", "--data-binary", "@digit.png"],
+        tmp_path,
+    )
+    assert (typed.headers["content-type"], typed.content) == ("image/png", b"\x89PNG\r\nraw")
+    stripped = _curl_request(["curl", "http://h/p", "-d", "@rows.json"], tmp_path)
+    assert stripped.content == b'{"instances": [[1, 2]]}'
+    upload = _curl_request(["curl", "http://h/p", "-F", "file=@digit.png"], tmp_path)
+    upload.read()
+    assert upload.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert b'filename="digit.png"' in upload.content
+    assert b"Content-Type: image/png" in upload.content
+    assert _curl_request(["curl", "-s", "-X", "POST", "http://h/runs"], tmp_path).method == "POST"
+    assert _curl_request(["curl", "http://h/jobs/7"], tmp_path).method == "GET"
+    with pytest.raises(ValueError, match="does not read curl's --insecure"):
+        _curl_request(["curl", "--insecure", "http://h/"], tmp_path)
