@@ -171,7 +171,7 @@ def _curl_request(argv: list[str], cwd: Path) -> httpx.Request:
     return httpx.Request(method, url, headers=headers, content=data, files=files or None)
 
 
-def _run_curl(argv: list[str], cwd: Path) -> Any:
+def _answer_of(argv: list[str], cwd: Path) -> Any:
     try:
         with httpx.Client(timeout=10) as client:
             answer = client.send(_curl_request(argv, cwd))
@@ -204,10 +204,10 @@ def readme_example_problems(readme: Path, base_url: str, timeout_s: float = 30) 
             ) from exc
         argv = _argv(example.command, base_url, fields)
         deadline = time.monotonic() + timeout_s
-        answer = _run_curl(argv, root)
+        answer = _answer_of(argv, root)
         while shape(answer) != shape(quoted) and time.monotonic() < deadline:
             time.sleep(0.5)
-            answer = _run_curl(argv, root)
+            answer = _answer_of(argv, root)
         if shape(answer) != shape(quoted):
             problems.append(
                 f"{example.command}\n  quoted shape: {shape(quoted)}\n  answer: {answer}"

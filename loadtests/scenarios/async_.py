@@ -15,15 +15,12 @@ import time
 import orjson
 from locust import task
 
-from loadtests.config import load_settings
 from loadtests.scenarios.common import (
     accepted_job_url,
     fire_timing,
     job_problem,
 )
-from loadtests.scenarios.iris_user import IrisUser
-
-SETTINGS = load_settings()
+from loadtests.scenarios.iris_user import SETTINGS, IrisUser
 
 
 class AsyncUser(IrisUser):

@@ -6,10 +6,7 @@ from __future__ import annotations
 import orjson
 from locust import task
 
-from loadtests.config import load_settings
-from loadtests.scenarios.iris_user import IrisUser
-
-SETTINGS = load_settings()
+from loadtests.scenarios.iris_user import SETTINGS, IrisUser
 
 
 class BatchUser(IrisUser):

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from locust import task
 
-from loadtests.config import load_settings
 from loadtests.scenarios.common import prediction_problem
-from loadtests.scenarios.iris_user import IrisUser
-
-SETTINGS = load_settings()
+from loadtests.scenarios.iris_user import SETTINGS, IrisUser
 
 
 class PredictUser(IrisUser):

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 from locust import task
 
-from loadtests.config import load_settings
 from loadtests.scenarios.common import prediction_problem
-from loadtests.scenarios.iris_user import IrisUser
+from loadtests.scenarios.iris_user import SETTINGS, IrisUser
 
-SETTINGS = load_settings()
 #: Decimals of the fresh rows: with iris's own 1, a long run draws the same rows by chance.
 FRESH_DECIMALS = 3
 CACHE_HEADER = "X-Cache"

@@ -88,7 +88,7 @@ class OnnxModel(ServedModel):
     """A checked ONNX model with its metadata, run in this process.
 
     :meth:`infer` runs in the event loop, and the requests of one loop turn that ask for
-    the same output share one onnxruntime run (:class:`turn_batch.TurnBatcher`);
+    the same output share one onnxruntime run (:class:`shared.serving.turn_batch.TurnBatcher`);
     :meth:`run` and :meth:`predict_proba` are the plain synchronous runs.
     """
 

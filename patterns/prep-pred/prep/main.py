@@ -268,8 +268,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     app.state.prep = prep = Prep.from_settings(settings)
     peers = [prep.pred] if prep.pred is not None else []
-    for peer in peers:
-        app.state.readiness.add("pred", peer.check_ready)
+    if prep.pred is not None:
+        app.state.readiness.add("pred", prep.pred.check_ready)
     grpc_server = grpc_server_for(PrepServicer(prep), settings, settings.host)
     record_model(prep.prep_model, prep.metadata.version, prep.metadata.sha256)
     async with (
