@@ -25,12 +25,15 @@ def test_the_report_states_both_goals() -> None:
     runs = [
         Run("off", {}, LoopFigures(rps=100, p50_ms=2.0, p99_ms=5.0)),
         Run("on", {}, LoopFigures(rps=98, p50_ms=2.1, p99_ms=5.0)),
+        Run("on, a call per request", {}, LoopFigures(rps=95, p50_ms=2.4, p99_ms=6.0)),
         Run("off", {}, LoopFigures(rps=100, p50_ms=2.0, p99_ms=5.0)),
         Run("on", {}, LoopFigures(rps=98, p50_ms=2.1, p99_ms=5.0)),
+        Run("on, a call per request", {}, LoopFigures(rps=95, p50_ms=2.4, p99_ms=6.0)),
         Run("on, candidate stopped", {}, LoopFigures(rps=97, p50_ms=2.2, failed=0)),
     ]
     text = markdown(runs, figures(150, 1, 1), "the settings")
     assert "2.10 / 2.00 ms = 1.05 (goal <= 1.10): met" in text
+    assert "a call per request (SHADOW_WINDOW_MS=0): 2.40 / 2.00 ms = 1.20" in text
     assert "candidate slow or stopped: 0 (goal 0): met" in text
     assert "| on, candidate stopped | 97 | 2.20 | n/a | 0 |" in text
     assert "Agreement: 100.0% of 150 rows" in text

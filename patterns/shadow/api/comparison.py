@@ -1,8 +1,9 @@
 """What shadowing records: both models' latency and labels, row by row, as Prometheus metrics.
 
 * ``mlsp_shadow_latency_seconds{model}``: time a request waited for its answer from the
-  ``primary`` model (every request, shadowed or not) and from the ``candidate`` (mirrored
-  requests that got one), measured the same way: from the call to its answer.
+  ``primary`` model (every request, shadowed or not), and time a mirrored call waited
+  for the ``candidate``'s (each call that got one; a call carries the rows of one
+  ``SHADOW_WINDOW_MS`` window, so with a window of 0 it is one request's, as the primary's).
 * ``mlsp_shadow_rows_total{primary_label,candidate_label}``: each mirrored row the candidate
   answered, by both labels; where they are equal, the models agree. The confusion table
   of primary against candidate, and so the agreement rate, are read from it
@@ -51,6 +52,6 @@ class Comparison:
     def answered(
         self, primary_best: np.ndarray, outputs: dict[str, np.ndarray], seconds: float
     ) -> None:
-        """A :class:`mirror.Mirror` ``on_answer``: the candidate's time and labels."""
+        """A :class:`mirror.RowWindow` ``on_answer``: the candidate's time and labels."""
         CANDIDATE_LATENCY.observe(seconds)
         self.record(primary_best, outputs["probabilities"])

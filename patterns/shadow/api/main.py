@@ -5,13 +5,14 @@ over gRPC and answers with its labels. Once it has the answer, it hands the same
 to the candidate's predictor in the background (:class:`mirror.Mirror`) and
 returns without waiting: the candidate's answer, its latency and whether it agrees with
 the primary are recorded as metrics (``comparison.py``), never sent to the client.
-The mirror is bounded (``SHADOW_MAX_IN_FLIGHT``; past it a mirror is dropped and
-counted), has its own deadline (``CANDIDATE_TIMEOUT_S``) and counts its errors, so a
-slow or stopped candidate costs the primary's answers nothing. Readiness is the
-primary's alone.
+The rows mirrored within ``SHADOW_WINDOW_MS`` go to the candidate in one call
+(:class:`mirror.RowWindow`): a call per window, not per request, keeps the primary's
+latency close to what it is with mirroring off. The mirror is bounded
+(``SHADOW_MAX_IN_FLIGHT``; past it a call is dropped and counted), has its own
+deadline (``CANDIDATE_TIMEOUT_S``) and counts its errors, so a slow or stopped
+candidate costs the primary's answers nothing. Readiness is the primary's alone.
 """
 
-import functools
 import random
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from typing import Any
 
 from comparison import PRIMARY_LATENCY, Comparison
 from fastapi import FastAPI
-from mirror import Mirror
+from mirror import Mirror, RowWindow
 from pydantic import Field, field_validator
 from starlette.datastructures import State
 from starlette.requests import Request
@@ -52,6 +53,12 @@ class Settings(ServiceSettings, PredictorPeerSettings):
     shadow_max_in_flight: int = Field(
         64, ge=1, description="Mirrored calls at once; more are dropped (and counted)."
     )
+    shadow_window_ms: float = Field(
+        10.0,
+        ge=0,
+        description="Rows mirrored within this many ms go to the candidate in one call "
+        "(up to PEER_MAX_BATCH_ROWS); 0: one call per request.",
+    )
 
     @field_validator("candidate_version", mode="before")
     @classmethod
@@ -76,10 +83,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     state.comparison = Comparison(state.model.labels)
     state.mirror = Mirror("candidate", settings.shadow_max_in_flight, settings.candidate_timeout_s)
+    candidate = state.candidate
+    state.window = RowWindow(
+        state.mirror,
+        settings.shadow_window_ms / 1000,
+        settings.peer_max_batch_rows,
+        lambda rows: candidate.infer(rows, ["probabilities"], settings.candidate_timeout_s),
+        state.comparison.answered,
+    )
     # Never the candidate's readiness: it must cost nothing.
     state.readiness.add("predictor", state.model.check_ready)
     async with connected([state.model, state.candidate], settings.predictor_timeout_s, settings):
         yield
+        state.window.flush()
         await state.mirror.aclose(grace_s=settings.candidate_timeout_s)
 
 
@@ -96,11 +112,7 @@ def mirror_to_candidate(state: State, rows: Any, primary_best: Any) -> None:
     """Mirror ``rows`` to the candidate (a ``SHADOW_SHARE`` of requests), without waiting."""
     if settings.shadow_share < 1 and random.random() >= settings.shadow_share:
         return
-    candidate = state.candidate
-    state.mirror.submit(
-        lambda: candidate.infer(rows, ["probabilities"], settings.candidate_timeout_s),
-        functools.partial(state.comparison.answered, primary_best),
-    )
+    state.window.add(rows, primary_best)
 
 
 async def predict(request: Request) -> Response:

@@ -3,20 +3,24 @@
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
 from conftest import service_module
 from shared.kit.errors import DependencyTimeout
 
-Mirror = service_module("shadow", "api", "mirror").Mirror
+mirror_module = service_module("shadow", "api", "mirror")
+Mirror, RowWindow = mirror_module.Mirror, mirror_module.RowWindow
 
 
-def calls(mirror: str, outcome: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "mlsp_mirror_calls_total", {"mirror": mirror, "outcome": outcome}
-    )
+def calls(mirror: str, outcome: str, metric: str = "mlsp_mirror_calls_total") -> float:
+    value = REGISTRY.get_sample_value(metric, {"mirror": mirror, "outcome": outcome})
     return value or 0.0
+
+
+def rows_of(mirror: str, outcome: str) -> float:
+    return calls(mirror, outcome, "mlsp_mirror_rows_total")
 
 
 def test_a_call_runs_in_the_background_and_its_answer_is_handed_on() -> None:
@@ -72,6 +76,7 @@ def test_past_the_bound_a_call_is_dropped_and_counted() -> None:
     assert sorted(started) == [0, 1, 9]
     assert calls("t-bound", "dropped") == 3
     assert calls("t-bound", "ok") == 3
+    assert rows_of("t-bound", "dropped") == 3  # one row a call by default
 
 
 def test_errors_and_timeouts_are_counted_not_raised(caplog: pytest.LogCaptureFixture) -> None:
@@ -140,3 +145,85 @@ def test_closing_cancels_the_calls_that_outlive_the_grace() -> None:
 def test_the_bound_must_allow_one_call() -> None:
     with pytest.raises(ValueError, match="max_in_flight must be at least 1"):
         Mirror("t-zero", max_in_flight=0, timeout_s=1.0)
+
+
+class Recorder:
+    """A peer that answers each row's value doubled, and the answers handed on."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[float]] = []
+        self.answers: list[tuple[list[str], list[float]]] = []
+
+    async def call(self, rows: np.ndarray) -> np.ndarray:
+        self.calls.append(rows[:, 0].tolist())
+        return rows[:, 0] * 2
+
+    def on_answer(self, keys: np.ndarray, answer: np.ndarray, seconds: float) -> None:
+        assert seconds >= 0
+        self.answers.append((keys.tolist(), answer.tolist()))
+
+
+def window_scenario(
+    name: str, window_s: float, max_rows: int, sends: list[int], wait_s: float | None = None
+) -> Recorder:
+    """Add one request per entry of ``sends`` (that many rows, numbered on) at once, then
+    wait ``wait_s`` (past the window by default); the peer's calls and the answers."""
+    recorder = Recorder()
+
+    async def scenario() -> None:
+        mirror = Mirror(name, max_in_flight=8, timeout_s=1.0)
+        window = RowWindow(mirror, window_s, max_rows, recorder.call, recorder.on_answer)
+        first = 0
+        for count in sends:
+            numbers = np.arange(first, first + count, dtype=np.float32)
+            window.add(numbers.reshape(-1, 1), np.array([f"k{n:.0f}" for n in numbers]))
+            first += count
+        await asyncio.sleep(window_s + 0.05 if wait_s is None else wait_s)
+        await mirror.aclose(grace_s=1.0)
+
+    asyncio.run(scenario())
+    return recorder
+
+
+def test_the_rows_of_one_window_go_in_one_call_and_each_key_meets_its_answer() -> None:
+    recorder = window_scenario("t-window", 0.02, 256, [1, 2, 1])
+    assert recorder.calls == [[0, 1, 2, 3]]
+    assert recorder.answers == [(["k0", "k1", "k2", "k3"], [0, 2, 4, 6])]
+    assert calls("t-window", "ok") == 1
+    assert rows_of("t-window", "ok") == 4
+
+
+def test_a_window_of_zero_sends_each_request_as_its_own_call() -> None:
+    recorder = window_scenario("t-window-0", 0.0, 256, [1, 2])
+    assert recorder.calls == [[0], [1, 2]]
+    assert calls("t-window-0", "ok") == 2
+
+
+def test_a_full_window_is_sent_before_it_closes() -> None:
+    recorder = window_scenario("t-window-full", 30.0, 3, [2, 2, 1], wait_s=0.05)
+    # 2 + 2 rows reach max_rows: sent at once; the last row waits for its window (30 s),
+    # longer than the scenario, and is flushed at shutdown in the api (flush()).
+    assert recorder.calls == [[0, 1, 2, 3]]
+
+
+def test_flush_sends_what_waits_and_nothing_when_nothing_does() -> None:
+    recorder = Recorder()
+
+    async def scenario() -> None:
+        mirror = Mirror("t-flush", max_in_flight=8, timeout_s=1.0)
+        window = RowWindow(mirror, 30.0, 256, recorder.call, recorder.on_answer)
+        window.flush()
+        window.add(np.ones((2, 1), np.float32), np.array(["a", "b"]))
+        window.flush()
+        window.flush()
+        await mirror.aclose(grace_s=1.0)
+
+    asyncio.run(scenario())
+    assert recorder.answers == [(["a", "b"], [2, 2])]
+
+
+def test_a_window_needs_a_length_and_room_for_a_row() -> None:
+    mirror = Mirror("t-window-bad", max_in_flight=1, timeout_s=1.0)
+    for window_s, max_rows in ((-1.0, 8), (0.01, 0)):
+        with pytest.raises(ValueError, match="window_s must be 0 or more"):
+            RowWindow(mirror, window_s, max_rows, Recorder().call, Recorder().on_answer)
