@@ -6,7 +6,8 @@ Reads the running shadow api's ``/metrics`` (the counts since it started) and pr
 agreement rate, the confusion table of primary against candidate labels (rows: the
 primary's label; columns: the candidate's), both models' latency (p50 and p99,
 interpolated in the histogram's buckets as Prometheus' ``histogram_quantile`` does) and
-what became of the mirrored calls (answered, failed, timed out, dropped over the bound).
+what became of the mirrored calls and the rows they carried (answered, failed, timed out,
+dropped over the bound; a call carries the rows mirrored within one ``SHADOW_WINDOW_MS``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class ShadowFigures:
     rows: dict[tuple[str, str], float] = field(default_factory=dict)
     buckets: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     mirrors: dict[str, float] = field(default_factory=dict)
+    mirrored_rows: dict[str, float] = field(default_factory=dict)
 
     @property
     def compared(self) -> float:
@@ -94,6 +96,8 @@ def parse(text: str) -> ShadowFigures:
                 figures.buckets.setdefault(labels["model"], []).append((bound, sample.value))
             elif sample.name == "mlsp_mirror_calls_total" and labels.get("mirror") == "candidate":
                 figures.mirrors[labels["outcome"]] = sample.value
+            elif sample.name == "mlsp_mirror_rows_total" and labels.get("mirror") == "candidate":
+                figures.mirrored_rows[labels["outcome"]] = sample.value
     for buckets in figures.buckets.values():
         buckets.sort()
     return figures
@@ -101,6 +105,13 @@ def parse(text: str) -> ShadowFigures:
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} ms"
+
+
+def _outcomes(counts: dict[str, float]) -> str:
+    return ", ".join(
+        f"{outcome} {counts.get(outcome, 0):.0f}"
+        for outcome in ("ok", "failed", "timeout", "dropped")
+    )
 
 
 def render(figures: ShadowFigures) -> str:
@@ -128,11 +139,8 @@ def render(figures: ShadowFigures) -> str:
             f"| {model} | {figures.requests(model):.0f} | "
             f"{_ms(figures.quantile_ms(model, 0.5))} | {_ms(figures.quantile_ms(model, 0.99))} |"
         )
-    outcomes = ", ".join(
-        f"{outcome} {figures.mirrors.get(outcome, 0):.0f}"
-        for outcome in ("ok", "failed", "timeout", "dropped")
-    )
-    lines += ["", f"Mirrored calls: {outcomes}"]
+    lines += ["", f"Mirrored calls: {_outcomes(figures.mirrors)}"]
+    lines += [f"Mirrored rows: {_outcomes(figures.mirrored_rows)}"]
     return "\n".join(lines) + "\n"
 
 

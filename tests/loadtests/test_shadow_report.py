@@ -27,6 +27,9 @@ def metrics_page() -> str:
     calls.labels("candidate", "ok").inc(10)
     calls.labels("candidate", "dropped").inc(4)
     calls.labels("other", "failed").inc(99)  # another mirror's: not the candidate's
+    mirrored = Counter("mlsp_mirror_rows", "", ["mirror", "outcome"], registry=registry)
+    mirrored.labels("candidate", "ok").inc(10)
+    mirrored.labels("candidate", "dropped").inc(12)  # a window of 12 rows over the bound
     return generate_latest(registry).decode()
 
 
@@ -40,6 +43,7 @@ def test_the_figures_come_from_the_counters_and_histograms() -> None:
     assert figures.quantile_ms("primary", 0.5) == pytest.approx(4 / 3)
     assert figures.quantile_ms("candidate", 0.5) == pytest.approx(3.0)
     assert figures.mirrors == {"ok": 10, "dropped": 4}
+    assert figures.mirrored_rows == {"ok": 10, "dropped": 12}
 
 
 def test_the_report_shows_the_confusion_table_and_outcomes() -> None:
@@ -49,6 +53,7 @@ def test_the_report_shows_the_confusion_table_and_outcomes() -> None:
     assert "| setosa | 5 | 0 | 0 |" in text
     assert "| primary | 4 | 1.33 ms | 1.99 ms |" in text
     assert "Mirrored calls: ok 10, failed 0, timeout 0, dropped 4" in text
+    assert "Mirrored rows: ok 10, failed 0, timeout 0, dropped 12" in text
 
 
 def test_quantiles_follow_prometheus_interpolation() -> None:

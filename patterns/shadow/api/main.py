@@ -149,6 +149,7 @@ async def shadow_state(request: Request) -> Response:
             "candidate_url": settings.candidate_url,
             "share": settings.shadow_share,
             "max_in_flight": settings.shadow_max_in_flight,
+            "window_ms": settings.shadow_window_ms,
             "in_flight": mirror.in_flight,
             "candidate_problem": await candidate.check_ready(),
         }
