@@ -27,10 +27,6 @@ from tests.local_servers import fresh_database, postgres_server, redis_server
 from tests.metrics_text import infer_calls
 
 REPO_ROOT = Path(__file__).resolve().parent
-# The apps a test starts in this process would freeze the test session's whole heap
-# (shared/kit/startup_heap.py) at every start, and with it every earlier test's garbage.
-# Services started as processes of their own inherit it too; tests of freezing set it.
-os.environ.setdefault("FREEZE_STARTUP_HEAP", "false")
 _databases = itertools.count()
 
 

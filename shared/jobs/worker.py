@@ -58,7 +58,6 @@ from shared.kit.health_server import SyncCheck, start_health_server
 from shared.kit.logs import request_id_var
 from shared.kit.metrics import STAGE_LATENCY
 from shared.kit.settings import ServiceSettings, _EnvSettings
-from shared.kit.startup_heap import freeze_startup_heap
 from shared.stores.redis_client import RedisSettings, connect
 
 log = logging.getLogger("shared.jobs.worker")
@@ -409,8 +408,6 @@ def run_worker(
         batch_functions=batch_functions,
     )
     log.info("worker %s on queues %s (pid %d)", name, ",".join(queues), os.getpid())
-    if service.freeze_startup_heap:
-        freeze_startup_heap()
     try:
         worker.work(logging_level=settings.worker_log_level)
     finally:

@@ -32,7 +32,6 @@ from shared.kit.offline_docs import install_offline_docs
 from shared.kit.overload import InFlightLimit, QueueDelay
 from shared.kit.schemas import ErrorResponse
 from shared.kit.settings import ServiceSettings
-from shared.kit.startup_heap import freezing_after_startup
 from shared.model.metadata import ModelMetadata
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -80,17 +79,10 @@ class ServiceApp(FastAPI):
     exactly what the full stack would.
     """
 
-    def __init__(
-        self,
-        *,
-        in_flight: InFlightLimit | None = None,
-        freeze_startup_heap: bool = False,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, in_flight: InFlightLimit | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.hot_routes = HotRoutes()
         self.in_flight = in_flight or InFlightLimit(0)
-        self.freeze_startup_heap = freeze_startup_heap
         self._hot_shortcut: ASGIApp | None = None
         # Added first, so it stays innermost: inside every middleware added after it.
         self.add_middleware(HotRouteDispatcher, routes=self.hot_routes)
@@ -111,14 +103,10 @@ class ServiceApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve hot routes by the shortcut when there is one; everything else through FastAPI.
 
-        At start (the lifespan), the overload guard starts watching this process's loop,
-        and once the lifespan has started, the heap made so far is frozen
-        (:mod:`shared.kit.startup_heap`) when ``freeze_startup_heap``.
+        At start (the lifespan), the overload guard starts watching this process's loop.
         """
         if scope["type"] == "lifespan":
             self.in_flight.watch_loop()
-            if self.freeze_startup_heap:
-                send = freezing_after_startup(send)
         shortcut = self._hot_shortcut
         if shortcut is not None and scope["type"] == "http":
             route = self.hot_routes.match(scope)
@@ -168,7 +156,6 @@ def create_app(
         docs_url=None,  # install_offline_docs serves them without a CDN
         redoc_url=None,
         in_flight=in_flight,
-        freeze_startup_heap=settings.freeze_startup_heap,
     )
     install_error_handlers(app)
     api_keys = configured_keys(settings)

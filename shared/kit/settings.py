@@ -73,11 +73,6 @@ class ServiceSettings(_EnvSettings):
     graceful_shutdown_s: float = Field(
         10.0, ge=0, description="How long in-flight requests may finish after SIGTERM."
     )
-    freeze_startup_heap: bool = Field(
-        True,
-        description="Once started, keep the garbage collector off the objects made to start "
-        "(gc.freeze: shorter collection pauses, shared/kit/startup_heap.py).",
-    )
     drain_s: float = Field(
         0.0,
         ge=0,
