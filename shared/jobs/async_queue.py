@@ -12,9 +12,14 @@ other. :class:`JobQueue` does the same work over ``redis.asyncio``:
   read them as their own. The commands of every submit of one event-loop turn
   then go to Redis in one ``MULTI``/``EXEC`` (the way
   web-single's ``TurnBatcher`` shares a model run): one round trip
-  for the turn, plus one ``LLEN`` for the turn when the queue has a bound.
-  Nothing waits for requests that have not arrived: a lone submit is sent at
-  the end of its own turn.
+  for the turn, which also reads the queue's depth back. Nothing waits for
+  requests that have not arrived: a lone submit is sent at the end of its own turn.
+* **A bounded queue costs no extra round trip while it has room.** The depth
+  read back by the last turn (or by ``publish_depth``) decides; Redis is asked
+  again only when that figure says the turn's jobs would not fit, so nothing is
+  refused on an old figure. Workers only shorten the queue, so the old figure
+  errs on the full side; another api process adding jobs meanwhile can take the
+  queue past its bound by at most one turn's submits of each process.
 * **A job is read in one round trip**: its hash and its latest result (one
   ``HGETALL`` and one ``XREVRANGE`` in a pipeline), turned into RQ's
   :class:`~rq.job.Job` and :class:`~rq.results.Result` by RQ's own code.
@@ -68,6 +73,7 @@ class JobQueue:
         self._waiting: list[_Waiting] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._reading_version: asyncio.Future[dict[str, Any]] | None = None
+        self._last_depth: int | None = None
 
     @property
     def name(self) -> str:
@@ -119,8 +125,22 @@ class JobQueue:
     async def depth(self) -> int:
         """Jobs waiting in the queue now (also published as ``mlsp_queue_depth``)."""
         waiting = await self.client.llen(self.queue.key)
-        QUEUE_DEPTH.labels(self.name).set(waiting)
+        self._saw_depth(waiting)
         return waiting
+
+    def _saw_depth(self, waiting: int) -> None:
+        self._last_depth = waiting
+        QUEUE_DEPTH.labels(self.name).set(waiting)
+
+    async def _room(self, wanted: int) -> int | None:
+        """Places left in a bounded queue (None: no bound), from the last depth read while
+        ``wanted`` jobs fit in it, from Redis when they do not (or none was read yet)."""
+        if not self.max_queued_jobs:
+            return None
+        waiting = self._last_depth
+        if waiting is None or waiting + wanted > self.max_queued_jobs:
+            waiting = await self.depth()
+        return max(0, self.max_queued_jobs - waiting)
 
     async def publish_depth(self, interval_s: float = 5.0) -> None:
         """Read the queue's depth into ``mlsp_queue_depth`` every ``interval_s`` until cancelled.
@@ -146,9 +166,7 @@ class JobQueue:
     async def _send_waiting(self) -> None:
         batch: list[_Waiting] = []
         try:
-            free = None
-            if self.max_queued_jobs:
-                free = max(0, self.max_queued_jobs - await self.depth())
+            free = await self._room(len(self._waiting))
             batch, self._waiting = self._waiting, []
             if free is not None and free < len(batch):
                 waiting = self.max_queued_jobs - free
@@ -175,7 +193,7 @@ class JobQueue:
                     pipe.execute_command(*args, **options)
             pipe.llen(self.queue.key)
             results = await pipe.execute()
-        QUEUE_DEPTH.labels(self.name).set(results[-1])
+        self._saw_depth(results[-1])
 
 
 def _settle(done: asyncio.Future[None], outcome: BaseException | None) -> None:

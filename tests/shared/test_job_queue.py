@@ -1,6 +1,7 @@
 """JobQueue: RQ's own jobs, sent one MULTI/EXEC per loop turn, read in one round trip."""
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -87,6 +88,89 @@ def test_a_full_queue_takes_what_fits_and_refuses_the_rest(redis_url: str) -> No
     refused = [a for a in answers if isinstance(a, QueueFull)]
     assert (len(accepted), len(refused)) == (3, 2)
     assert Queue("test", connection=redis.Redis.from_url(redis_url)).count == 3
+
+
+class CountedDepthReads(JobQueue):
+    """A JobQueue that counts its round trips that only read the queue's depth."""
+
+    reads = 0
+
+    async def depth(self) -> int:
+        self.reads += 1
+        return await super().depth()
+
+
+def turns(
+    redis_url: str, sizes: list[int], between: Callable[[int], None], **queue_options: int
+) -> tuple[list[list[Job | BaseException]], int]:
+    """A turn of ``sizes[i]`` submits each, ``between(i)`` after each; the answers and the
+    depth-only reads the queue made."""
+
+    async def run() -> tuple[list[list[Job | BaseException]], int]:
+        client = aioredis.Redis.from_url(redis_url)
+        jobs = CountedDepthReads(client, "test", **queue_options)
+        answers = []
+        try:
+            for i, size in enumerate(sizes):
+                answers.append(
+                    await asyncio.gather(
+                        *(jobs.enqueue_call("tests.shared.jobfuncs.add", args=(n, 1))
+                          for n in range(size)),
+                        return_exceptions=True,
+                    )
+                )  # fmt: skip
+                between(i)
+        finally:
+            await client.aclose()
+        return answers, jobs.reads
+
+    return asyncio.run(run())
+
+
+def accepted_count(answers: list[Job | BaseException]) -> int:
+    return sum(isinstance(a, Job) for a in answers)
+
+
+def test_a_bounded_queue_with_room_costs_no_extra_round_trip(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    before = execs(client)
+    answers, reads = turns(redis_url, [2, 2, 2], lambda _: None, max_queued_jobs=100)
+    assert [accepted_count(a) for a in answers] == [2, 2, 2]
+    assert execs(client) == before + 3
+    assert reads == 1  # the first turn's: no depth was known yet; then the EXEC's own
+
+
+def test_a_queue_drained_since_the_last_reading_is_asked_again_before_refusing(
+    redis_url: str,
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    queue = Queue("test", connection=client)
+
+    def drain_after_the_first(turn: int) -> None:
+        if turn == 0:
+            queue.empty()  # the workers took them
+
+    answers, reads = turns(redis_url, [3, 2], drain_after_the_first, max_queued_jobs=3)
+    # The last reading said full; Redis, asked again, says empty: nothing refused.
+    assert [accepted_count(a) for a in answers] == [3, 2]
+    assert reads == 2
+    assert queue.count == 2
+
+
+def test_another_process_can_take_the_queue_past_its_bound_by_one_turn(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    queue = Queue("test", connection=client)
+
+    def another_api_submits(turn: int) -> None:
+        if turn == 0:
+            for n in range(2):
+                queue.enqueue_call("tests.shared.jobfuncs.add", args=(n, 1))
+
+    answers, _ = turns(redis_url, [1, 1, 1], another_api_submits, max_queued_jobs=3)
+    # Turn 2 trusted its reading (1 waiting): 4 waiting, one over; turn 3 read 4: refused.
+    assert [accepted_count(a) for a in answers] == [1, 1, 0]
+    assert isinstance(answers[2][0], QueueFull)
+    assert queue.count == 4
 
 
 def test_redis_down_fails_every_submit_of_the_turn() -> None:
