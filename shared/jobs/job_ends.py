@@ -204,7 +204,8 @@ async def wait_for_end(
     """The job resource of ``job_id`` (``read``) once it has ended, or after ``wait_s``.
 
     Each turn registers first, then reads, then waits: no end is missed between the read
-    and the wait. While it waits the request is ``parked`` (out of the in-flight count)
+    and the wait. A wake-up that finds the job not ended (the subscription made again) is
+    another turn. While it waits the request is ``parked`` (out of the in-flight count)
     and watches its ASGI ``receive`` for the client leaving: that ends the wait, and
     nothing stays registered. Past ``ends.max_waiters`` it answers at once.
     """
@@ -231,6 +232,8 @@ async def wait_for_end(
                     )
                 if gone.done():
                     return _counted(view, "disconnected")
+                if not future.done():  # the deadline: the job as it stands now
+                    return _counted(await read(), "timed_out")
             finally:
                 ends.unregister(job_id, future)
     finally:

@@ -49,6 +49,16 @@ class Served:
         """The long poll of ``job``, under way."""
         return asyncio.ensure_future(self.http.get(f"/jobs/{job.id}", params={"wait_s": wait_s}))
 
+    async def parked(self, job: Job, wait_s: float) -> "asyncio.Task[httpx.Response]":
+        """The long poll of ``job`` once it waits, the subscription made beforehand (so
+        only an announcement wakes it)."""
+        ends = self.jobs.ends
+        ends.unregister(job.id, ends.register(job.id))
+        await until(lambda: ends.subscribed)
+        answer = self.get(job, wait_s)
+        await until(lambda: ends.waiting == 1 and self.app.in_flight.in_flight == 0)
+        return answer
+
 
 def waits(outcome: str) -> float:
     """``mlsp_job_waits_total{outcome}`` now."""
@@ -89,8 +99,7 @@ async def served(redis_url: str) -> AsyncIterator[Served]:
 async def test_a_wait_ends_when_the_worker_announces_the_end(served: Served) -> None:
     job = served.enqueue(2, 3)
     ended, timed_out = waits("ended"), waits("timed_out")
-    answer = served.get(job, 5)
-    await until(lambda: served.jobs.ends.waiting == 1 and served.jobs.ends.subscribed)
+    answer = await served.parked(job, 5)
     assert waiters() >= 1
     run_burst(served.redis)  # LiveWorker: announces the end
     response = await asyncio.wait_for(answer, 2.5)  # woken: long before its 5 s
@@ -115,19 +124,30 @@ async def test_a_wait_that_times_out_answers_the_job_as_it_stands(
     assert served.jobs.ends.waiting == 0
 
 
-async def test_an_end_between_the_read_and_the_wait_is_not_missed(served: Served) -> None:
-    """The worker announces the end after the waiter's read but before it waits: the
-    registration came first, so the announcement wakes it."""
+async def test_an_end_between_the_read_and_the_wait_is_not_missed(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job ends, and the api takes the announcement, after the waiter's read saw it
+    queued but before it waits: the registration came first, so it is woken."""
     job = served.enqueue(4, 4)
     ends = served.jobs.ends
     ends.unregister(job.id, ends.register(job.id))  # the subscription, made beforehand
     await until(lambda: ends.subscribed)
+    announced = asyncio.Event()
+    wake = ends._wake
+
+    def wake_and_tell(job_id: str) -> None:
+        wake(job_id)
+        announced.set()
+
+    monkeypatch.setattr(ends, "_wake", wake_and_tell)
     reads = []
 
     async def read_then_end() -> dict[str, object]:
         view = job_view_with(*await served.jobs.fetch(job.id))
-        if not reads:  # the first read sees it queued; then it ends and is announced
+        if not reads:  # the first read sees it queued; then it ends, the api hears of it
             run_burst(served.redis)
+            await asyncio.wait_for(announced.wait(), 5)
         reads.append(view["status"])
         return view
 
@@ -152,12 +172,12 @@ async def test_a_stock_rq_worker_announces_nothing_and_the_wait_answers_at_its_t
     served: Served,
 ) -> None:
     job = served.enqueue(5, 5)
-    answer = served.get(job, 0.3)
-    await until(lambda: served.jobs.ends.waiting == 1 and served.jobs.ends.subscribed)
+    timed_out = waits("timed_out")
+    answer = await served.parked(job, 0.3)
     SimpleWorker(["test"], connection=served.redis).work(burst=True)
-    assert served.jobs.ends.waiting == 1  # not woken: nothing was announced
     response = await answer
     assert (response.json()["status"], response.json()["result"]) == ("finished", 10)
+    assert waits("timed_out") - timed_out == 1  # not woken: nothing was announced
     assert served.jobs.ends.waiting == 0
 
 
@@ -194,8 +214,7 @@ async def test_a_dropped_subscription_neither_hangs_a_waiter_nor_stays_dropped(
     # Subscribed again: the next end announced wakes its waiter.
     await until(lambda: served.redis.pubsub_numsub(ends.channel)[0][1] == 1)
     ended = waits("ended")
-    answer = served.get(job, 5)
-    await until(lambda: ends.waiting == 1)
+    answer = await served.parked(job, 5)
     run_burst(served.redis)
     assert (await asyncio.wait_for(answer, 2.5)).json()["status"] == "finished"
     assert waits("ended") - ended == 1

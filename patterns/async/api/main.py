@@ -8,8 +8,9 @@ answers ``503`` + ``Retry-After`` instead. Redis is only ever awaited
 Redis in one round trip, in RQ's own job format. ``GET /jobs/{job_id}`` answers its
 status and, once it has ended, its result (the body web-single's ``/predict``
 answers) or its error; with ``?wait_s=N`` it first waits up to N seconds for the job
-to end (a long poll, woken by the worker's announcement: :mod:`shared.jobs.job_ends`). A body may name a ``callback_url`` that receives the
-same JSON when the job ends (hosts on ``CALLBACK_ALLOWED_HOSTS`` only).
+to end (a long poll, woken by the worker's announcement: :mod:`shared.jobs.job_ends`).
+A body may name a ``callback_url`` that receives the same JSON when the job ends (hosts
+on ``CALLBACK_ALLOWED_HOSTS`` only).
 """
 
 import asyncio
