@@ -35,6 +35,7 @@ import redis
 from redis import asyncio as aioredis
 from redis.client import Pipeline
 from rq.job import Job, JobStatus
+from rq.utils import as_text
 from starlette.types import Receive
 
 from shared.kit.metrics import JOB_WAITERS, JOB_WAITS
@@ -101,6 +102,7 @@ class JobEnds:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._count = 0
         self._listener: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def waiting(self) -> int:
@@ -109,8 +111,9 @@ class JobEnds:
 
     def register(self, job_id: str) -> asyncio.Future[None] | None:
         """A future woken when ``job_id`` is announced ended (or the subscription is made
-        again); None when ``max_waiters`` are waiting already. Always :meth:`unregister` it."""
-        if self._count >= self.max_waiters:
+        again); None when ``max_waiters`` are waiting already, or once closed. Always
+        :meth:`unregister` it."""
+        if self._count >= self.max_waiters or self._closed:
             return None
         self._start_listening()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -133,7 +136,9 @@ class JobEnds:
             future.cancel()
 
     async def aclose(self) -> None:
-        """Stop listening and wake every waiter (each answers its job as it stands)."""
+        """Stop listening and wake every waiter (each answers its job as it stands); no
+        request waits from now on."""
+        self._closed = True
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -183,7 +188,7 @@ class JobEnds:
                     continue
                 silent_since = now
                 if message["type"] == "message":
-                    self._wake(message["data"].decode())
+                    self._wake(as_text(message["data"]))
                 elif message["type"] == "subscribe":  # (again): ends may have been missed
                     self.subscribed = True
                     self._wake_all()

@@ -272,6 +272,16 @@ async def test_a_client_that_leaves_while_waiting_leaks_no_future(served: Served
     assert ends.waiting == 0
 
 
+async def test_closing_the_queue_answers_its_waiters_at_once(served: Served) -> None:
+    job = served.enqueue(1, 1)
+    answer = await served.parked(job, 5)
+    await served.jobs.aclose()  # the api stopping
+    response = await asyncio.wait_for(answer, 2.5)
+    assert (response.status_code, response.json()["status"]) == (200, "queued")
+    assert served.jobs.ends.waiting == 0
+    assert served.jobs.ends.register(job.id) is None  # and nobody waits from now on
+
+
 async def test_waiters_do_not_take_the_places_of_work_and_have_their_own_bound(
     redis_url: str,
 ) -> None:
