@@ -9,6 +9,9 @@ SEED           42       base seed; each simulated user derives its own
 REPEAT_SHARE   0        share (0..1) of requests reusing a body from a small pool
 WAIT_SECONDS   0        think time between a user's requests (0: none)
 POLL_SECONDS   0.02     async patterns: pause between two polls of one job
+POLL_WAIT_S    2        async: each poll asks the api to wait up to this long
+                        for the job to end (``?wait_s=``, a long poll), so a
+                        job usually costs a submit and one poll; 0: plain polls
 JOB_DEADLINE   30       async patterns: seconds a job may take before it
                         counts as a failure
 ITEMS          1797     data-cache: ids 0..ITEMS-1 are requested
@@ -48,6 +51,7 @@ class Settings:
     repeat_share: float = 0.0
     wait_seconds: float = 0.0
     poll_seconds: float = 0.02
+    poll_wait_s: float = 2.0
     job_deadline: float = 30.0
     items: int = 1797
     zipf_s: float = 1.0
@@ -82,6 +86,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         repeat_share=repeat_share,
         wait_seconds=_number(env, "WAIT_SECONDS", float, 0.0, 0.0),
         poll_seconds=_number(env, "POLL_SECONDS", float, 0.02, 0.0),
+        poll_wait_s=_number(env, "POLL_WAIT_S", float, 2.0, 0.0),
         job_deadline=_number(env, "JOB_DEADLINE", float, 30.0, 0.1),
         items=_number(env, "ITEMS", int, 1797, 1),
         zipf_s=_number(env, "ZIPF_S", float, 1.0, 0.0),

@@ -9,7 +9,11 @@ and taken down; the checkouts take turns, ``--rounds`` times, so both see the sa
 minutes of a shared machine. Around each load the workers' ``/metrics`` are read
 (``docker exec``), so the worker's time per job (the ``job`` stage, a batch's time
 shared by its jobs), the inference inside it and the jobs per batch are those of the
-recorded run alone. Writes ``loadtests/reports/async-jobs.md``.
+recorded run alone; so is the api's CPU time per job (its ``process_cpu_seconds_total``),
+beside the polls a job took (``GET /jobs/[id]`` requests per completed job). Each
+checkout runs its own scenario: a checkout whose scenario long-polls (``POLL_WAIT_S``)
+does, one that does not polls every ``POLL_SECONDS``. Writes
+``loadtests/reports/async-jobs.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tests.metrics_text import sample_total
 
 REPORT = Path(__file__).resolve().parents[1] / "reports" / "async-jobs.md"
 E2E = "E2E"  # the Locust type of the end-to-end entry ("job completed")
+POLL = "GET /jobs/[id]"  # the Locust name of a poll
 #: Run in the api container: queue DRAIN_JOBS jobs at once (as the api queues them), then
 #: wait until the workers have finished them all; prints the seconds that took.
 _DRAIN = """
@@ -86,6 +91,8 @@ class Run:
     inference_ms_per_job: float
     jobs_per_batch: float | None
     drain_jobs_per_s: float
+    polls_per_job: float
+    api_cpu_ms_per_job: float | None
     load_average: str
 
 
@@ -115,13 +122,22 @@ def workers_metrics(checkout: Checkout, port: int) -> dict[str, float]:
     }
 
 
-def e2e_row(stats_csv: Path) -> dict[str, str]:
-    """The end-to-end row of a Locust stats CSV."""
+def api_cpu_seconds(checkout: Checkout, port: int) -> float:
+    """The api processes' CPU time so far, summed over the api containers (0: not
+    published, as when several processes share one port)."""
+    ids = compose(checkout, port, "ps", "-q", "api").split()
+    return sum(
+        sample_total(container_metrics(container), "process_cpu_seconds_total") for container in ids
+    )
+
+
+def stats_row(stats_csv: Path, name: str, kind: str | None = None) -> dict[str, str]:
+    """The row called ``name`` (of Locust type ``kind``, when given) of a stats CSV."""
     with stats_csv.open() as handle:
         for row in csv.DictReader(handle):
-            if row["Type"] == E2E:
+            if row["Name"] == name and kind in (None, row["Type"]):
                 return row
-    raise SystemExit(f"{stats_csv}: no end-to-end ({E2E}) row")
+    raise SystemExit(f"{stats_csv}: no {name!r} row")
 
 
 def measure(checkout: Checkout, args: argparse.Namespace, out: str) -> Run:
@@ -134,16 +150,20 @@ def measure(checkout: Checkout, args: argparse.Namespace, out: str) -> Run:
 
     make("up")
     first = workers_metrics(checkout, args.port)
+    api_first = api_cpu_seconds(checkout, args.port)
     loads = [load_average(one_minute=True)]
     make("load", f"USERS={args.users}", f"DURATION={args.duration}", "WARMUP=5s", f"OUT={out}")
     loads.append(load_average(one_minute=True))
     last = workers_metrics(checkout, args.port)
+    api_cpu = api_cpu_seconds(checkout, args.port) - api_first
     drained_in = float(compose(checkout, args.port, "exec", "-T", "api", "python", "-c", _DRAIN,
                                str(args.drain_jobs)).split()[-1])  # fmt: skip
     loads.append(load_average(one_minute=True))
     make("down", "WIPE=1")
     delta = {key: last[key] - first[key] for key in last}
-    row = e2e_row(checkout.folder / "loadtests" / "results" / f"{out}_stats.csv")
+    stats_csv = checkout.folder / "loadtests" / "results" / f"{out}_stats.csv"
+    row = stats_row(stats_csv, "job completed", E2E)
+    polls = stats_row(stats_csv, POLL)
     jobs = max(delta["job_count"], 1.0)
     return Run(
         checkout=checkout,
@@ -156,6 +176,8 @@ def measure(checkout: Checkout, args: argparse.Namespace, out: str) -> Run:
         inference_ms_per_job=1000 * delta["inference_sum"] / jobs,
         jobs_per_batch=delta["batch_sum"] / delta["batch_count"] if delta["batch_count"] else None,
         drain_jobs_per_s=args.drain_jobs / drained_in,
+        polls_per_job=int(polls["Request Count"]) / max(int(row["Request Count"]), 1),
+        api_cpu_ms_per_job=1000 * api_cpu / jobs if api_cpu > 0 else None,
         load_average=" to ".join(loads),
     )
 
@@ -176,17 +198,22 @@ def markdown(runs: list[Run], args: argparse.Namespace, started: str) -> str:
         "over the jobs they ran, the figure a busy machine distorts least. Drain jobs/s: "
         f"after the load, {args.drain_jobs} jobs queued at once (one pipeline, from the api "
         "container) and the time until the two workers finished them all: the workers' "
-        "rate with a full queue, without the api in the way.",
+        "rate with a full queue, without the api in the way. Polls/job: the scenario's "
+        "`GET /jobs/[id]` requests per completed job; api CPU ms/job: the api process's CPU "
+        "time (`process_cpu_seconds_total`) over the run, per job the workers ran.",
         "",
-        "| checkout | jobs/s | end-to-end p50 | p99 | failures | worker ms/job "
-        "| of which inference | worker CPU ms/job | jobs per batch | drain jobs/s | load average |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| checkout | jobs/s | end-to-end p50 | p99 | failures | polls/job | api CPU ms/job "
+        "| worker ms/job | of which inference | worker CPU ms/job | jobs per batch "
+        "| drain jobs/s | load average |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in runs:
         batch = f"{run.jobs_per_batch:.1f}" if run.jobs_per_batch is not None else "1 (no batches)"
+        api_cpu = f"{run.api_cpu_ms_per_job:.2f}" if run.api_cpu_ms_per_job is not None else "n/a"
         lines.append(
             f"| {run.checkout.tag} | {run.jobs_per_s:.0f} | {run.e2e_p50_ms:.0f} ms "
-            f"| {run.e2e_p99_ms:.0f} ms | {run.failures} | {run.worker_ms_per_job:.2f} "
+            f"| {run.e2e_p99_ms:.0f} ms | {run.failures} | {run.polls_per_job:.2f} | {api_cpu} "
+            f"| {run.worker_ms_per_job:.2f} "
             f"| {run.inference_ms_per_job:.3f} | {run.worker_cpu_ms_per_job:.2f} | {batch} "
             f"| {run.drain_jobs_per_s:.0f} | {run.load_average} |"
         )
@@ -199,6 +226,19 @@ def markdown(runs: list[Run], args: argparse.Namespace, started: str) -> str:
     lines.append(
         f"| jobs/s | {_median(after, 'jobs_per_s') / _median(before, 'jobs_per_s'):.2f} | >= 2 |"
     )
+    lines.append(
+        f"| end-to-end p50 | {_median(after, 'e2e_p50_ms'):.0f} ms after, "
+        f"{_median(before, 'e2e_p50_ms'):.0f} ms before | (report) |"
+    )
+    lines.append(
+        f"| polls per job | {_median(after, 'polls_per_job'):.2f} after, "
+        f"{_median(before, 'polls_per_job'):.2f} before | (report) |"
+    )
+    if all(run.api_cpu_ms_per_job is not None for run in runs):
+        lines.append(
+            f"| api CPU ms/job | {_median(after, 'api_cpu_ms_per_job'):.2f} ms after, "
+            f"{_median(before, 'api_cpu_ms_per_job'):.2f} ms before | (report) |"
+        )
     drain = _median(after, "drain_jobs_per_s") / _median(before, "drain_jobs_per_s")
     lines.append(f"| drain jobs/s (the workers alone, a full queue) | {drain:.2f} | (report) |")
     lines.append(

@@ -1,11 +1,14 @@
 """async: submit a job, poll it until it ends; the end-to-end time is its own entry.
 
 Each task is one job: ``POST /predict`` (Locust times the submit), then
-``GET /jobs/{id}`` every ``POLL_SECONDS`` until the job has finished or
-failed (each poll timed as ``GET /jobs/[id]``), then ``E2E job completed``
-reports the time from just before the submit to the poll that saw the answer
-(so it includes up to one poll interval). A job that fails, or takes longer
-than ``JOB_DEADLINE``, is a failure of the E2E entry.
+``GET /jobs/{id}?wait_s=POLL_WAIT_S`` until the job has finished or failed (each
+poll timed as ``GET /jobs/[id]``): the api answers as soon as the job ends, or after
+``POLL_WAIT_S`` with the job as it stands, so a job usually costs a submit and one
+poll. A poll that did not see the end is followed by another after ``POLL_SECONDS``
+(``POLL_WAIT_S=0``: plain polls every ``POLL_SECONDS``, as a client without long
+polling would). Then ``E2E job completed`` reports the time from just before the
+submit to the poll that saw the answer. A job that fails, or takes longer than
+``JOB_DEADLINE``, is a failure of the E2E entry.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class AsyncUser(IrisUser):
 
     def _poll(self, url: str, started: float) -> None:
         deadline = started + SETTINGS.job_deadline
+        if SETTINGS.poll_wait_s:
+            url = f"{url}?wait_s={SETTINGS.poll_wait_s:g}"
         while True:
             with self.client.get(url, name="GET /jobs/[id]", catch_response=True) as response:
                 if response.status_code != 200:

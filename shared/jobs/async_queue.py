@@ -23,6 +23,8 @@ other. :class:`JobQueue` does the same work over ``redis.asyncio``:
 * **A job is read in one round trip**: its hash and its latest result (one
   ``HGETALL`` and one ``XREVRANGE`` in a pipeline), turned into RQ's
   :class:`~rq.job.Job` and :class:`~rq.results.Result` by RQ's own code.
+* **A job's end can be waited for** (:attr:`JobQueue.ends`, :mod:`shared.jobs.job_ends`):
+  one pub/sub subscription per process wakes the requests waiting for it.
 
 A batch shares its fate: when Redis fails, every submit of that turn gets the
 error (503/504 through :func:`shared.stores.redis_client.redis_errors`), and the
@@ -43,6 +45,7 @@ from rq.job import Job, parse_job_id
 from rq.results import Result
 
 from shared.jobs.contract import JOB_ID, QueueFull
+from shared.jobs.job_ends import JobEnds
 from shared.kit.errors import NotFound
 from shared.kit.metrics import QUEUE_DEPTH
 
@@ -53,7 +56,11 @@ _Waiting = tuple[list[Command], asyncio.Future[None]]
 
 
 class JobQueue:
-    """An RQ queue on an asyncio Redis client: turn-batched submits, one-trip job reads."""
+    """An RQ queue on an asyncio Redis client: turn-batched submits, one-trip job reads,
+    and the waits for its jobs' ends (``max_job_waiters`` at once, :attr:`ends`).
+
+    Close it with :meth:`aclose` before its client.
+    """
 
     def __init__(
         self,
@@ -62,6 +69,7 @@ class JobQueue:
         *,
         max_queued_jobs: int = 0,
         queue_full_retry_after_s: int = 2,
+        max_job_waiters: int = 1000,
     ) -> None:
         self.client = client
         # RQ builds its jobs' commands on this client's pipelines, which are never executed.
@@ -74,6 +82,8 @@ class JobQueue:
         self._sending: set[asyncio.Task[None]] = set()
         self._reading_version: asyncio.Future[dict[str, Any]] | None = None
         self._last_depth: int | None = None
+        #: The requests waiting for this queue's jobs to end.
+        self.ends = JobEnds(client, name, max_waiters=max_job_waiters)
 
     @property
     def name(self) -> str:
@@ -154,6 +164,10 @@ class JobQueue:
             except redis.RedisError:
                 QUEUE_DEPTH.labels(self.name).set(float("nan"))
             await asyncio.sleep(interval_s)
+
+    async def aclose(self) -> None:
+        """Stop listening for jobs' ends; every waiting request answers its job as it stands."""
+        await self.ends.aclose()
 
     async def _server_version(self) -> tuple[int, int, int]:
         """Redis's version (RQ records it in each job), read once for all the first submits."""

@@ -7,7 +7,8 @@ answers the submit with::
     202  Location: /jobs/<id>
     {"job_id": "<id>", "status": "queued", "url": "/jobs/<id>"}
 
-and ``GET /jobs/<id>`` with::
+and ``GET /jobs/<id>`` (``?wait_s=N``: wait up to N seconds for the job to end first,
+see :mod:`shared.jobs.job_ends`) with::
 
     {"job_id", "status": "queued" | "started" | "finished" | "failed",
      "result": <the job's return value> | null,
@@ -31,6 +32,8 @@ A submit finding the queue at its bound (``MAX_QUEUED_JOBS``) is answered
 ``503`` + ``Retry-After`` with code ``queue_full`` (:class:`shared.jobs.async_queue.JobQueue`).
 """
 
+import contextlib
+import math
 import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,8 +48,9 @@ from rq.results import Result
 from starlette.requests import Request
 from starlette.responses import Response
 
+from shared.jobs.job_ends import wait_for_end
 from shared.kit.app import add_hot_route, json_response
-from shared.kit.errors import NotFound, ServiceError
+from shared.kit.errors import InvalidInput, NotFound, ServiceError
 from shared.kit.metrics import stage
 from shared.kit.settings import _EnvSettings
 from shared.stores.redis_client import redis_errors
@@ -97,6 +101,19 @@ class QueueSettings(_EnvSettings):
     )
     queue_depth_interval_s: float = Field(
         5.0, gt=0, description="How often an api reads the queue's depth into mlsp_queue_depth."
+    )
+    job_max_wait_s: float = Field(
+        5.0,
+        gt=0,
+        description="The most a GET /jobs/{id}?wait_s= may wait for the job to end. Half of "
+        "GRACEFUL_SHUTDOWN_S (10), so a request waiting when the api is stopped is answered "
+        "before the shutdown's deadline; far below the idle timeouts of common proxies (60 s).",
+    )
+    max_job_waiters: int = Field(
+        1000,
+        ge=0,
+        description="Most requests of one api process waiting for a job to end; past it a "
+        "GET /jobs/{id}?wait_s= answers at once (0: none wait).",
     )
 
 
@@ -268,20 +285,61 @@ def error_from_exception(name: str, message: str) -> dict[str, str]:
     return {"code": "job_error", "message": f"{name}: {message}" if message else name}
 
 
-def add_job_route(app: FastAPI, jobs: "JobQueue | None" = None, path_prefix: str = "/jobs") -> None:
-    """``GET <path_prefix>/{job_id}`` on ``app``: the job resource, 404 for an unknown id.
+def wait_seconds(raw: str | None, most: float) -> float:
+    """The ``wait_s`` query parameter in seconds (absent: 0), or a 422 naming it."""
+    if raw is None:
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise InvalidInput(f"wait_s must be a number of seconds, not {raw!r}", field="wait_s")
+    if not 0 <= seconds <= most:
+        raise InvalidInput(f"wait_s must be between 0 and {most:g} seconds", field="wait_s")
+    return seconds
+
+
+def add_job_route(
+    app: FastAPI,
+    jobs: "JobQueue | None" = None,
+    path_prefix: str = "/jobs",
+    *,
+    max_wait_s: float = 5.0,
+) -> None:
+    """``GET <path_prefix>/{job_id}[?wait_s=N]`` on ``app``: the job resource, 404 for an
+    unknown id.
 
     The job is read with ``jobs`` (:class:`shared.jobs.async_queue.JobQueue`; None: the app's
     ``app.state.jobs``, made in its lifespan): one round trip on the asyncio client, so a
-    poll never holds up the event loop.
+    poll never holds up the event loop. With ``wait_s`` (at most ``max_wait_s``,
+    ``JOB_MAX_WAIT_S``) a job that has not ended is waited for up to that long
+    (:func:`shared.jobs.job_ends.wait_for_end`); the answer is 200 either way, its status
+    says whether the job ended.
     """
 
     async def get_job(request: Request) -> Response:
         """A job's status, and its result or error once it has ended."""
         queue = jobs or request.app.state.jobs
-        with stage("job_lookup"), redis_errors("reading the job"):
-            job, latest = await queue.fetch(request.path_params["job_id"])
-        return json_response(job_view_with(job, latest))
+        job_id = request.path_params["job_id"]
+        wait_s = wait_seconds(request.query_params.get("wait_s"), max_wait_s)
+
+        async def read() -> dict[str, Any]:
+            with stage("job_lookup"), redis_errors("reading the job"):
+                return job_view_with(*await queue.fetch(job_id))
+
+        if not wait_s:
+            return json_response(await read())
+        in_flight = getattr(request.app, "in_flight", None)
+        view = await wait_for_end(
+            queue.ends,
+            job_id,
+            read,
+            wait_s=wait_s,
+            receive=request.receive,
+            parked=in_flight.parked if in_flight is not None else contextlib.nullcontext,
+        )
+        return json_response(view)
 
     path = f"{path_prefix}/{{job_id}}"
     add_hot_route(
@@ -292,6 +350,19 @@ def add_job_route(app: FastAPI, jobs: "JobQueue | None" = None, path_prefix: str
         if isinstance(route, APIRoute) and route.path == path:
             route.openapi_extra = {
                 "parameters": [
-                    {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {
+                        "name": "job_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "wait_s",
+                        "in": "query",
+                        "required": False,
+                        "description": "Wait up to this many seconds for the job to end "
+                        "(0, the default: answer at once).",
+                        "schema": {"type": "number", "minimum": 0, "maximum": max_wait_s},
+                    },
                 ]
             }

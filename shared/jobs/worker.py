@@ -22,6 +22,9 @@ so the model is loaded once, not per job) with three additions:
   one call, with RQ's bookkeeping for all of them in a few round trips
   (:mod:`shared.jobs.batches`); each still gets its own result, status, retries and
   callback, as RQ records them;
+* a job's end (finished, or failed with no retry left; single or batched) is announced on
+  ``mlsp:jobs:ended:<queue>`` in the transaction that records it, so an api waiting for
+  it answers at once (:mod:`shared.jobs.job_ends`);
 * each job's log lines carry the request id of the request that queued it
   (``job.meta["request_id"]``), and jobs are counted and timed in Prometheus
   (``mlsp_jobs_total{queue,status}``, stages ``queue_wait`` and ``job``: the worker's
@@ -54,6 +57,7 @@ from rq.worker import WorkerStatus
 
 from shared.jobs.batches import BatchFunction, batchable, run_batch, settle, start_all, take_waiting
 from shared.jobs.contract import public_status
+from shared.jobs.job_ends import publish_end
 from shared.kit.health_server import SyncCheck, start_health_server
 from shared.kit.logs import request_id_var
 from shared.kit.metrics import STAGE_LATENCY
@@ -248,6 +252,19 @@ class LiveWorker(SimpleWorker):
         if pipeline is None and state == self._state:
             return
         super().set_state(state, pipeline)
+
+    def cleanup_execution(
+        self, job: Job, pipeline: Pipeline, execution: Execution | None = None
+    ) -> None:
+        """RQ's clean-up of a job's execution, and the announcement of its end.
+
+        RQ calls this inside the transaction that records how a job ended (success,
+        failure, retry; :func:`shared.jobs.batches.finish_all` too), after the job's status
+        is known: the ``PUBLISH`` rides in that transaction, no extra round trip, and is
+        sent only if the end was recorded.
+        """
+        super().cleanup_execution(job, pipeline, execution)
+        publish_end(job, pipeline)
 
     def clean_registries(self) -> None:
         """RQ's maintenance, after expiring the started jobs of dead workers and putting back

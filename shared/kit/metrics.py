@@ -13,6 +13,10 @@
   in-flight bound's count and what it turned away (:mod:`shared.kit.overload`).
 * ``mlsp_queue_depth{queue}``: jobs waiting in an RQ queue, read by the api that
   fills it at each submit and every few seconds (:mod:`shared.jobs.async_queue`).
+* ``mlsp_job_waiters`` and ``mlsp_job_waits_total{outcome}``: the requests waiting now
+  for a job to end (``GET /jobs/{id}?wait_s=``), and how the long polls ended: ``ended``,
+  ``timed_out``, ``disconnected`` (the client left) or ``refused`` (over
+  ``MAX_JOB_WAITERS``: answered at once) (:mod:`shared.jobs.job_ends`).
 
 An api served by several processes (``WEB_CONCURRENCY``, :mod:`shared.kit.serve`)
 runs prometheus_client in multiprocess mode: each process writes its values
@@ -73,6 +77,17 @@ QUEUE_DEPTH = Gauge(
     "Jobs waiting in the queue, read at each submit and every QUEUE_DEPTH_INTERVAL_S.",
     ["queue"],
     multiprocess_mode="mostrecent",  # every process reads the same queue: the latest wins
+)
+JOB_WAITERS = Gauge(
+    "mlsp_job_waiters",
+    "Requests waiting now for a job to end (GET /jobs/{id}?wait_s=).",
+    multiprocess_mode="livesum",  # WEB_CONCURRENCY > 1: the live processes' waiters together
+)
+JOB_WAITS = Counter(
+    "mlsp_job_waits",
+    "Long polls of a job (wait_s > 0) by how they ended: ended, timed_out, disconnected, "
+    "refused (over MAX_JOB_WAITERS, answered at once).",
+    ["outcome"],
 )
 MODEL_INFO = Gauge(
     "mlsp_model_info",

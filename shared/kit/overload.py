@@ -29,8 +29,9 @@ answers a plain-text 503 without ``Retry-After``.
 """
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import Counter, Gauge
 from starlette.responses import Response
@@ -192,6 +193,17 @@ class InFlightLimit:
         self.in_flight -= 1
         if self._gauge is not None:
             self._gauge.dec()
+
+    @contextlib.contextmanager
+    def parked(self) -> Iterator[None]:
+        """Within the block, an admitted request is not in flight: it only waits for an
+        event (a long poll waiting for a job to end) and costs no work, so it must not take
+        a place that the bound keeps for work. It counts again after the block."""
+        self.leave()
+        try:
+            yield
+        finally:
+            self.enter()
 
     def full(self) -> bool:
         """True when one more request would be over the in-flight bound."""

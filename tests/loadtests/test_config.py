@@ -22,8 +22,9 @@ def test_values_are_parsed() -> None:
         }
     )
     assert settings == Settings("web-single", 8, 7, 0.25, 0.5)
-    polling = load_settings({"POLL_SECONDS": "0.1", "JOB_DEADLINE": "5"})
-    assert (polling.poll_seconds, polling.job_deadline) == (0.1, 5.0)
+    polling = load_settings({"POLL_SECONDS": "0.1", "JOB_DEADLINE": "5", "POLL_WAIT_S": "0.5"})
+    assert (polling.poll_seconds, polling.job_deadline, polling.poll_wait_s) == (0.1, 5.0, 0.5)
+    assert load_settings({"POLL_WAIT_S": "0"}).poll_wait_s == 0
     items = load_settings({"ITEMS": "100", "ZIPF_S": "1.2"})
     assert (items.items, items.zipf_s) == (100, 1.2)
 
@@ -44,6 +45,7 @@ def test_empty_values_mean_default() -> None:
         ("ZIPF_S", "-0.5"),
         ("WAIT_SECONDS", "-1"),
         ("POLL_SECONDS", "-0.1"),
+        ("POLL_WAIT_S", "-1"),
         ("JOB_DEADLINE", "0"),
     ],
 )

@@ -7,8 +7,10 @@ answers ``503`` + ``Retry-After`` instead. Redis is only ever awaited
 (:class:`shared.jobs.async_queue.JobQueue`): the submits of one event-loop turn go to
 Redis in one round trip, in RQ's own job format. ``GET /jobs/{job_id}`` answers its
 status and, once it has ended, its result (the body web-single's ``/predict``
-answers) or its error. A body may name a ``callback_url`` that receives the
-same JSON when the job ends (hosts on ``CALLBACK_ALLOWED_HOSTS`` only).
+answers) or its error; with ``?wait_s=N`` it first waits up to N seconds for the job
+to end (a long poll, woken by the worker's announcement: :mod:`shared.jobs.job_ends`).
+A body may name a ``callback_url`` that receives the same JSON when the job ends (hosts
+on ``CALLBACK_ALLOWED_HOSTS`` only).
 """
 
 import asyncio
@@ -67,12 +69,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.queue_name,
         max_queued_jobs=settings.max_queued_jobs,
         queue_full_retry_after_s=settings.queue_full_retry_after_s,
+        max_job_waiters=settings.max_job_waiters,
     )
     state.readiness.add("model", state.model.check_ready)
     state.readiness.add("redis", redis_check(state.redis))
     publishing = asyncio.create_task(state.jobs.publish_depth(settings.queue_depth_interval_s))
     yield
     publishing.cancel()
+    await state.jobs.aclose()
     await state.redis.aclose()
 
 
@@ -126,4 +130,4 @@ async def predict(request: Request) -> Response:
 
 
 add_hot_route(app, "/predict", predict, request_model=SubmitRequest, response_model=JobAccepted)
-add_job_route(app)
+add_job_route(app, max_wait_s=settings.job_max_wait_s)

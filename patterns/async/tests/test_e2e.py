@@ -8,6 +8,7 @@ the order they run in, and each leaves the stack as the next one expects.
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from tests.api_keys_e2e import (
     with_key,
 )
 from tests.compose_stack import ComposeStack
+from tests.metrics_text import MetricsChange, sample_total
 
 pytestmark = pytest.mark.e2e
 
@@ -236,6 +238,33 @@ def test_queued_jobs_survive_a_redis_crash(stack: ComposeStack) -> None:
         stack.compose("start", "worker")
     for job_id in job_ids:
         assert wait_status(stack, job_id, {"finished", "failed"})["status"] == "finished"
+
+
+def test_a_long_poll_answers_when_the_job_ends_or_at_its_timeout(stack: ComposeStack) -> None:
+    """Woken by the worker's announcement, through the api's subscription (made again
+    after the Redis crash above); a job that does not end is answered at the timeout."""
+
+    def metrics() -> str:
+        return stack.get("/metrics").text
+
+    change = MetricsChange(metrics)
+    stack.compose("pause", "worker")
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            job_id = submit(stack, {"instances": [GOOD_ROW]})
+            timed_out = stack.get(f"/jobs/{job_id}", params={"wait_s": "0.3"})
+            assert (timed_out.status_code, timed_out.json()["status"]) == (200, "queued")
+            waiting = pool.submit(stack.get, f"/jobs/{job_id}", params={"wait_s": "5"})
+            stack.wait_for(lambda: sample_total(metrics(), "mlsp_job_waiters") == 1, "a waiter")
+        finally:
+            stack.compose("unpause", "worker")  # the job runs and its end is announced
+        answer = waiting.result(timeout=30)
+    assert (answer.status_code, answer.json()["status"]) == (200, "finished")
+    assert change.increase("mlsp_job_waits_total", outcome="ended") == 1
+    assert change.increase("mlsp_job_waits_total", outcome="timed_out") == 1
+    assert sample_total(metrics(), "mlsp_job_waiters") == 0
+    too_long = stack.get(f"/jobs/{job_id}", params={"wait_s": "60"})
+    assert (too_long.status_code, too_long.json()["error"]["field"]) == (422, "wait_s")
 
 
 def test_locust_smoke_load_reports_submit_and_end_to_end_times(stack: ComposeStack) -> None:

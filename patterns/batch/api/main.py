@@ -7,7 +7,8 @@ only reads and writes the tables and queues runs.
   the model's metadata: bad input is a 422 and nothing is stored) adds pending
   rows; ``202`` with their ids.
 * ``GET /rows/{id}``: a row, its status and, once done, its prediction.
-* ``POST /runs``: start a run now (``202``, poll ``/runs/{id}``); the scheduler
+* ``POST /runs``: start a run now (``202``, poll ``/runs/{id}``, ``?wait_s=N`` to wait
+  up to N seconds for it to end); the scheduler
   starts one every ``BATCH_INTERVAL_S`` anyway.
 * ``GET /progress``: pending, done and failed rows, and the latest runs.
 """
@@ -87,7 +88,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.model = InputContract(settings)
     state.model.load()
     state.redis = connect_async(settings, client_name="batch-api")
-    state.jobs = JobQueue(state.redis, settings.queue_name)  # the runs
+    state.jobs = JobQueue(  # the runs
+        state.redis, settings.queue_name, max_job_waiters=settings.max_job_waiters
+    )
     state.database = AsyncDatabase(settings, "batch-api")
     for name, check in (
         ("model", state.model.check_ready),
@@ -98,6 +101,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await state.database.open()
     yield
     await state.database.close()
+    await state.jobs.aclose()
     await state.redis.aclose()
 
 
@@ -199,4 +203,4 @@ async def start_run(request: Request) -> Response:
 
 
 add_hot_route(app, "/runs", start_run, request_model=None, response_model=JobAccepted)
-add_job_route(app, path_prefix="/runs")
+add_job_route(app, path_prefix="/runs", max_wait_s=settings.job_max_wait_s)

@@ -46,8 +46,12 @@ def test_rows_added_are_pending_then_predicted_by_a_run(
     assert started.status_code == 202
     assert started.headers["location"] == started.json()["url"]
     assert client.get(started.json()["url"]).json()["status"] == "queued"
+    waited = client.get(started.json()["url"], params={"wait_s": "0.05"})  # a long poll
+    assert (waited.status_code, waited.json()["status"]) == (200, "queued")
+    too_long = client.get(started.json()["url"], params={"wait_s": "3600"})
+    assert (too_long.status_code, too_long.json()["error"]["field"]) == (422, "wait_s")
     run_jobs()
-    run = client.get(started.json()["url"]).json()
+    run = client.get(started.json()["url"], params={"wait_s": "5"}).json()
     assert run["status"] == "finished"
     assert run["result"]["pending_at_start"] == 2
 
