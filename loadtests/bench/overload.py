@@ -1,17 +1,19 @@
 """``make overload``: a pattern past its capacity, under each way of shedding, side by side.
 
     python -m loadtests.bench.overload PATTERN [--capacity REQ_PER_S] [--bound 64]
-        [--delay-target 5[,10..]] [--delay-cap N] [--shedding count,delay,none] [--seconds 30]
+        [--delay-target 5[,10..]] [--delay-cap N] [--edge 16:16[,32:32..]]
+        [--shedding count,delay,none,edge] [--seconds 30]
 
 Brings up one stack of the pattern per shedding setting (the first on ``--port``, the
 others on free ports, all on 127.0.0.1), measures the capacity of the first with a closed
-loop (or takes ``--capacity``), then for each shedding setting (``count``: only
-the in-flight bound, ``MAX_REQUESTS_IN_FLIGHT=bound``, as before the delay rule; ``delay``:
-the queueing-delay rule at each ``--delay-target`` with the count as a hard cap;
-``none``: no shedding) runs an open-loop load (:mod:`loadtests.openloop`) at 80% and at
-2x that capacity, ``--seconds`` each in ``--rounds`` turns (A B C, A B C, ...: on a shared
-machine the settings meet the same minutes), reading the api's memory from ``docker stats``
-and the load average before and after. Writes
+loop (or takes ``--capacity``), then for each shedding setting (``count``: only the
+in-flight bound, ``MAX_REQUESTS_IN_FLIGHT=bound``, as before the delay rule; ``delay``: the
+queueing-delay rule at each ``--delay-target`` with the count as a hard cap; ``none``: no
+shedding; ``edge``: HAProxy in front of the api, compose/edge.yaml, at each ``--edge``
+MAXCONN:QUEUE, the api's own bound off) runs an open-loop load (:mod:`loadtests.openloop`)
+at 80% and at 2x that capacity, ``--seconds`` each in ``--rounds`` turns (A B C, A B C, ...:
+on a shared machine the settings meet the same minutes), reading the api's memory from
+``docker stats`` and the load average before and after. Writes
 ``loadtests/results/overload/<pattern>[-api<cpus>].json`` and rebuilds the report
 ``loadtests/reports/overload.md`` from every result there.
 """
@@ -42,7 +44,9 @@ RESULTS = ROOT / "loadtests" / "results" / "overload"
 REPORT = ROOT / "loadtests" / "reports" / "overload.md"
 BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
 LOADS = (("80%", 0.8), ("2x", 2.0))
-SHEDDING_KINDS = ("count", "delay", "none")
+SHEDDING_KINDS = ("count", "delay", "none", "edge")
+#: The edge's settings compared by default, MAXCONN:QUEUE (compose/edge.yaml's defaults first).
+EDGE_DEFAULTS = "16:16,64:64"
 CAPACITY_USERS = 32
 CONNECTIONS = 256  # of the open loop, over all its processes: more than the bound
 CAPACITY_SECONDS = 10.0
@@ -98,12 +102,17 @@ class Stack:
         api_cpus: float = 0.0,
         purpose: str = "overload",
         cpu_period_us: int = CPU_PERIOD_US,
+        *,
+        edge: bool = False,
     ) -> None:
         self.pattern = pattern
         self.port = port  # 0: any free port, read once up (published_port)
         self.api_cpus = api_cpus  # 0: the compose file's limit
         self.cpu_period_us = cpu_period_us  # of the cap; 0: docker's 100 ms
         self.compose = ["./compose/compose.sh", "-f", f"patterns/{pattern}/compose.yaml"]
+        if edge:  # HAProxy in front: it publishes the port, the api is reached through it
+            self.compose += ["-f", "compose/edge.yaml"]
+        self.public = "edge" if edge else "api"
         # A project of its own: a stack left up by `make up` is neither reused nor taken down.
         tag = os.environ.get("MLSP_TAG", "dev")
         self.project = f"mlsp-{purpose}-{pattern}" + ("" if tag == "dev" else f"-{tag}")
@@ -131,8 +140,8 @@ class Stack:
             self.limit_api_cpus()
 
     def published_port(self) -> int:
-        """The host port the api is published on (127.0.0.1)."""
-        return int(self.run("port", "api", "8080").strip().rsplit(":", 1)[1])
+        """The host port the api (or the edge in front of it) is published on (127.0.0.1)."""
+        return int(self.run("port", self.public, "8080").strip().rsplit(":", 1)[1])
 
     def limit_api_cpus(self) -> None:
         """Cap the api container's CPU (``docker update --cpus``): on a machine shared with
@@ -237,6 +246,18 @@ def shedding_settings(args: argparse.Namespace) -> list[dict[str, str]]:
                 }
                 for target in args.delay_target
             ]
+        elif kind == "edge":
+            compared += [
+                {
+                    "name": f"edge {maxconn}:{queue}",
+                    "EDGE": "1",
+                    "EDGE_MAXCONN": str(maxconn),
+                    "EDGE_MAX_QUEUE": str(queue),
+                    "MAX_REQUESTS_IN_FLIGHT": "0",
+                    "OVERLOAD_DELAY_TARGET_MS": "0",
+                }
+                for maxconn, queue in args.edge
+            ]
         else:
             compared.append(
                 {"name": "none", "MAX_REQUESTS_IN_FLIGHT": "0", "OVERLOAD_DELAY_TARGET_MS": "0"}
@@ -260,8 +281,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             args.api_cpus,
             purpose=f"overload{i}",
             cpu_period_us=args.cpu_period_us,
+            edge=setting.get("EDGE") == "1",
         )
-        for i in range(len(compared))
+        for i, setting in enumerate(compared)
     ]
     result: dict[str, Any] = {
         "pattern": args.pattern,
@@ -316,7 +338,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _environment(setting: dict[str, str]) -> dict[str, str]:
-    return {name: value for name, value in setting.items() if name != "name"}
+    return {name: value for name, value in setting.items() if name not in ("name", "EDGE")}
 
 
 def _ms(value: float | None) -> str:
@@ -388,7 +410,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "api's published port on 127.0.0.1, answered or not; latencies from each request's send.",
         "Shedding: `count N` is the in-flight bound alone (MAX_REQUESTS_IN_FLIGHT=N, the delay",
         "rule off, as before it existed); `delay T ms, cap N` is the queueing-delay rule",
-        "(OVERLOAD_DELAY_TARGET_MS=T) with the count as a hard cap; `none` sheds nothing.",
+        "(OVERLOAD_DELAY_TARGET_MS=T) with the count as a hard cap; `none` sheds nothing;",
+        "`edge M:Q` is HAProxy in front of the api (compose/edge.yaml, `make up EDGE=1`): M",
+        "requests at once to the api, Q more waiting in HAProxy, the rest refused 503 in C (the",
+        "api's own bound off). The generator shares the 2 cores with the stack (and the edge).",
         "`late` is the share of requests the generator sent over 5 ms after their due time (it",
         "shares the 2 cores with the stack: a high share means the load, not the api, lagged);",
         "Requests share 256 keep-alive connections, more than the bound, as many clients would",
@@ -442,6 +467,19 @@ def _targets(text: str) -> list[float]:
     return targets
 
 
+def _edge_settings(text: str) -> list[tuple[int, int]]:
+    """``"16:16,64:64"`` -> ``[(16, 16), (64, 64)]``: the edge's MAXCONN:QUEUE pairs."""
+    pairs = []
+    for item in (i.strip() for i in text.split(",")):
+        maxconn, sep, queue = item.partition(":")
+        if not (sep and maxconn.isdigit() and queue.isdigit() and int(maxconn) > 0):
+            raise argparse.ArgumentTypeError(
+                f"give MAXCONN:QUEUE pairs (MAXCONN 1 or more, QUEUE 0 or more), not {text!r}"
+            )
+        pairs.append((int(maxconn), int(queue)))
+    return pairs
+
+
 def _kinds(text: str) -> list[str]:
     kinds = [k.strip() for k in text.split(",") if k.strip()]
     unknown = set(kinds) - set(SHEDDING_KINDS)
@@ -469,6 +507,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=MAX_REQUESTS_IN_FLIGHT_DEFAULT,
         help="MAX_REQUESTS_IN_FLIGHT beside the delay rule (0: none)",
+    )
+    parser.add_argument(
+        "--edge",
+        type=_edge_settings,
+        default=_edge_settings(EDGE_DEFAULTS),
+        help="MAXCONN:QUEUE, comma-separated: EDGE_MAXCONN and EDGE_MAX_QUEUE of each edge setting",
     )
     parser.add_argument(
         "--shedding",

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
 from tests.api_keys_e2e import (
@@ -19,7 +18,10 @@ from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad
 from tests.compose_stack import REPO_ROOT, ComposeStack
 from tests.docs_pages import docs_asset_problems
 from tests.metrics_text import MetricsChange, sample_total
-from tests.pattern_e2e import test_smoke_load  # noqa: F401 (run here)
+from tests.pattern_e2e import (
+    flood,
+    test_smoke_load,  # noqa: F401 (run here)
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -131,20 +133,6 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
         stack.compose("restart", "api")
         stack.wait_ready()
     assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
-
-
-async def flood(stack: ComposeStack) -> tuple[list[httpx.Response], list[httpx.Response]]:
-    """400 requests of 100 rows each on 100 connections, and 20 probes among them."""
-    body = orjson.dumps({"instances": [GOOD_ROW] * 100})
-    limits = httpx.Limits(max_connections=100)
-    async with httpx.AsyncClient(base_url=stack.base_url, limits=limits, timeout=30) as client:
-        predicts = [
-            client.post("/predict", content=body, headers={"Content-Type": "application/json"})
-            for _ in range(400)
-        ]
-        probes = [client.get("/health/ready") for _ in range(20)]
-        answers = await asyncio.gather(*predicts, *probes)
-    return answers[:400], answers[400:]
 
 
 def assert_shed_as_the_contract_says(
