@@ -8,7 +8,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from loadtests.bench.overload import goals, main, markdown, memory_bytes, shedding_settings
+from loadtests.bench.overload import (
+    Stack,
+    goals,
+    main,
+    markdown,
+    memory_bytes,
+    shedding_settings,
+)
 from loadtests.openloop import (
     NO_ANSWER,
     NOT_SENT,
@@ -169,7 +176,11 @@ def test_a_goal_without_its_figure_is_not_met() -> None:
 
 def test_the_settings_compared_in_the_order_asked() -> None:
     args = argparse.Namespace(
-        shedding=["count", "delay", "none"], bound=64, delay_target=[5.0, 20.0], delay_cap=256
+        shedding=["count", "delay", "none", "edge"],
+        bound=64,
+        delay_target=[5.0, 20.0],
+        delay_cap=256,
+        edge=[(16, 16), (64, 0)],
     )
     assert shedding_settings(args) == [
         {"name": "count 64", "MAX_REQUESTS_IN_FLIGHT": "64", "OVERLOAD_DELAY_TARGET_MS": "0"},
@@ -178,7 +189,18 @@ def test_the_settings_compared_in_the_order_asked() -> None:
         {"name": "delay 20 ms, cap 256", "MAX_REQUESTS_IN_FLIGHT": "256",
          "OVERLOAD_DELAY_TARGET_MS": "20"},
         {"name": "none", "MAX_REQUESTS_IN_FLIGHT": "0", "OVERLOAD_DELAY_TARGET_MS": "0"},
+        {"name": "edge 16:16", "EDGE": "1", "EDGE_MAXCONN": "16", "EDGE_MAX_QUEUE": "16",
+         "MAX_REQUESTS_IN_FLIGHT": "0", "OVERLOAD_DELAY_TARGET_MS": "0"},
+        {"name": "edge 64:0", "EDGE": "1", "EDGE_MAXCONN": "64", "EDGE_MAX_QUEUE": "0",
+         "MAX_REQUESTS_IN_FLIGHT": "0", "OVERLOAD_DELAY_TARGET_MS": "0"},
     ]  # fmt: skip
+
+
+def test_an_edge_setting_lays_haproxy_over_the_stack_and_publishes_its_port() -> None:
+    edge, bare = Stack("sync", 0, edge=True), Stack("sync", 0)
+    assert edge.compose[-2:] == ["-f", "compose/edge.yaml"]
+    assert (edge.public, bare.public) == ("edge", "api")
+    assert "compose/edge.yaml" not in bare.compose
 
 
 @pytest.mark.parametrize(
@@ -187,6 +209,9 @@ def test_the_settings_compared_in_the_order_asked() -> None:
         ["sync", "--delay-target", "0"],
         ["sync", "--shedding", "count,fifo"],
         ["sync", "--bound", "0"],
+        ["sync", "--edge", "16"],
+        ["sync", "--edge", "0:4"],
+        ["sync", "--edge", "16:-1"],
     ],
 )
 def test_bad_settings_get_one_clear_error(argv: list[str], capsys: pytest.CaptureFixture) -> None:
