@@ -113,6 +113,7 @@ class Stack:
         if edge:  # HAProxy in front: it publishes the port, the api is reached through it
             self.compose += ["-f", "compose/edge.yaml"]
         self.public = "edge" if edge else "api"
+        self._containers: dict[str, list[str]] = {}  # service -> container ids, once up
         # A project of its own: a stack left up by `make up` is neither reused nor taken down.
         tag = os.environ.get("MLSP_TAG", "dev")
         self.project = f"mlsp-{purpose}-{pattern}" + ("" if tag == "dev" else f"-{tag}")
@@ -131,6 +132,7 @@ class Stack:
     def up(self, settings: dict[str, str]) -> None:
         """Start (or recreate) the stack with ``settings``; once more if a service was
         unhealthy (a healthcheck may time out on a machine still busy with the last load)."""
+        self._containers = {}
         try:
             self.run("up", "--build", "--wait", "--remove-orphans", **settings)
         except LoadError:
@@ -163,6 +165,14 @@ class Stack:
     def down(self) -> None:
         self.run("down", "--volumes", "--remove-orphans")
 
+    def cpu_seconds(self, service: str) -> float | None:
+        """CPU time ``service``'s containers have used so far (their cgroups); None when
+        the host shows no cgroup CPU account for them."""
+        if service not in self._containers:  # read once: a load must not wait on compose
+            self._containers[service] = self.run("ps", "-q", "--no-trunc", service).split()
+        used = [container_cpu_seconds(c) for c in self._containers[service]]
+        return None if not used or None in used else sum(u for u in used if u is not None)
+
     def api_memory_bytes(self) -> float:
         """The api container's memory use now (``docker stats``)."""
         container = self.run("ps", "-q", "api").split()[0]
@@ -190,6 +200,45 @@ def set_cpu_period(container: str, cpus: float, period_us: int) -> None:
             (folder / "cpu.max").write_text(f"{quota} {period_us}")
             return
     raise LoadError(f"no cgroup CPU files for {container}: give --cpu-period-us 0")
+
+
+def container_cpu_seconds(container: str) -> float | None:
+    """CPU seconds ``container`` has used (cgroup v1's cpuacct or v2's cpu.stat); None
+    when the host shows neither."""
+    v1 = CGROUP / "cpuacct" / "docker" / container / "cpuacct.usage"
+    if v1.exists():
+        return int(v1.read_text()) / 1e9
+    for folder in (
+        CGROUP / "system.slice" / f"docker-{container}.scope",
+        CGROUP / "docker" / container,
+    ):
+        if (folder / "cpu.stat").exists():
+            stat = dict(line.split() for line in (folder / "cpu.stat").read_text().splitlines())
+            return int(stat["usage_usec"]) / 1e6
+    return None
+
+
+class CpuMeter:
+    """CPU seconds each of a stack's services used during the loads given to it."""
+
+    def __init__(self, stack: Stack, services: tuple[str, ...]) -> None:
+        self.stack = stack
+        self.services = tuple(dict.fromkeys(services))  # the api once, when it is public
+        self.used: dict[str, float | None] = dict.fromkeys(services, 0.0)
+
+    def __enter__(self) -> CpuMeter:
+        self._before = {s: self.stack.cpu_seconds(s) for s in self.services}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for service in self.services:
+            after, before, used = (
+                self.stack.cpu_seconds(service),
+                self._before[service],
+                self.used[service],
+            )
+            known = after is not None and before is not None and used is not None
+            self.used[service] = used + after - before if known else None  # type: ignore[operator]
 
 
 def memory_bytes(text: str) -> float:
@@ -319,12 +368,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for load, factor in LOADS:
                 rate = result["capacity"] * factor
                 tallies = [Tally() for _ in compared]
+                meters = [CpuMeter(stack, ("api", stack.public)) for stack in stacks]
                 for _ in range(args.rounds):
-                    for tally, url in zip(tallies, urls, strict=True):
-                        tally.merge(spread(pool, args.processes, url, rate, slice_s))
-                for setting, tally in zip(compared, tallies, strict=True):
+                    for tally, url, meter in zip(tallies, urls, meters, strict=True):
+                        with meter:
+                            tally.merge(spread(pool, args.processes, url, rate, slice_s))
+                for setting, tally, meter in zip(compared, tallies, meters, strict=True):
                     run = {"shedding": setting["name"], "load": load, "rate": rate}
                     run |= tally.summary(args.seconds) | {"load_average": load_average()}
+                    run |= {"cpu_s": meter.used}
                     result["runs"].append(run)
                     print(json.dumps(run), file=sys.stderr)
             for setting, watch in zip(compared, memory, strict=True):
@@ -339,6 +391,46 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def _environment(setting: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in setting.items() if name not in ("name", "EDGE")}
+
+
+def cpu_per(run: dict[str, Any], service: str, status: str | None = None) -> float | None:
+    """CPU µs ``service`` used per request of ``run`` answered ``status`` (None: per
+    request sent); None when not measured."""
+    used = (run.get("cpu_s") or {}).get(service)
+    statuses = run["statuses"]
+    count = (
+        statuses.get(status, 0) if status else sum(statuses.values()) - statuses.get("not sent", 0)
+    )
+    return None if used is None or not count else used / count * 1e6
+
+
+def edge_refusal_cost(result: dict[str, Any], shedding: str) -> str:
+    """What one refusal by the edge costs in CPU, against one answer of the api's.
+
+    At 80% the edge refuses (almost) nothing: its CPU per request there is a passed
+    request's. At 2x the rest of its CPU, over the requests it refused, is a refusal's.
+    """
+    runs = {(r["shedding"], r["load"]): r for r in result["runs"]}
+    at_80, at_2x = runs.get((shedding, "80%")), runs.get((shedding, "2x"))
+    if not (at_80 and at_2x) or (at_2x.get("cpu_s") or {}).get("edge") is None:
+        return ""
+    passed_us = cpu_per(at_80, "edge")
+    refused = at_2x["statuses"].get("503", 0)
+    answer_us = cpu_per(at_2x, "api", "200")
+    if passed_us is None or not refused or not answer_us:
+        return ""
+    passed = sum(at_2x["statuses"].values()) - at_2x["statuses"].get("not sent", 0) - refused
+    refusal_us = (at_2x["cpu_s"]["edge"] * 1e6 - passed_us * passed) / refused
+    return (
+        f"- edge CPU: {passed_us:.0f} µs per request passed to the api (at 80%), "
+        f"{refusal_us:.0f} µs per refusal (at 2x, the rest over the {refused} refused); "
+        f"the api's answer {answer_us:.0f} µs: a refusal costs {refusal_us / answer_us:.2f} "
+        f"of an answer, a passed request adds {passed_us / answer_us:.2f}"
+    )
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def _ms(value: float | None) -> str:
@@ -436,8 +528,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             "",
             "| shedding | load | offered/s | goodput/s | of capacity | accepted p50 ms "
             "| accepted p99 ms | 503 p99 ms | late | statuses | api memory growth (peak) MB "
-            "| load avg |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+            "| api CPU µs per 200 | edge CPU µs per request | load avg |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
         ]
         for run in result["runs"]:
             memory = (
@@ -451,12 +543,16 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 f"| {run['goodput_per_s']:.0f} | {run['goodput_per_s'] / result['capacity']:.0%} "
                 f"| {_ms(run['accepted_p50_ms'])} | {_ms(run['accepted_p99_ms'])} "
                 f"| {_ms(run['shed_p99_ms'])} | {run['late_share']:.0%} | {statuses} | {memory} "
+                f"| {_us(cpu_per(run, 'api', '200'))} | {_us(cpu_per(run, 'edge'))} "
                 f"| {run.get('load_average', '')} |"
             )
         for setting in result["settings"]:
             found = goals(result, setting["name"]) if setting["name"] != "none" else []
             if found:
                 lines += ["", f"Goals, {setting['name']}:", *found]
+            cost = edge_refusal_cost(result, setting["name"])
+            if cost:
+                lines.append(cost)
     return "\n".join(lines) + "\n"
 
 
