@@ -37,3 +37,19 @@ async def flood(stack: ComposeStack) -> tuple[list[httpx.Response], list[httpx.R
         probes = [client.get("/health/ready") for _ in range(20)]
         answers = await asyncio.gather(*predicts, *probes)
     return answers[:400], answers[400:]
+
+
+def assert_refused_as_the_contract_says(
+    predicts: list[httpx.Response], probes: list[httpx.Response]
+) -> None:
+    """Only 200s and 503s, some of each; each 503 the contract's JSON error (``overloaded``)
+    with Retry-After and the request id it answers; probes all answered."""
+    assert {a.status_code for a in probes} == {200}  # probes are never refused
+    assert {a.status_code for a in predicts} == {200, 503}
+    for refused in (a for a in predicts if a.status_code == 503):
+        assert refused.headers["retry-after"] == "1"
+        assert refused.headers["content-type"] == "application/json"
+        error = refused.json()["error"]
+        assert error["code"] == "overloaded"
+        assert error["message"] == "over capacity; retry after 1 s"
+        assert error["request_id"] == refused.headers["x-request-id"]

@@ -19,6 +19,7 @@ from tests.compose_stack import REPO_ROOT, ComposeStack
 from tests.docs_pages import docs_asset_problems
 from tests.metrics_text import MetricsChange, sample_total
 from tests.pattern_e2e import (
+    assert_refused_as_the_contract_says,
     flood,
     test_smoke_load,  # noqa: F401 (run here)
 )
@@ -138,16 +139,9 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
 def assert_shed_as_the_contract_says(
     stack: ComposeStack, predicts: list[httpx.Response], probes: list[httpx.Response]
 ) -> None:
-    """Only 200s and 503s, some of each; each 503 JSON with Retry-After and its request
-    id; probes all answered; every 503 counted as shed."""
-    assert {a.status_code for a in probes} == {200}  # probes are never shed
-    assert {a.status_code for a in predicts} == {200, 503}
-    for shed in (a for a in predicts if a.status_code == 503):
-        assert shed.headers["retry-after"] == "1"
-        assert shed.headers["content-type"] == "application/json"
-        error = shed.json()["error"]
-        assert error["code"] == "overloaded"
-        assert error["request_id"] == shed.headers["x-request-id"]
+    """Refused as the contract says (:func:`assert_refused_as_the_contract_says`), and
+    every 503 counted as shed."""
+    assert_refused_as_the_contract_says(predicts, probes)
     shed_total = sum(a.status_code == 503 for a in predicts)
     assert f"mlsp_http_requests_shed_total {float(shed_total)}" in stack.get("/metrics").text
 
