@@ -63,7 +63,7 @@ check-pattern:
 	@case "$(EDGE)" in ""|0|1) ;; *) echo "EDGE='$(EDGE)': give 1 (HAProxy in front of the api) or 0/nothing (none)" >&2; exit 2;; esac
 
 .PHONY: up
-up: check-pattern ## Build and start PATTERN's stack (REPLICAS=N, SCALE="svc=N ..."), wait until healthy
+up: check-pattern ## Build and start PATTERN's stack (REPLICAS=N, SCALE="svc=N ...", EDGE=1: HAProxy in front), wait until healthy
 	@scale=$$($(PYTHON) -m compose.scale $(PATTERN) --replicas '$(REPLICAS)' --scale '$(SCALE)') || exit 2; \
 	start=$$(date +%s); \
 	$(COMPOSE) up --build --wait --remove-orphans $$scale && \
