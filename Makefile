@@ -53,8 +53,8 @@ help: ## Show this help
 	@echo "           REPLICAS=N (every scalable tier) SCALE=\"predictor=3 prep=2\" (single ones)"
 	@echo "           MODEL_VERSION=N (sync, web-single: the iris version up and rollout serve; default 1)"
 	@echo "           MAX_REQUESTS_IN_FLIGHT=256 (per api process; more: 503 + Retry-After) OVERLOAD_DELAY_TARGET_MS=20 (503 while requests wait longer; default 0: off)"
-	@echo "           EDGE=1 (up, load, ...: HAProxy in front of the api refuses the excess in C) EDGE_MAXCONN=16 EDGE_MAX_QUEUE=16"
-	@echo "           overload: CAPACITY=req/s API_CPUS=0.5 SHEDDING=count,delay,none,edge DELAY_TARGET=20[,5] DELAY_CAP=256 EDGE_SETTINGS=16:16[,32:32]"
+	@echo "           EDGE=1 (up, load, ...: HAProxy in front of the api refuses the excess in C) EDGE_MAXCONN=64 EDGE_MAX_QUEUE=64"
+	@echo "           overload: CAPACITY=req/s API_CPUS=0.5 SHEDDING=count,delay,none,edge DELAY_TARGET=20[,5] DELAY_CAP=256 EDGE_SETTINGS=64:64[,16:16]"
 
 .PHONY: check-pattern
 check-pattern:

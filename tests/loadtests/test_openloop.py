@@ -187,6 +187,10 @@ def test_the_edge_s_cpu_per_refusal_is_what_its_cpu_at_2x_leaves_after_the_passe
     )
     assert edge_refusal_cost(result, "none") == ""
     assert "| 500 | 28 |" in markdown([result])
+    result["runs"][1]["cpu_s"]["edge"] = 0.04  # less than the 1000 passed cost at 80%
+    assert "a refusal's own cost is within this run's noise" in edge_refusal_cost(
+        result, "edge 4:4"
+    )
 
 
 def test_a_goal_without_its_figure_is_not_met() -> None:
