@@ -34,7 +34,11 @@ OBSERVE ?=
 # what survives the loss of one (make chaos, docs/reliability.md).
 REPLICAS ?=
 SCALE ?=
-COMPOSE := ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml $(if $(OBSERVE),--profile observe)
+# EDGE=1: HAProxy in front of the api (compose/edge.yaml): it takes API_PORT and refuses at once,
+# in C, what the api cannot serve in time (EDGE_MAXCONN, EDGE_MAX_QUEUE; docs/reliability.md).
+EDGE ?=
+EDGE_FILE := $(if $(filter 1,$(EDGE)),-f compose/edge.yaml)
+COMPOSE := ./compose/compose.sh -f patterns/$(PATTERN)/compose.yaml $(EDGE_FILE) $(if $(OBSERVE),--profile observe)
 export API_PORT PROMETHEUS_PORT VARIANT
 
 .PHONY: help
@@ -49,19 +53,21 @@ help: ## Show this help
 	@echo "           REPLICAS=N (every scalable tier) SCALE=\"predictor=3 prep=2\" (single ones)"
 	@echo "           MODEL_VERSION=N (sync, web-single: the iris version up and rollout serve; default 1)"
 	@echo "           MAX_REQUESTS_IN_FLIGHT=256 (per api process; more: 503 + Retry-After) OVERLOAD_DELAY_TARGET_MS=20 (503 while requests wait longer; default 0: off)"
-	@echo "           overload: CAPACITY=req/s API_CPUS=0.5 SHEDDING=count,delay,none DELAY_TARGET=20[,5] DELAY_CAP=256"
+	@echo "           EDGE=1 (up, load, ...: HAProxy in front of the api refuses the excess in C) EDGE_MAXCONN=64 EDGE_MAX_QUEUE=64"
+	@echo "           overload: CAPACITY=req/s API_CPUS=0.5 SHEDDING=count,delay,none,edge DELAY_TARGET=20[,5] DELAY_CAP=256 EDGE_SETTINGS=64:64[,16:16]"
 
 .PHONY: check-pattern
 check-pattern:
 	@if [ -z "$(filter $(PATTERN),$(ALL_PATTERNS))" ]; then \
 	  echo "Unknown PATTERN '$(PATTERN)'. Choose one of: $(ALL_PATTERNS)" >&2; exit 2; fi
+	@case "$(EDGE)" in ""|0|1) ;; *) echo "EDGE='$(EDGE)': give 1 (HAProxy in front of the api) or 0/nothing (none)" >&2; exit 2;; esac
 
 .PHONY: up
-up: check-pattern ## Build and start PATTERN's stack (REPLICAS=N, SCALE="svc=N ..."), wait until healthy
+up: check-pattern ## Build and start PATTERN's stack (REPLICAS=N, SCALE="svc=N ...", EDGE=1: HAProxy in front), wait until healthy
 	@scale=$$($(PYTHON) -m compose.scale $(PATTERN) --replicas '$(REPLICAS)' --scale '$(SCALE)') || exit 2; \
 	start=$$(date +%s); \
 	$(COMPOSE) up --build --wait --remove-orphans $$scale && \
-	echo "$(PATTERN)$(if $(VARIANT), ($(VARIANT))) is up in $$(( $$(date +%s) - start )) s$${scale:+ ($${scale//--scale /})}: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
+	echo "$(PATTERN)$(if $(VARIANT), ($(VARIANT))) is up in $$(( $$(date +%s) - start )) s$${scale:+ ($${scale//--scale /})}$(if $(EDGE_FILE), behind the edge (HAProxy)): http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)" \
 	$(if $(OBSERVE),&& echo "Prometheus: http://127.0.0.1:$(PROMETHEUS_PORT)  (recording rules: service:*, service_stage:*, service_cache:*)")
 
 .PHONY: rollout
@@ -93,7 +99,7 @@ load: up ## Headless Locust on PATTERN (USERS, DURATION, REPEAT_SHARE, ZIPF_S); 
 	@mkdir -p loadtests/results
 	$(COMPOSE) run --rm --build -e PATTERN=$(PATTERN) $(if $(REPEAT_SHARE),-e REPEAT_SHARE=$(REPEAT_SHARE)) $(if $(ZIPF_S),-e ZIPF_S=$(ZIPF_S)) $(if $(OBSERVE),-e PROMETHEUS_URL=http://prometheus:9090) loadtest \
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
-	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://api:8080 --out /results/$(OUT) $(LOCUST_OPTIONS)
+	  $(if $(WARMUP),--warmup $(WARMUP)) --host http://$(if $(EDGE_FILE),edge,api):8080 --out /results/$(OUT) $(LOCUST_OPTIONS)
 
 REPORT := ./compose/compose.sh -p mlsp-report -f compose/loadtest.yaml
 .PHONY: compare
@@ -122,17 +128,20 @@ bench: ## Ratios side by side in one run: transport ceiling (nginx) at 1 and 2 a
 
 # make overload: the api's capacity in req/s; empty: measured first (closed loop, 32 clients).
 # SHEDDING: the settings compared, in order (count: MAX_REQUESTS_IN_FLIGHT alone; delay: the
-# queueing-delay rule at each DELAY_TARGET ms, with DELAY_CAP as its count cap; none).
+# queueing-delay rule at each DELAY_TARGET ms, with DELAY_CAP as its count cap; none; edge:
+# HAProxy in front of the api, at each EDGE_SETTINGS MAXCONN:QUEUE pair).
+EDGE_SETTINGS ?=
 CAPACITY ?=
 SHEDDING ?=
 DELAY_TARGET ?=
 DELAY_CAP ?=
 .PHONY: overload
-overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capacity (CAPACITY=), each way of shedding side by side; loadtests/reports/overload.md
+overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capacity (CAPACITY=), each way of shedding (the edge too) side by side; loadtests/reports/overload.md
 	$(VENV)/bin/python -m loadtests.bench.overload $(PATTERN) --port $(API_PORT) \
 	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT)) \
 	  $(if $(SHEDDING),--shedding $(SHEDDING)) $(if $(DELAY_TARGET),--delay-target $(DELAY_TARGET)) \
-	  $(if $(DELAY_CAP),--delay-cap $(DELAY_CAP)) $(if $(API_CPUS),--api-cpus $(API_CPUS))
+	  $(if $(DELAY_CAP),--delay-cap $(DELAY_CAP)) $(if $(API_CPUS),--api-cpus $(API_CPUS)) \
+	  $(if $(EDGE_SETTINGS),--edge $(EDGE_SETTINGS))
 
 .PHONY: spread
 spread: check-pattern $(VENV)/.installed ## make load with SCALE (predictor=3) replicas: each one's share of the calls; loadtests/reports/spread.md

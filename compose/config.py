@@ -14,6 +14,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PATTERNS_DIR = ROOT / "patterns"
+#: The edge, laid over a pattern's compose file by `make up EDGE=1` (HAProxy in front of the api).
+EDGE_FILE = ROOT / "compose" / "edge.yaml"
 SECRETS = ("REDIS_PASSWORD", "POSTGRES_PASSWORD")  # the ones compose/compose.sh makes
 # Secrets a user may set (empty in compose by default): in Kubernetes an optional key of the
 # Secret, so that adding it there turns the feature on (API_KEYS: shared/kit/api_keys.py).
@@ -50,25 +52,28 @@ def compose_command() -> list[str]:
     return [str(pinned)] if pinned.is_file() else ["docker", "compose"]
 
 
-def compose_config(pattern: str, profiles: str = "") -> Doc:
+def compose_config(pattern: str, profiles: str = "", *, edge: bool = False) -> Doc:
     """``docker compose config`` of the pattern, with defaults only and sentinel secrets.
 
-    ``profiles`` adds the services of those profiles (``"*"``: all of them).
+    ``profiles`` adds the services of those profiles (``"*"``: all of them); ``edge``, the
+    edge laid over it (:data:`EDGE_FILE`).
     """
-    return compose_file_config(PATTERNS_DIR / pattern / "compose.yaml", profiles)
+    overlays = (EDGE_FILE,) if edge else ()
+    return compose_file_config(PATTERNS_DIR / pattern / "compose.yaml", profiles, overlays)
 
 
-def compose_file_config(compose_file: Path, profiles: str = "") -> Doc:
+def compose_file_config(
+    compose_file: Path, profiles: str = "", overlays: tuple[Path, ...] = ()
+) -> Doc:
     """``docker compose config`` of any compose file (a pattern's, an ejected starter's),
-    with defaults only and sentinel secrets."""
+    with ``overlays`` laid over it, defaults only and sentinel secrets."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
     env |= {name: sentinel(name) for name in (*SECRETS, *OPTIONAL_SECRETS)}
     command = [
         *compose_command(),
         "--env-file",
         os.devnull,
-        "-f",
-        str(compose_file),
+        *(arg for path in (compose_file, *overlays) for arg in ("-f", str(path))),
         *(["--profile", profiles] if profiles else []),
     ]
     try:

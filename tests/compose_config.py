@@ -8,7 +8,7 @@ chaos suite). Internal services are the ones that publish no port.
 import functools
 from typing import Any
 
-from compose import k8s
+from compose import config, k8s
 
 #: What the config is given for the passwords: it must carry these, taken from the environment.
 DUMMY_SECRETS = {name: k8s.sentinel(name) for name in k8s.SECRETS}
@@ -23,6 +23,12 @@ def compose_config(pattern: str, profiles: str = "*") -> dict[str, Any]:
     overrides) and the passwords from :data:`DUMMY_SECRETS` (see ``compose/k8s/``).
     """
     return k8s.compose_config(pattern, profiles)
+
+
+@functools.cache
+def edge_config(pattern: str) -> dict[str, Any]:
+    """``docker compose config`` of ``pattern`` with the edge laid over it (``EDGE=1``)."""
+    return config.compose_config(pattern, edge=True)
 
 
 def internal_services(pattern: str) -> list[str]:

@@ -57,12 +57,16 @@ def container_metrics(container: str, port: int = 8080) -> str:
 class ComposeStack:
     """One pattern's stack, brought up on enter and removed (with volumes) on exit."""
 
-    def __init__(self, pattern: str, **env: str) -> None:
+    def __init__(self, pattern: str, *, edge: bool = False, **env: str) -> None:
+        """``edge``: with HAProxy in front of the api (compose/edge.yaml, ``make up EDGE=1``),
+        which then has the published port; a project of its own."""
         self.pattern = pattern
         self.port = free_port()
         tag = os.environ.get("MLSP_TAG", "dev")
         # Checkouts building under another MLSP_TAG get their own projects too.
-        self.project = f"mlsp-e2e-{pattern}" + ("" if tag == "dev" else f"-{tag}")
+        self.project = (
+            f"mlsp-e2e-{pattern}" + ("-edge" if edge else "") + ("" if tag == "dev" else f"-{tag}")
+        )
         self.env = {
             **os.environ,
             "API_PORT": str(self.port),
@@ -73,6 +77,7 @@ class ComposeStack:
         in_playground = REPO_ROOT / "patterns" / pattern / "compose.yaml"
         # In a starter ejected by `make starter`, the pattern's compose file is at the root.
         self.compose_file = in_playground if in_playground.is_file() else REPO_ROOT / "compose.yaml"
+        self.files = [self.compose_file] + ([REPO_ROOT / "compose" / "edge.yaml"] if edge else [])
         self.http = httpx.Client(base_url=self.base_url, timeout=10.0)
 
     @contextmanager
@@ -93,7 +98,7 @@ class ComposeStack:
     def compose(self, *args: str, check: bool = True, timeout: float = 900) -> str:
         """Run ``docker compose <args>`` on this stack; returns stdout."""
         result = subprocess.run(
-            [str(COMPOSE_SH), "-f", str(self.compose_file), *args],
+            [str(COMPOSE_SH), *(arg for f in self.files for arg in ("-f", str(f))), *args],
             cwd=REPO_ROOT,
             env=self.env,
             capture_output=True,

@@ -14,6 +14,7 @@ import pytest
 from tests.compose_config import (
     DUMMY_SECRETS,
     compose_config,
+    edge_config,
     patterns,
 )
 
@@ -93,6 +94,21 @@ def test_the_public_api_is_published_on_localhost_only(pattern: str) -> None:
     }
     assert list(published) == ["api"], f"{pattern}: published services {sorted(published)}"
     assert [p["host_ip"] for p in published["api"]] == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize("pattern", patterns())
+def test_with_the_edge_only_the_edge_is_published_and_it_runs_with_least_privilege(
+    pattern: str,
+) -> None:
+    services = edge_config(pattern)["services"]
+    published = {
+        name: service["ports"] for name, service in services.items() if service.get("ports")
+    }
+    assert list(published) == ["edge"], f"{pattern}: published services {sorted(published)}"
+    assert [p["host_ip"] for p in published["edge"]] == ["127.0.0.1"]
+    assert broken_rules("api", services["edge"]) == {}  # the rules of a public service
+    assert services["edge"]["depends_on"]["api"]["condition"] == "service_healthy"
+    assert services["edge"]["healthcheck"]["test"][:2] == ["CMD", "probe"]
 
 
 STORE_URL_SCHEMES = ("redis://", "rediss://", "postgresql://", "postgres://")

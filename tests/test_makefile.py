@@ -107,6 +107,34 @@ def test_bad_replica_values_get_one_line_and_nothing_starts() -> None:
         assert "is up in" not in result.stdout
 
 
+def test_edge_lays_haproxy_over_the_pattern_and_load_goes_through_it() -> None:
+    up = make("-n", "up", "PATTERN=sync", "EDGE=1")
+    assert up.returncode == 0, up.stderr
+    assert "compose.sh -f patterns/sync/compose.yaml -f compose/edge.yaml  up --build" in up.stdout
+    assert "--host http://edge:8080 " in make("-n", "load", "PATTERN=sync", "EDGE=1").stdout
+    for off in ("EDGE=0", "EDGE="):
+        dry = make("-n", "up", "PATTERN=sync", off)
+        assert dry.returncode == 0, dry.stderr
+        assert "edge.yaml" not in dry.stdout
+    assert "--host http://api:8080 " in make("-n", "load", "PATTERN=sync").stdout
+
+
+def test_a_bad_edge_value_gets_one_line_and_nothing_starts() -> None:
+    for target in ("up", "down", "load"):
+        result = make(target, "PATTERN=web-single", "EDGE=yes")  # for real: nothing may start
+        assert result.returncode == 2
+        lines = [line for line in result.stderr.splitlines() if "*** [" not in line]
+        assert lines == ["EDGE='yes': give 1 (HAProxy in front of the api) or 0/nothing (none)"]
+        assert result.stdout == ""
+
+
+def test_overload_passes_the_edge_settings_to_the_bench() -> None:
+    dry = make("-n", "overload", "PATTERN=sync", "SHEDDING=count,edge", "EDGE_SETTINGS=8:8,32:0")
+    assert dry.returncode == 0, dry.stderr
+    assert "--shedding count,edge" in dry.stdout
+    assert "--edge 8:8,32:0" in dry.stdout
+
+
 def test_chaos_runs_one_replica_count_when_asked_and_refuses_others() -> None:
     assert (
         "-m tests.chaos sync --replicas 2"

@@ -1,17 +1,19 @@
 """``make overload``: a pattern past its capacity, under each way of shedding, side by side.
 
     python -m loadtests.bench.overload PATTERN [--capacity REQ_PER_S] [--bound 64]
-        [--delay-target 5[,10..]] [--delay-cap N] [--shedding count,delay,none] [--seconds 30]
+        [--delay-target 5[,10..]] [--delay-cap N] [--edge 64:64[,16:16..]]
+        [--shedding count,delay,none,edge] [--seconds 30]
 
 Brings up one stack of the pattern per shedding setting (the first on ``--port``, the
 others on free ports, all on 127.0.0.1), measures the capacity of the first with a closed
-loop (or takes ``--capacity``), then for each shedding setting (``count``: only
-the in-flight bound, ``MAX_REQUESTS_IN_FLIGHT=bound``, as before the delay rule; ``delay``:
-the queueing-delay rule at each ``--delay-target`` with the count as a hard cap;
-``none``: no shedding) runs an open-loop load (:mod:`loadtests.openloop`) at 80% and at
-2x that capacity, ``--seconds`` each in ``--rounds`` turns (A B C, A B C, ...: on a shared
-machine the settings meet the same minutes), reading the api's memory from ``docker stats``
-and the load average before and after. Writes
+loop (or takes ``--capacity``), then for each shedding setting (``count``: only the
+in-flight bound, ``MAX_REQUESTS_IN_FLIGHT=bound``, as before the delay rule; ``delay``: the
+queueing-delay rule at each ``--delay-target`` with the count as a hard cap; ``none``: no
+shedding; ``edge``: HAProxy in front of the api, compose/edge.yaml, at each ``--edge``
+MAXCONN:QUEUE, the api's own bound off) runs an open-loop load (:mod:`loadtests.openloop`)
+at 80% and at 2x that capacity, ``--seconds`` each in ``--rounds`` turns (A B C, A B C, ...:
+on a shared machine the settings meet the same minutes), reading the api's memory from
+``docker stats`` and the load average before and after. Writes
 ``loadtests/results/overload/<pattern>[-api<cpus>].json`` and rebuilds the report
 ``loadtests/reports/overload.md`` from every result there.
 """
@@ -42,7 +44,9 @@ RESULTS = ROOT / "loadtests" / "results" / "overload"
 REPORT = ROOT / "loadtests" / "reports" / "overload.md"
 BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
 LOADS = (("80%", 0.8), ("2x", 2.0))
-SHEDDING_KINDS = ("count", "delay", "none")
+SHEDDING_KINDS = ("count", "delay", "none", "edge")
+#: The edge's settings compared by default, MAXCONN:QUEUE (compose/edge.yaml's defaults first).
+EDGE_DEFAULTS = "64:64,16:16"
 CAPACITY_USERS = 32
 CONNECTIONS = 256  # of the open loop, over all its processes: more than the bound
 CAPACITY_SECONDS = 10.0
@@ -98,12 +102,18 @@ class Stack:
         api_cpus: float = 0.0,
         purpose: str = "overload",
         cpu_period_us: int = CPU_PERIOD_US,
+        *,
+        edge: bool = False,
     ) -> None:
         self.pattern = pattern
         self.port = port  # 0: any free port, read once up (published_port)
         self.api_cpus = api_cpus  # 0: the compose file's limit
         self.cpu_period_us = cpu_period_us  # of the cap; 0: docker's 100 ms
         self.compose = ["./compose/compose.sh", "-f", f"patterns/{pattern}/compose.yaml"]
+        if edge:  # HAProxy in front: it publishes the port, the api is reached through it
+            self.compose += ["-f", "compose/edge.yaml"]
+        self.public = "edge" if edge else "api"
+        self._containers: dict[str, list[str]] = {}  # service -> container ids, once up
         # A project of its own: a stack left up by `make up` is neither reused nor taken down.
         tag = os.environ.get("MLSP_TAG", "dev")
         self.project = f"mlsp-{purpose}-{pattern}" + ("" if tag == "dev" else f"-{tag}")
@@ -122,6 +132,7 @@ class Stack:
     def up(self, settings: dict[str, str]) -> None:
         """Start (or recreate) the stack with ``settings``; once more if a service was
         unhealthy (a healthcheck may time out on a machine still busy with the last load)."""
+        self._containers = {}
         try:
             self.run("up", "--build", "--wait", "--remove-orphans", **settings)
         except LoadError:
@@ -131,8 +142,8 @@ class Stack:
             self.limit_api_cpus()
 
     def published_port(self) -> int:
-        """The host port the api is published on (127.0.0.1)."""
-        return int(self.run("port", "api", "8080").strip().rsplit(":", 1)[1])
+        """The host port the api (or the edge in front of it) is published on (127.0.0.1)."""
+        return int(self.run("port", self.public, "8080").strip().rsplit(":", 1)[1])
 
     def limit_api_cpus(self) -> None:
         """Cap the api container's CPU (``docker update --cpus``): on a machine shared with
@@ -153,6 +164,14 @@ class Stack:
 
     def down(self) -> None:
         self.run("down", "--volumes", "--remove-orphans")
+
+    def cpu_seconds(self, service: str) -> float | None:
+        """CPU time ``service``'s containers have used so far (their cgroups); None when
+        the host shows no cgroup CPU account for them."""
+        if service not in self._containers:  # read once: a load must not wait on compose
+            self._containers[service] = self.run("ps", "-q", "--no-trunc", service).split()
+        used = [container_cpu_seconds(c) for c in self._containers[service]]
+        return None if not used or None in used else sum(u for u in used if u is not None)
 
     def api_memory_bytes(self) -> float:
         """The api container's memory use now (``docker stats``)."""
@@ -181,6 +200,45 @@ def set_cpu_period(container: str, cpus: float, period_us: int) -> None:
             (folder / "cpu.max").write_text(f"{quota} {period_us}")
             return
     raise LoadError(f"no cgroup CPU files for {container}: give --cpu-period-us 0")
+
+
+def container_cpu_seconds(container: str) -> float | None:
+    """CPU seconds ``container`` has used (cgroup v1's cpuacct or v2's cpu.stat); None
+    when the host shows neither."""
+    v1 = CGROUP / "cpuacct" / "docker" / container / "cpuacct.usage"
+    if v1.exists():
+        return int(v1.read_text()) / 1e9
+    for folder in (
+        CGROUP / "system.slice" / f"docker-{container}.scope",
+        CGROUP / "docker" / container,
+    ):
+        if (folder / "cpu.stat").exists():
+            stat = dict(line.split() for line in (folder / "cpu.stat").read_text().splitlines())
+            return int(stat["usage_usec"]) / 1e6
+    return None
+
+
+class CpuMeter:
+    """CPU seconds each of a stack's services used during the loads given to it."""
+
+    def __init__(self, stack: Stack, services: tuple[str, ...]) -> None:
+        self.stack = stack
+        self.services = tuple(dict.fromkeys(services))  # the api once, when it is public
+        self.used: dict[str, float | None] = dict.fromkeys(services, 0.0)
+
+    def __enter__(self) -> CpuMeter:
+        self._before = {s: self.stack.cpu_seconds(s) for s in self.services}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for service in self.services:
+            after, before, used = (
+                self.stack.cpu_seconds(service),
+                self._before[service],
+                self.used[service],
+            )
+            known = after is not None and before is not None and used is not None
+            self.used[service] = used + after - before if known else None  # type: ignore[operator]
 
 
 def memory_bytes(text: str) -> float:
@@ -237,6 +295,18 @@ def shedding_settings(args: argparse.Namespace) -> list[dict[str, str]]:
                 }
                 for target in args.delay_target
             ]
+        elif kind == "edge":
+            compared += [
+                {
+                    "name": f"edge {maxconn}:{queue}",
+                    "EDGE": "1",
+                    "EDGE_MAXCONN": str(maxconn),
+                    "EDGE_MAX_QUEUE": str(queue),
+                    "MAX_REQUESTS_IN_FLIGHT": "0",
+                    "OVERLOAD_DELAY_TARGET_MS": "0",
+                }
+                for maxconn, queue in args.edge
+            ]
         else:
             compared.append(
                 {"name": "none", "MAX_REQUESTS_IN_FLIGHT": "0", "OVERLOAD_DELAY_TARGET_MS": "0"}
@@ -260,8 +330,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             args.api_cpus,
             purpose=f"overload{i}",
             cpu_period_us=args.cpu_period_us,
+            edge=setting.get("EDGE") == "1",
         )
-        for i in range(len(compared))
+        for i, setting in enumerate(compared)
     ]
     result: dict[str, Any] = {
         "pattern": args.pattern,
@@ -297,12 +368,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for load, factor in LOADS:
                 rate = result["capacity"] * factor
                 tallies = [Tally() for _ in compared]
+                meters = [CpuMeter(stack, ("api", stack.public)) for stack in stacks]
                 for _ in range(args.rounds):
-                    for tally, url in zip(tallies, urls, strict=True):
-                        tally.merge(spread(pool, args.processes, url, rate, slice_s))
-                for setting, tally in zip(compared, tallies, strict=True):
+                    for tally, url, meter in zip(tallies, urls, meters, strict=True):
+                        with meter:
+                            tally.merge(spread(pool, args.processes, url, rate, slice_s))
+                for setting, tally, meter in zip(compared, tallies, meters, strict=True):
                     run = {"shedding": setting["name"], "load": load, "rate": rate}
                     run |= tally.summary(args.seconds) | {"load_average": load_average()}
+                    run |= {"cpu_s": meter.used}
                     result["runs"].append(run)
                     print(json.dumps(run), file=sys.stderr)
             for setting, watch in zip(compared, memory, strict=True):
@@ -316,7 +390,53 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _environment(setting: dict[str, str]) -> dict[str, str]:
-    return {name: value for name, value in setting.items() if name != "name"}
+    return {name: value for name, value in setting.items() if name not in ("name", "EDGE")}
+
+
+def cpu_per(run: dict[str, Any], service: str, status: str | None = None) -> float | None:
+    """CPU µs ``service`` used per request of ``run`` answered ``status`` (None: per
+    request sent); None when not measured."""
+    used = (run.get("cpu_s") or {}).get(service)
+    statuses = run["statuses"]
+    count = (
+        statuses.get(status, 0) if status else sum(statuses.values()) - statuses.get("not sent", 0)
+    )
+    return None if used is None or not count else used / count * 1e6
+
+
+def edge_refusal_cost(result: dict[str, Any], shedding: str) -> str:
+    """What one refusal by the edge costs in CPU, against one answer of the api's.
+
+    At 80% the edge refuses (almost) nothing: its CPU per request there is a passed
+    request's. At 2x the rest of its CPU, over the requests it refused, is a refusal's.
+    """
+    runs = {(r["shedding"], r["load"]): r for r in result["runs"]}
+    at_80, at_2x = runs.get((shedding, "80%")), runs.get((shedding, "2x"))
+    if not (at_80 and at_2x) or (at_2x.get("cpu_s") or {}).get("edge") is None:
+        return ""
+    passed_us = cpu_per(at_80, "edge")
+    refused = at_2x["statuses"].get("503", 0)
+    answer_us = cpu_per(at_2x, "api", "200")
+    if passed_us is None or not refused or not answer_us:
+        return ""
+    passed = sum(at_2x["statuses"].values()) - at_2x["statuses"].get("not sent", 0) - refused
+    refusal_us = (at_2x["cpu_s"]["edge"] * 1e6 - passed_us * passed) / refused
+    if refusal_us <= 0:  # the edge spent less per passed request at 2x than at 80%
+        return (
+            f"- edge CPU: {passed_us:.0f} µs per request passed to the api (at 80%), "
+            f"{cpu_per(at_2x, 'edge'):.0f} µs per request at 2x, refusals included: a "
+            f"refusal's own cost is within this run's noise; the api's answer {answer_us:.0f} µs"
+        )
+    return (
+        f"- edge CPU: {passed_us:.0f} µs per request passed to the api (at 80%), "
+        f"{refusal_us:.0f} µs per refusal (at 2x, the rest over the {refused} refused); "
+        f"the api's answer {answer_us:.0f} µs: a refusal costs {refusal_us / answer_us:.2f} "
+        f"of an answer, a passed request adds {passed_us / answer_us:.2f}"
+    )
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def _ms(value: float | None) -> str:
@@ -388,7 +508,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "api's published port on 127.0.0.1, answered or not; latencies from each request's send.",
         "Shedding: `count N` is the in-flight bound alone (MAX_REQUESTS_IN_FLIGHT=N, the delay",
         "rule off, as before it existed); `delay T ms, cap N` is the queueing-delay rule",
-        "(OVERLOAD_DELAY_TARGET_MS=T) with the count as a hard cap; `none` sheds nothing.",
+        "(OVERLOAD_DELAY_TARGET_MS=T) with the count as a hard cap; `none` sheds nothing;",
+        "`edge M:Q` is HAProxy in front of the api (compose/edge.yaml, `make up EDGE=1`): M",
+        "requests at once to the api, Q more waiting in HAProxy, the rest refused 503 in C (the",
+        "api's own bound off). The generator shares the 2 cores with the stack (and the edge).",
         "`late` is the share of requests the generator sent over 5 ms after their due time (it",
         "shares the 2 cores with the stack: a high share means the load, not the api, lagged);",
         "Requests share 256 keep-alive connections, more than the bound, as many clients would",
@@ -411,8 +534,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             "",
             "| shedding | load | offered/s | goodput/s | of capacity | accepted p50 ms "
             "| accepted p99 ms | 503 p99 ms | late | statuses | api memory growth (peak) MB "
-            "| load avg |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+            "| api CPU µs per 200 | edge CPU µs per request | load avg |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
         ]
         for run in result["runs"]:
             memory = (
@@ -426,12 +549,16 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 f"| {run['goodput_per_s']:.0f} | {run['goodput_per_s'] / result['capacity']:.0%} "
                 f"| {_ms(run['accepted_p50_ms'])} | {_ms(run['accepted_p99_ms'])} "
                 f"| {_ms(run['shed_p99_ms'])} | {run['late_share']:.0%} | {statuses} | {memory} "
+                f"| {_us(cpu_per(run, 'api', '200'))} | {_us(cpu_per(run, 'edge'))} "
                 f"| {run.get('load_average', '')} |"
             )
         for setting in result["settings"]:
             found = goals(result, setting["name"]) if setting["name"] != "none" else []
             if found:
                 lines += ["", f"Goals, {setting['name']}:", *found]
+            cost = edge_refusal_cost(result, setting["name"])
+            if cost:
+                lines.append(cost)
     return "\n".join(lines) + "\n"
 
 
@@ -440,6 +567,19 @@ def _targets(text: str) -> list[float]:
     if not targets or min(targets) <= 0:
         raise argparse.ArgumentTypeError(f"give targets above 0 ms, comma-separated, not {text!r}")
     return targets
+
+
+def _edge_settings(text: str) -> list[tuple[int, int]]:
+    """``"16:16,64:64"`` -> ``[(16, 16), (64, 64)]``: the edge's MAXCONN:QUEUE pairs."""
+    pairs = []
+    for item in (i.strip() for i in text.split(",")):
+        maxconn, sep, queue = item.partition(":")
+        if not (sep and maxconn.isdigit() and queue.isdigit() and int(maxconn) > 0):
+            raise argparse.ArgumentTypeError(
+                f"give MAXCONN:QUEUE pairs (MAXCONN 1 or more, QUEUE 0 or more), not {text!r}"
+            )
+        pairs.append((int(maxconn), int(queue)))
+    return pairs
 
 
 def _kinds(text: str) -> list[str]:
@@ -469,6 +609,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=MAX_REQUESTS_IN_FLIGHT_DEFAULT,
         help="MAX_REQUESTS_IN_FLIGHT beside the delay rule (0: none)",
+    )
+    parser.add_argument(
+        "--edge",
+        type=_edge_settings,
+        default=_edge_settings(EDGE_DEFAULTS),
+        help="MAXCONN:QUEUE, comma-separated: EDGE_MAXCONN and EDGE_MAX_QUEUE of each edge setting",
     )
     parser.add_argument(
         "--shedding",

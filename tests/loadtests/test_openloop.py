@@ -8,7 +8,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from loadtests.bench.overload import goals, main, markdown, memory_bytes, shedding_settings
+from loadtests.bench.overload import (
+    Stack,
+    cpu_per,
+    edge_refusal_cost,
+    goals,
+    main,
+    markdown,
+    memory_bytes,
+    shedding_settings,
+)
 from loadtests.openloop import (
     NO_ANSWER,
     NOT_SENT,
@@ -144,11 +153,44 @@ def test_the_report_shows_each_run_and_the_goals_of_each_shedding() -> None:
     assert "load average 0.10 0.10 0.10 before, 1.00 0.50 0.20 after" in report
     assert (
         "| count 8 | 2x | 100 | 95 | 95% | 1.0 | 2.0 | 1.0 | 0% | 200: 95, 503: 5 | 1.0 (2.0) "
-        "| 1.00 0.50 0.20 |" in report
+        "| - | - | 1.00 0.50 0.20 |" in report  # no CPU figures in this run
     )
     assert "Goals, count 8:" in report
     assert "Goals, delay 5 ms, cap 64:" in report
     assert "Goals, none" not in report
+
+
+def test_the_edge_s_cpu_per_refusal_is_what_its_cpu_at_2x_leaves_after_the_passed() -> None:
+    """At 80%: 1000 passed, 0.05 s of the edge's CPU (50 µs each). At 2x: 1000 passed and
+    3000 refused in 0.11 s, so 0.06 s for 3000 refusals (20 µs each); the api's 1000
+    answers took 0.5 s (500 µs each)."""
+    base = {"offered_per_s": 1.0, "goodput_per_s": 1.0, "accepted_p50_ms": 1.0,
+            "accepted_p99_ms": 1.0, "shed_p99_ms": 1.0, "late_share": 0.0}  # fmt: skip
+    result = {
+        "pattern": "web-single", "date": "2026-12-03 21:00 UTC", "capacity": 1.0,
+        "capacity_how": "given", "settings": [{"name": "edge 4:4"}], "seconds": 1,
+        "processes": 2,
+        "runs": [
+            base | {"shedding": "edge 4:4", "load": "80%", "statuses": {"200": 1000},
+                    "cpu_s": {"api": 0.5, "edge": 0.05}},
+            base | {"shedding": "edge 4:4", "load": "2x",
+                    "statuses": {"not sent": 7, "200": 1000, "503": 3000},
+                    "cpu_s": {"api": 0.5, "edge": 0.11}},
+        ],
+    }  # fmt: skip
+    assert cpu_per(result["runs"][1], "api", "200") == pytest.approx(500)
+    assert cpu_per(result["runs"][1], "edge") == pytest.approx(27.5)
+    assert edge_refusal_cost(result, "edge 4:4") == (
+        "- edge CPU: 50 µs per request passed to the api (at 80%), 20 µs per refusal (at 2x, "
+        "the rest over the 3000 refused); the api's answer 500 µs: a refusal costs 0.04 of an "
+        "answer, a passed request adds 0.10"
+    )
+    assert edge_refusal_cost(result, "none") == ""
+    assert "| 500 | 28 |" in markdown([result])
+    result["runs"][1]["cpu_s"]["edge"] = 0.04  # less than the 1000 passed cost at 80%
+    assert "a refusal's own cost is within this run's noise" in edge_refusal_cost(
+        result, "edge 4:4"
+    )
 
 
 def test_a_goal_without_its_figure_is_not_met() -> None:
@@ -169,7 +211,11 @@ def test_a_goal_without_its_figure_is_not_met() -> None:
 
 def test_the_settings_compared_in_the_order_asked() -> None:
     args = argparse.Namespace(
-        shedding=["count", "delay", "none"], bound=64, delay_target=[5.0, 20.0], delay_cap=256
+        shedding=["count", "delay", "none", "edge"],
+        bound=64,
+        delay_target=[5.0, 20.0],
+        delay_cap=256,
+        edge=[(16, 16), (64, 0)],
     )
     assert shedding_settings(args) == [
         {"name": "count 64", "MAX_REQUESTS_IN_FLIGHT": "64", "OVERLOAD_DELAY_TARGET_MS": "0"},
@@ -178,7 +224,18 @@ def test_the_settings_compared_in_the_order_asked() -> None:
         {"name": "delay 20 ms, cap 256", "MAX_REQUESTS_IN_FLIGHT": "256",
          "OVERLOAD_DELAY_TARGET_MS": "20"},
         {"name": "none", "MAX_REQUESTS_IN_FLIGHT": "0", "OVERLOAD_DELAY_TARGET_MS": "0"},
+        {"name": "edge 16:16", "EDGE": "1", "EDGE_MAXCONN": "16", "EDGE_MAX_QUEUE": "16",
+         "MAX_REQUESTS_IN_FLIGHT": "0", "OVERLOAD_DELAY_TARGET_MS": "0"},
+        {"name": "edge 64:0", "EDGE": "1", "EDGE_MAXCONN": "64", "EDGE_MAX_QUEUE": "0",
+         "MAX_REQUESTS_IN_FLIGHT": "0", "OVERLOAD_DELAY_TARGET_MS": "0"},
     ]  # fmt: skip
+
+
+def test_an_edge_setting_lays_haproxy_over_the_stack_and_publishes_its_port() -> None:
+    edge, bare = Stack("sync", 0, edge=True), Stack("sync", 0)
+    assert edge.compose[-2:] == ["-f", "compose/edge.yaml"]
+    assert (edge.public, bare.public) == ("edge", "api")
+    assert "compose/edge.yaml" not in bare.compose
 
 
 @pytest.mark.parametrize(
@@ -187,6 +244,9 @@ def test_the_settings_compared_in_the_order_asked() -> None:
         ["sync", "--delay-target", "0"],
         ["sync", "--shedding", "count,fifo"],
         ["sync", "--bound", "0"],
+        ["sync", "--edge", "16"],
+        ["sync", "--edge", "0:4"],
+        ["sync", "--edge", "16:-1"],
     ],
 )
 def test_bad_settings_get_one_clear_error(argv: list[str], capsys: pytest.CaptureFixture) -> None:

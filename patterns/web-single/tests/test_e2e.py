@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
 from tests.api_keys_e2e import (
@@ -19,7 +18,11 @@ from tests.bad_input import GOOD_ROW, BadInput, assert_refused_by_the_stack, bad
 from tests.compose_stack import REPO_ROOT, ComposeStack
 from tests.docs_pages import docs_asset_problems
 from tests.metrics_text import MetricsChange, sample_total
-from tests.pattern_e2e import test_smoke_load  # noqa: F401 (run here)
+from tests.pattern_e2e import (
+    assert_refused_as_the_contract_says,
+    flood,
+    test_smoke_load,  # noqa: F401 (run here)
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -133,33 +136,12 @@ def test_a_model_that_does_not_match_its_metadata_is_refused(stack: ComposeStack
     assert stack.post("/predict", json={"instances": [GOOD_ROW]}).status_code == 200
 
 
-async def flood(stack: ComposeStack) -> tuple[list[httpx.Response], list[httpx.Response]]:
-    """400 requests of 100 rows each on 100 connections, and 20 probes among them."""
-    body = orjson.dumps({"instances": [GOOD_ROW] * 100})
-    limits = httpx.Limits(max_connections=100)
-    async with httpx.AsyncClient(base_url=stack.base_url, limits=limits, timeout=30) as client:
-        predicts = [
-            client.post("/predict", content=body, headers={"Content-Type": "application/json"})
-            for _ in range(400)
-        ]
-        probes = [client.get("/health/ready") for _ in range(20)]
-        answers = await asyncio.gather(*predicts, *probes)
-    return answers[:400], answers[400:]
-
-
 def assert_shed_as_the_contract_says(
     stack: ComposeStack, predicts: list[httpx.Response], probes: list[httpx.Response]
 ) -> None:
-    """Only 200s and 503s, some of each; each 503 JSON with Retry-After and its request
-    id; probes all answered; every 503 counted as shed."""
-    assert {a.status_code for a in probes} == {200}  # probes are never shed
-    assert {a.status_code for a in predicts} == {200, 503}
-    for shed in (a for a in predicts if a.status_code == 503):
-        assert shed.headers["retry-after"] == "1"
-        assert shed.headers["content-type"] == "application/json"
-        error = shed.json()["error"]
-        assert error["code"] == "overloaded"
-        assert error["request_id"] == shed.headers["x-request-id"]
+    """Refused as the contract says (:func:`assert_refused_as_the_contract_says`), and
+    every 503 counted as shed."""
+    assert_refused_as_the_contract_says(predicts, probes)
     shed_total = sum(a.status_code == 503 for a in predicts)
     assert f"mlsp_http_requests_shed_total {float(shed_total)}" in stack.get("/metrics").text
 
