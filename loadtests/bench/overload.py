@@ -185,17 +185,21 @@ class Stack:
         return memory_bytes(shown.split("/")[0])
 
 
+def cgroup_v2_folders(container: str) -> tuple[Path, ...]:
+    """Where a container's cgroup v2 folder may be: under systemd's slice, or docker's own."""
+    return CGROUP / "system.slice" / f"docker-{container}.scope", CGROUP / "docker" / container
+
+
 def set_cpu_period(container: str, cpus: float, period_us: int) -> None:
     """The CPU quota of ``container`` given per ``period_us`` (cgroup v1 or v2 files);
     :class:`LoadError` when the host shows neither."""
     quota = int(cpus * period_us)
     v1 = CGROUP / "cpu" / "docker" / container
-    v2 = [CGROUP / "system.slice" / f"docker-{container}.scope", CGROUP / "docker" / container]
     if (v1 / "cpu.cfs_period_us").exists():
         (v1 / "cpu.cfs_period_us").write_text(str(period_us))
         (v1 / "cpu.cfs_quota_us").write_text(str(quota))
         return
-    for folder in v2:
+    for folder in cgroup_v2_folders(container):
         if (folder / "cpu.max").exists():
             (folder / "cpu.max").write_text(f"{quota} {period_us}")
             return
@@ -208,10 +212,7 @@ def container_cpu_seconds(container: str) -> float | None:
     v1 = CGROUP / "cpuacct" / "docker" / container / "cpuacct.usage"
     if v1.exists():
         return int(v1.read_text()) / 1e9
-    for folder in (
-        CGROUP / "system.slice" / f"docker-{container}.scope",
-        CGROUP / "docker" / container,
-    ):
+    for folder in cgroup_v2_folders(container):
         if (folder / "cpu.stat").exists():
             stat = dict(line.split() for line in (folder / "cpu.stat").read_text().splitlines())
             return int(stat["usage_usec"]) / 1e6
