@@ -162,18 +162,41 @@ def test_past_the_in_flight_bound_the_api_sheds_with_503_and_serves_right_after(
         stack.compose("up", "-d", "--wait", "api")  # the stack's own bound again
 
 
+FLOODS_BEFORE_GIVING_UP = 15
+
+
+async def flood_until_shed(
+    stack: ComposeStack,
+) -> tuple[list[httpx.Response], list[httpx.Response]]:
+    """Floods (:func:`flood`) one after the other until one gets a 503; all their answers."""
+    predicts: list[httpx.Response] = []
+    probes: list[httpx.Response] = []
+    for _ in range(FLOODS_BEFORE_GIVING_UP):
+        more_predicts, more_probes = await flood(stack)
+        predicts += more_predicts
+        probes += more_probes
+        if any(answer.status_code == 503 for answer in more_predicts):
+            break
+    return predicts, probes
+
+
 def test_past_the_delay_target_the_server_itself_sheds_with_the_same_503(
     stack: ComposeStack,
 ) -> None:
     """A 1 ms target over a 1 ms interval: a flood's loop turns last longer, so uvicorn's
     protocol refuses requests before the app sees them (shared/kit/shedding_protocol.py),
-    with the same answer as the app's."""
+    with the same answer as the app's.
+
+    Whether one flood sheds depends on how fast the machine is: the loop must lag at two
+    probes in a row while requests arrive (0 to 4 of 400 were shed on a quiet machine). So
+    the floods go on until one sheds, up to ``FLOODS_BEFORE_GIVING_UP``; every answer of
+    every flood is checked."""
     with stack.overridden(
         MAX_REQUESTS_IN_FLIGHT="0", OVERLOAD_DELAY_TARGET_MS="1", OVERLOAD_DELAY_INTERVAL_MS="1"
     ):
         stack.compose("up", "-d", "--wait", "api")
     try:
-        predicts, probes = asyncio.run(flood(stack))
+        predicts, probes = asyncio.run(flood_until_shed(stack))
         assert_shed_as_the_contract_says(stack, predicts, probes)
     finally:
         stack.compose("up", "-d", "--wait", "api")
