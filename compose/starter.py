@@ -29,6 +29,8 @@ IGNORE = shutil.ignore_patterns(
 ALWAYS = [
     "compose/Dockerfile",
     "compose/compose.sh",
+    "compose/edge",
+    "compose/edge.yaml",
     "compose/locks.py",
     "compose/secrets.sh",
     "compose/probe.sh",
@@ -180,17 +182,25 @@ DURATION ?= 30s
 API_PORT ?= 8000
 PYTHON ?= python3
 VENV ?= .venv
-COMPOSE := ./compose/compose.sh -f compose.yaml
+# EDGE=1: HAProxy in front of the api (compose/edge.yaml): it takes API_PORT and refuses at once,
+# in C, what the api cannot serve in time (EDGE_MAXCONN, EDGE_MAX_QUEUE, EDGE_QUEUE_TIMEOUT_MS).
+EDGE ?=
+EDGE_FILE := $(if $(filter 1,$(EDGE)),-f compose/edge.yaml)
+COMPOSE := ./compose/compose.sh -f compose.yaml $(EDGE_FILE)
 export API_PORT
 
 .PHONY: help
 help: ## Show this help
 \t@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{{printf "  make %-8s %s\\n", $$1, $$2}}'
 
+.PHONY: check-edge
+check-edge:
+\t@case "$(EDGE)" in ""|0|1) ;; *) echo "EDGE='$(EDGE)': give 1 (HAProxy in front of the api) or 0/nothing (none)" >&2; exit 2;; esac
+
 .PHONY: up
-up: ## Build and start the stack, wait until healthy, print the URL
+up: check-edge ## Build and start the stack (EDGE=1: HAProxy in front), wait until healthy, print the URL
 \t$(COMPOSE) up --build --wait --remove-orphans
-\t@echo "{pattern} is up: http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)"
+\t@echo "{pattern} is up$(if $(EDGE_FILE), behind the edge (HAProxy)): http://127.0.0.1:$(API_PORT)  (docs: http://127.0.0.1:$(API_PORT)/docs)"
 
 .PHONY: down
 down: ## Stop the stack and remove its containers and volumes
@@ -212,7 +222,7 @@ model-add: $(VENV)/.installed ## Bring your own model: FILE=x.onnx or x.joblib N
 load: up ## Headless Locust (USERS, DURATION); report in loadtests/results/
 \t@mkdir -p loadtests/results
 \t$(COMPOSE) run --rm --build -e PATTERN={pattern} loadtest --users $(USERS) --spawn-rate $(USERS) \\
-\t  --run-time $(DURATION) --host http://api:8080 --out /results/{pattern}
+\t  --run-time $(DURATION) --host http://$(if $(EDGE_FILE),edge,api):8080 --out /results/{pattern}
 
 STUBS := {stubs}
 $(VENV)/.installed: compose/requirements/dev.lock
@@ -287,6 +297,15 @@ error and `WWW-Authenticate`, except the health probes, `/docs` and `/metrics`
 can name a mounted file of keys (one a line) instead. Keys are compared in constant time and
 never logged. Middleware you add to the app (`app.add_middleware(CORSMiddleware, ...)`,
 your own authentication) runs on every route, `/predict` included (`shared/kit/app.py`).
+
+## Refusing the excess in front of the api
+
+`make up EDGE=1` (and `make load EDGE=1`) puts HAProxy in front of the api
+(`compose/edge.yaml`): it takes `API_PORT`, lets `EDGE_MAXCONN` (64) requests reach the
+api at once and `EDGE_MAX_QUEUE` (64) wait at most `EDGE_QUEUE_TIMEOUT_MS` (100), and
+answers any more at once, in C, with 503, `Retry-After` and the api's JSON error
+(`compose/edge/haproxy.cfg`). The api's own bound, `MAX_REQUESTS_IN_FLIGHT`, works
+without it.
 """
 
 
@@ -332,6 +351,8 @@ def write_starter(pattern: str, dest: Path, force: bool = False) -> list[Path]:
     project = re.sub(r"[^a-z0-9_-]", "-", dest.resolve().name.lower()).strip("-") or pattern
     compose_text = re.sub(r"(?m)^name: .*$", f"name: {project}", compose_text)
     (dest / "compose.yaml").write_text(rehome(compose_text, pattern))
+    edge = dest / "compose" / "edge.yaml"  # laid over compose.yaml, so relative to the root
+    edge.write_text(rehome(edge.read_text(), pattern))
     if (dest / "Dockerfile").is_file():  # a pattern's own recipe, built from the repository root
         (dest / "Dockerfile").write_text(rehome((dest / "Dockerfile").read_text(), pattern))
     uses_v2 = (dest / "shared" / "v2").is_dir()
@@ -365,7 +386,7 @@ def rehome(text: str, pattern: str) -> str:
     a build ``context: ../..`` that is the repository root) or to the root
     (``patterns/<pattern>/api``); in a starter the pattern's folder is the root.
     """
-    text = text.replace("../../compose/", "compose/")
+    text = re.sub(r"\.\./\.\./compose\b", "compose", text)
     text = OUTSIDE_CONTEXT.sub(lambda m: m.group(0).replace("../..", "."), text)
     return text.replace(f"patterns/{pattern}/", "")
 

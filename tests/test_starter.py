@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from compose import k8s, locks
+from compose.config import compose_file_config
 from compose.starter import StarterError, mentions_of, playground_links_as_text, write_starter
 from conftest import REPO_ROOT
 from tests.compose_stack import free_port
@@ -187,6 +188,32 @@ def test_every_pattern_ejects_to_a_tree_that_builds_from_itself_alone(
         assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
     assert unresolved_imports(dest) == []
     assert "PATTERN=" not in (dest / "README.md").read_text().replace(f"PATTERN={pattern}`", "")
+
+
+@pytest.mark.parametrize("pattern", ["web-single", "async"])
+def test_a_starter_brings_the_edge_and_lays_it_over_its_own_compose_file(
+    tmp_path: Path, pattern: str
+) -> None:
+    dest = tmp_path / f"my-{pattern}"
+    write_starter(pattern, dest)
+    config = compose_file_config(dest / "compose.yaml", overlays=(dest / "compose/edge.yaml",))
+    edge, api = config["services"]["edge"], config["services"]["api"]
+    assert Path(edge["build"]["context"]) == dest / "compose"
+    assert (dest / "compose" / edge["build"]["dockerfile"]).is_file()
+    assert (dest / "compose/edge/haproxy.cfg").is_file()
+    assert [port["published"] for port in edge["ports"]] == ["8000"]
+    assert not api.get("ports")  # reached only through the edge
+
+    def make(*args: str) -> subprocess.CompletedProcess[str]:
+        command = ["make", "-C", str(dest), "--no-print-directory", *args]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    assert "-f compose/edge.yaml" not in make("-n", "up").stdout
+    assert "-f compose.yaml -f compose/edge.yaml up" in make("-n", "up", "EDGE=1").stdout
+    assert "--host http://edge:8080" in make("-n", "load", "EDGE=1").stdout
+    refused = make("up", "EDGE=yes")  # refused before anything starts
+    assert refused.returncode != 0
+    assert "EDGE='yes': give 1" in refused.stderr
 
 
 @pytest.mark.parametrize("pattern", ["async", "batch"])
