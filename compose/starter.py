@@ -383,10 +383,11 @@ def rehome(text: str, pattern: str) -> str:
     """Paths of a pattern's compose file or Dockerfile as seen from the starter's root.
 
     In the playground they are relative to ``patterns/<pattern>/`` (``../../compose/``,
-    a build ``context: ../..`` that is the repository root) or to the root
+    ``../../loadtests``, a build ``context: ../..`` that is the repository root) or to the root
     (``patterns/<pattern>/api``); in a starter the pattern's folder is the root.
     """
     text = re.sub(r"\.\./\.\./compose\b", "compose", text)
+    text = re.sub(r"\.\./\.\./loadtests\b", "./loadtests", text)  # a bind mount needs its ./
     text = OUTSIDE_CONTEXT.sub(lambda m: m.group(0).replace("../..", "."), text)
     return text.replace(f"patterns/{pattern}/", "")
 

@@ -111,6 +111,18 @@ RATIOS = [
         _rps_over("web-single, 2 processes", "web-single"),
     ),
     Ratio(
+        "granian server",
+        "web-single's app under granian (a Rust HTTP core) over uvicorn, one process each",
+        "(report)",
+        _rps_over("web-single, granian", "web-single"),
+    ),
+    Ratio(
+        "granian server, 2 processes",
+        "the same, two worker processes each",
+        "(report)",
+        _rps_over("web-single, granian 2 workers", "web-single, 2 processes"),
+    ),
+    Ratio(
         "serving overhead",
         "share of a bare endpoint's rate web-single keeps",
         ">= 0.70",

@@ -8,6 +8,8 @@ from loadtests.bench.report import load_figures, table
 FIGURES = {
     "nginx": {"rps": 12000.0, "p50_ms": 1.0},
     "web-single, 2 processes": {"rps": 4500.0, "p50_ms": 3.0},
+    "web-single, granian": {"rps": 2400.0, "p50_ms": 5.0},
+    "web-single, granian 2 workers": {"rps": 3600.0, "p50_ms": 4.0},
     "predictor, 1 replica": {"rps": 1000.0, "p50_ms": 16.0},
     "predictor, 2 replicas": {"rps": 1700.0, "p50_ms": 9.0},
     "bare": {"rps": 6000.0, "p50_ms": 2.0},
@@ -45,6 +47,13 @@ def test_each_ratio_is_printed_with_its_inputs(tmp_path: Path) -> None:
     )
     assert "| 1.50 | (report) | web-single, 2 processes 4500 req/s / " in rows["| server processes"]
     assert (
+        "| 0.80 | (report) | web-single, granian 2400 req/s / web-single 3000 req/s |"
+        in rows["| granian server"]
+    )
+    assert "| 0.80 | (report) | web-single, granian 2 workers 3600 req/s / web-single, 2 " in (
+        rows["| granian server, 2 processes"]
+    )
+    assert (
         "| 1.70 | (report) | predictor, 2 replicas 1700 req/s / predictor, 1 replica 1000 req/s |"
         in rows["| scaling"]
     )
@@ -62,4 +71,4 @@ def test_a_missing_pattern_is_na_not_a_crash(tmp_path: Path) -> None:
     write(tmp_path, {"web-single": FIGURES["web-single"]})
     (tmp_path / "broken.json").write_text("{not json")
     lines = table(load_figures(tmp_path), "s").splitlines()
-    assert sum("| n/a | " in line for line in lines) == 14
+    assert sum("| n/a | " in line for line in lines) == 16
