@@ -16,7 +16,8 @@ across processes (:mod:`shared.kit.metrics`, prometheus_client's multiprocess mo
 
 Replicas still scale a tier across machines and survive a container's loss;
 processes only share out one container's CPU limit. ``make bench`` measures
-both settings side by side (``loadtests/reports/bench.md``).
+both settings side by side (``loadtests/reports/bench.md``), and the same app under
+granian, a server with a Rust HTTP core, beside uvicorn: the reason uvicorn stays.
 
 With one process, a stop signal first drains (``DRAIN_S``, when above 0):
 readiness fails, and the gRPC health service (if the service has one) says
