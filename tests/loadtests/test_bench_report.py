@@ -50,8 +50,9 @@ def test_each_ratio_is_printed_with_its_inputs(tmp_path: Path) -> None:
         "| 0.80 | (report) | web-single, granian 2400 req/s / web-single 3000 req/s |"
         in rows["| granian server"]
     )
-    assert "| 0.80 | (report) | web-single, granian 2 workers 3600 req/s / web-single, 2 " in (
-        rows["| granian server, 2 processes"]
+    assert (
+        "| 0.80 | (report) | web-single, granian 2 workers 3600 req/s / web-single, 2 "
+        in (rows["| granian server, 2 processes"])
     )
     assert (
         "| 1.70 | (report) | predictor, 2 replicas 1700 req/s / predictor, 1 replica 1000 req/s |"
