@@ -13,8 +13,9 @@ REPO = Path(__file__).resolve().parent.parent
 NOT_SCRAPED = {
     "base", "prep-base", "model-export", "migrate", "seed", "ctl", "redis", "postgres",
     "prometheus", "loadtest", "bare", "bare-fastapi",
-    # make bench's other targets: the nginx transport ceiling, web-single in 2 processes.
-    "nginx", "api-2-processes",
+    # make bench's other targets: the nginx transport ceiling, web-single in 2 processes
+    # and under granian.
+    "nginx", "api-2-processes", "api-granian", "api-granian-2-workers",
 }  # fmt: skip
 
 
