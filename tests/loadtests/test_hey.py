@@ -103,3 +103,41 @@ def test_pinning_a_process_pins_every_thread_of_it() -> None:
     finally:
         for task in Path(f"/proc/{os.getpid()}/task").iterdir():
             os.sched_setaffinity(int(task.name), allowed)
+
+
+@pytest.fixture
+def fake_hey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in for hey on the PATH: lists one 200 per worker (-c) and logs its rate (-q);
+    exits 1 when the URL ends in /fail."""
+    log = tmp_path / "calls"
+    script = tmp_path / "hey"
+    script.write_text(
+        "#!/bin/sh\n"
+        "c=0; q=none; for a; do case $prev in -c) c=$a;; -q) q=$a;; esac; prev=$a; done\n"
+        f'echo "$c $q" >> {log}\n'
+        'case $a in */fail) echo "dial refused" >&2; exit 1;; esac\n'
+        f'echo "{",".join(hey.COLUMNS)}"\n'
+        'i=0; while [ $i -lt $c ]; do echo "0.001,0,0,0,0.001,0,200,0.5"; i=$((i+1)); done\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    return log
+
+
+def test_a_load_is_shared_by_processes_and_their_answers_merged(fake_hey: Path) -> None:
+    tally = hey.run(URL, b"{}", connections=10, seconds=1, rate=100.0, processes=4)
+    assert tally.statuses == {200: 10}
+    calls = sorted(fake_hey.read_text().split("\n")[:-1])
+    assert calls == ["2 10", "2 10", "3 10", "3 10"]  # -c workers, -q 10 req/s each
+
+
+def test_a_failing_hey_is_a_load_error_with_its_words(fake_hey: Path) -> None:
+    with pytest.raises(LoadError, match="dial refused"):
+        hey.run("http://127.0.0.1:1/fail", b"{}", connections=2, seconds=1, processes=2)
+    with pytest.raises(LoadError, match="3 hey processes for 2 connections"):
+        hey.run(URL, b"{}", connections=2, seconds=1, processes=3)
+
+
+def test_processes_start_a_worker_s_interval_over_their_number_apart() -> None:
+    assert hey.stagger(256, 10_000.0, 16) == pytest.approx(0.0016)
+    assert hey.stagger(256, 0.0, 16) == 0.0  # a closed loop: no interval
