@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import hey
-from loadtests.bench.overload_report import markdown
+from loadtests.bench.overload_report import keep_reading, markdown
 from loadtests.measured import load_average
 from loadtests.openloop import LoadError, Tally
 from shared.kit.settings import MAX_REQUESTS_IN_FLIGHT_DEFAULT, OVERLOAD_DELAY_TARGET_MS_RECOMMENDED
@@ -543,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     name = args.pattern + (f"-api{args.api_cpus:g}" if args.api_cpus else "")
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
     results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
-    REPORT.write_text(markdown(results))
+    old = REPORT.read_text() if REPORT.exists() else ""
+    REPORT.write_text(keep_reading(markdown(results), old))
     print(markdown([result]))
     return 0
 

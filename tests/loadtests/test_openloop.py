@@ -10,7 +10,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from loadtests.bench.overload import Stack, main, memory_bytes, shedding_settings
-from loadtests.bench.overload_report import cpu_per, edge_refusal_cost, goals, markdown
+from loadtests.bench.overload_report import (
+    READING_MARKER,
+    cpu_per,
+    edge_refusal_cost,
+    goals,
+    keep_reading,
+    markdown,
+)
 from loadtests.openloop import (
     NO_ANSWER,
     NOT_SENT,
@@ -291,3 +298,10 @@ def test_bad_settings_get_one_clear_error(argv: list[str], capsys: pytest.Captur
         main(argv)
     assert exited.value.code == 2
     assert "--" in capsys.readouterr().err
+
+
+def test_a_rebuilt_report_keeps_the_hand_written_reading() -> None:
+    reading = f"{READING_MARKER}\n## Reading\nwhat the runs say\n"
+    assert keep_reading("# tables\n", "# old tables\n\n" + reading) == f"# tables\n\n{reading}"
+    assert keep_reading("# tables\n", "# old tables, no reading\n") == "# tables\n"
+    assert keep_reading("# tables\n", "") == "# tables\n"
