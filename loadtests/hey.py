@@ -5,12 +5,12 @@ core: less than twice what one core of the api answers. hey sends from the same 
 several times that. ``hey -c N -q R`` runs N workers, each on its own keep-alive
 connection, each sending at most R requests/s: a fixed arrival rate of N x R as long as
 an answer comes back within a worker's interval (1/R); a worker whose answer is later
-than that sends late, and fewer (Go's ticker drops the ticks it missed). One hey's
-workers tick in step (bursts of N), so a load is shared by :data:`PROCESSES` hey
-processes started apart (:func:`run`). So what hey
+than that sends late, and fewer (Go's ticker drops the ticks it missed). So what hey
 really sent is read from its output, never assumed: :func:`parse_csv` keeps every
-request's status, latency and send time, and the overload run judges a load by the
-rate that went out (``loadtests.bench.overload.load_shortfall``).
+request's status, latency and send time, and the overload run judges a load by the rate
+that went out (:func:`loadtests.bench.overload_report.shortfall`). One hey's workers tick
+in step (bursts of N at once), so a load is shared by :data:`PROCESSES` hey processes
+started apart (:func:`run`).
 
 ``-o csv`` lists each request that got an HTTP answer; one that got none (timed out,
 refused, reset) is not listed, so it counts as never sent: the sent rate is then an
