@@ -541,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = args.pattern + (f"-api{args.api_cpus:g}" if args.api_cpus else "")
+    name += f"-c{args.connections}" if args.connections != CONNECTIONS else ""
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
     results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     old = REPORT.read_text() if REPORT.exists() else ""

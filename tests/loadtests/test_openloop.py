@@ -151,8 +151,8 @@ def test_the_report_shows_each_run_and_the_goals_of_each_shedding() -> None:
     assert goals(result, "count 8")[0] == "- NOT met: no 503 at 80% (5 of 100)"
     report = markdown([result])
     assert (
-        "## sync, the stack pinned to CPU 1, hey to CPU 0, the api capped at 0.5 CPU "
-        "(a quota per 10 ms)" in report
+        "## sync, hey, 256 connections, the stack pinned to CPU 1, hey to CPU 0, "
+        "the api capped at 0.5 CPU (a quota per 10 ms)" in report
     )
     assert "load average 0.10 0.10 0.10 before, 1.00 0.50 0.20 after" in report
     assert (
