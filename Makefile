@@ -54,7 +54,7 @@ help: ## Show this help
 	@echo "           MODEL_VERSION=N (sync, web-single: the iris version up and rollout serve; default 1)"
 	@echo "           MAX_REQUESTS_IN_FLIGHT=256 (per api process; more: 503 + Retry-After) OVERLOAD_DELAY_TARGET_MS=20 (503 while requests wait longer; default 0: off)"
 	@echo "           EDGE=1 (up, load, ...: HAProxy in front of the api refuses the excess in C) EDGE_MAXCONN=64 EDGE_MAX_QUEUE=64"
-	@echo "           overload: CAPACITY=req/s API_CPUS=0.5 SHEDDING=count,delay,none,edge DELAY_TARGET=20[,5] DELAY_CAP=256 EDGE_SETTINGS=64:64[,16:16]"
+	@echo "           overload: CAPACITY=req/s API_CPUS=0.5 SHEDDING=count,delay,none,edge DELAY_TARGET=20[,5] DELAY_CAP=256 EDGE_SETTINGS=64:64[,16:16] CORES=1:0|off"
 
 .PHONY: check-pattern
 check-pattern:
@@ -126,22 +126,33 @@ bench: ## Ratios side by side in one run: transport ceiling (nginx) at 1 and 2 a
 	  && cp loadtests/results/bench/ratios.md loadtests/reports/bench.md; \
 	else echo "BENCH_ONLY: loadtests/reports/bench.md left as it was (ratios: loadtests/results/bench/ratios.md)"; fi
 
-# make overload: the api's capacity in req/s; empty: measured first (closed loop, 32 clients).
-# SHEDDING: the settings compared, in order (count: MAX_REQUESTS_IN_FLIGHT alone; delay: the
-# queueing-delay rule at each DELAY_TARGET ms, with DELAY_CAP as its count cap; none; edge:
-# HAProxy in front of the api, at each EDGE_SETTINGS MAXCONN:QUEUE pair).
+# make overload: the api's capacity in req/s; empty: measured first (hey's 256 connections
+# back to back, on the stack with no shedding). SHEDDING: the settings compared, in order
+# (count: MAX_REQUESTS_IN_FLIGHT alone; delay: the queueing-delay rule at each DELAY_TARGET
+# ms, with DELAY_CAP as its count cap; none; edge: HAProxy in front of the api, at each
+# EDGE_SETTINGS MAXCONN:QUEUE pair). CORES=STACK:LOAD: the stack pinned to one CPU, the
+# generator (hey, the Debian package, installed here when root) to the other; off: not pinned.
 EDGE_SETTINGS ?=
 CAPACITY ?=
 SHEDDING ?=
 DELAY_TARGET ?=
 DELAY_CAP ?=
+CORES ?=
 .PHONY: overload
-overload: check-pattern $(VENV)/.installed ## Open-loop load at 80% and 2x capacity (CAPACITY=), each way of shedding (the edge too) side by side; loadtests/reports/overload.md
+overload: check-pattern $(VENV)/.installed need-hey ## Fixed-rate load (hey) at 80% and 2x capacity, stack and generator on CPUs apart, each way of shedding (the edge too) side by side; loadtests/reports/overload.md
 	$(VENV)/bin/python -m loadtests.bench.overload $(PATTERN) --port $(API_PORT) \
 	  $(if $(CAPACITY),--capacity $(CAPACITY)) $(if $(MAX_REQUESTS_IN_FLIGHT),--bound $(MAX_REQUESTS_IN_FLIGHT)) \
 	  $(if $(SHEDDING),--shedding $(SHEDDING)) $(if $(DELAY_TARGET),--delay-target $(DELAY_TARGET)) \
 	  $(if $(DELAY_CAP),--delay-cap $(DELAY_CAP)) $(if $(API_CPUS),--api-cpus $(API_CPUS)) \
-	  $(if $(EDGE_SETTINGS),--edge $(EDGE_SETTINGS))
+	  $(if $(EDGE_SETTINGS),--edge $(EDGE_SETTINGS)) $(if $(CORES),--cores $(CORES))
+
+# hey (Go, Debian's package): installed with apt-get when missing and root, else one line.
+.PHONY: need-hey
+need-hey:
+	@command -v hey >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get install -y -qq hey >/dev/null 2>&1 \
+	       || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq hey >/dev/null 2>&1; }; }; } \
+	  || { echo "make overload needs hey, the load generator: apt-get install hey (Debian package hey)" >&2; exit 2; }
 
 .PHONY: spread
 spread: check-pattern $(VENV)/.installed ## make load with SCALE (predictor=3) replicas: each one's share of the calls; loadtests/reports/spread.md

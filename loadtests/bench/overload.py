@@ -2,26 +2,30 @@
 
     python -m loadtests.bench.overload PATTERN [--capacity REQ_PER_S] [--bound 64]
         [--delay-target 5[,10..]] [--delay-cap N] [--edge 64:64[,16:16..]]
-        [--shedding count,delay,none,edge] [--seconds 30]
+        [--shedding count,delay,none,edge] [--seconds 30] [--cores 1:0|off]
+        [--connections 256] [--api-cpus 0.5]
 
 Brings up one stack of the pattern per shedding setting (the first on ``--port``, the
-others on free ports, all on 127.0.0.1), measures the capacity of the first with a closed
-loop (or takes ``--capacity``), then for each shedding setting (``count``: only the
-in-flight bound, ``MAX_REQUESTS_IN_FLIGHT=bound``, as before the delay rule; ``delay``: the
-queueing-delay rule at each ``--delay-target`` with the count as a hard cap; ``none``: no
-shedding; ``edge``: HAProxy in front of the api, compose/edge.yaml, at each ``--edge``
-MAXCONN:QUEUE, the api's own bound off) runs an open-loop load (:mod:`loadtests.openloop`)
-at 80% and at 2x that capacity, ``--seconds`` each in ``--rounds`` turns (A B C, A B C, ...:
-on a shared machine the settings meet the same minutes), reading the api's memory from
-``docker stats`` and the load average before and after. Writes
-``loadtests/results/overload/<pattern>[-api<cpus>].json`` and rebuilds the report
-``loadtests/reports/overload.md`` from every result there.
+others on free ports, all on 127.0.0.1) and pins each (every container, and the
+docker-proxy of its port) to one CPU, the load generator to the other (``--cores``).
+Measures the capacity with the load's own ``--connections`` back to back on the ``none``
+stack (or takes ``--capacity``), then for each shedding setting (``count``: only the
+in-flight bound, ``MAX_REQUESTS_IN_FLIGHT=bound``; ``delay``: the queueing-delay rule at
+each ``--delay-target`` with the count as a hard cap; ``none``: no shedding; ``edge``:
+HAProxy in front of the api, compose/edge.yaml, at each ``--edge`` MAXCONN:QUEUE, the
+api's own bound off) sends a fixed-rate load with hey (:mod:`loadtests.hey`) at 80% and
+at 2x that capacity, ``--seconds`` each in ``--rounds`` turns (A B C, A B C, ...: on a
+shared machine the settings meet the same minutes), reading the api's memory from
+``docker stats`` and the load average before and after. ``--api-cpus`` caps the api
+further inside its CPU (a lower capacity, for a generator that cannot send twice a
+whole core's). Writes ``loadtests/results/overload/<pattern>[-api<cpus>].json`` and
+rebuilds the report ``loadtests/reports/overload.md`` from every result there
+(:mod:`loadtests.bench.overload_report`: a goal is decided only where its load was sent).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -29,14 +33,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadtests import hey
+from loadtests.bench.overload_report import keep_reading, markdown
 from loadtests.measured import load_average
-from loadtests.openloop import LoadError, Tally, closed_loop, open_loop
+from loadtests.openloop import LoadError, Tally
 from shared.kit.settings import MAX_REQUESTS_IN_FLIGHT_DEFAULT, OVERLOAD_DELAY_TARGET_MS_RECOMMENDED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,49 +51,46 @@ LOADS = (("80%", 0.8), ("2x", 2.0))
 SHEDDING_KINDS = ("count", "delay", "none", "edge")
 #: The edge's settings compared by default, MAXCONN:QUEUE (compose/edge.yaml's defaults first).
 EDGE_DEFAULTS = "64:64,16:16"
-CAPACITY_USERS = 32
-CONNECTIONS = 256  # of the open loop, over all its processes: more than the bound
+CONNECTIONS = 256  # hey's workers, each its own connection: more than the bound
 CAPACITY_SECONDS = 10.0
 WARMUP_SECONDS = 3.0
+WARMUP_RATE = 1000.0  # req/s: enough to warm every path, far below any capacity here
+#: CPU of the stack (every container of it, and the docker-proxy of its published port)
+#: and CPU of the generator (hey, and this process), by default.
+CORES_DEFAULT = "1:0"
 CPU_PERIOD_US = 10_000  # of the api's CPU cap (--api-cpus)
 CGROUP = Path("/sys/fs/cgroup")
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 
 
-def _in_process(url: str, rate: float, seconds: float, start: float, connections: int) -> Tally:
-    return asyncio.run(open_loop(url, BODY, rate, seconds, start=start, connections=connections))
+def proxy_pids(port: int, proc: Path = Path("/proc")) -> list[int]:
+    """The docker-proxy processes that forward host ``port`` to a container: with Docker's
+    userland proxy, every request to 127.0.0.1 goes through one (a process of the host,
+    outside the container's cgroup)."""
+    pids = []
+    for cmdline in proc.glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if (
+            args
+            and args[0].endswith(b"docker-proxy")
+            and _flag(args, b"-host-port") == str(port).encode()
+        ):
+            pids.append(int(cmdline.parent.name))
+    return sorted(pids)
 
 
-def _closed_in_process(url: str, users: int, seconds: float) -> Tally:
-    return asyncio.run(closed_loop(url, BODY, users, seconds))
+def _flag(args: list[bytes], name: bytes) -> bytes | None:
+    """The value after ``name`` in ``args``, or None."""
+    return args[args.index(name) + 1] if name in args[:-1] else None
 
 
-def spread(
-    pool: ProcessPoolExecutor, processes: int, url: str, rate: float, seconds: float
-) -> Tally:
-    """The open loop at ``rate`` shared by ``processes`` processes, their tallies merged."""
-    start = time.monotonic() + 0.5  # all processes start their clocks at the same moment
-    connections = max(CONNECTIONS // processes, 1)
-    shares = [
-        pool.submit(_in_process, url, rate / processes, seconds, start, connections)
-        for _ in range(processes)
-    ]
-    tally = Tally()
-    for share in shares:
-        tally.merge(share.result())
-    return tally
-
-
-def capacity(pool: ProcessPoolExecutor, processes: int, url: str) -> float:
-    """Requests/s answered 2xx by ``CAPACITY_USERS`` clients sending back to back."""
-    users = max(CAPACITY_USERS // processes, 1)
-    shares = [
-        pool.submit(_closed_in_process, url, users, CAPACITY_SECONDS) for _ in range(processes)
-    ]
-    tally = Tally()
-    for share in shares:
-        tally.merge(share.result())
-    return float(tally.summary(CAPACITY_SECONDS)["goodput_per_s"])
+def pin_process(pid: int, core: int) -> None:
+    """Every thread of process ``pid`` on CPU ``core`` (threads it starts later inherit)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {core})
 
 
 class Stack:
@@ -161,6 +162,18 @@ class Stack:
             )
             if self.cpu_period_us:
                 set_cpu_period(container, self.api_cpus, self.cpu_period_us)
+
+    def pin(self, core: int) -> None:
+        """Every container of the stack (the api, the predictor, the edge) on CPU ``core``
+        (``docker update --cpuset-cpus``), and the docker-proxy of its published port."""
+        for container in self.run("ps", "-q", "--no-trunc").split():
+            subprocess.run(
+                ["docker", "update", "--cpuset-cpus", str(core), container],
+                capture_output=True,
+                check=True,
+            )
+        for pid in proxy_pids(self.published_port()):
+            pin_process(pid, core)
 
     def down(self) -> None:
         self.run("down", "--volumes", "--remove-orphans")
@@ -319,9 +332,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Capacity, then each shedding setting at each load; the figures as one JSON document.
 
     Each setting has a stack of its own, all up at once (the first on ``--port``, the
-    others on free ports), and the loads go to them in turns, ``--rounds`` slices of
-    ``--seconds`` shared out: on a machine whose load moves from one minute to the next,
-    the settings then meet the same minutes, and their figures can be compared.
+    others on free ports), each pinned to the stack's core, hey to the other; the loads go
+    to the stacks in turns, ``--rounds`` slices of ``--seconds`` shared out: on a machine
+    whose load moves from one minute to the next, the settings then meet the same minutes,
+    and their figures can be compared. The capacity is what hey's ``--connections``
+    connections get back to back (a closed loop) from the ``none`` stack (else the first),
+    on the same cores.
     """
     compared = shedding_settings(args)
     stacks = [
@@ -335,232 +351,83 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         )
         for i, setting in enumerate(compared)
     ]
+    stack_core, load_core = args.cores or (None, None)
     result: dict[str, Any] = {
         "pattern": args.pattern,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "settings": compared,
         "seconds": args.seconds,
         "rounds": args.rounds,
-        "processes": args.processes,
+        "generator": f"hey, {args.connections} connections",
+        "cores": {"stack": stack_core, "load": load_core},
         "api_cpus": args.api_cpus,
         "cpu_period_us": args.cpu_period_us,
         "load_average_before": load_average(),
         "runs": [],
     }
+
+    def load(url: str, seconds: float, rate: float = 0.0) -> Tally:
+        return hey.run(
+            url, BODY, connections=args.connections, seconds=seconds, rate=rate, core=load_core
+        )
+
     slice_s = args.seconds / args.rounds
-    with ProcessPoolExecutor(args.processes) as pool:
-        try:
-            urls = []
-            for stack, setting in zip(stacks, compared, strict=True):
-                stack.up(_environment(setting))
-                urls.append(f"http://127.0.0.1:{stack.published_port()}/predict")
-            if args.capacity:
-                result["capacity"], result["capacity_how"] = args.capacity, "given"
-            else:
-                result["capacity"] = capacity(pool, args.processes, urls[0])
-                result["capacity_how"] = (
-                    f"closed loop, {CAPACITY_USERS} clients, {CAPACITY_SECONDS:.0f} s, "
-                    f"with {compared[0]['name']}"
-                )
-            print(f"{args.pattern}: capacity {result['capacity']:.0f} req/s", file=sys.stderr)
-            for url in urls:
-                spread(pool, args.processes, url, result["capacity"] * 0.5, WARMUP_SECONDS)
-            memory = [MemoryWatch(stack) for stack in stacks]
-            for load, factor in LOADS:
-                rate = result["capacity"] * factor
-                tallies = [Tally() for _ in compared]
-                meters = [CpuMeter(stack, ("api", stack.public)) for stack in stacks]
-                for _ in range(args.rounds):
-                    for tally, url, meter in zip(tallies, urls, meters, strict=True):
-                        with meter:
-                            tally.merge(spread(pool, args.processes, url, rate, slice_s))
-                for setting, tally, meter in zip(compared, tallies, meters, strict=True):
-                    run = {"shedding": setting["name"], "load": load, "rate": rate}
-                    run |= tally.summary(args.seconds) | {"load_average": load_average()}
-                    run |= {"cpu_s": meter.used}
-                    result["runs"].append(run)
-                    print(json.dumps(run), file=sys.stderr)
-            for setting, watch in zip(compared, memory, strict=True):
-                last = next(r for r in result["runs"][::-1] if r["shedding"] == setting["name"])
-                last |= watch.stop()
-        finally:
-            for stack in stacks:
-                stack.down()
+    try:
+        urls = [
+            start(stack, setting, stack_core)
+            for stack, setting in zip(stacks, compared, strict=True)
+        ]
+        if load_core is not None:
+            os.sched_setaffinity(0, {load_core})  # this process (its threads, docker CLIs)
+        for url in urls:
+            load(url, WARMUP_SECONDS, WARMUP_RATE)
+        if args.capacity:
+            result["capacity"], result["capacity_how"] = args.capacity, "given"
+        else:
+            names = [setting["name"] for setting in compared]
+            reference = names.index("none") if "none" in names else 0
+            found = load(urls[reference], CAPACITY_SECONDS).summary(CAPACITY_SECONDS)
+            result["capacity"] = float(found["goodput_per_s"])
+            result["capacity_how"] = (
+                f"closed loop, hey, {args.connections} connections back to back,"
+                f" {CAPACITY_SECONDS:.0f} s, with {names[reference]}"
+            )
+        print(f"{args.pattern}: capacity {result['capacity']:.0f} req/s", file=sys.stderr)
+        memory = [MemoryWatch(stack) for stack in stacks]
+        for load_name, factor in LOADS:
+            rate = result["capacity"] * factor
+            tallies = [Tally() for _ in compared]
+            meters = [CpuMeter(stack, ("api", stack.public)) for stack in stacks]
+            for _ in range(args.rounds):
+                for tally, url, meter in zip(tallies, urls, meters, strict=True):
+                    with meter:
+                        tally.merge(load(url, slice_s, rate))
+            for setting, tally, meter in zip(compared, tallies, meters, strict=True):
+                run = {"shedding": setting["name"], "load": load_name, "rate": rate}
+                run |= tally.summary(args.seconds) | {"load_average": load_average()}
+                run |= {"cpu_s": meter.used}
+                result["runs"].append(run)
+                print(json.dumps(run), file=sys.stderr)
+        for setting, watch in zip(compared, memory, strict=True):
+            last = next(r for r in result["runs"][::-1] if r["shedding"] == setting["name"])
+            last |= watch.stop()
+    finally:
+        for stack in stacks:
+            stack.down()
     result["load_average_after"] = load_average()
     return result
 
 
+def start(stack: Stack, setting: dict[str, str], core: int | None) -> str:
+    """Bring ``stack`` up with ``setting``, pinned to CPU ``core`` when given; its URL."""
+    stack.up(_environment(setting))
+    if core is not None:
+        stack.pin(core)
+    return f"http://127.0.0.1:{stack.published_port()}/predict"
+
+
 def _environment(setting: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in setting.items() if name not in ("name", "EDGE")}
-
-
-def cpu_per(run: dict[str, Any], service: str, status: str | None = None) -> float | None:
-    """CPU µs ``service`` used per request of ``run`` answered ``status`` (None: per
-    request sent); None when not measured."""
-    used = (run.get("cpu_s") or {}).get(service)
-    statuses = run["statuses"]
-    count = (
-        statuses.get(status, 0) if status else sum(statuses.values()) - statuses.get("not sent", 0)
-    )
-    return None if used is None or not count else used / count * 1e6
-
-
-def edge_refusal_cost(result: dict[str, Any], shedding: str) -> str:
-    """What one refusal by the edge costs in CPU, against one answer of the api's.
-
-    At 80% the edge refuses (almost) nothing: its CPU per request there is a passed
-    request's. At 2x the rest of its CPU, over the requests it refused, is a refusal's.
-    """
-    runs = {(r["shedding"], r["load"]): r for r in result["runs"]}
-    at_80, at_2x = runs.get((shedding, "80%")), runs.get((shedding, "2x"))
-    if not (at_80 and at_2x) or (at_2x.get("cpu_s") or {}).get("edge") is None:
-        return ""
-    passed_us = cpu_per(at_80, "edge")
-    refused = at_2x["statuses"].get("503", 0)
-    answer_us = cpu_per(at_2x, "api", "200")
-    if passed_us is None or not refused or not answer_us:
-        return ""
-    passed = sum(at_2x["statuses"].values()) - at_2x["statuses"].get("not sent", 0) - refused
-    refusal_us = (at_2x["cpu_s"]["edge"] * 1e6 - passed_us * passed) / refused
-    if refusal_us <= 0:  # the edge spent less per passed request at 2x than at 80%
-        return (
-            f"- edge CPU: {passed_us:.0f} µs per request passed to the api (at 80%), "
-            f"{cpu_per(at_2x, 'edge'):.0f} µs per request at 2x, refusals included: a "
-            f"refusal's own cost is within this run's noise; the api's answer {answer_us:.0f} µs"
-        )
-    return (
-        f"- edge CPU: {passed_us:.0f} µs per request passed to the api (at 80%), "
-        f"{refusal_us:.0f} µs per refusal (at 2x, the rest over the {refused} refused); "
-        f"the api's answer {answer_us:.0f} µs: a refusal costs {refusal_us / answer_us:.2f} "
-        f"of an answer, a passed request adds {passed_us / answer_us:.2f}"
-    )
-
-
-def _us(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def _cpus(api_cpus: float | None, period_us: int | None = None) -> str:
-    if not api_cpus:
-        return "the api's CPU as its compose file sets it"
-    period = f"{period_us / 1000:g} ms" if period_us else "100 ms"
-    return f"the api capped at {api_cpus:g} CPU (a quota per {period}), the rest left to the load"
-
-
-def _both(a: float | None, b: float | None, check: Callable[[float, float], bool]) -> bool:
-    """``check(a, b)``; False when either figure is missing (no such answers were seen)."""
-    return a is not None and b is not None and check(a, b)
-
-
-def goals(result: dict[str, Any], shedding: str) -> list[str]:
-    """The goals of docs/reliability.md, met or not, for the runs with ``shedding``."""
-    runs = {(r["shedding"], r["load"]): r for r in result["runs"]}
-    at_80, at_2x = runs.get((shedding, "80%")), runs.get((shedding, "2x"))
-    if not (at_80 and at_2x):
-        return []
-    capacity = result["capacity"]
-    answered = (set(at_80["statuses"]) | set(at_2x["statuses"])) - {"not sent"}
-    checks = [
-        (
-            "no 503 at 80%",
-            not at_80["statuses"].get("503"),
-            f"{at_80['statuses'].get('503', 0)} of {sum(at_80['statuses'].values())}",
-        ),
-        (
-            "goodput at 2x >= 90% of capacity",
-            at_2x["goodput_per_s"] >= 0.9 * capacity,
-            f"{at_2x['goodput_per_s'] / capacity:.0%}",
-        ),
-        (
-            "accepted p99 at 2x <= 3x the p99 at 80%",
-            _both(at_2x["accepted_p99_ms"], at_80["accepted_p99_ms"], lambda a, b: a <= 3 * b),
-            f"{_ms(at_2x['accepted_p99_ms'])} vs {_ms(at_80['accepted_p99_ms'])} ms",
-        ),
-        (
-            "503 p99 < 5 ms",
-            _both(at_2x["shed_p99_ms"], 5.0, lambda a, b: a < b),
-            f"{_ms(at_2x['shed_p99_ms'])} ms",
-        ),
-        (
-            "api memory growth < 20 MB",
-            _both(at_2x.get("growth_mb"), 20.0, lambda a, b: a < b),
-            f"{at_2x.get('growth_mb', 0):.1f} MB",
-        ),
-        (
-            "only 200 and 503 (of the requests sent)",
-            answered <= {"200", "503"},
-            ", ".join(sorted(answered)),
-        ),
-    ]
-    return [f"- {'met' if ok else 'NOT met'}: {name} ({shown})" for name, ok, shown in checks]
-
-
-def markdown(results: list[dict[str, Any]]) -> str:
-    """The report: per pattern, its settings, one row per shedding and load, the goals."""
-    lines = [
-        "# Overload: open-loop load at 80% and 2x capacity, by way of shedding",
-        "",
-        "Generated by `make overload PATTERN=..` (loadtests/bench/overload.py); do not edit.",
-        "Open loop (loadtests/openloop.py): requests sent at a fixed rate from the host to the",
-        "api's published port on 127.0.0.1, answered or not; latencies from each request's send.",
-        "Shedding: `count N` is the in-flight bound alone (MAX_REQUESTS_IN_FLIGHT=N, the delay",
-        "rule off, as before it existed); `delay T ms, cap N` is the queueing-delay rule",
-        "(OVERLOAD_DELAY_TARGET_MS=T) with the count as a hard cap; `none` sheds nothing;",
-        "`edge M:Q` is HAProxy in front of the api (compose/edge.yaml, `make up EDGE=1`): M",
-        "requests at once to the api, Q more waiting in HAProxy, the rest refused 503 in C (the",
-        "api's own bound off). The generator shares the 2 cores with the stack (and the edge).",
-        "`late` is the share of requests the generator sent over 5 ms after their due time (it",
-        "shares the 2 cores with the stack: a high share means the load, not the api, lagged);",
-        "Requests share 256 keep-alive connections, more than the bound, as many clients would",
-        "(a server cannot shed what a client's pool holds back; waiting for a connection counts in",
-        "the latency); `not sent`: due while 1000 requests were already waiting (the client's",
-        "bound), so never sent; `no answer`: timed out (5 s, the wait for a connection included),",
-        "refused or reset. `load avg`: the machine's 1, 5, 15 min load average after the row.",
-    ]
-    for result in results:
-        lines += [
-            "",
-            f"## {result['pattern']}, {_cpus(result.get('api_cpus'), result.get('cpu_period_us'))}",
-            "",
-            f"{result['date']}; capacity {result['capacity']:.0f} req/s ({result['capacity_how']});"
-            f" {result['seconds']} s per setting and load, in {result.get('rounds', 1)} turns"
-            f" (the settings' stacks all up, loaded one at a time, turn after turn);"
-            f" {result['processes']} generator processes; one"
-            f" iris row per request; load average {result.get('load_average_before', '?')} before,"
-            f" {result.get('load_average_after', '?')} after.",
-            "",
-            "| shedding | load | offered/s | goodput/s | of capacity | accepted p50 ms "
-            "| accepted p99 ms | 503 p99 ms | late | statuses | api memory growth (peak) MB "
-            "| api CPU µs per 200 | edge CPU µs per request | load avg |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
-        ]
-        for run in result["runs"]:
-            memory = (
-                f"{run['growth_mb']:.1f} ({run['peak_growth_mb']:.1f})"
-                if "growth_mb" in run
-                else ""
-            )
-            statuses = ", ".join(f"{s}: {n}" for s, n in run["statuses"].items())
-            lines.append(
-                f"| {run['shedding']} | {run['load']} | {run['offered_per_s']:.0f} "
-                f"| {run['goodput_per_s']:.0f} | {run['goodput_per_s'] / result['capacity']:.0%} "
-                f"| {_ms(run['accepted_p50_ms'])} | {_ms(run['accepted_p99_ms'])} "
-                f"| {_ms(run['shed_p99_ms'])} | {run['late_share']:.0%} | {statuses} | {memory} "
-                f"| {_us(cpu_per(run, 'api', '200'))} | {_us(cpu_per(run, 'edge'))} "
-                f"| {run.get('load_average', '')} |"
-            )
-        for setting in result["settings"]:
-            found = goals(result, setting["name"]) if setting["name"] != "none" else []
-            if found:
-                lines += ["", f"Goals, {setting['name']}:", *found]
-            cost = edge_refusal_cost(result, setting["name"])
-            if cost:
-                lines.append(cost)
-    return "\n".join(lines) + "\n"
 
 
 def _targets(text: str) -> list[float]:
@@ -581,6 +448,20 @@ def _edge_settings(text: str) -> list[tuple[int, int]]:
             )
         pairs.append((int(maxconn), int(queue)))
     return pairs
+
+
+def _cores(text: str) -> tuple[int, int] | None:
+    """``"1:0"`` -> ``(1, 0)``: the stack's CPU and the generator's, two different ones of
+    this machine; ``"off"`` -> None (not pinned)."""
+    if text == "off":
+        return None
+    stack, sep, load = text.partition(":")
+    cpus = os.sched_getaffinity(0)
+    if not (sep and stack.isdigit() and load.isdigit() and stack != load):
+        raise argparse.ArgumentTypeError(f"give STACK:LOAD, two CPUs apart, or off; not {text!r}")
+    if not {int(stack), int(load)} <= cpus:
+        raise argparse.ArgumentTypeError(f"CPUs {text!r}: this machine has {sorted(cpus)}")
+    return int(stack), int(load)
 
 
 def _kinds(text: str) -> list[str]:
@@ -628,7 +509,15 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=3, help="the settings take turns in this many slices"
     )
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--connections", type=int, default=CONNECTIONS, help="hey's, for the capacity and the loads"
+    )
+    parser.add_argument(
+        "--cores",
+        type=_cores,
+        default=_cores(CORES_DEFAULT),
+        help="STACK:LOAD, the CPU of the stack and the CPU of hey; off: not pinned",
+    )
     parser.add_argument(
         "--api-cpus", type=float, default=0.0, help="cap the api container's CPU; 0: no cap"
     )
@@ -652,9 +541,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = args.pattern + (f"-api{args.api_cpus:g}" if args.api_cpus else "")
+    name += f"-c{args.connections}" if args.connections != CONNECTIONS else ""
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
     results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
-    REPORT.write_text(markdown(results))
+    old = REPORT.read_text() if REPORT.exists() else ""
+    REPORT.write_text(keep_reading(markdown(results), old))
     print(markdown([result]))
     return 0
 
