@@ -27,7 +27,9 @@ poll costs the api a request and Redis a read. With it, one request waits (up to
   announced: a job noted under the current subscription and not announced since has not
   ended, so its long poll waits at once, without the first read. A subscription made
   again, a job queued by another process or while unsubscribed, or one past the
-  :data:`MAX_NOTED_JOBS` most recent, is read first as before.
+  :data:`MAX_NOTED_JOBS` most recent, is read first as before. A noted job whose end is
+  recorded without an announcement (a stock ``rq`` worker, ``rq`` tools cancelling it)
+  is seen at the wait's timeout, like any waiter's job that nobody announces.
 * **A dropped subscription loses nothing.** The listener makes it again (every
   ``reconnect_s`` until Redis answers) and then wakes every waiter, which reads its job
   again: an end announced while it was down is found by that read. A waiter whose job
