@@ -108,8 +108,13 @@ class JobQueue:
             task = loop.create_task(self._send_waiting())
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
-        await done
+        # Noted before it is sent: its end may be announced (and heard) before this resumes.
         self.ends.note_queued(job.id)
+        try:
+            await done
+        except BaseException:
+            self.ends.forget(job.id)
+            raise
         return job
 
     async def fetch(self, job_id: str) -> tuple[Job, Result | None]:

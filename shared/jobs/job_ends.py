@@ -153,13 +153,18 @@ class JobEnds:
         return self._count
 
     def note_queued(self, job_id: str) -> None:
-        """``job_id`` was just queued by this process: while this subscription lasts and
-        its end is not announced, it has not ended (:meth:`not_ended`)."""
+        """``job_id`` is being queued by this process (noted before it is sent, since its end
+        may be announced before the submit resumes): while this subscription lasts and its
+        end is not announced, it has not ended (:meth:`not_ended`)."""
         if not self.subscribed:
             return
         if len(self._noted) >= MAX_NOTED_JOBS:  # forget the oldest: it is read again
             del self._noted[next(iter(self._noted))]
         self._noted[job_id] = self._subscription
+
+    def forget(self, job_id: str) -> None:
+        """``job_id`` was not queued after all (its submit failed)."""
+        self._noted.pop(job_id, None)
 
     def not_ended(self, job_id: str) -> bool:
         """True when ``job_id`` surely has not ended: queued here under the current

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import httpx
+import numpy as np
 import pytest
 import redis
 from prometheus_client import REGISTRY
@@ -384,6 +384,50 @@ async def test_a_job_queued_here_waits_without_a_read_and_is_answered_from_the_a
     assert response.json() == job_view_with(*await served.jobs.fetch(job.id))
     assert response.json()["result"] == 5
     assert not served.jobs.ends.not_ended(job.id)  # forgotten once announced
+
+
+async def test_an_end_heard_before_the_submit_resumes_is_not_missed(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker runs the job and the api hears its end between the submit's EXEC and the
+    submit resuming: the job was noted before it was sent, so the poll is not left waiting."""
+    await served.subscribe()
+    heard = asyncio.Event()
+    announced = served.jobs.ends._announced
+
+    def announced_and_tell(data: bytes) -> None:
+        announced(data)
+        heard.set()
+
+    monkeypatch.setattr(served.jobs.ends, "_announced", announced_and_tell)
+    send = served.jobs._send
+
+    async def send_then_end(batch: list) -> None:
+        await send(batch)
+        run_burst(served.redis)  # the job ends at once
+        await asyncio.wait_for(heard.wait(), 5)  # and the api hears of it first
+
+    monkeypatch.setattr(served.jobs, "_send", send_then_end)
+    job = await served.jobs.enqueue_call(ADD, args=(4, 5))
+    assert not served.jobs.ends.not_ended(job.id)
+    timed_out = waits("timed_out")
+    response = await asyncio.wait_for(served.get(job, 5), 2.5)  # at once, not at 5 s
+    assert (response.json()["status"], response.json()["result"]) == ("finished", 9)
+    assert waits("timed_out") - timed_out == 0
+
+
+async def test_a_failed_submit_leaves_nothing_noted(served: Served) -> None:
+    await served.subscribe()
+    queued = await served.jobs.enqueue_call(ADD, args=(1, 1))  # Redis's version read
+    served.jobs.ends.forget(queued.id)
+    up, served.jobs.client = served.jobs.client, aioredis.Redis(port=1, retry=Retry(NoBackoff(), 0))
+    try:
+        with pytest.raises(redis.ConnectionError):
+            await served.jobs.enqueue_call(ADD, args=(1, 1))
+    finally:
+        await served.jobs.client.aclose()
+        served.jobs.client = up
+    assert served.jobs.ends._noted == {}
 
 
 async def test_a_failed_job_is_announced_without_its_resource_and_read(
