@@ -1,7 +1,7 @@
 """The async pattern's jobs/s and the worker's cost per job, two checkouts side by side.
 
     python -m loadtests.bench.async_jobs BEFORE_DIR:BEFORE_TAG AFTER_DIR:AFTER_TAG \\
-        [--rounds 2] [--users 16] [--duration 30s] [--port 18300]
+        [--rounds 2] [--users 16] [--duration 30s] [--port 18300] [--report PATH]
 
 Each checkout's async stack is brought up under its own ``MLSP_TAG`` and compose
 project, loaded with ``make load PATTERN=async`` (same users, duration and warm-up),
@@ -13,7 +13,7 @@ recorded run alone; so is the api's CPU time per job (its ``process_cpu_seconds_
 beside the polls a job took (``GET /jobs/[id]`` requests per completed job). Each
 checkout runs its own scenario: a checkout whose scenario long-polls (``POLL_WAIT_S``)
 does, one that does not polls every ``POLL_SECONDS``. Writes
-``loadtests/reports/async-jobs.md``.
+``loadtests/reports/async-jobs.md`` (``--report``: elsewhere).
 """
 
 from __future__ import annotations
@@ -277,6 +277,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18300)
     parser.add_argument("--drain-jobs", type=int, default=3000)
     parser.add_argument("--venv", default="/work/main/.venv")
+    parser.add_argument("--report", type=Path, default=REPORT, help="where to write the report")
     args = parser.parse_args()
     args.tags = (args.before.tag, args.after.tag)
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
@@ -286,8 +287,8 @@ def main() -> None:
             run = measure(checkout, args, f"async-jobs/{checkout.tag}-{round_number}")
             print(run, flush=True)
             runs.append(run)
-    REPORT.write_text(markdown(runs, args, started))
-    print(f"Report: {REPORT}")
+    args.report.write_text(markdown(runs, args, started))
+    print(f"Report: {args.report}")
 
 
 if __name__ == "__main__":

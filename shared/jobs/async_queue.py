@@ -24,7 +24,8 @@ other. :class:`JobQueue` does the same work over ``redis.asyncio``:
   ``HGETALL`` and one ``XREVRANGE`` in a pipeline), turned into RQ's
   :class:`~rq.job.Job` and :class:`~rq.results.Result` by RQ's own code.
 * **A job's end can be waited for** (:attr:`JobQueue.ends`, :mod:`shared.jobs.job_ends`):
-  one pub/sub subscription per process wakes the requests waiting for it.
+  one pub/sub subscription per process wakes the requests waiting for it; the jobs this
+  process queued are noted there, so a long poll of one that has not ended waits at once.
 
 A batch shares its fate: when Redis fails, every submit of that turn gets the
 error (503/504 through :func:`shared.stores.redis_client.redis_errors`), and the
@@ -107,7 +108,13 @@ class JobQueue:
             task = loop.create_task(self._send_waiting())
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
-        await done
+        # Noted before it is sent: its end may be announced (and heard) before this resumes.
+        self.ends.note_queued(job.id)
+        try:
+            await done
+        except BaseException:
+            self.ends.forget(job.id)
+            raise
         return job
 
     async def fetch(self, job_id: str) -> tuple[Job, Result | None]:

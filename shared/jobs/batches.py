@@ -8,8 +8,8 @@ function path -> a function taking every job's positional arguments and answerin
 one result per job) uses these helpers to:
 
 1. :func:`take_waiting`: take up to N more jobs already waiting on the same queue,
-   never waiting for more (one round trip to move them, one to read them); a job of
-   another function goes back to the head of the queue at once;
+   never waiting for more (one round trip moves them and reads them, a Lua script); a
+   job of another function goes back to the head of the queue at once;
 2. :func:`start_all`: mark them all started (RQ's executions, the started registry,
    each job's status) in one transaction;
 3. :func:`run_batch`: run them as one call, under the shortest of their time limits;
@@ -45,6 +45,20 @@ from shared.kit.logs import request_id_var
 
 #: Answers one result per call, in order, for the positional arguments of each job.
 BatchFunction = Callable[[Sequence[tuple[Any, ...]]], Sequence[Any]]
+
+# Moves up to ARGV[1] job ids from the head of the queue to its intermediate list, as RQ's
+# dequeue moves each, and answers each id followed by its job hash (ARGV[2]: the hashes'
+# key prefix): the move and the read in one round trip.
+_TAKE_SCRIPT = """
+local taken = {}
+for i = 1, tonumber(ARGV[1]) do
+  local job_id = redis.call('lmove', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  if not job_id then break end
+  taken[#taken + 1] = job_id
+  taken[#taken + 1] = redis.call('hgetall', ARGV[2] .. job_id)
+end
+return taken
+"""
 
 # Moves job ids from the intermediate list back to the head of the queue, in their order,
 # when they are still there (a rescue may have moved them already).
@@ -85,19 +99,7 @@ def take_waiting(
     worker lost now leaves them for the rescue of jobs taken but never started.
     Jobs of another function go back to the head of the queue, in their order.
     """
-    if most <= 0:
-        return []
-    with worker.connection.pipeline(transaction=False) as pipe:
-        for _ in range(most):
-            pipe.lmove(queue.key, queue.intermediate_queue_key)
-        job_ids = [as_text(job_id) for job_id in pipe.execute() if job_id is not None]
-    if not job_ids:
-        return []
-    fetched = worker.job_class.fetch_many(
-        job_ids, connection=worker.connection, serializer=worker.serializer
-    )
-    # A job whose hash is gone is skipped, as RQ's dequeue skips it.
-    jobs = [job for job in fetched if job is not None]
+    jobs = _take(worker, queue, most)
     taken = [job for job in jobs if batchable(job, batch_functions) is batch_function]
     others = [job.id for job in jobs if batchable(job, batch_functions) is not batch_function]
     if others:
@@ -105,6 +107,25 @@ def take_waiting(
             _PUT_BACK_SCRIPT, 2, queue.intermediate_queue_key, queue.key, *others
         )
     return taken
+
+
+def _take(worker: BaseWorker, queue: Queue, most: int) -> list[Job]:
+    """Up to ``most`` jobs moved from the head of ``queue`` to its intermediate list, and
+    read, in one round trip (a job whose hash is gone is skipped, as RQ's dequeue skips it)."""
+    if most <= 0:
+        return []
+    job_class = worker.job_class
+    taken = worker.connection.eval(
+        _TAKE_SCRIPT, 2, queue.key, queue.intermediate_queue_key, most, job_class.key_for("")
+    )
+    jobs = []
+    for job_id, fields in zip(taken[::2], taken[1::2], strict=True):
+        if not fields:
+            continue
+        job = job_class(as_text(job_id), connection=worker.connection, serializer=worker.serializer)
+        job.restore(dict(zip(fields[::2], fields[1::2], strict=True)))  # as Job.fetch_many does
+        jobs.append(job)
+    return jobs
 
 
 def start_all(worker: BaseWorker, jobs: Sequence[Job], queue: Queue) -> list[Execution]:

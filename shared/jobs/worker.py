@@ -23,8 +23,9 @@ so the model is loaded once, not per job) with three additions:
   (:mod:`shared.jobs.batches`); each still gets its own result, status, retries and
   callback, as RQ records them;
 * a job's end (finished, or failed with no retry left; single or batched) is announced on
-  ``mlsp:jobs:ended:<queue>`` in the transaction that records it, so an api waiting for
-  it answers at once (:mod:`shared.jobs.job_ends`);
+  ``mlsp:jobs:ended:<queue>`` in the transaction that records it, a finished job's with
+  its job resource, so an api waiting for it answers at once without reading it
+  (:mod:`shared.jobs.job_ends`);
 * each job's log lines carry the request id of the request that queued it
   (``job.meta["request_id"]``), and jobs are counted and timed in Prometheus
   (``mlsp_jobs_total{queue,status}``, stages ``queue_wait`` and ``job``: the worker's
@@ -44,6 +45,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from prometheus_client import Counter, Histogram
@@ -51,12 +53,12 @@ from pydantic import Field
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker, Worker
 from rq.executions import Execution
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.utils import as_text
 from rq.worker import WorkerStatus
 
 from shared.jobs.batches import BatchFunction, batchable, run_batch, settle, start_all, take_waiting
-from shared.jobs.contract import public_status
+from shared.jobs.contract import job_body, public_status
 from shared.jobs.job_ends import publish_end
 from shared.kit.health_server import SyncCheck, start_health_server
 from shared.kit.logs import request_id_var
@@ -264,7 +266,17 @@ class LiveWorker(SimpleWorker):
         sent only if the end was recorded.
         """
         super().cleanup_execution(job, pipeline, execution)
-        publish_end(job, pipeline)
+        publish_end(job, pipeline, self._finished_view(job))
+
+    def _finished_view(self, job: Job) -> dict[str, Any] | None:
+        """The job resource a read of ``job`` will give once this transaction has recorded
+        its success (None: not a kept success; the waiters read it). It rides in the
+        announcement of its end, so an api waiting for it need not read it."""
+        if job.get_status(refresh=False) != JobStatus.FINISHED:
+            return None
+        if job.get_result_ttl(self.default_result_ttl) == 0:  # RQ deletes the job
+            return None
+        return job_body(job, "finished", result=job._result)
 
     def clean_registries(self) -> None:
         """RQ's maintenance, after expiring the started jobs of dead workers and putting back

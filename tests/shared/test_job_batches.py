@@ -9,6 +9,7 @@ from rq import Callback, Queue, Retry, Worker
 from rq.job import Job, JobStatus
 from rq.results import Result
 
+from shared.jobs.batches import batchable, take_waiting
 from shared.jobs.contract import fetch_job, job_view
 from shared.jobs.worker import LiveWorker
 from tests.shared import jobfuncs
@@ -166,3 +167,35 @@ def test_jobs_of_other_functions_wait_for_their_turn(
     assert job_view(fetch_job(queue.connection, other.id))["error"]["message"] == (
         "ValueError: not batched"
     )
+
+
+def test_waiting_jobs_are_moved_and_read_in_one_round_trip(
+    client: redis.Redis, queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [queue.enqueue(ADD, i, 1, meta={"n": i}) for i in range(3)]
+    gone = queue.enqueue(ADD, 9, 9)
+    last = queue.enqueue(ADD, 5, 5)
+    client.delete(gone.key)  # its hash expired or was deleted: skipped, as RQ's dequeue does
+    worker = jobfuncs.batching_worker(client, 16, None)
+    batch_function = batchable(jobs[0], worker.batch_functions)
+    assert batch_function is not None
+    commands: list[object] = []
+    execute = client.execute_command
+
+    def counted(*args: object, **options: object) -> object:
+        commands.append(args[0])
+        return execute(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counted)
+    taken = take_waiting(worker, queue, 10, batch_function, worker.batch_functions)
+    assert len(commands) == 1  # the script: moves and reads them all
+    assert [job.id for job in taken] == [*(job.id for job in jobs), last.id]
+    assert [(job.args, job.meta) for job in taken[:3]] == [((i, 1), {"n": i}) for i in range(3)]
+    assert [job.get_status(refresh=False) for job in taken] == [JobStatus.QUEUED] * 4
+    assert queue.count == 0
+    # Where RQ's dequeue leaves a taken job until it starts (the rescue watches it).
+    assert [job_id.decode() for job_id in client.lrange(queue.intermediate_queue_key, 0, -1)] == [
+        *(job.id for job in jobs),
+        gone.id,
+        last.id,
+    ]

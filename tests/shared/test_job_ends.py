@@ -10,8 +10,10 @@ the subscription's socket until the loop reads it.
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import redis
 from prometheus_client import REGISTRY
@@ -24,7 +26,13 @@ from rq.job import Job, JobStatus
 
 from shared.jobs.async_queue import JobQueue
 from shared.jobs.contract import add_job_route, job_view_with
-from shared.jobs.job_ends import ended_channel, has_ended, wait_for_end
+from shared.jobs.job_ends import (
+    announcement,
+    ended_channel,
+    has_ended,
+    parse_announcement,
+    wait_for_end,
+)
 from shared.kit.app import ServiceApp, create_app
 from shared.kit.settings import ServiceSettings
 from tests.shared.jobfuncs import batching_worker
@@ -49,12 +57,17 @@ class Served:
         """The long poll of ``job``, under way."""
         return asyncio.ensure_future(self.http.get(f"/jobs/{job.id}", params={"wait_s": wait_s}))
 
+    async def subscribe(self) -> None:
+        """Make the api's subscription to the ends now (the first waiter would)."""
+        ends = self.jobs.ends
+        ends.unregister("nothing", ends.register("nothing"))
+        await until(lambda: ends.subscribed)
+
     async def parked(self, job: Job, wait_s: float) -> "asyncio.Task[httpx.Response]":
         """The long poll of ``job`` once it waits, the subscription made beforehand (so
         only an announcement wakes it)."""
         ends = self.jobs.ends
-        ends.unregister(job.id, ends.register(job.id))
-        await until(lambda: ends.subscribed)
+        await self.subscribe()
         answer = self.get(job, wait_s)
         await until(lambda: ends.waiting == 1 and self.app.in_flight.in_flight == 0)
         return answer
@@ -341,51 +354,195 @@ def asgi_get(path: str, query: bytes) -> dict[str, object]:
     }
 
 
+def count_reads(served: Served, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the jobs the api reads from Redis from now on."""
+    reads: list[str] = []
+    fetch = served.jobs.fetch
+
+    async def counted(job_id: str) -> Any:
+        reads.append(job_id)
+        return await fetch(job_id)
+
+    monkeypatch.setattr(served.jobs, "fetch", counted)
+    return reads
+
+
+async def test_a_job_queued_here_waits_without_a_read_and_is_answered_from_the_announcement(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await served.subscribe()
+    job = await served.jobs.enqueue_call(ADD, args=(2, 3))
+    reads = count_reads(served, monkeypatch)
+    ended = waits("ended")
+    answer = served.get(job, 5)
+    await until(lambda: served.jobs.ends.waiting == 1)
+    run_burst(served.redis)  # LiveWorker: announces the end with the job resource
+    response = await asyncio.wait_for(answer, 2.5)
+    assert reads == []  # known not ended: no first read; the announcement was the answer
+    assert waits("ended") - ended == 1
+    # The very resource a read gives now.
+    assert response.json() == job_view_with(*await served.jobs.fetch(job.id))
+    assert response.json()["result"] == 5
+    assert not served.jobs.ends.not_ended(job.id)  # forgotten once announced
+
+
+async def test_an_end_heard_before_the_submit_resumes_is_not_missed(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker runs the job and the api hears its end between the submit's EXEC and the
+    submit resuming: the job was noted before it was sent, so the poll is not left waiting."""
+    await served.subscribe()
+    heard = asyncio.Event()
+    announced = served.jobs.ends._announced
+
+    def announced_and_tell(data: bytes) -> None:
+        announced(data)
+        heard.set()
+
+    monkeypatch.setattr(served.jobs.ends, "_announced", announced_and_tell)
+    send = served.jobs._send
+
+    async def send_then_end(batch: list) -> None:
+        await send(batch)
+        run_burst(served.redis)  # the job ends at once
+        await asyncio.wait_for(heard.wait(), 5)  # and the api hears of it first
+
+    monkeypatch.setattr(served.jobs, "_send", send_then_end)
+    job = await served.jobs.enqueue_call(ADD, args=(4, 5))
+    assert not served.jobs.ends.not_ended(job.id)
+    timed_out = waits("timed_out")
+    response = await asyncio.wait_for(served.get(job, 5), 2.5)  # at once, not at 5 s
+    assert (response.json()["status"], response.json()["result"]) == ("finished", 9)
+    assert waits("timed_out") - timed_out == 0
+
+
+async def test_a_failed_submit_leaves_nothing_noted(served: Served) -> None:
+    await served.subscribe()
+    queued = await served.jobs.enqueue_call(ADD, args=(1, 1))  # Redis's version read
+    served.jobs.ends.forget(queued.id)
+    up, served.jobs.client = served.jobs.client, aioredis.Redis(port=1, retry=Retry(NoBackoff(), 0))
+    try:
+        with pytest.raises(redis.ConnectionError):
+            await served.jobs.enqueue_call(ADD, args=(1, 1))
+    finally:
+        await served.jobs.client.aclose()
+        served.jobs.client = up
+    assert served.jobs.ends._noted == {}
+
+
+async def test_a_failed_job_is_announced_without_its_resource_and_read(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await served.subscribe()
+    job = await served.jobs.enqueue_call("tests.shared.jobfuncs.explode", args=("no",))
+    reads = count_reads(served, monkeypatch)
+    answer = served.get(job, 5)
+    await until(lambda: served.jobs.ends.waiting == 1)
+    run_burst(served.redis)
+    response = await asyncio.wait_for(answer, 2.5)
+    assert (response.json()["status"], response.json()["error"]["code"]) == ("failed", "job_error")
+    assert reads == [job.id]  # after the wake-up only
+
+
+async def test_only_jobs_queued_here_under_the_current_subscription_skip_the_read(
+    served: Served,
+) -> None:
+    ends = served.jobs.ends
+    before = await served.jobs.enqueue_call(ADD, args=(1, 1))  # not subscribed yet
+    await served.subscribe()
+    assert not ends.not_ended(before.id)
+    noted = await served.jobs.enqueue_call(ADD, args=(1, 2))
+    assert ends.not_ended(noted.id)
+    assert not ends.not_ended(served.enqueue(1, 3).id)  # queued by another process
+    served.redis.client_kill_filter(_type="pubsub")  # announcements may be missed meanwhile
+    await until(lambda: not ends.subscribed)
+    assert not ends.not_ended(noted.id)
+    await served.subscribe()
+    assert not ends.not_ended(noted.id)  # noted under the dropped subscription: read it
+
+
+async def test_the_oldest_noted_jobs_are_forgotten_past_the_bound(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shared.jobs.job_ends.MAX_NOTED_JOBS", 2)
+    await served.subscribe()
+    jobs = [await served.jobs.enqueue_call(ADD, args=(i, 1)) for i in range(3)]
+    assert [served.jobs.ends.not_ended(job.id) for job in jobs] == [False, True, True]
+
+
+def test_an_announcement_carries_a_small_json_resource_and_nothing_else() -> None:
+    view = {"job_id": "j1", "status": "finished", "result": {"p": np.float32(0.5)}}
+    assert parse_announcement(announcement("j1", view)) == (
+        "j1",
+        {"job_id": "j1", "status": "finished", "result": {"p": 0.5}},
+    )
+    assert parse_announcement(announcement("j1", None)) == ("j1", None)
+    assert parse_announcement("j1") == ("j1", None)  # an older worker's, read as text
+    assert announcement("j1", {"result": "x" * 10_000}) == b"j1"  # too large: read instead
+    assert announcement("j1", {"result": object()}) == b"j1"  # not JSON: read instead
+
+
 # The worker's side: what it announces, and when.
 
 
 @pytest.fixture
-def announcements(redis_url: str) -> Iterator[Callable[[], list[str]]]:
-    """The job ids announced ended on queue ``test`` since the test began."""
+def carried(redis_url: str) -> Iterator[Callable[[], dict[str, Any]]]:
+    """The job ids announced ended on queue ``test`` since the test began, each with the
+    resource its announcement carried (or None)."""
     client = redis.Redis.from_url(redis_url)
     pubsub = client.pubsub()
     pubsub.subscribe(ended_channel("test"))
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"
 
-    def announced() -> list[str]:
-        ids = []
+    def announced() -> dict[str, Any]:
+        views = {}
         while (message := pubsub.get_message(timeout=0.1)) is not None:
-            ids.append(message["data"].decode())
-        return ids
+            job_id, view = parse_announcement(message["data"])
+            views[job_id] = view
+        return views
 
     yield announced
     pubsub.close()
     client.close()
 
 
+def read_view(client: redis.Redis, job: Job) -> dict[str, Any]:
+    """The job resource of ``job`` as the api reads it now."""
+    fetched = Job.fetch(job.id, connection=client)
+    return job_view_with(fetched, fetched.latest_result())
+
+
 def test_the_worker_announces_each_end_in_the_transaction_that_records_it(
-    redis_url: str, announcements: Callable[[], list[str]]
+    redis_url: str, carried: Callable[[], dict[str, Any]]
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     queue = Queue("test", connection=client)
     finished = queue.enqueue(ADD, 1, 2)
     failed = queue.enqueue("tests.shared.jobfuncs.explode", "no", retry=JobRetry(max=1))
+    forgotten = queue.enqueue(ADD, 2, 2, result_ttl=0)  # RQ keeps no result: nothing to carry
     publishes = _calls(client, "publish")
     run_burst(client)
     # The failing job ran twice: the first failure (a retry left) is no end.
-    assert sorted(announcements()) == sorted([finished.id, failed.id])
-    assert _calls(client, "publish") - publishes == 2
+    views = carried()
+    assert sorted(views) == sorted([finished.id, failed.id, forgotten.id])
+    assert _calls(client, "publish") - publishes == 3
+    # A finished job's announcement carries the resource a read gives; the others, none.
+    assert views[finished.id] == read_view(client, finished)
+    assert views[finished.id]["result"] == 3
+    assert (views[failed.id], views[forgotten.id]) == (None, None)
 
 
 def test_a_batch_announces_each_of_its_jobs(
-    redis_url: str, announcements: Callable[[], list[str]]
+    redis_url: str, carried: Callable[[], dict[str, Any]]
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     queue = Queue("test", connection=client)
     jobs = [queue.enqueue(ADD, i, 1) for i in range(3)]
     batching_worker(client, batch_size=3).work(burst=True)
-    assert sorted(announcements()) == sorted(job.id for job in jobs)
+    views = carried()
+    assert sorted(views) == sorted(job.id for job in jobs)
     assert all(job.get_status() == JobStatus.FINISHED for job in jobs)
+    assert [views[job.id] for job in jobs] == [read_view(client, job) for job in jobs]
 
 
 def test_only_the_ends_count_as_ended(redis_url: str) -> None:
