@@ -54,7 +54,7 @@ help: ## Show this help
 	@echo "           MODEL_VERSION=N (sync, web-single: the iris version up and rollout serve; default 1)"
 	@echo "           MAX_REQUESTS_IN_FLIGHT=256 (per api process; more: 503 + Retry-After) OVERLOAD_DELAY_TARGET_MS=20 (503 while requests wait longer; default 0: off)"
 	@echo "           EDGE=1 (up, load, ...: HAProxy in front of the api refuses the excess in C) EDGE_MAXCONN=64 EDGE_MAX_QUEUE=64"
-	@echo "           overload: CAPACITY=req/s API_CPUS=0.5 SHEDDING=count,delay,none,edge DELAY_TARGET=20[,5] DELAY_CAP=256 EDGE_SETTINGS=64:64[,16:16] CORES=1:0|off"
+	@echo "           overload: CAPACITY=req/s API_CPUS=0.3 SHEDDING=count,delay,none,edge DELAY_TARGET=20[,5] DELAY_CAP=256 EDGE_SETTINGS=64:16[,64:64] CORES=1:0[:0]|off"
 
 .PHONY: check-pattern
 check-pattern:
@@ -126,12 +126,14 @@ bench: ## Ratios side by side in one run: transport ceiling (nginx) at 1 and 2 a
 	  && cp loadtests/results/bench/ratios.md loadtests/reports/bench.md; \
 	else echo "BENCH_ONLY: loadtests/reports/bench.md left as it was (ratios: loadtests/results/bench/ratios.md)"; fi
 
-# make overload: the api's capacity in req/s; empty: measured first (hey's 256 connections
+# make overload: the api's capacity in req/s; empty: measured first (hey's 64 connections
 # back to back, on the stack with no shedding). SHEDDING: the settings compared, in order
 # (count: MAX_REQUESTS_IN_FLIGHT alone; delay: the queueing-delay rule at each DELAY_TARGET
 # ms, with DELAY_CAP as its count cap; none; edge: HAProxy in front of the api, at each
-# EDGE_SETTINGS MAXCONN:QUEUE pair). CORES=STACK:LOAD: the stack pinned to one CPU, the
-# generator (hey, the Debian package, installed here when root) to the other; off: not pinned.
+# EDGE_SETTINGS MAXCONN:QUEUE pair). CORES=STACK:LOAD[:FRONT]: the stack pinned to one CPU, the
+# generator (hey, the Debian package, installed here when root) to the other, the edge to FRONT
+# (the stack's by default); off: not pinned. API_CPUS: the api's share of its CPU (0.3), so hey
+# can send twice its capacity; the edge has the rest.
 EDGE_SETTINGS ?=
 CAPACITY ?=
 SHEDDING ?=

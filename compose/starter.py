@@ -302,7 +302,7 @@ your own authentication) runs on every route, `/predict` included (`shared/kit/a
 
 `make up EDGE=1` (and `make load EDGE=1`) puts HAProxy in front of the api
 (`compose/edge.yaml`): it takes `API_PORT`, lets `EDGE_MAXCONN` (64) requests reach the
-api at once and `EDGE_MAX_QUEUE` (64) wait at most `EDGE_QUEUE_TIMEOUT_MS` (100), and
+api at once and `EDGE_MAX_QUEUE` (64) wait at most `EDGE_QUEUE_TIMEOUT_MS` (1000), and
 answers any more at once, in C, with 503, `Retry-After` and the api's JSON error
 (`compose/edge/haproxy.cfg`). The api's own bound, `MAX_REQUESTS_IN_FLIGHT`, works
 without it.

@@ -12,9 +12,9 @@ REPO = Path(__file__).resolve().parent.parent
 # exporters (not run here), the load generator and the bench's fixed-answer endpoints.
 NOT_SCRAPED = {
     "base", "prep-base", "model-export", "migrate", "seed", "ctl", "redis", "postgres",
-    "prometheus", "loadtest", "bare", "bare-fastapi",
+    "prometheus", "loadtest", "bare", "bare-fastapi", "bare-asgi", "bare-rsgi",
     # make bench's other targets: the nginx transport ceiling, web-single in 2 processes
-    # and under granian.
+    # and under granian; the bare apps above have no /metrics at all.
     "nginx", "api-2-processes", "api-granian", "api-granian-2-workers",
 }  # fmt: skip
 

@@ -50,15 +50,24 @@ BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
 LOADS = (("80%", 0.8), ("2x", 2.0))
 SHEDDING_KINDS = ("count", "delay", "none", "edge")
 #: The edge's settings compared by default, MAXCONN:QUEUE (compose/edge.yaml's defaults first).
-EDGE_DEFAULTS = "64:64,16:16"
-CONNECTIONS = 256  # hey's workers, each its own connection: more than the bound
+EDGE_DEFAULTS = "64:16,64:64"
+CONNECTIONS = 1024  # hey's workers, each its own connection: more than the bound
 CAPACITY_SECONDS = 10.0
+CAPACITY_CONNECTIONS = 64
 WARMUP_SECONDS = 3.0
 WARMUP_RATE = 1000.0  # req/s: enough to warm every path, far below any capacity here
 #: CPU of the stack (every container of it, and the docker-proxy of its published port)
 #: and CPU of the generator (hey, and this process), by default.
 CORES_DEFAULT = "1:0"
 CPU_PERIOD_US = 10_000  # of the api's CPU cap (--api-cpus)
+#: The edge's CPU weight beside the api's 1024 on their shared CPU: a load balancer that
+#: answers first, as one with cores of its own would. Beside the default weight, 503 p99 at
+#: 2x went from 12.7 to 7.8 ms (web-single, edge 64:16, 2026-12-04).
+FRONT_CPU_SHARES = 16384
+#: The api's share of its CPU by default (``--api-cpus``): low enough that hey, on the other
+#: CPU, can send twice the api's capacity (it sends about 9k req/s there), and the edge keeps
+#: the rest of the api's CPU, as a load balancer has cores of its own.
+API_CPUS_DEFAULT = 0.3
 CGROUP = Path("/sys/fs/cgroup")
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 
@@ -163,17 +172,31 @@ class Stack:
             if self.cpu_period_us:
                 set_cpu_period(container, self.api_cpus, self.cpu_period_us)
 
-    def pin(self, core: int) -> None:
+    def pin(self, core: int, front: int | None = None) -> None:
         """Every container of the stack (the api, the predictor, the edge) on CPU ``core``
-        (``docker update --cpuset-cpus``), and the docker-proxy of its published port."""
+        (``docker update --cpuset-cpus``), and the docker-proxy of its published port; the
+        front (that docker-proxy, and the edge when there is one) on CPU ``front`` if given."""
+        front = core if front is None else front
+        fronts = (
+            set(self.run("ps", "-q", "--no-trunc", "edge").split())
+            if self.public == "edge"
+            else set()
+        )
         for container in self.run("ps", "-q", "--no-trunc").split():
             subprocess.run(
-                ["docker", "update", "--cpuset-cpus", str(core), container],
+                [
+                    "docker",
+                    "update",
+                    "--cpuset-cpus",
+                    str(front if container in fronts else core),
+                    *(["--cpu-shares", str(FRONT_CPU_SHARES)] if container in fronts else []),
+                    container,
+                ],
                 capture_output=True,
                 check=True,
             )
         for pid in proxy_pids(self.published_port()):
-            pin_process(pid, core)
+            pin_process(pid, front)
 
     def down(self) -> None:
         self.run("down", "--volumes", "--remove-orphans")
@@ -351,7 +374,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         )
         for i, setting in enumerate(compared)
     ]
-    stack_core, load_core = args.cores or (None, None)
+    stack_core, load_core, front_core = args.cores or (None, None, None)
     result: dict[str, Any] = {
         "pattern": args.pattern,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -359,51 +382,60 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": args.seconds,
         "rounds": args.rounds,
         "generator": f"hey, {args.connections} connections",
-        "cores": {"stack": stack_core, "load": load_core},
+        "cores": {"stack": stack_core, "load": load_core, "front": front_core},
         "api_cpus": args.api_cpus,
         "cpu_period_us": args.cpu_period_us,
         "load_average_before": load_average(),
         "runs": [],
     }
 
-    def load(url: str, seconds: float, rate: float = 0.0) -> Tally:
+    def load(url: str, seconds: float, rate: float = 0.0, connections: int = 0) -> Tally:
         return hey.run(
-            url, BODY, connections=args.connections, seconds=seconds, rate=rate, core=load_core
+            url,
+            BODY,
+            connections=connections or args.connections,
+            seconds=seconds,
+            rate=rate,
+            core=load_core,
+            processes=min(hey.PROCESSES, connections or args.connections),
         )
 
     slice_s = args.seconds / args.rounds
     try:
         urls = [
-            start(stack, setting, stack_core)
+            start(stack, setting, stack_core, front_core)
             for stack, setting in zip(stacks, compared, strict=True)
         ]
+        result["docker_proxy"] = any(proxy_pids(stack.published_port()) for stack in stacks)
         if load_core is not None:
             os.sched_setaffinity(0, {load_core})  # this process (its threads, docker CLIs)
         for url in urls:
             load(url, WARMUP_SECONDS, WARMUP_RATE)
+        names = [setting["name"] for setting in compared]
         if args.capacity:
-            result["capacity"], result["capacity_how"] = args.capacity, "given"
+            capacities = dict.fromkeys(names, args.capacity)
+            result["capacity_how"] = "given"
         else:
-            names = [setting["name"] for setting in compared]
-            reference = names.index("none") if "none" in names else 0
-            found = load(urls[reference], CAPACITY_SECONDS).summary(CAPACITY_SECONDS)
-            result["capacity"] = float(found["goodput_per_s"])
+            capacities = measure_capacities(compared, urls, load, args.capacity_connections)
             result["capacity_how"] = (
-                f"closed loop, hey, {args.connections} connections back to back,"
-                f" {CAPACITY_SECONDS:.0f} s, with {names[reference]}"
+                f"closed loop, hey, {args.capacity_connections} connections back to back,"
+                f" {CAPACITY_SECONDS:.0f} s: the api's with none, each edge's through it"
             )
-        print(f"{args.pattern}: capacity {result['capacity']:.0f} req/s", file=sys.stderr)
+        result["capacity"] = capacities[names[reference_index(names)]]
+        result["capacities"] = capacities
+        print(f"{args.pattern}: capacities {capacities} req/s", file=sys.stderr)
         memory = [MemoryWatch(stack) for stack in stacks]
         for load_name, factor in LOADS:
-            rate = result["capacity"] * factor
             tallies = [Tally() for _ in compared]
             meters = [CpuMeter(stack, ("api", stack.public)) for stack in stacks]
             for _ in range(args.rounds):
-                for tally, url, meter in zip(tallies, urls, meters, strict=True):
+                for tally, url, meter, name in zip(tallies, urls, meters, names, strict=True):
                     with meter:
-                        tally.merge(load(url, slice_s, rate))
+                        tally.merge(load(url, slice_s, capacities[name] * factor))
             for setting, tally, meter in zip(compared, tallies, meters, strict=True):
-                run = {"shedding": setting["name"], "load": load_name, "rate": rate}
+                capacity = capacities[setting["name"]]
+                run = {"shedding": setting["name"], "load": load_name, "rate": capacity * factor}
+                run |= {"capacity": capacity}
                 run |= tally.summary(args.seconds) | {"load_average": load_average()}
                 run |= {"cpu_s": meter.used}
                 result["runs"].append(run)
@@ -418,11 +450,37 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def start(stack: Stack, setting: dict[str, str], core: int | None) -> str:
-    """Bring ``stack`` up with ``setting``, pinned to CPU ``core`` when given; its URL."""
+def reference_index(names: list[str]) -> int:
+    """The setting whose stack gives the api's capacity: ``none``, else the first."""
+    return names.index("none") if "none" in names else 0
+
+
+def measure_capacities(
+    compared: list[dict[str, str]], urls: list[str], load: Any, connections: int
+) -> dict[str, float]:
+    """Each setting's capacity, req/s: what ``connections`` back to back get. The api's is
+    measured once, on the reference stack, and stands for every setting the api itself
+    serves; a stack behind the edge is measured through its edge, whose hop is part of it."""
+    names = [setting["name"] for setting in compared]
+    reference = reference_index(names)
+
+    def closed_loop(i: int) -> float:
+        found = load(urls[i], CAPACITY_SECONDS, connections=connections)
+        return float(found.summary(CAPACITY_SECONDS)["goodput_per_s"])
+
+    api = closed_loop(reference)
+    return {
+        name: closed_loop(i) if setting.get("EDGE") == "1" and i != reference else api
+        for i, (name, setting) in enumerate(zip(names, compared, strict=True))
+    }
+
+
+def start(stack: Stack, setting: dict[str, str], core: int | None, front: int | None) -> str:
+    """Bring ``stack`` up with ``setting``, pinned to CPU ``core`` (its front to ``front``)
+    when given; its URL."""
     stack.up(_environment(setting))
     if core is not None:
-        stack.pin(core)
+        stack.pin(core, front)
     return f"http://127.0.0.1:{stack.published_port()}/predict"
 
 
@@ -450,18 +508,22 @@ def _edge_settings(text: str) -> list[tuple[int, int]]:
     return pairs
 
 
-def _cores(text: str) -> tuple[int, int] | None:
-    """``"1:0"`` -> ``(1, 0)``: the stack's CPU and the generator's, two different ones of
-    this machine; ``"off"`` -> None (not pinned)."""
+def _cores(text: str) -> tuple[int, int, int] | None:
+    """``"1:0"`` -> ``(1, 0, 1)``: the stack's CPU and the generator's, two different ones
+    of this machine, and the front's (docker-proxy and the edge: the stack's unless a third
+    is given, ``"1:0:0"``); ``"off"`` -> None (not pinned)."""
     if text == "off":
         return None
-    stack, sep, load = text.partition(":")
+    parts = text.split(":")
+    if not (len(parts) in (2, 3) and all(p.isdigit() for p in parts) and parts[0] != parts[1]):
+        raise argparse.ArgumentTypeError(
+            f"give STACK:LOAD[:FRONT], the first two CPUs apart, or off; not {text!r}"
+        )
+    stack, load, front = (int(p) for p in (parts if len(parts) == 3 else [*parts, parts[0]]))
     cpus = os.sched_getaffinity(0)
-    if not (sep and stack.isdigit() and load.isdigit() and stack != load):
-        raise argparse.ArgumentTypeError(f"give STACK:LOAD, two CPUs apart, or off; not {text!r}")
-    if not {int(stack), int(load)} <= cpus:
+    if not {stack, load, front} <= cpus:
         raise argparse.ArgumentTypeError(f"CPUs {text!r}: this machine has {sorted(cpus)}")
-    return int(stack), int(load)
+    return stack, load, front
 
 
 def _kinds(text: str) -> list[str]:
@@ -513,13 +575,23 @@ def main(argv: list[str] | None = None) -> int:
         "--connections", type=int, default=CONNECTIONS, help="hey's, for the capacity and the loads"
     )
     parser.add_argument(
+        "--capacity-connections",
+        type=int,
+        default=CAPACITY_CONNECTIONS,
+        help="hey's for the capacity (back to back): enough to keep the api busy, few enough"
+        " that the api's own connection handling does not lower it",
+    )
+    parser.add_argument(
         "--cores",
         type=_cores,
         default=_cores(CORES_DEFAULT),
         help="STACK:LOAD, the CPU of the stack and the CPU of hey; off: not pinned",
     )
     parser.add_argument(
-        "--api-cpus", type=float, default=0.0, help="cap the api container's CPU; 0: no cap"
+        "--api-cpus",
+        type=float,
+        default=API_CPUS_DEFAULT,
+        help="cap the api container's CPU; 0: no cap",
     )
     parser.add_argument(
         "--cpu-period-us",

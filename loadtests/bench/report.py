@@ -105,6 +105,19 @@ RATIOS = [
         _rps_over("web-single, 2 processes", "nginx"),
     ),
     Ratio(
+        "server floor",
+        "share of nginx's rate a bare ASGI app (the fixed answer, no framework) keeps under"
+        " uvicorn, one process: the most any app served by uvicorn here could keep",
+        "(report)",
+        _rps_over("bare ASGI app", "nginx"),
+    ),
+    Ratio(
+        "server floor, granian RSGI",
+        "the same for a bare RSGI app under granian (its own interface, a Rust HTTP core)",
+        "(report)",
+        _rps_over("bare RSGI app", "nginx"),
+    ),
+    Ratio(
         "server processes",
         "web-single in two server processes over one",
         "(report)",

@@ -46,12 +46,14 @@ if wanted web-single; then
   echo "--- web-single in 1 and 2 server processes (uvicorn, granian), the bare endpoint, nginx, raw onnxruntime"
   up web-single
   compose web-single build loadtest nginx >/dev/null 2>&1
-  bench_targets=(bare bare-fastapi nginx api-2-processes api-granian api-granian-2-workers)
+  bench_targets=(bare bare-fastapi bare-asgi bare-rsgi nginx api-2-processes api-granian
+    api-granian-2-workers)
   compose web-single --profile bench up -d --wait --no-deps "${bench_targets[@]}" >/dev/null 2>&1 \
     || compose web-single --profile bench up -d --wait --no-deps "${bench_targets[@]}"
   # In turns, round after round: each ratio compares targets measured in the same rounds.
   wrk_in web-single nginx=http://nginx:8080/predict bare=http://bare:8080/predict \
     bare-fastapi=http://bare-fastapi:8080/predict web-single=http://api:8080/predict \
+    "bare ASGI app=http://bare-asgi:8080/predict" "bare RSGI app=http://bare-rsgi:8080/predict" \
     "web-single, 2 processes=http://api-2-processes:8080/predict" \
     "web-single, granian=http://api-granian:8080/predict" \
     "web-single, granian 2 workers=http://api-granian-2-workers:8080/predict" \

@@ -14,6 +14,8 @@ FIGURES = {
     "predictor, 2 replicas": {"rps": 1700.0, "p50_ms": 9.0},
     "bare": {"rps": 6000.0, "p50_ms": 2.0},
     "bare-fastapi": {"rps": 4000.0, "p50_ms": 3.0},
+    "bare ASGI app": {"rps": 9000.0, "p50_ms": 1.0},
+    "bare RSGI app": {"rps": 6000.0, "p50_ms": 1.0},
     "web-single": {"rps": 3000.0, "p50_ms": 4.0},
     "sync": {"rps": 1500.0, "p50_ms": 6.0},
     "sync one call a request": {"rps": 800.0, "p50_ms": 12.0},
@@ -66,10 +68,18 @@ def test_each_ratio_is_printed_with_its_inputs(tmp_path: Path) -> None:
     assert "| 4.00 | (report) | sync, 1 connection p50 1.00 ms / " in rows["| hop at rest"]
     assert "| 0.90 |" in rows["| batch"]
     assert "median of 3 rounds over 10000 rows" in rows["| batch"]
+    assert (
+        "| 0.75 | (report) | bare ASGI app 9000 req/s / nginx 12000 req/s |"
+        in rows["| server floor"]
+    )
+    assert (
+        "| 0.50 | (report) | bare RSGI app 6000 req/s / nginx"
+        in rows["| server floor, granian RSGI"]
+    )
 
 
 def test_a_missing_pattern_is_na_not_a_crash(tmp_path: Path) -> None:
     write(tmp_path, {"web-single": FIGURES["web-single"]})
     (tmp_path / "broken.json").write_text("{not json")
     lines = table(load_figures(tmp_path), "s").splitlines()
-    assert sum("| n/a | " in line for line in lines) == 16
+    assert sum("| n/a | " in line for line in lines) == 18

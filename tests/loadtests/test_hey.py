@@ -141,3 +141,13 @@ def test_a_failing_hey_is_a_load_error_with_its_words(fake_hey: Path) -> None:
 def test_processes_start_a_worker_s_interval_over_their_number_apart() -> None:
     assert hey.stagger(256, 10_000.0, 16) == pytest.approx(0.0016)
     assert hey.stagger(256, 0.0, 16) == 0.0  # a closed loop: no interval
+
+
+def test_hey_runs_with_a_lazier_garbage_collector(fake_hey: Path, tmp_path: Path) -> None:
+    """hey keeps every request's figures; Go's default collector stalls its workers."""
+    script = tmp_path / "hey"
+    script.write_text(
+        script.read_text().replace("#!/bin/sh\n", f'#!/bin/sh\necho "$GOGC" > {tmp_path}/gogc\n')
+    )
+    hey.run(URL, b"{}", connections=1, seconds=1, processes=1)
+    assert (tmp_path / "gogc").read_text().strip() == hey.GOGC

@@ -9,9 +9,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from loadtests.bench.overload import Stack, main, memory_bytes, shedding_settings
+from loadtests.bench.overload import (
+    Stack,
+    _cores,
+    main,
+    measure_capacities,
+    memory_bytes,
+    shedding_settings,
+)
 from loadtests.bench.overload_report import (
     READING_MARKER,
+    _capacities,
     cpu_per,
     edge_refusal_cost,
     goals,
@@ -305,3 +313,47 @@ def test_a_rebuilt_report_keeps_the_hand_written_reading() -> None:
     assert keep_reading("# tables\n", "# old tables\n\n" + reading) == f"# tables\n\n{reading}"
     assert keep_reading("# tables\n", "# old tables, no reading\n") == "# tables\n"
     assert keep_reading("# tables\n", "") == "# tables\n"
+
+
+def test_cores_give_the_front_the_stack_s_cpu_unless_a_third_is_named() -> None:
+    assert _cores("1:0") == (1, 0, 1)
+    assert _cores("1:0:0") == (1, 0, 0)
+    assert _cores("off") is None
+    for bad in ("1:0:99", "1:0:x", "1:0:0:0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _cores(bad)
+
+
+def test_the_api_s_capacity_is_measured_once_and_each_edge_s_through_itself() -> None:
+    """The settings the api serves alone share one closed loop on the reference (none)
+    stack; an edge stack gets a closed loop of its own, through its URL."""
+    compared = [{"name": "count 8"}, {"name": "none"}, {"name": "edge 4:4", "EDGE": "1"}]
+    urls = [
+        "http://127.0.0.1:1/predict",
+        "http://127.0.0.1:2/predict",
+        "http://127.0.0.1:3/predict",
+    ]
+    measured: list[tuple[str, int]] = []
+
+    def load(url: str, seconds: float, connections: int = 0) -> Tally:
+        measured.append((url, connections))
+        tally = Tally()
+        for _ in range(int(seconds) * (300 if url.endswith(":3/predict") else 200)):
+            tally.add(0, 200, 0.001)
+        return tally
+
+    capacities = measure_capacities(compared, urls, load, connections=64)
+    assert measured == [(urls[1], 64), (urls[2], 64)]
+    assert capacities == {"count 8": 200.0, "none": 200.0, "edge 4:4": 300.0}
+
+
+def test_a_setting_loaded_at_its_own_capacity_is_judged_by_it() -> None:
+    """An edge whose own capacity is 50 answered 47/s at 2x: 94% of its capacity, met,
+    though it is under half of the api's 100; the heading names both capacities."""
+    result = _runs_sent(40, 95)
+    for run, rate in zip(result["runs"], (40.0, 100.0), strict=True):
+        run |= {"capacity": 50.0, "rate": rate, "goodput_per_s": 47.0}
+    assert "- met: goodput at 2x >= 90% of capacity (94%)" in goals(result, "count 8")
+    result["capacities"] = {"none": 100.0, "count 8": 50.0}
+    assert _capacities(result) == "api 100 req/s; count 8 50 req/s"
+    assert _capacities({"capacity": 100.0, "capacities": {"none": 100.0}}) == "100 req/s"
