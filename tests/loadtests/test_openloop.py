@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from loadtests.bench.overload import (
+    FRONT_CPU_SHARES,
     Stack,
     _cores,
     main,
@@ -357,3 +358,27 @@ def test_a_setting_loaded_at_its_own_capacity_is_judged_by_it() -> None:
     result["capacities"] = {"none": 100.0, "count 8": 50.0}
     assert _capacities(result) == "api 100 req/s; count 8 50 req/s"
     assert _capacities({"capacity": 100.0, "capacities": {"none": 100.0}}) == "100 req/s"
+
+
+@pytest.mark.parametrize(("front", "edge_cpu"), [(None, "1"), (0, "0")])
+def test_pinning_puts_the_edge_first_on_its_cpu(
+    monkeypatch: pytest.MonkeyPatch, front: int | None, edge_cpu: str
+) -> None:
+    """Every container on the stack's CPU; the edge on the front's, weighted over the api."""
+    stack = Stack("sync", 0, edge=True)
+    containers = {"": "api-id predictor-id edge-id", "edge": "edge-id"}
+    monkeypatch.setattr(
+        stack, "run", lambda *args: containers[args[-1] if args[-1] == "edge" else ""]
+    )
+    monkeypatch.setattr(stack, "published_port", lambda: 1)
+    updates: list[list[str]] = []
+    monkeypatch.setattr(
+        "loadtests.bench.overload.subprocess.run", lambda line, **_: updates.append(line)
+    )
+    stack.pin(1, front)
+    by_container = {line[-1]: line[2:-1] for line in updates}
+    assert by_container["api-id"] == by_container["predictor-id"] == ["--cpuset-cpus", "1"]
+    assert by_container["edge-id"] == [
+        "--cpuset-cpus", edge_cpu, "--cpu-shares", str(FRONT_CPU_SHARES),
+    ]  # fmt: skip
+    assert FRONT_CPU_SHARES > 1024  # docker's default weight, the api's
