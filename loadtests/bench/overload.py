@@ -1,25 +1,27 @@
 """``make overload``: a pattern past its capacity, under each way of shedding, side by side.
 
     python -m loadtests.bench.overload PATTERN [--capacity REQ_PER_S] [--bound 64]
-        [--delay-target 5[,10..]] [--delay-cap N] [--edge 64:64[,16:16..]]
-        [--shedding count,delay,none,edge] [--seconds 30] [--cores 1:0|off]
-        [--connections 256] [--api-cpus 0.5]
+        [--delay-target 5[,10..]] [--delay-cap N] [--edge 64:16[,64:64..]]
+        [--shedding count,delay,none,edge] [--seconds 30] [--cores 1:0[:0]|off]
+        [--connections 1024] [--capacity-connections 64] [--api-cpus 0.3]
 
 Brings up one stack of the pattern per shedding setting (the first on ``--port``, the
 others on free ports, all on 127.0.0.1) and pins each (every container, and the
-docker-proxy of its port) to one CPU, the load generator to the other (``--cores``).
-Measures the capacity with the load's own ``--connections`` back to back on the ``none``
-stack (or takes ``--capacity``), then for each shedding setting (``count``: only the
-in-flight bound, ``MAX_REQUESTS_IN_FLIGHT=bound``; ``delay``: the queueing-delay rule at
-each ``--delay-target`` with the count as a hard cap; ``none``: no shedding; ``edge``:
-HAProxy in front of the api, compose/edge.yaml, at each ``--edge`` MAXCONN:QUEUE, the
-api's own bound off) sends a fixed-rate load with hey (:mod:`loadtests.hey`) at 80% and
-at 2x that capacity, ``--seconds`` each in ``--rounds`` turns (A B C, A B C, ...: on a
-shared machine the settings meet the same minutes), reading the api's memory from
-``docker stats`` and the load average before and after. ``--api-cpus`` caps the api
-further inside its CPU (a lower capacity, for a generator that cannot send twice a
-whole core's). Writes ``loadtests/results/overload/<pattern>[-api<cpus>].json`` and
-rebuilds the report ``loadtests/reports/overload.md`` from every result there
+docker-proxy of its port if the engine runs one) to one CPU, the load generator to the
+other (``--cores``; a third CPU there takes the edge and the docker-proxy). The api is
+capped at ``--api-cpus`` of its CPU, so that hey, on one CPU, can send twice its capacity;
+the edge has the rest, weighted to run first (:data:`FRONT_CPU_SHARES`). Measures the
+capacity with ``--capacity-connections`` back to back (the api's on the ``none`` stack,
+each edge's through it; or takes ``--capacity``), then for each shedding setting
+(``count``: only the in-flight bound, ``MAX_REQUESTS_IN_FLIGHT=bound``; ``delay``: the
+queueing-delay rule at each ``--delay-target`` with the count as a hard cap; ``none``: no
+shedding; ``edge``: HAProxy in front of the api, compose/edge.yaml, at each ``--edge``
+MAXCONN:QUEUE, the api's own bound off) sends a fixed-rate load with hey
+(:mod:`loadtests.hey`, ``--connections``) at 80% and at 2x its own capacity, ``--seconds``
+each in ``--rounds`` turns (A B C, A B C, ...: on a shared machine the settings meet the
+same minutes), reading the api's memory from ``docker stats`` and the load average before
+and after. Writes ``loadtests/results/overload/<pattern>[-api<cpus>].json`` and rebuilds
+the report ``loadtests/reports/overload.md`` from every result there
 (:mod:`loadtests.bench.overload_report`: a goal is decided only where its load was sent).
 """
 
